@@ -1,0 +1,306 @@
+"""YADTQ: the application object — settings, task registry, sending tasks, reading results."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, overload
+
+from typing_extensions import Concatenate, ParamSpec
+
+from . import states
+from .envelope import Envelope, encode, pack
+from .exceptions import ConfigurationError, NotRegistered
+from .result import AsyncResult
+from .settings import Settings, load_settings
+from .task import Task, TaskOptions, build_options
+from .transports.base import (
+    Broker,
+    Message,
+    ResultBackend,
+    ScheduledMessage,
+    StateChange,
+    WorkerInfo,
+    create_backend,
+    create_broker,
+)
+
+if TYPE_CHECKING:
+    from .transports.base import WorkerFailure
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ALIVE, UNRESPONSIVE, OFFLINE = "alive", "unresponsive", "offline"
+
+
+class YADTQ:
+    """A yadtq application: where tasks are registered and sent from.
+
+    Args:
+        name: the app's name (used in worker ids and logs).
+        broker: broker URL (``kafka://``, ``sqlite:///``, ``memory://``); defaults to
+            ``YADTQ_BROKER_URL``, then the embedded ``sqlite:///yadtq.db``.
+        backend: backend URL (``redis://``, ``sqlite:///``, ``memory://``); defaults to
+            ``YADTQ_BACKEND_URL``, then the embedded default.
+        **settings: any field of :class:`yadtq.settings.Settings`, plus the shortcuts
+            ``broker_ip``/``backend_ip``; each also reads from ``YADTQ_<NAME>``.
+    """
+
+    def __init__(self, name: Optional[str] = None, *, broker: Optional[str] = None,
+                 backend: Optional[str] = None, **settings: Any) -> None:
+        self.name = name or "yadtq"
+        self.settings: Settings = load_settings(broker=broker, backend=backend, **settings)
+        if self.settings.eager:
+            self.settings = self.settings.replace(broker_url="memory://", backend_url="memory://")
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        #: short name ("add") -> full names, for the CLI and send_task.
+        self._aliases: dict[str, set[str]] = {}
+        self._broker: Optional[Broker] = None
+        self._backend: Optional[ResultBackend] = None
+        self._lock = threading.Lock()
+        self._task_defaults = TaskOptions(
+            name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
+            retry_backoff_max=self.settings.retry_backoff_max,
+        )
+
+    def __repr__(self) -> str:
+        return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
+
+    # ------------------------------------------------------------------ transports
+    @property
+    def broker(self) -> Broker:
+        """The broker, connected on first use."""
+        if self._broker is None:
+            with self._lock:
+                if self._broker is None:
+                    self._broker = create_broker(self.settings.broker_url, self.settings)
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend:
+        """The result backend, connected on first use."""
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    self._backend = create_backend(self.settings.backend_url, self.settings)
+        return self._backend
+
+    def flush(self, timeout: Optional[float] = None) -> int:
+        """Wait until sent tasks are delivered to the broker; returns how many are still pending."""
+        return self._broker.flush(timeout) if self._broker is not None else 0
+
+    def close(self) -> None:
+        """Flush and release connections."""
+        with self._lock:
+            broker, backend = self._broker, self._backend
+            self._broker = self._backend = None
+        if broker is not None:
+            broker.close()
+        if backend is not None:
+            backend.close()
+
+    # ------------------------------------------------------------------ registry
+    @overload
+    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def task(self, *, bind: bool = ..., **options: Any) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+
+    def task(self, fn: Optional[Callable[..., Any]] = None, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(max_retries=5, ...)``.
+
+        Options: ``name``, ``max_retries`` (default 3), ``retry_backoff``, ``retry_delay``,
+        ``retry_backoff_max``, ``retry_jitter``, ``autoretry_for``, ``dont_autoretry_for``,
+        ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``.
+        """
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
+            if func.__module__ == "__main__" and "name" not in options:
+                name = func.__qualname__
+            task: Task[Any, Any] = Task(self, func, build_options(name, self._task_defaults, options))
+            self.tasks[name] = task
+            short = func.__name__
+            # Short names ("add") work for send_task and the CLI when they are unambiguous.
+            self._aliases.setdefault(short, set()).add(name)
+            return task
+
+        if fn is not None:
+            if options:
+                raise ConfigurationError("use @app.task or @app.task(**options)")
+            return register(fn)
+        return register
+
+    def bound_task(self, **options: Any) -> Callable[[Callable[Concatenate[Task[Any, Any], P], R]], Task[P, R]]:
+        """Like ``@app.task(bind=True, ...)``, typed so the first argument is the task."""
+        return self.task(bind=True, **options)  # type: ignore[no-any-return]
+
+    def resolve(self, name: str) -> Task[Any, Any]:
+        """The task registered as ``name`` (or under the unambiguous short name ``name``).
+
+        Raises:
+            NotRegistered: no such task.
+        """
+        task = self.tasks.get(name)
+        if task is not None:
+            return task
+        full = self._aliases.get(name, set())
+        if len(full) == 1:
+            return self.tasks[next(iter(full))]
+        if len(full) > 1:
+            raise NotRegistered(f"task name {name!r} is ambiguous: {', '.join(sorted(full))}")
+        raise NotRegistered(f"no task named {name!r} (registered: {', '.join(sorted(self.tasks)) or 'none'})")
+
+    # ------------------------------------------------------------------ sending
+    def send_task(self, name: str, args: Any = (), kwargs: Optional[dict[str, Any]] = None,
+                  **options: Any) -> AsyncResult[Any]:
+        """Send a task by name, without importing its code.
+
+        Options are those of :meth:`Task.apply_async`.
+        """
+        task = self.tasks.get(name)
+        if task is None and name in self._aliases:
+            task = self.resolve(name)
+        return self.submit(task.name if task else name, tuple(args), dict(kwargs or {}),
+                           task=task, **options)
+
+    def submit(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        task: Optional[Task[Any, Any]] = None,
+        countdown: Optional[float] = None,
+        eta: Optional[Union[datetime, float]] = None,
+        expires: Optional[Union[datetime, float]] = None,
+        task_id: Optional[str] = None,
+        queue: Optional[str] = None,
+        key: Optional[str] = None,
+        dedupe_key: Optional[str] = None,
+        max_retries: Optional[int] = None,
+        time_limit: Optional[float] = None,
+    ) -> AsyncResult[Any]:
+        """Encode and send one task; what ``delay``/``apply_async``/``send_task`` share.
+
+        Raises:
+            SerializationError: an argument cannot be carried (nothing is sent).
+        """
+        now = time.time()
+        opts = task.options if task is not None else None
+        if expires is None and opts is not None and opts.expires is not None:
+            expires = opts.expires
+        run_at = _epoch(eta) if eta is not None else (now + countdown if countdown else None)
+        extra: dict[str, Any] = {}
+        if max_retries is not None:
+            extra["max_retries"] = max_retries
+        if time_limit is not None:
+            extra["time_limit"] = time_limit
+        envelope = Envelope(
+            id=task_id or uuid.uuid4().hex,
+            task=name,
+            args=args,
+            kwargs=kwargs,
+            queue=queue or (opts.queue if opts and opts.queue else self.settings.default_queue),
+            eta=run_at,
+            expires=(_epoch(expires) if isinstance(expires, datetime) else now + expires)
+            if expires is not None else None,
+            key=key,
+            created=now,
+            options=extra,
+        )
+        body = encode(envelope, self.settings.secret_key)  # raises SerializationError
+        if dedupe_key is None and opts is not None and opts.dedupe:
+            dedupe_key = f"{name}:{pack([list(args), kwargs]).hex()}"
+        if dedupe_key is not None:
+            winner = self.backend.claim_dedupe(dedupe_key, envelope.id, self.settings.result_expires)
+            if winner != envelope.id:
+                logger.debug("task %s deduplicated to %s (%s)", envelope.id, winner, name)
+                return AsyncResult(winner, self)
+        if self.settings.eager:
+            return self._run_eagerly(envelope)
+        message = Message(queue=envelope.queue, body=body, key=envelope.routing_key(),
+                          headers=envelope.headers())
+        if run_at is not None and run_at > now:
+            self.backend.record(
+                [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
+                             eta=run_at)],
+                [ScheduledMessage(envelope.id, run_at, message)],
+            )
+        else:
+            self.broker.publish([message])
+        return AsyncResult(envelope.id, self)
+
+    def _run_eagerly(self, envelope: Envelope) -> AsyncResult[Any]:
+        from .worker.executor import execute_eagerly
+
+        self.backend.record(execute_eagerly(self, envelope))
+        return AsyncResult(envelope.id, self)
+
+    def AsyncResult(self, task_id: Union[str, AsyncResult[Any]]) -> AsyncResult[Any]:  # noqa: N802
+        """A handle on the task with this id."""
+        return AsyncResult(str(task_id), self)
+
+    # ------------------------------------------------------------------ seed-compatible helpers
+    def status(self, task_id: Union[str, AsyncResult[Any]]) -> str:
+        """The state of a task (``queued`` if no worker has seen it yet)."""
+        return self.AsyncResult(task_id).state
+
+    def value(self, task_id: Union[str, AsyncResult[Any]]) -> Any:
+        """The result of a finished task (its exception if it failed), else ``None``."""
+        return self.AsyncResult(task_id).result
+
+    def purge(self, queue: Optional[str] = None) -> int:
+        """Drop the tasks waiting in ``queue`` (default queue if not given)."""
+        return self.broker.purge(queue or self.settings.default_queue)
+
+    def worker_state(self, info: WorkerInfo, now: Optional[float] = None) -> str:
+        """``alive``, ``unresponsive`` or ``offline`` for one worker report."""
+        if info.state == "stopped":
+            return OFFLINE
+        now = time.time() if now is None else now
+        if now - info.last_heartbeat > self.settings.worker_unresponsive_after:
+            return UNRESPONSIVE
+        return ALIVE
+
+    def get_worker_status(self) -> dict[str, dict[str, Any]]:
+        """Every known worker: ``status`` (alive/unresponsive/offline), ``last_heartbeat``,
+        ``tasks_done``, ``tasks_failed``, ``active`` and more."""
+        now = time.time()
+        return {
+            w.worker: {
+                "status": self.worker_state(w, now),
+                "last_heartbeat": w.last_heartbeat,
+                "tasks_done": w.tasks_done,
+                "tasks_failed": w.tasks_failed,
+                "active": w.active,
+                "healthy": w.healthy,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "queues": list(w.queues),
+                "concurrency": w.concurrency,
+                "started": w.started,
+            }
+            for w in sorted(self.backend.workers(), key=lambda w: w.worker)
+        }
+
+    def worker_failures(self, limit: int = 100) -> list[WorkerFailure]:
+        """Workers that stopped heartbeating without a clean shutdown, newest first."""
+        return self.backend.failures(limit)
+
+    def display_worker_status(self) -> None:
+        """Print the worker status as a table."""
+        from .cli.render import print_worker_table
+
+        print_worker_table(self.get_worker_status())
+
+
+def _epoch(value: Union[datetime, float]) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)

@@ -1,0 +1,238 @@
+"""The wire format: a versioned msgpack envelope, extension types and HMAC signing.
+
+No pickle anywhere: a message can only carry msgpack types plus the extension
+types below, so decoding a message never runs code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import hmac
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+import msgpack
+
+from .exceptions import ProtocolError, SerializationError
+
+PROTOCOL_VERSION = 1
+
+#: msgpack extension type codes (see docs/protocol.md).
+EXT_DATETIME = 1  # ISO 8601 text, UTF-8
+EXT_DATE = 2  # ISO 8601 text, UTF-8
+EXT_UUID = 3  # 16 raw bytes
+EXT_DECIMAL = 4  # decimal text, UTF-8
+EXT_TUPLE = 5  # a msgpack array
+EXT_SET = 6  # a msgpack array
+EXT_TIME = 7  # ISO 8601 text, UTF-8
+
+#: Header names carried beside the body (Kafka headers; stored with the row elsewhere).
+HEADER_TASK = "yadtq-task"
+HEADER_VERSION = "yadtq-version"
+HEADER_ID = "yadtq-id"
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return msgpack.ExtType(EXT_TUPLE, pack(list(obj)))
+    if isinstance(obj, dt.datetime):
+        return msgpack.ExtType(EXT_DATETIME, obj.isoformat().encode())
+    if isinstance(obj, dt.date):
+        return msgpack.ExtType(EXT_DATE, obj.isoformat().encode())
+    if isinstance(obj, dt.time):
+        return msgpack.ExtType(EXT_TIME, obj.isoformat().encode())
+    if isinstance(obj, uuid.UUID):
+        return msgpack.ExtType(EXT_UUID, obj.bytes)
+    if isinstance(obj, decimal.Decimal):
+        return msgpack.ExtType(EXT_DECIMAL, str(obj).encode())
+    if isinstance(obj, (set, frozenset)):
+        return msgpack.ExtType(EXT_SET, pack(list(obj)))
+    # strict_types sends subclasses here: carry them as their plain base type.
+    for base in (bool, int, float, str, bytes, list, dict):
+        if isinstance(obj, base):
+            return base(obj)
+    raise TypeError(f"cannot serialize {type(obj).__name__!r} object")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EXT_TUPLE:
+        return tuple(unpack(data))
+    if code == EXT_DATETIME:
+        return dt.datetime.fromisoformat(data.decode())
+    if code == EXT_DATE:
+        return dt.date.fromisoformat(data.decode())
+    if code == EXT_TIME:
+        return dt.time.fromisoformat(data.decode())
+    if code == EXT_UUID:
+        return uuid.UUID(bytes=data)
+    if code == EXT_DECIMAL:
+        return decimal.Decimal(data.decode())
+    if code == EXT_SET:
+        return set(unpack(data))
+    return msgpack.ExtType(code, data)
+
+
+def pack(value: Any) -> bytes:
+    """Encode a value with yadtq's msgpack extension types.
+
+    Raises:
+        SerializationError: the value (or something inside it) cannot be carried.
+    """
+    try:
+        return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(str(exc)) from None
+
+
+def unpack(data: bytes) -> Any:
+    """Decode bytes written by :func:`pack`.
+
+    Raises:
+        ProtocolError: the bytes are not valid msgpack.
+    """
+    try:
+        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise ProtocolError(f"undecodable message: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A task invocation as it travels: what to run, with what, and under which limits."""
+
+    id: str
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    retries: int = 0
+    #: Epoch seconds before which the task must not run.
+    eta: Optional[float] = None
+    #: Epoch seconds after which the task is revoked instead of run.
+    expires: Optional[float] = None
+    parent_id: Optional[str] = None
+    root_id: Optional[str] = None
+    #: Routing key (Kafka message key); ``None`` means the task id.
+    key: Optional[str] = None
+    #: Epoch seconds when the task was first submitted.
+    created: float = 0.0
+    #: Per-call options (e.g. ``time_limit``, ``max_retries``).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def next_attempt(self, eta: float) -> Envelope:
+        """The envelope of this task's next attempt, due at ``eta``."""
+        return replace(self, retries=self.retries + 1, eta=eta)
+
+    def headers(self) -> dict[str, bytes]:
+        """Headers that let a broker route the message without decoding it."""
+        return {
+            HEADER_TASK: self.task.encode(),
+            HEADER_VERSION: str(PROTOCOL_VERSION).encode(),
+            HEADER_ID: self.id.encode(),
+        }
+
+    def routing_key(self) -> bytes:
+        return (self.key or self.id).encode()
+
+
+_FIELDS = ("id", "task", "args", "kwargs", "queue", "retries", "eta", "expires",
+           "parent_id", "root_id", "key", "created", "options")
+
+
+def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
+    """Encode an envelope to the bytes a broker carries, signed when a key is given.
+
+    Raises:
+        SerializationError: an argument cannot be carried by the wire format.
+    """
+    body: dict[str, Any] = {"v": PROTOCOL_VERSION}
+    for name in _FIELDS:
+        body[name] = getattr(envelope, name)
+    body["args"] = list(envelope.args)
+    payload = pack(body)
+    if secret_key is None:
+        return payload
+    digest = hmac.new(secret_key.encode(), payload, hashlib.sha256).digest()
+    return pack({"v": PROTOCOL_VERSION, "signed": payload, "hmac": digest})
+
+
+def decode(data: bytes, secret_key: Optional[str] = None) -> Envelope:
+    """Decode and (when a key is given) verify a message.
+
+    Raises:
+        ProtocolError: the message is malformed, of an unknown version, unsigned
+            while a key is set, or its signature does not match.
+    """
+    body = unpack(data)
+    if not isinstance(body, dict):
+        raise ProtocolError("message is not a msgpack map")
+    if "signed" in body:
+        payload = body.get("signed")
+        digest = body.get("hmac")
+        if not isinstance(payload, bytes) or not isinstance(digest, bytes):
+            raise ProtocolError("malformed signed message")
+        if secret_key is not None:
+            expected = hmac.new(secret_key.encode(), payload, hashlib.sha256).digest()
+            if not hmac.compare_digest(expected, digest):
+                raise ProtocolError("message signature does not match")
+        body = unpack(payload)
+        if not isinstance(body, dict):
+            raise ProtocolError("signed payload is not a msgpack map")
+    elif secret_key is not None:
+        raise ProtocolError("unsigned message rejected (secret_key is set)")
+    return _from_body(body)
+
+
+def _from_body(body: Mapping[str, Any]) -> Envelope:
+    version = body.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r}")
+    task_id, name = body.get("id"), body.get("task")
+    if not isinstance(task_id, str) or not task_id:
+        raise ProtocolError("message has no task id")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError("message has no task name")
+    args = body.get("args", [])
+    kwargs = body.get("kwargs") or {}
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise ProtocolError("args must be an array and kwargs a map")
+    if not all(isinstance(k, str) for k in kwargs):
+        raise ProtocolError("kwargs keys must be strings")
+    try:
+        return Envelope(
+            id=task_id,
+            task=name,
+            args=tuple(args),
+            kwargs=kwargs,
+            queue=str(body.get("queue") or "default"),
+            retries=int(body.get("retries") or 0),
+            eta=_opt_float(body.get("eta")),
+            expires=_opt_float(body.get("expires")),
+            parent_id=body.get("parent_id"),
+            root_id=body.get("root_id"),
+            key=body.get("key"),
+            created=float(body.get("created") or 0.0),
+            options=dict(body.get("options") or {}),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed envelope field: {exc}") from None
+
+
+def _opt_float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def peek_task_id(data: bytes) -> Optional[str]:
+    """Best-effort task id of a message that failed to decode, for recording its failure."""
+    try:
+        body = unpack(data)
+        if isinstance(body, dict) and "signed" in body and isinstance(body["signed"], bytes):
+            body = unpack(body["signed"])
+        task_id = body.get("id") if isinstance(body, dict) else None
+        return task_id if isinstance(task_id, str) and task_id else None
+    except Exception:
+        return None

@@ -1,0 +1,139 @@
+"""AsyncResult: a handle on a sent task, to read its state and wait for its result."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
+
+from . import states
+from .envelope import unpack
+from .exceptions import Revoked, rebuild_exception
+from .exceptions import TimeoutError as ResultTimeout
+
+if TYPE_CHECKING:
+    from .app import YADTQ
+    from .transports.base import TaskRecord
+
+R = TypeVar("R")
+
+
+class AsyncResult(Generic[R]):
+    """The state and result of one task, by id. ``str(result)`` is the id."""
+
+    def __init__(self, task_id: str, app: YADTQ) -> None:
+        self.id = task_id
+        self.app = app
+        self._ready: Optional[TaskRecord] = None
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def _record(self) -> Optional[TaskRecord]:
+        if self._ready is not None:
+            return self._ready
+        record = self.app.backend.get([self.id])[0]
+        if record is not None and record.state in states.READY_STATES:
+            self._ready = record
+        return record
+
+    @property
+    def state(self) -> str:
+        """The task's state; ``queued`` until a worker has seen it."""
+        record = self._record()
+        return record.state if record is not None else states.QUEUED
+
+    status = state
+
+    def ready(self) -> bool:
+        """Whether the task has finished (success, failed or revoked)."""
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILED
+
+    @property
+    def result(self) -> Any:
+        """The return value on success, the exception on failure, else ``None``."""
+        record = self._record()
+        if record is None:
+            return None
+        if record.state == states.SUCCESS:
+            return unpack(record.result) if record.result is not None else None
+        if record.state in (states.FAILED, states.REVOKED):
+            return self._exception(record)
+        return None
+
+    @property
+    def traceback(self) -> Optional[str]:
+        record = self._record()
+        return record.error.traceback if record is not None and record.error else None
+
+    @property
+    def retries(self) -> int:
+        record = self._record()
+        return record.retries if record is not None else 0
+
+    @property
+    def worker(self) -> Optional[str]:
+        record = self._record()
+        return record.worker if record is not None else None
+
+    @property
+    def info(self) -> Optional[TaskRecord]:
+        """Everything the backend stores about the task."""
+        return self._record()
+
+    def get(self, timeout: Optional[float] = None, propagate: bool = True,
+            interval: Optional[float] = None) -> R:
+        """Wait for the task to finish and return its result.
+
+        Waits by notification from the backend, not by polling; ``interval`` is
+        accepted for compatibility and ignored.
+
+        Raises:
+            yadtq.TimeoutError: not finished within ``timeout`` seconds.
+            Exception: with ``propagate``, the task's own exception (builtin types
+                as themselves, others as ``TaskError``), or ``Revoked``.
+        """
+        record = self._ready or self.app.backend.wait(self.id, timeout)
+        if record is None:
+            raise ResultTimeout(f"task {self.id} not ready after {timeout} s")
+        self._ready = record
+        if record.state == states.SUCCESS:
+            return unpack(record.result) if record.result is not None else None  # type: ignore[no-any-return]
+        exc = self._exception(record)
+        if propagate:
+            raise exc
+        return exc  # type: ignore[return-value]
+
+    wait = get
+
+    def _exception(self, record: TaskRecord) -> BaseException:
+        if record.state == states.REVOKED:
+            reason = record.error.message if record.error else "revoked"
+            return Revoked(f"task {self.id} {reason}")
+        if record.error is None:
+            return rebuild_exception("builtins.Exception", "task failed", None, None)
+        err = record.error
+        return rebuild_exception(err.type, err.message, err.args, err.traceback)
+
+    def revoke(self) -> None:
+        """Make sure the task never starts; it ends ``revoked`` unless it already started."""
+        self.app.backend.revoke([self.id], time.time())
+
+    def forget(self) -> None:
+        """Delete the stored state and result."""
+        self._ready = None
+        self.app.backend.forget([self.id])

@@ -1,0 +1,218 @@
+"""Tasks: the ``@app.task`` decorator's product, its options, signatures and the request context."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, TypeVar, Union
+
+from typing_extensions import ParamSpec
+
+from .exceptions import ConfigurationError, Retry
+
+if TYPE_CHECKING:
+    from .app import YADTQ
+    from .result import AsyncResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task is run and retried. Defaults for retries come from the app's settings."""
+
+    name: str
+    max_retries: int = 3
+    #: ``False``: a fixed ``retry_delay``; ``True``: exponential from ``retry_delay``;
+    #: a number: exponential from that many seconds.
+    retry_backoff: Union[bool, float] = False
+    retry_delay: float = 1.0
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    #: Exceptions that trigger an automatic retry; empty means every ``Exception``.
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    #: Exceptions that never trigger a retry.
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    queue: Optional[str] = None
+    #: Seconds before the worker kills the task (process pool).
+    time_limit: Optional[float] = None
+    #: Seconds after submission past which the task is revoked instead of run.
+    expires: Optional[float] = None
+    dedupe: bool = False
+    bind: bool = False
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a running task knows about its own invocation (``self.request``)."""
+
+    id: str
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    queue: str = "default"
+    worker: Optional[str] = None
+    eta: Optional[float] = None
+    parent_id: Optional[str] = None
+    root_id: Optional[str] = None
+
+
+_context = threading.local()
+
+
+def current_request() -> Optional[Request]:
+    """The request of the task running in this thread, if any."""
+    return getattr(_context, "request", None)
+
+
+def set_current_request(request: Optional[Request]) -> None:
+    _context.request = request
+
+
+class Task(Generic[P, R]):
+    """A registered function. Calling it runs it here; ``delay`` sends it to a worker."""
+
+    def __init__(self, app: YADTQ, fn: Callable[..., R], options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", options.name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function in this process, as a plain call."""
+        return self.run(*args, **kwargs)
+
+    def run(self, *args: Any, **kwargs: Any) -> R:
+        if self.options.bind:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> Request:
+        """The current invocation (inside a running task)."""
+        request = current_request()
+        if request is None:
+            return Request(id="", task=self.name)
+        return request
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the task to a worker with these arguments; returns at once."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Any = (),
+        kwargs: Optional[dict[str, Any]] = None,
+        *,
+        countdown: Optional[float] = None,
+        eta: Optional[Union[datetime, float]] = None,
+        expires: Optional[Union[datetime, float]] = None,
+        task_id: Optional[str] = None,
+        queue: Optional[str] = None,
+        key: Optional[str] = None,
+        dedupe_key: Optional[str] = None,
+        max_retries: Optional[int] = None,
+        time_limit: Optional[float] = None,
+    ) -> AsyncResult[R]:
+        """Send the task with options.
+
+        Args:
+            countdown: seconds from now before it may run.
+            eta: when it may run (a datetime, or epoch seconds).
+            expires: seconds from now, or a datetime, after which it is revoked instead of run.
+            task_id: use this id instead of a new one.
+            queue: the queue (Kafka topic ``yadtq.<queue>``) to send it to.
+            key: routing key; tasks with one key land on one partition, in order.
+            dedupe_key: return an earlier task's id while it is queued, running or succeeded.
+
+        Raises:
+            SerializationError: an argument cannot be carried by the wire format.
+        """
+        return self.app.submit(
+            self.name, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
+            expires=expires, task_id=task_id, queue=queue, key=key, dedupe_key=dedupe_key,
+            max_retries=max_retries, time_limit=time_limit, task=self,
+        )  # type: ignore[return-value]
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        """A signature: this task with arguments, to be sent later."""
+        return Signature(self, tuple(args), dict(kwargs))
+
+    def retry(
+        self,
+        exc: Optional[BaseException] = None,
+        *,
+        countdown: Optional[float] = None,
+        max_retries: Optional[int] = None,
+    ) -> NoReturn:
+        """Inside a bound task: end this attempt and schedule another.
+
+        Raises:
+            Retry: always; the worker turns it into a new attempt, or a failure
+                with ``exc`` once ``max_retries`` is reached.
+        """
+        raise Retry(exc, countdown=countdown, max_retries=max_retries)
+
+
+class Signature(Generic[R]):
+    """A task with its arguments and options, ready to send or call."""
+
+    def __init__(self, task: Task[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 options: Optional[dict[str, Any]] = None) -> None:
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.options = dict(options or {})
+
+    def __repr__(self) -> str:
+        params = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.task.name}({', '.join(params)})"
+
+    def set(self, **options: Any) -> Signature[R]:
+        """A copy with more ``apply_async`` options."""
+        return Signature(self.task, self.args, self.kwargs, {**self.options, **options})
+
+    def delay(self) -> AsyncResult[R]:
+        return self.apply_async()
+
+    def apply_async(self, **options: Any) -> AsyncResult[R]:
+        return self.task.apply_async(self.args, self.kwargs, **{**self.options, **options})
+
+    def __call__(self) -> R:
+        return self.task.run(*self.args, **self.kwargs)
+
+
+def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -> TaskOptions:
+    """Task options from app defaults and decorator arguments.
+
+    Raises:
+        ConfigurationError: an unknown option or a bad value.
+    """
+    known = set(TaskOptions.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigurationError(f"task {name!r}: unknown option(s) {', '.join(unknown)}")
+    for opt in ("autoretry_for", "dont_autoretry_for"):
+        value = overrides.get(opt)
+        if isinstance(value, type):
+            overrides[opt] = (value,)
+        elif value is not None:
+            overrides[opt] = tuple(value)
+            if not all(isinstance(t, type) and issubclass(t, BaseException) for t in overrides[opt]):
+                raise ConfigurationError(f"task {name!r}: {opt} must list exception types")
+    options = replace(defaults, name=name, **overrides)
+    if options.max_retries < 0:
+        raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
+    if options.time_limit is not None and options.time_limit <= 0:
+        raise ConfigurationError(f"task {name!r}: time_limit must be positive")
+    return options

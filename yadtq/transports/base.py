@@ -1,0 +1,412 @@
+"""The transport contract: :class:`Broker`, :class:`Consumer` and :class:`ResultBackend`.
+
+Everything is batch-first. A consumer hands the worker a batch of deliveries and
+takes acknowledgements in batches; a backend records the state changes of a
+batch in one round trip. ``memory.py`` is the reference implementation every
+other transport must match (``tests/contract`` runs one suite over all of them).
+
+Transports are found by URL scheme through the ``yadtq.brokers`` and
+``yadtq.backends`` entry points, so a third-party package can add one.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from importlib_metadata import entry_points
+
+from ..exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BROKER_GROUP = "yadtq.brokers"
+BACKEND_GROUP = "yadtq.backends"
+
+
+# --------------------------------------------------------------------------- broker side
+
+
+@dataclass(frozen=True)
+class Message:
+    """An encoded envelope addressed to a queue, ready to publish."""
+
+    queue: str
+    body: bytes
+    key: Optional[bytes] = None
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message as a consumer received it.
+
+    ``token`` is opaque to everyone but the transport that made it (partition
+    and offset for Kafka, a row id for SQLite).
+    """
+
+    body: bytes
+    queue: str
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+    key: Optional[bytes] = None
+    token: Any = None
+
+
+#: Called by a consumer that is about to lose deliveries (e.g. a Kafka rebalance):
+#: the worker finishes what it can within ``timeout`` seconds and reports it done.
+DrainCallback = Callable[[float], None]
+
+
+class Consumer(ABC):
+    """One worker's subscription to its queues.
+
+    ``fetch`` and ``close`` are called only by the thread that owns the consumer;
+    ``done`` and ``dead_letter`` may be called from any thread.
+    """
+
+    @abstractmethod
+    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
+        """Up to ``max_items`` deliveries, waiting at most ``timeout`` seconds for the first.
+
+        ``max_items`` may be 0: the consumer then only services its connection
+        (commits, group membership, lease renewal) and returns nothing.
+        """
+
+    @abstractmethod
+    def done(self, deliveries: Sequence[Delivery]) -> None:
+        """Report deliveries whose outcome is stored; they are never delivered again.
+
+        Acks-late: only call this after the outcome is safely in the backend.
+        """
+
+    @abstractmethod
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a delivery that can never run to the dead-letter queue, and mark it done."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Commit what is done and leave; unfinished deliveries will be redelivered."""
+
+    def in_flight(self) -> int:
+        """Deliveries handed out and not yet done (for health and tests)."""
+        return 0
+
+
+class Broker(ABC):
+    """Carries encoded envelopes to queues. Thread-safe for publishing."""
+
+    scheme: str = ""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+
+    @abstractmethod
+    def publish(self, messages: Sequence[Message]) -> None:
+        """Hand messages to the transport. Need not wait for the network; see :meth:`flush`.
+
+        Raises:
+            BrokerUnavailable: the transport refused the messages.
+        """
+
+    @abstractmethod
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+        """A new consumer of ``queues``, owned by the calling thread."""
+
+    @abstractmethod
+    def purge(self, queue: str) -> int:
+        """Drop every waiting message of ``queue``; returns how many (or -1 if unknown)."""
+
+    def depth(self, queue: str) -> Optional[int]:
+        """Messages waiting in ``queue`` (Kafka: consumer-group lag), or ``None`` if unknown."""
+        return None
+
+    def dead_letters(self, limit: int = 100) -> list[Delivery]:
+        """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
+        return []
+
+    def flush(self, timeout: Optional[float] = None) -> int:
+        """Wait until published messages are delivered; returns how many are still pending."""
+        return 0
+
+    def close(self) -> None:
+        """Release connections; flushes first."""
+
+
+# --------------------------------------------------------------------------- backend side
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A task's exception, as it travels: type name, message, args and traceback."""
+
+    type: str
+    message: str
+    args: Any = ()
+    traceback: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One state change of one task. ``None`` fields leave the stored value as it is."""
+
+    task_id: str
+    state: str
+    timestamp: float
+    worker: Optional[str] = None
+    name: Optional[str] = None
+    queue: Optional[str] = None
+    #: The encoded return value (``envelope.pack``), for ``success``.
+    result: Optional[bytes] = None
+    error: Optional[ErrorInfo] = None
+    retries: Optional[int] = None
+    #: When the task is due (``scheduled`` / ``retrying``).
+    eta: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """What a backend knows of one task."""
+
+    task_id: str
+    state: str
+    name: Optional[str] = None
+    queue: Optional[str] = None
+    result: Optional[bytes] = None
+    error: Optional[ErrorInfo] = None
+    retries: int = 0
+    worker: Optional[str] = None
+    eta: Optional[float] = None
+    #: The process incarnation that holds the ``processing`` claim.
+    instance: Optional[str] = None
+    #: ``(state, timestamp, worker)`` for every state change, oldest first.
+    history: tuple[tuple[str, float, Optional[str]], ...] = ()
+
+    @property
+    def updated(self) -> float:
+        return self.history[-1][1] if self.history else 0.0
+
+    def timestamp(self, state: str) -> Optional[float]:
+        """When the task last entered ``state``."""
+        for entry_state, ts, _ in reversed(self.history):
+            if entry_state == state:
+                return ts
+        return None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's request to start running one delivery of a task."""
+
+    task_id: str
+    name: str
+    queue: str
+    retries: int
+    #: The claiming worker's process incarnation (unique per start).
+    instance: str
+    worker: str
+    timestamp: float
+    #: When the task was first submitted, recorded as its ``queued`` time.
+    created: float = 0.0
+
+
+#: Claim decisions.
+RUN = "run"  # the claim is granted: the task is now ``processing`` by this worker
+SKIP = "skip"  # already finished, superseded by a later attempt, or running on a live worker
+REVOKED = "revoked"  # revoked before it ran: now recorded ``revoked``
+
+
+@dataclass(frozen=True)
+class ScheduledMessage:
+    """A message waiting in the schedule until ``due`` (countdown, eta, retry)."""
+
+    task_id: str
+    due: float
+    message: Message
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker's self-report, written with every heartbeat."""
+
+    worker: str
+    instance: str
+    hostname: str = ""
+    pid: int = 0
+    queues: tuple[str, ...] = ()
+    concurrency: int = 0
+    pool: str = ""
+    started: float = 0.0
+    last_heartbeat: float = 0.0
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    active: int = 0
+    #: ``running`` while serving; ``stopped`` after a clean shutdown.
+    state: str = "running"
+    healthy: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """A worker that stopped heartbeating without shutting down cleanly."""
+
+    worker: str
+    instance: str
+    last_heartbeat: float
+    detected: float
+
+
+class ResultBackend(ABC):
+    """Task state, results, the schedule, worker heartbeats and dedupe keys.
+
+    Each method is one atomic storage step; methods taking sequences handle a
+    whole batch in one round trip. Thread-safe.
+    """
+
+    scheme: str = ""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+
+    # -- states and results
+    @abstractmethod
+    def record(self, changes: Sequence[StateChange],
+               scheduled: Sequence[ScheduledMessage] = ()) -> None:
+        """Store a batch of state changes (and messages to schedule) in one atomic step,
+        and wake anyone waiting on a ready state.
+
+        A change never moves a task out of a ready state (success, failed, revoked).
+        Scheduling a retry and recording ``retrying`` together means a crash can
+        never leave one without the other.
+        """
+
+    @abstractmethod
+    def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
+        """Decide, atomically per task, whether each delivery may run; one decision each.
+
+        ``RUN`` (now ``processing`` by the claimant) unless the task is ready
+        (``SKIP``), was revoked (``REVOKED``, recorded), has moved on to a later
+        attempt than ``claim.retries`` (``SKIP``), or is ``processing`` by another
+        instance whose heartbeat is newer than ``alive_after`` (``SKIP``).
+        This is what makes a redelivered task run at most once.
+        """
+
+    @abstractmethod
+    def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
+        """The records of ``task_ids`` (``None`` for unknown or expired ones)."""
+
+    @abstractmethod
+    def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        """Block until the task is ready, woken by notification; ``None`` on timeout."""
+
+    @abstractmethod
+    def forget(self, task_ids: Sequence[str]) -> None:
+        """Delete what is stored about these tasks."""
+
+    @abstractmethod
+    def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
+        """Mark tasks revoked: one that has not started will never start."""
+
+    # -- schedule
+    @abstractmethod
+    def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
+        """Take up to ``limit`` due messages for ``lease`` seconds.
+
+        Each due message goes to exactly one caller; one not released within the
+        lease (its claimant died) becomes claimable again, so none is lost.
+        """
+
+    @abstractmethod
+    def release_due(self, entries: Sequence[ScheduledMessage]) -> None:
+        """Drop claimed messages from the schedule once they are published."""
+
+    def next_due(self) -> Optional[float]:
+        """When the earliest scheduled message is due (``None``: nothing scheduled)."""
+        return None
+
+    # -- workers
+    @abstractmethod
+    def heartbeat(self, info: WorkerInfo) -> None:
+        """Record a worker's liveness and counters."""
+
+    @abstractmethod
+    def workers(self) -> list[WorkerInfo]:
+        """Every known worker's latest report."""
+
+    @abstractmethod
+    def record_failure(self, failure: WorkerFailure) -> None:
+        """Append to the worker failure history (capped; at most one entry per instance)."""
+
+    @abstractmethod
+    def failures(self, limit: int = 100) -> list[WorkerFailure]:
+        """The worker failure history, newest first."""
+
+    # -- dedupe
+    @abstractmethod
+    def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
+        """Atomically: the id of an earlier task under ``key`` that is not failed or
+        revoked, else store ``task_id`` under ``key`` for ``ttl`` seconds and return it."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _scheme(url: str) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    if not scheme:
+        raise ConfigurationError(f"not a transport URL: {url!r}")
+    return scheme
+
+
+def _load(group: str, url: str) -> type[Any]:
+    scheme = _scheme(url)
+    found = [ep for ep in entry_points(group=group) if ep.name == scheme]
+    if not found:
+        known = sorted({ep.name for ep in entry_points(group=group)})
+        role = "broker" if group == BROKER_GROUP else "backend"
+        raise ConfigurationError(
+            f"no {role} transport for {scheme}:// (known: {', '.join(known) or 'none'})"
+        )
+    try:
+        cls = found[0].load()
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot load the {scheme}:// transport: {exc}") from exc
+    return cls  # type: ignore[no-any-return]
+
+
+def create_broker(url: str, settings: Settings) -> Broker:
+    """The broker for ``url``, looked up by scheme in the ``yadtq.brokers`` entry points."""
+    broker = _load(BROKER_GROUP, url)(url, settings)
+    assert isinstance(broker, Broker)
+    return broker
+
+
+def create_backend(url: str, settings: Settings) -> ResultBackend:
+    """The backend for ``url``, looked up by scheme in the ``yadtq.backends`` entry points."""
+    backend = _load(BACKEND_GROUP, url)(url, settings)
+    assert isinstance(backend, ResultBackend)
+    return backend
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    """Split ``items`` into lists of at most ``size``."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

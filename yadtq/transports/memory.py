@@ -1,0 +1,285 @@
+"""``memory://``: the in-process reference transport, for tests and eager runs.
+
+A real implementation of the contract in ``base.py``, not a mock: deliveries not
+reported done are redelivered when their consumer closes, the schedule leases
+what it hands out, and ``wait`` is woken by a condition variable.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
+
+from ..states import READY_STATES
+from .base import (
+    Broker,
+    Claim,
+    Consumer,
+    Delivery,
+    DrainCallback,
+    Message,
+    ResultBackend,
+    ScheduledMessage,
+    StateChange,
+    TaskRecord,
+    WorkerFailure,
+    WorkerInfo,
+)
+from .records import apply_change, decide_claim
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+
+class MemoryBroker(Broker):
+    """Queues as in-process deques."""
+
+    scheme = "memory"
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self._queues: dict[str, deque[Delivery]] = {}
+        self._dead: deque[Delivery] = deque(maxlen=10_000)
+        self._cond = threading.Condition()
+        self._tokens = itertools.count(1)
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        with self._cond:
+            for m in messages:
+                delivery = Delivery(body=m.body, queue=m.queue, headers=dict(m.headers),
+                                    key=m.key, token=next(self._tokens))
+                self._queues.setdefault(m.queue, deque()).append(delivery)
+            self._cond.notify_all()
+
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+        return MemoryConsumer(self, list(queues))
+
+    def purge(self, queue: str) -> int:
+        with self._cond:
+            waiting = self._queues.pop(queue, deque())
+            return len(waiting)
+
+    def depth(self, queue: str) -> Optional[int]:
+        with self._cond:
+            return len(self._queues.get(queue, ()))
+
+    def dead_letters(self, limit: int = 100) -> list[Delivery]:
+        with self._cond:
+            return list(self._dead)[-limit:]
+
+    # used by MemoryConsumer
+    def _take(self, queues: Sequence[str], max_items: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                taken: list[Delivery] = []
+                for name in itertools.cycle(queues):
+                    if len(taken) >= max_items or not any(self._queues.get(q) for q in queues):
+                        break
+                    waiting = self._queues.get(name)
+                    if waiting:
+                        taken.append(waiting.popleft())
+                if taken or max_items <= 0:
+                    return taken
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+
+    def _requeue(self, deliveries: Sequence[Delivery]) -> None:
+        with self._cond:
+            for d in reversed(deliveries):
+                self._queues.setdefault(d.queue, deque()).appendleft(d)
+            self._cond.notify_all()
+
+    def _dead_letter(self, delivery: Delivery) -> None:
+        with self._cond:
+            self._dead.append(delivery)
+
+
+class MemoryConsumer(Consumer):
+    def __init__(self, broker: MemoryBroker, queues: list[str]) -> None:
+        self._broker = broker
+        self._queues = queues
+        self._lock = threading.Lock()
+        self._outstanding: dict[int, Delivery] = {}
+
+    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
+        taken = self._broker._take(self._queues, max_items, timeout)
+        with self._lock:
+            for d in taken:
+                self._outstanding[d.token] = d
+        return taken
+
+    def done(self, deliveries: Sequence[Delivery]) -> None:
+        with self._lock:
+            for d in deliveries:
+                self._outstanding.pop(d.token, None)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self._broker._dead_letter(delivery)
+        self.done([delivery])
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._outstanding)
+
+    def close(self) -> None:
+        with self._lock:
+            left = list(self._outstanding.values())
+            self._outstanding.clear()
+        if left:
+            self._broker._requeue(left)
+
+
+class MemoryBackend(ResultBackend):
+    """Records, schedule, heartbeats and dedupe keys in dicts behind one condition."""
+
+    scheme = "memory"
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self._cond = threading.Condition()
+        self._records: dict[str, tuple[TaskRecord, float]] = {}
+        self._revoked: dict[str, float] = {}
+        self._schedule: dict[tuple[str, float], tuple[ScheduledMessage, float]] = {}
+        self._workers: dict[str, WorkerInfo] = {}
+        self._failures: deque[WorkerFailure] = deque(maxlen=settings.failure_history)
+        self._dedupe: dict[str, tuple[str, float]] = {}
+
+    # -- states and results
+    def _current(self, task_id: str, now: float) -> Optional[TaskRecord]:
+        entry = self._records.get(task_id)
+        if entry is None:
+            return None
+        if entry[1] < now:
+            del self._records[task_id]
+            return None
+        return entry[0]
+
+    def _store(self, record: TaskRecord, now: float) -> None:
+        self._records[record.task_id] = (record, now + self.settings.result_expires)
+
+    def record(self, changes: Sequence[StateChange],
+               scheduled: Sequence[ScheduledMessage] = ()) -> None:
+        now = time.time()
+        with self._cond:
+            for entry in scheduled:
+                self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
+            for change in changes:
+                updated = apply_change(self._current(change.task_id, now), change)
+                if updated is not None:
+                    self._store(updated, now)
+            self._cond.notify_all()
+
+    def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
+        now = time.time()
+        decisions = []
+        with self._cond:
+            for claim in claims:
+                decision, record = decide_claim(
+                    self._current(claim.task_id, now), claim,
+                    revoked=claim.task_id in self._revoked,
+                    instance_alive=lambda inst: self._instance_alive(inst, alive_after),
+                )
+                if record is not None:
+                    self._store(record, now)
+                decisions.append(decision)
+            self._cond.notify_all()
+        return decisions
+
+    def _instance_alive(self, instance: str, alive_after: float) -> bool:
+        return any(w.instance == instance and w.state == "running"
+                   and w.last_heartbeat >= alive_after for w in self._workers.values())
+
+    def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
+        now = time.time()
+        with self._cond:
+            return [self._current(t, now) for t in task_ids]
+
+    def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                record = self._current(task_id, time.time())
+                if record is not None and record.state in READY_STATES:
+                    return record
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        with self._cond:
+            for t in task_ids:
+                self._records.pop(t, None)
+
+    def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
+        from ..states import REVOKED
+
+        now = time.time()
+        with self._cond:
+            for t in task_ids:
+                self._revoked[t] = timestamp
+                current = self._current(t, now)
+                if current is None or current.state != "processing":
+                    updated = apply_change(current, StateChange(t, REVOKED, timestamp))
+                    if updated is not None:
+                        self._store(updated, now)
+            self._cond.notify_all()
+
+    # -- schedule
+    def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
+        taken: list[ScheduledMessage] = []
+        with self._cond:
+            for key, (entry, leased_until) in sorted(self._schedule.items(), key=lambda kv: kv[1][0].due):
+                if len(taken) >= limit or entry.due > now:
+                    break
+                if leased_until > now:
+                    continue
+                self._schedule[key] = (entry, now + lease)
+                taken.append(entry)
+        return taken
+
+    def release_due(self, entries: Sequence[ScheduledMessage]) -> None:
+        with self._cond:
+            for e in entries:
+                self._schedule.pop((e.task_id, e.due), None)
+
+    def next_due(self) -> Optional[float]:
+        with self._cond:
+            return min((e.due for e, _ in self._schedule.values()), default=None)
+
+    # -- workers
+    def heartbeat(self, info: WorkerInfo) -> None:
+        with self._cond:
+            self._workers[info.worker] = info
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._cond:
+            return list(self._workers.values())
+
+    def record_failure(self, failure: WorkerFailure) -> None:
+        with self._cond:
+            if all(f.instance != failure.instance for f in self._failures):
+                self._failures.appendleft(failure)
+
+    def failures(self, limit: int = 100) -> list[WorkerFailure]:
+        with self._cond:
+            return list(self._failures)[:limit]
+
+    # -- dedupe
+    def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
+        now = time.time()
+        with self._cond:
+            earlier = self._dedupe.get(key)
+            if earlier is not None and earlier[1] >= now:
+                record = self._current(earlier[0], now)
+                if record is None or record.state not in ("failed", "revoked"):
+                    return earlier[0]
+            self._dedupe[key] = (task_id, now + ttl)
+            return task_id

@@ -1,0 +1,235 @@
+"""The worker's loop: fetch, dispatch, collect outcomes, mark done.
+
+One thread owns the broker consumer and calls ``fetch``; pool threads execute;
+a recorder thread stores each batch of outcomes in the backend and only then
+reports the deliveries done (acks-late, DESIGN.md §4): a worker killed at any
+moment loses no task, because nothing is done before its outcome is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+from .. import states
+from ..envelope import Envelope, decode, encode, peek_task_id
+from ..exceptions import NotRegistered, ProtocolError, YADTQError
+from ..transports.base import (
+    RUN,
+    Claim,
+    Consumer,
+    Delivery,
+    ErrorInfo,
+    Message,
+    ScheduledMessage,
+    StateChange,
+)
+from .executor import Outcome, outcome_change
+from .pools import Job, Pool
+
+if TYPE_CHECKING:
+    from ..app import YADTQ
+
+logger = logging.getLogger(__name__)
+
+#: How long ``fetch`` may block; bounds how fast the loop notices a stop.
+FETCH_TIMEOUT = 0.1
+#: Most outcomes stored in one backend round trip.
+RECORD_BATCH = 512
+
+
+@dataclass
+class WorkerStats:
+    """Counters the heartbeat reports."""
+
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    #: ``time.monotonic()`` of the loop's latest turn, for health.
+    last_turn: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, outcomes: Sequence[Outcome]) -> None:
+        with self.lock:
+            for outcome in outcomes:
+                if outcome.state == states.SUCCESS:
+                    self.done += 1
+                elif outcome.state == states.FAILED:
+                    self.failed += 1
+                else:
+                    self.retried += 1
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a worker is: its name and this process incarnation."""
+
+    name: str
+    instance: str
+
+
+class TaskConsumer:
+    """Moves deliveries from a consumer through a pool and records their outcomes."""
+
+    def __init__(self, app: YADTQ, consumer: Consumer, pool: Pool, identity: Identity,
+                 stats: WorkerStats, outcomes: queue.SimpleQueue[tuple[Job, Outcome]],
+                 on_stored: Callable[[int], None] = lambda count: None) -> None:
+        self.app = app
+        self.consumer = consumer
+        self.pool = pool
+        self.identity = identity
+        self.stats = stats
+        self.outcomes = outcomes
+        self.on_stored = on_stored
+        self.secret_key = app.settings.secret_key
+
+    # ------------------------------------------------------------------ owner thread
+    def turn(self) -> int:
+        """One iteration: fetch what the pool has room for and dispatch it."""
+        self.stats.last_turn = time.monotonic()
+        free = self.pool.free_slots()
+        if free <= 0:
+            self.pool.wait_for_slot(FETCH_TIMEOUT)
+            self.consumer.fetch(0, 0)  # keep the connection serviced while the pool is full
+            return 0
+        deliveries = self.consumer.fetch(free, FETCH_TIMEOUT)
+        if deliveries:
+            self.dispatch(deliveries)
+        return len(deliveries)
+
+    def dispatch(self, deliveries: Sequence[Delivery]) -> None:
+        """Decode, set aside what must wait or must not run, claim the rest, start it."""
+        now = time.time()
+        runnable: list[tuple[Envelope, Delivery]] = []
+        settled: list[Delivery] = []
+        changes: list[StateChange] = []
+        scheduled: list[ScheduledMessage] = []
+        for delivery in deliveries:
+            try:
+                envelope = decode(delivery.body, self.secret_key)
+            except ProtocolError as exc:
+                self.reject(delivery, str(exc), peek_task_id(delivery.body))
+                continue
+            if envelope.task not in self.app.tasks:
+                self.reject(delivery, f"task {envelope.task!r} is not registered", envelope.id,
+                            NotRegistered.__name__, envelope)
+                continue
+            if envelope.expires is not None and envelope.expires < now:
+                logger.info("task %s[%s] expired before it ran", envelope.task, envelope.id)
+                changes.append(StateChange(
+                    envelope.id, states.REVOKED, now, worker=self.identity.name, name=envelope.task,
+                    queue=envelope.queue, error=ErrorInfo("yadtq.exceptions.Revoked", "expired")))
+                settled.append(delivery)
+            elif envelope.eta is not None and envelope.eta > now:
+                changes.append(StateChange(envelope.id, states.SCHEDULED, now, name=envelope.task,
+                                           queue=envelope.queue, eta=envelope.eta))
+                scheduled.append(ScheduledMessage(envelope.id, envelope.eta, Message(
+                    delivery.queue, delivery.body, delivery.key, delivery.headers)))
+                settled.append(delivery)
+            else:
+                runnable.append((envelope, delivery))
+        if changes:
+            self.app.backend.record(changes, scheduled)
+        if settled:
+            self.consumer.done(settled)
+        if not runnable:
+            return
+        alive_after = now - self.app.settings.worker_unresponsive_after
+        decisions = self.app.backend.claim([
+            Claim(e.id, e.task, e.queue, e.retries, self.identity.instance, self.identity.name,
+                  now, e.created) for e, _ in runnable
+        ], alive_after)
+        skipped = []
+        for (envelope, delivery), decision in zip(runnable, decisions):
+            if decision == RUN:
+                logger.debug("task %s[%s] received", envelope.task, envelope.id)
+                self.pool.submit(Job(envelope, delivery))
+            else:
+                logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision)
+                skipped.append(delivery)
+        if skipped:
+            self.consumer.done(skipped)
+
+    def reject(self, delivery: Delivery, reason: str, task_id: Optional[str],
+               error_type: str = ProtocolError.__name__, envelope: Optional[Envelope] = None) -> None:
+        """Record a message that can never run as failed (when its id is readable) and
+        dead-letter it; consumption goes on."""
+        logger.error("dead-lettering a message from %s: %s (task id %s)", delivery.queue, reason,
+                     task_id or "unreadable")
+        if task_id is not None:
+            self.app.backend.record([StateChange(
+                task_id, states.FAILED, time.time(), worker=self.identity.name,
+                name=envelope.task if envelope else None, queue=delivery.queue,
+                error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]))])
+        self.consumer.dead_letter(delivery, reason)
+
+    # ------------------------------------------------------------------ recorder thread
+    def record_forever(self, stop: threading.Event) -> None:
+        """Store outcomes in batches, then mark their deliveries done, until ``stop`` and idle."""
+        while True:
+            try:
+                first = self.outcomes.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
+            batch = [first]
+            while len(batch) < RECORD_BATCH:
+                try:
+                    batch.append(self.outcomes.get_nowait())
+                except queue.Empty:
+                    break
+            self.store(batch, stop)
+
+    def store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
+        """Store one batch; retries while the backend is down, never drops it."""
+        try:
+            self._store(batch, stop)
+        finally:
+            self.on_stored(len(batch))
+
+    def _store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
+        changes, scheduled = [], []
+        for job, outcome in batch:
+            envelope = job.envelope
+            changes.append(outcome_change(envelope, outcome, self.identity.name))
+            if outcome.state == states.RETRYING and outcome.retry_eta is not None:
+                retry = envelope.next_attempt(outcome.retry_eta)
+                scheduled.append(ScheduledMessage(retry.id, outcome.retry_eta, Message(
+                    job.delivery.queue, encode(retry, self.secret_key), retry.routing_key(),
+                    retry.headers())))
+            self._log(envelope, outcome)
+        delay = 0.1
+        while True:
+            try:
+                self.app.backend.record(changes, scheduled)
+                break
+            except YADTQError as exc:
+                if stop.is_set() and delay > 2:
+                    logger.critical("cannot store %d outcomes (%s); their tasks will be redelivered",
+                                    len(batch), exc)
+                    return
+                logger.warning("storing outcomes failed (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.consumer.done([job.delivery for job, _ in batch])
+        self.stats.count([outcome for _, outcome in batch])
+
+    def _log(self, envelope: Envelope, outcome: Outcome) -> None:
+        if outcome.state == states.SUCCESS:
+            logger.info("task %s[%s] succeeded in %.3f s", envelope.task, envelope.id, outcome.runtime)
+        elif outcome.state == states.RETRYING:
+            logger.warning("task %s[%s] retrying (attempt %d) after %s: %s", envelope.task,
+                           envelope.id, envelope.retries + 1,
+                           outcome.error.type if outcome.error else "?",
+                           outcome.error.message if outcome.error else "")
+        else:
+            err = outcome.error
+            logger.error("task %s[%s] failed: %s: %s%s", envelope.task, envelope.id,
+                         err.type if err else "?", err.message if err else "",
+                         f"\n{err.traceback}" if err and err.traceback else "")

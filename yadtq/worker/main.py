@@ -1,0 +1,212 @@
+"""Worker: wiring of consumer, pool, recorder, heartbeat and scheduler; signals; graceful stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Optional
+
+from ..exceptions import ConfigurationError, YADTQError
+from ..transports.base import Consumer, WorkerInfo
+from .consumer import Identity, TaskConsumer, WorkerStats
+from .executor import Outcome
+from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
+from .pools import Job, Pool, create_pool
+from .scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from ..app import YADTQ
+
+logger = logging.getLogger(__name__)
+
+
+class Worker:
+    """Consumes tasks from queues and runs them.
+
+    Args:
+        app: the app whose tasks this worker runs.
+        name: worker id (default ``hostname.pid``).
+        concurrency: tasks run at once (default 8 threads, or one process per core).
+        pool: ``threads`` or ``processes`` (needed for ``time_limit``).
+        queues: queue names (default: the app's default queue).
+        app_path: import path of the app, so process-pool children can import it.
+    """
+
+    def __init__(self, app: YADTQ, *, name: Optional[str] = None,
+                 concurrency: Optional[int] = None, pool: str = "threads",
+                 queues: Optional[Sequence[str]] = None, app_path: Optional[str] = None) -> None:
+        if pool not in ("threads", "processes"):
+            raise ConfigurationError(f"unknown pool {pool!r} (use threads or processes)")
+        if concurrency is not None and concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        self.app = app
+        self.name = name or default_worker_name()
+        self.identity = Identity(self.name, f"{self.name}#{uuid.uuid4().hex[:12]}")
+        self.pool_kind = pool
+        self.concurrency = concurrency or (8 if pool == "threads" else (os.cpu_count() or 2))
+        self.queues = list(queues or [app.settings.default_queue])
+        self.app_path = app_path
+        self.stats = WorkerStats()
+        self.started = 0.0
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._signals = 0
+        self._outcomes: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
+        self._pending = 0
+        self._pending_cond = threading.Condition()
+        self._pool: Optional[Pool] = None
+        self._consumer: Optional[Consumer] = None
+        self._state = RUNNING
+
+    # ------------------------------------------------------------------ public control
+    def run(self) -> int:
+        """Serve until stopped (SIGTERM/SIGINT in the main thread); returns the exit code."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self._serve()
+        finally:
+            self._stopped.set()
+        return 0
+
+    def start(self) -> Worker:
+        """Serve in a background thread (for tests and embedding); returns self."""
+        self._thread = threading.Thread(target=self._serve_in_thread, name=f"yadtq-worker-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Ask the worker to stop gracefully and wait for it (up to ``timeout``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def is_stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _serve_in_thread(self) -> None:
+        try:
+            self._serve()
+        except Exception:
+            logger.exception("worker %s crashed", self.name)
+        finally:
+            self._stopped.set()
+
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            logger.warning("second signal: exiting at once")
+            os._exit(1)
+        logger.info("%s received: finishing in-flight tasks (signal again to exit at once)",
+                    signal.Signals(signum).name)
+        self._stop.set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def report(self) -> WorkerInfo:
+        """This worker's heartbeat contents."""
+        stats = self.stats
+        interval = self.app.settings.heartbeat_interval
+        return WorkerInfo(
+            worker=self.name, instance=self.identity.instance, hostname=socket.gethostname(),
+            pid=os.getpid(), queues=tuple(self.queues), concurrency=self.concurrency,
+            pool=self.pool_kind, started=self.started, last_heartbeat=time.time(),
+            tasks_done=stats.done, tasks_failed=stats.failed,
+            active=len(self._pool.active()) if self._pool else 0, state=self._state,
+            healthy=self._state == STOPPED or time.monotonic() - stats.last_turn <= 2 * interval,
+            extra={"retried": stats.retried},
+        )
+
+    def _sink(self, job: Job, outcome: Outcome) -> None:
+        with self._pending_cond:
+            self._pending += 1
+        self._outcomes.put((job, outcome))
+
+    def _stored(self, count: int) -> None:
+        with self._pending_cond:
+            self._pending -= count
+            self._pending_cond.notify_all()
+
+    def _drain(self, timeout: float) -> None:
+        """Finish and store in-flight tasks within ``timeout`` (consumer about to lose them)."""
+        deadline = time.monotonic() + timeout
+        if self._pool is not None:
+            self._pool.join(timeout)
+        with self._pending_cond:
+            self._pending_cond.wait_for(lambda: self._pending <= 0,
+                                        max(0.0, deadline - time.monotonic()))
+
+    def _serve(self) -> None:
+        settings = self.app.settings
+        self.started = time.time()
+        if self.pool_kind == "threads":
+            limited = sorted(n for n, t in self.app.tasks.items() if t.options.time_limit)
+            if limited:
+                logger.warning("time_limit is enforced only with --pool processes (tasks: %s)",
+                               ", ".join(limited))
+        pool = self._pool = create_pool(self.pool_kind, self.app, self.concurrency, self.name,
+                                        self._sink, self.app_path)
+        pool.start()  # before any other thread, so forked children inherit none
+        consumer = self._consumer = self.app.broker.consumer(self.queues, on_drain=self._drain)
+        tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
+                             on_stored=self._stored)
+        recorder_stop = threading.Event()
+        recorder = threading.Thread(target=tasks.record_forever, args=(recorder_stop,),
+                                    name="yadtq-recorder", daemon=True)
+        recorder.start()
+        heartbeat = Heartbeat(self.app, self.report)
+        scheduler = Scheduler(self.app)
+        heartbeat.start()
+        scheduler.start()
+        logger.info("worker %s ready: queues %s, %s pool x%d, broker %s, backend %s", self.name,
+                    ",".join(self.queues), self.pool_kind, self.concurrency,
+                    settings.broker_url, settings.backend_url)
+        backoff = 0.1
+        try:
+            while not self._stop.is_set():
+                try:
+                    tasks.turn()
+                    backoff = 0.1
+                except YADTQError as exc:
+                    logger.warning("consume loop: %s; retrying in %.1f s", exc, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except Exception:
+                    logger.exception("consume loop failed; continuing")
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            logger.info("worker %s stopping: waiting up to %.0f s for %d in-flight tasks",
+                        self.name, settings.shutdown_timeout, len(pool.active()))
+            scheduler.stop()
+            if not pool.join(settings.shutdown_timeout):
+                logger.warning("%d tasks still running at shutdown; they will be redelivered",
+                               len(pool.active()))
+            self._drain(5.0)
+            recorder_stop.set()
+            recorder.join(10)
+            try:
+                consumer.close()
+            except YADTQError as exc:
+                logger.warning("closing the consumer: %s", exc)
+            self._state = STOPPED
+            heartbeat.stop()
+            try:
+                heartbeat.beat()
+            except YADTQError as exc:
+                logger.warning("final heartbeat: %s", exc)
+            pool.stop()
+            self.app.flush(10)
+            logger.info("worker %s stopped (%d done, %d failed)", self.name, self.stats.done,
+                        self.stats.failed)

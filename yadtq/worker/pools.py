@@ -1,0 +1,300 @@
+"""Thread and process pools behind one small interface.
+
+A pool runs :func:`executor.execute` for each submitted :class:`Job` and hands
+``(job, outcome)`` to a sink. The worker submits only when :meth:`Pool.free_slots`
+says a slot is free, so a claimed task always starts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .. import states
+from ..envelope import Envelope, decode, encode, pack, unpack
+from ..exceptions import TimeLimitExceeded, YADTQError
+from ..transports.base import Delivery, ErrorInfo
+from .executor import Outcome, error_info, execute
+
+if TYPE_CHECKING:
+    from ..app import YADTQ
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """A claimed delivery on its way through a pool."""
+
+    envelope: Envelope
+    delivery: Delivery
+    submitted: float = field(default_factory=time.time)
+
+
+Sink = Callable[[Job, Outcome], None]
+
+
+class Pool(ABC):
+    """Runs jobs concurrently, at most ``size`` at a time."""
+
+    kind = ""
+
+    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink) -> None:
+        self.app = app
+        self.size = size
+        self.worker = worker
+        self.sink = sink
+        self._cond = threading.Condition()
+        self._active: dict[str, Job] = {}
+
+    def free_slots(self) -> int:
+        with self._cond:
+            return self.size - len(self._active)
+
+    def wait_for_slot(self, timeout: float) -> bool:
+        """Block until a slot is free or ``timeout`` passes; whether one is free."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._active) < self.size, timeout)
+
+    def active(self) -> list[Job]:
+        with self._cond:
+            return list(self._active.values())
+
+    def join(self, timeout: float) -> bool:
+        """Wait until no job runs; whether that happened within ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._active, timeout)
+
+    def _begin(self, job: Job) -> None:
+        with self._cond:
+            self._active[job.envelope.id] = job
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        try:
+            self.sink(job, outcome)
+        finally:
+            with self._cond:
+                self._active.pop(job.envelope.id, None)
+                self._cond.notify_all()
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def submit(self, job: Job) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop accepting work and release threads or processes (running jobs are abandoned)."""
+
+
+class ThreadPool(Pool):
+    """Tasks run in threads of the worker process. ``time_limit`` is not enforced."""
+
+    kind = "threads"
+
+    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink) -> None:
+        super().__init__(app, size, worker, sink)
+        self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for n in range(self.size):
+            thread = threading.Thread(target=self._run, name=f"yadtq-exec-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, job: Job) -> None:
+        self._begin(job)
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                outcome = execute(self.app, job.envelope, self.worker)
+            except BaseException as exc:  # a task that raises SystemExit must not kill the pool
+                now = time.time()
+                outcome = Outcome(job.envelope.id, states.FAILED, now, now, error=error_info(exc))
+            self._finish(job, outcome)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str], worker: str) -> None:
+    """A pool child: receive encoded envelopes, send back encoded outcomes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if app is None:
+        from ..cli.loading import load_app
+
+        app = load_app(app_path or "")
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        envelope = decode(data)
+        outcome = execute(app, envelope, worker)
+        err = outcome.error
+        conn.send_bytes(pack([
+            outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
+            [err.type, err.message, err.args, err.traceback] if err else None, outcome.retry_eta,
+        ]))
+
+
+def _outcome_from(data: bytes) -> Outcome:
+    task_id, state, started, finished, result, err, retry_eta = unpack(data)
+    return Outcome(task_id, state, started, finished, result=result,
+                   error=ErrorInfo(*err) if err else None, retry_eta=retry_eta)
+
+
+@dataclass
+class _Child:
+    process: Any
+    conn: Connection
+    job: Optional[Job] = None
+    deadline: Optional[float] = None
+
+
+class ProcessPool(Pool):
+    """Tasks run in child processes; a child past its task's ``time_limit`` is killed
+    and replaced, and the task fails with ``TimeLimitExceeded``.
+
+    With ``app_path`` children import the app themselves (forkserver); without it
+    they inherit it by fork.
+    """
+
+    kind = "processes"
+
+    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink,
+                 app_path: Optional[str] = None) -> None:
+        super().__init__(app, size, worker, sink)
+        self.app_path = app_path
+        method = "forkserver" if app_path else "fork"
+        self._ctx = multiprocessing.get_context(method)
+        self._children: list[_Child] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._collector: Optional[threading.Thread] = None
+
+    def _spawn(self) -> _Child:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(  # type: ignore[attr-defined]
+            target=_child_main,
+            args=(child, None if self.app_path else self.app, self.app_path, self.worker),
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return _Child(process, parent)
+
+    def start(self) -> None:
+        self._children = [self._spawn() for _ in range(self.size)]
+        self._collector = threading.Thread(target=self._collect, name="yadtq-pool", daemon=True)
+        self._collector.start()
+
+    def submit(self, job: Job) -> None:
+        limit = job.envelope.options.get("time_limit")
+        task = self.app.tasks.get(job.envelope.task)
+        if limit is None and task is not None:
+            limit = task.options.time_limit
+        with self._lock:
+            child = next(c for c in self._children if c.job is None)
+            child.job = job
+            child.deadline = time.monotonic() + float(limit) if limit else None
+        self._begin(job)
+        child.conn.send_bytes(encode(job.envelope))
+
+    def _collect(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                conns = {c.conn: c for c in self._children if c.job is not None}
+            if not conns:
+                self._stopping.wait(0.01)
+                continue
+            ready = wait(list(conns), timeout=0.05)
+            for conn in ready:
+                child = conns[conn]
+                try:
+                    outcome = _outcome_from(conn.recv_bytes())  # type: ignore[union-attr]
+                except (EOFError, OSError):
+                    self._replace(child, f"pool child {child.process.pid} died while running it")
+                    continue
+                self._release(child, outcome)
+            now = time.monotonic()
+            for child in list(conns.values()):
+                if child.deadline is not None and child.job is not None and now > child.deadline:
+                    self._replace(child, None)
+
+    def _release(self, child: _Child, outcome: Outcome) -> None:
+        with self._lock:
+            job, child.job, child.deadline = child.job, None, None
+        if job is not None:
+            self._finish(job, outcome)
+
+    def _replace(self, child: _Child, died: Optional[str]) -> None:
+        job = child.job
+        if died is None and job is not None:
+            limit = job.envelope.options.get("time_limit") or self.app.tasks[job.envelope.task].options.time_limit
+            exc: YADTQError = TimeLimitExceeded(
+                f"task {job.envelope.task}[{job.envelope.id}] exceeded its time limit of {limit} s")
+            logger.error("%s; killing pool child %s", exc, child.process.pid)
+        else:
+            exc = YADTQError(died or "pool child died")
+            logger.error("%s", exc)
+        try:
+            child.process.kill()
+        except (OSError, AttributeError):
+            pass
+        child.process.join(5)
+        child.conn.close()
+        with self._lock:
+            if not self._stopping.is_set():
+                self._children[self._children.index(child)] = self._spawn()
+        if job is not None:
+            now = time.time()
+            self._finish(job, Outcome(job.envelope.id, states.FAILED, job.submitted, now,
+                                      error=error_info(exc, with_traceback=False)))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._collector is not None:
+            self._collector.join(2)
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            child.conn.close()
+            child.process.terminate()
+        deadline = time.monotonic() + 5
+        for child in children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+            if child.process.is_alive():
+                child.process.kill()
+
+
+def create_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
+                app_path: Optional[str] = None) -> Pool:
+    """A pool of ``kind`` (``threads`` or ``processes``)."""
+    if kind == "threads":
+        return ThreadPool(app, size, worker, sink)
+    if kind == "processes":
+        return ProcessPool(app, size, worker, sink, app_path)
+    raise YADTQError(f"unknown pool {kind!r} (use threads or processes)")
+
+

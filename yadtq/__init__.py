@@ -22,6 +22,7 @@ from .task import Signature, Task
 __version__ = "0.1.0"
 
 __all__ = [
+    "YADTQ",
     "AsyncResult",
     "BackendUnavailable",
     "BrokerUnavailable",
@@ -34,7 +35,6 @@ __all__ = [
     "Task",
     "TaskError",
     "TimeoutError",
-    "YADTQ",
     "YADTQError",
     "__version__",
     "states",

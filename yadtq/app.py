@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
 from typing_extensions import Concatenate, ParamSpec
 
@@ -37,6 +37,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ALIVE, UNRESPONSIVE, OFFLINE = "alive", "unresponsive", "offline"
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns: keeps the function's parameters and return type."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+class BoundTaskDecorator(Protocol):
+    """What ``@app.task(bind=True, ...)`` returns: the first parameter (the task) is dropped."""
+
+    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
+
+
+_AsyncResult = AsyncResult
 
 
 class YADTQ:
@@ -110,7 +125,10 @@ class YADTQ:
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
     @overload
-    def task(self, *, bind: bool = ..., **options: Any) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+    def task(self, *, bind: Literal[True], **options: Any) -> BoundTaskDecorator: ...
+
+    @overload
+    def task(self, *, bind: Literal[False] = ..., **options: Any) -> TaskDecorator: ...
 
     def task(self, fn: Optional[Callable[..., Any]] = None, **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(max_retries=5, ...)``.
@@ -136,10 +154,6 @@ class YADTQ:
             return register(fn)
         return register
 
-    def bound_task(self, **options: Any) -> Callable[[Callable[Concatenate[Task[Any, Any], P], R]], Task[P, R]]:
-        """Like ``@app.task(bind=True, ...)``, typed so the first argument is the task."""
-        return self.task(bind=True, **options)  # type: ignore[no-any-return]
-
     def resolve(self, name: str) -> Task[Any, Any]:
         """The task registered as ``name`` (or under the unambiguous short name ``name``).
 
@@ -158,7 +172,7 @@ class YADTQ:
 
     # ------------------------------------------------------------------ sending
     def send_task(self, name: str, args: Any = (), kwargs: Optional[dict[str, Any]] = None,
-                  **options: Any) -> AsyncResult[Any]:
+                  **options: Any) -> _AsyncResult[Any]:
         """Send a task by name, without importing its code.
 
         Options are those of :meth:`Task.apply_async`.
@@ -185,7 +199,7 @@ class YADTQ:
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
-    ) -> AsyncResult[Any]:
+    ) -> _AsyncResult[Any]:
         """Encode and send one task; what ``delay``/``apply_async``/``send_task`` share.
 
         Raises:
@@ -236,22 +250,22 @@ class YADTQ:
             self.broker.publish([message])
         return AsyncResult(envelope.id, self)
 
-    def _run_eagerly(self, envelope: Envelope) -> AsyncResult[Any]:
+    def _run_eagerly(self, envelope: Envelope) -> _AsyncResult[Any]:
         from .worker.executor import execute_eagerly
 
         self.backend.record(execute_eagerly(self, envelope))
         return AsyncResult(envelope.id, self)
 
-    def AsyncResult(self, task_id: Union[str, AsyncResult[Any]]) -> AsyncResult[Any]:  # noqa: N802
+    def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:
         """A handle on the task with this id."""
         return AsyncResult(str(task_id), self)
 
     # ------------------------------------------------------------------ seed-compatible helpers
-    def status(self, task_id: Union[str, AsyncResult[Any]]) -> str:
+    def status(self, task_id: Union[str, _AsyncResult[Any]]) -> str:
         """The state of a task (``queued`` if no worker has seen it yet)."""
         return self.AsyncResult(task_id).state
 
-    def value(self, task_id: Union[str, AsyncResult[Any]]) -> Any:
+    def value(self, task_id: Union[str, _AsyncResult[Any]]) -> Any:
         """The result of a finished task (its exception if it failed), else ``None``."""
         return self.AsyncResult(task_id).result
 
@@ -286,7 +300,7 @@ class YADTQ:
                 "concurrency": w.concurrency,
                 "started": w.started,
             }
-            for w in sorted(self.backend.workers(), key=lambda w: w.worker)
+            for w in sorted(self.backend.workers(), key=lambda info: info.worker)
         }
 
     def worker_failures(self, limit: int = 100) -> list[WorkerFailure]:

@@ -39,7 +39,7 @@ class TaskError(YADTQError):
         self.remote_traceback = traceback
 
 
-class TimeoutError(YADTQError, builtins.TimeoutError):  # noqa: A001 - the contract's name
+class TimeoutError(YADTQError, builtins.TimeoutError):
     """Waiting for a result took longer than the timeout."""
 
 
@@ -74,7 +74,9 @@ class BackendUnavailable(YADTQError):
     """The result backend cannot be reached or refused an operation."""
 
 
-def rebuild_exception(type_name: str, message: str, args: Any, traceback: Optional[str]) -> BaseException:
+def rebuild_exception(
+    type_name: str, message: str, args: Any, traceback: Optional[str]
+) -> BaseException:
     """Rebuild a remote exception: builtin types as themselves, others as :class:`TaskError`."""
     module, _, qualname = type_name.rpartition(".")
     if module in ("builtins", ""):
@@ -84,7 +86,8 @@ def rebuild_exception(type_name: str, message: str, args: Any, traceback: Option
                 exc = cls(*args) if isinstance(args, (list, tuple)) else cls(message)
             except Exception:
                 exc = cls(message)
-            exc.__notes__ = [f"remote traceback:\n{traceback}"] if traceback else []
+            if traceback:
+                exc.remote_traceback = traceback  # type: ignore[attr-defined]
             return exc
     if module == __name__ and qualname in _OWN:
         return _OWN[qualname](message)

@@ -112,7 +112,7 @@ class AsyncResult(Generic[R]):
             raise ResultTimeout(f"task {self.id} not ready after {timeout} s")
         self._ready = record
         if record.state == states.SUCCESS:
-            return unpack(record.result) if record.result is not None else None  # type: ignore[no-any-return]
+            return unpack(record.result) if record.result is not None else None  # type: ignore[no-any-return, return-value]
         exc = self._exception(record)
         if propagate:
             raise exc

@@ -56,6 +56,12 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+def _default_of(fld: dataclasses.Field[Any]) -> Any:
+    if fld.default_factory is not dataclasses.MISSING:
+        return fld.default_factory()
+    return fld.default
+
+
 def _convert(name: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
@@ -98,7 +104,7 @@ def load_settings(
     for name, fld in _FIELDS.items():
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is not None:
-            default = fld.default if fld.default is not dataclasses.MISSING else fld.default_factory()  # type: ignore[misc]
+            default = _default_of(fld)
             values[name] = _convert(name, raw, default)
 
     broker_ip = overrides.pop("broker_ip", None)

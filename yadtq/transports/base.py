@@ -136,7 +136,7 @@ class Broker(ABC):
         """Wait until published messages are delivered; returns how many are still pending."""
         return 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; flushes first."""
 
 
@@ -356,7 +356,7 @@ class ResultBackend(ABC):
         """Atomically: the id of an earlier task under ``key`` that is not failed or
         revoked, else store ``task_id`` under ``key`` for ``ttl`` seconds and return it."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
 

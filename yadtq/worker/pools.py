@@ -7,6 +7,7 @@ says a slot is free, so a claimed task always starts at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -209,15 +210,19 @@ class ProcessPool(Pool):
         self._collector = threading.Thread(target=self._collect, name="yadtq-pool", daemon=True)
         self._collector.start()
 
-    def submit(self, job: Job) -> None:
+    def _time_limit(self, job: Job) -> Optional[float]:
         limit = job.envelope.options.get("time_limit")
         task = self.app.tasks.get(job.envelope.task)
         if limit is None and task is not None:
             limit = task.options.time_limit
+        return float(limit) if limit else None
+
+    def submit(self, job: Job) -> None:
+        limit = self._time_limit(job)
         with self._lock:
             child = next(c for c in self._children if c.job is None)
             child.job = job
-            child.deadline = time.monotonic() + float(limit) if limit else None
+            child.deadline = time.monotonic() + limit if limit else None
         self._begin(job)
         child.conn.send_bytes(encode(job.envelope))
 
@@ -230,7 +235,7 @@ class ProcessPool(Pool):
                 continue
             ready = wait(list(conns), timeout=0.05)
             for conn in ready:
-                child = conns[conn]
+                child = conns[conn]  # type: ignore[index]
                 try:
                     outcome = _outcome_from(conn.recv_bytes())  # type: ignore[union-attr]
                 except (EOFError, OSError):
@@ -251,17 +256,15 @@ class ProcessPool(Pool):
     def _replace(self, child: _Child, died: Optional[str]) -> None:
         job = child.job
         if died is None and job is not None:
-            limit = job.envelope.options.get("time_limit") or self.app.tasks[job.envelope.task].options.time_limit
+            limit = self._time_limit(job)
             exc: YADTQError = TimeLimitExceeded(
                 f"task {job.envelope.task}[{job.envelope.id}] exceeded its time limit of {limit} s")
             logger.error("%s; killing pool child %s", exc, child.process.pid)
         else:
             exc = YADTQError(died or "pool child died")
             logger.error("%s", exc)
-        try:
+        with contextlib.suppress(OSError):
             child.process.kill()
-        except (OSError, AttributeError):
-            pass
         child.process.join(5)
         child.conn.close()
         with self._lock:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs yadtq with its test tools,
+# checks lint and types, provisions real Kafka and Redis on 127.0.0.1
+# (scripts/services.sh), runs pytest against them, and stops them again.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k sqlite -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing yadtq and test tools" >&2
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "running pip as the 'root' user" >&2 || true
+python3 -c 'import yadtq, confluent_kafka, redis, msgpack' # fail now if the install did not work
+
+echo "== ruff" >&2
+python3 -m ruff check yadtq examples tests benchmarks
+echo "== mypy --strict" >&2
+python3 -m mypy yadtq examples
+
+echo "== pytest (with real Kafka and Redis)" >&2
+exec bash scripts/with-services.sh python3 -m pytest "$@"

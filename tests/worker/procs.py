@@ -1,0 +1,100 @@
+"""Starting real ``yadtq worker`` processes for tests, and stopping them for sure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, app: str, env: dict[str, str], name: str, logfile: Path,
+                 extra: Sequence[str] = ()) -> None:
+        self.name = name
+        self.logfile = logfile
+        cmd = [sys.executable, "-m", "yadtq.cli", "worker", "-A", app, "-n", name, "-l", "info",
+               "--logfile", str(logfile), *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def log(self) -> str:
+        return self.logfile.read_text() if self.logfile.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def worker_env(broker: str, backend: str, side_effects: Path, **settings: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "YADTQ_BROKER_URL": broker,
+        "YADTQ_BACKEND_URL": backend,
+        "YADTQ_TEST_SIDE_EFFECTS": str(side_effects),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    })
+    env.update({f"YADTQ_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+@contextmanager
+def running_workers(count: int, app: str, env: dict[str, str], logdir: Path,
+                    extra: Sequence[str] = (), prefix: str = "w") -> Iterator[list[WorkerProcess]]:
+    workers = [WorkerProcess(app, env, f"{prefix}{n}", logdir / f"{prefix}{n}.log", extra)
+               for n in range(count)]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for_file_lines(path: Path, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while lines(path) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path.name} has {lines(path)} lines, expected {count}")
+        time.sleep(0.02)
+
+
+def wait_ready(workers: Sequence[WorkerProcess], status_of: object, timeout: float = 30.0,
+               names: Optional[Sequence[str]] = None) -> None:
+    """Wait until every worker has heartbeated once (``status_of``: app.get_worker_status)."""
+    wanted = set(names or [w.name for w in workers])
+    deadline = time.monotonic() + timeout
+    while True:
+        for w in workers:
+            if w.proc.poll() is not None:
+                err = w.proc.stderr.read().decode() if w.proc.stderr else ""
+                raise AssertionError(f"worker {w.name} exited with {w.proc.returncode}: {err[-2000:]}")
+        status = status_of()  # type: ignore[operator]
+        if all(n in status and status[n]["status"] == "alive" for n in wanted):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers not ready: {status}")
+        time.sleep(0.05)

@@ -1,0 +1,89 @@
+"""Logging set-up for the command line; the library itself never configures logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from ..exceptions import ConfigurationError
+
+TEXT_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+FORMATS = ("text", "json")
+#: Record attributes (passed as ``extra=``) copied into JSON lines when present.
+EXTRA_FIELDS = ("task_id", "task")
+
+_installed: Optional[logging.Handler] = None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``ts``, ``level``, ``logger``, ``message``, and task fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in EXTRA_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def parse_level(level: str) -> int:
+    """``"info"`` -> ``logging.INFO``; also accepts a number.
+
+    Raises:
+        ConfigurationError: not a level name or number.
+    """
+    text = level.strip()
+    if text.isdigit():
+        return int(text)
+    value = logging.getLevelName(text.upper())
+    if not isinstance(value, int):
+        raise ConfigurationError(
+            f"unknown log level {level!r} (use debug, info, warning, error or critical)")
+    return value
+
+
+def configure_logging(level: str = "info", logfile: Optional[str] = None, fmt: str = "text") -> int:
+    """Send log records at ``level`` and above to stderr, or to ``logfile``, as text or JSON.
+
+    Calling it again replaces the handler it installed before; handlers others put on
+    the root logger (a test runner's, say) are left alone.
+
+    Returns:
+        The numeric level.
+
+    Raises:
+        ConfigurationError: an unknown level or format, or a log file that cannot be opened.
+    """
+    numeric = parse_level(level)
+    if fmt not in FORMATS:
+        raise ConfigurationError(f"unknown log format {fmt!r} (use text or json)")
+    handler: logging.Handler
+    if logfile:
+        try:
+            handler = logging.FileHandler(logfile, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot open log file {logfile!r}: {exc.strerror or exc}") from None
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    global _installed
+    root = logging.getLogger()
+    if _installed is not None:
+        root.removeHandler(_installed)
+        _installed.close()
+    root.addHandler(handler)
+    _installed = handler
+    root.setLevel(numeric)
+    logging.captureWarnings(True)
+    return numeric

@@ -1,0 +1,434 @@
+"""``yadtq submit``, ``status``, ``result`` and ``purge``: the client commands."""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from .. import states
+from ..exceptions import BrokerUnavailable, ConfigurationError, NotRegistered
+from ..exceptions import TimeoutError as ResultTimeout
+from .loading import load_app
+from .options import app_option, queues_option, split_queues
+from .render import (
+    STATE_STYLES,
+    format_call,
+    format_error,
+    format_value,
+    stderr_console,
+    stdout_console,
+    styled,
+)
+
+if TYPE_CHECKING:
+    from ..app import YADTQ
+    from ..result import AsyncResult
+
+#: ``yadtq result``: the task has not finished (and --wait was not given).
+EXIT_NOT_READY = 3
+#: Seconds to wait for the broker to confirm sent tasks.
+FLUSH_TIMEOUT = 30.0
+#: Fields a task entry of a ``--file`` may have.
+ENTRY_FIELDS = ("task", "args", "kwargs", "countdown", "queue", "key")
+
+
+class TaskFailed(click.ClickException):
+    """A task the command waited for failed or was revoked: one line, exit 1."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_arg(text: str) -> Any:
+    """A command-line task argument: JSON, else a Python literal, else the string itself.
+
+    ``"2"`` -> ``2``, ``"[1, 2]"`` -> ``[1, 2]``, ``"(1, 2)"`` -> ``(1, 2)``, ``"bob"`` -> ``"bob"``.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def resolve_name(app: YADTQ, name: str) -> str:
+    """The full name to send ``name`` as.
+
+    A registered name or unambiguous short name (``add``) resolves locally; a dotted name
+    this app does not register is sent as is, for workers that do.
+
+    Raises:
+        NotRegistered: an unknown short name, or an ambiguous one.
+    """
+    try:
+        return app.resolve(name).name
+    except NotRegistered:
+        if "." in name and name not in app.tasks:
+            return name
+        raise
+
+
+def flush(app: YADTQ) -> None:
+    """Wait until the broker has every sent task.
+
+    Raises:
+        BrokerUnavailable: some were not confirmed within ``FLUSH_TIMEOUT`` seconds.
+    """
+    pending = app.flush(FLUSH_TIMEOUT)
+    if pending:
+        raise BrokerUnavailable(f"{pending} tasks not confirmed by the broker after {FLUSH_TIMEOUT:.0f} s")
+
+
+def outcome(result: AsyncResult[Any], timeout: Optional[float]) -> tuple[str, Any]:
+    """Wait for ``result``: ``(state, value)``, the value being the error text unless ``success``.
+
+    Raises:
+        yadtq.TimeoutError: not finished within ``timeout`` seconds.
+    """
+    value = result.get(timeout=timeout, propagate=False)
+    record = result.info
+    state = record.state if record is not None else states.QUEUED
+    if state == states.SUCCESS:
+        return state, value
+    if record is not None and record.error is not None:
+        return state, format_error(record.error.type, record.error.message)
+    return state, format_error(type(value).__name__, str(value))
+
+
+def print_outcome(result: AsyncResult[Any], timeout: Optional[float]) -> None:
+    """Wait for ``result`` and print its value.
+
+    Raises:
+        TaskFailed: the task failed or was revoked.
+        yadtq.TimeoutError: not finished within ``timeout`` seconds.
+    """
+    state, value = outcome(result, timeout)
+    if state != states.SUCCESS:
+        raise TaskFailed(value)
+    click.echo(format_value(value))
+
+
+# --------------------------------------------------------------------------- submit
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One task of a ``--file``, checked."""
+
+    label: str
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    countdown: Optional[float] = None
+    queue: Optional[str] = None
+    key: Optional[str] = None
+
+
+def read_entries(path: Path, app: YADTQ) -> list[Entry]:
+    """Read and check a task file: a JSON list of ``{"task", "args", "kwargs", "countdown"}``.
+
+    Raises:
+        ConfigurationError: the file is missing or unreadable, not JSON, or an entry is wrong
+            (the message names it as ``#N``, counting from 1, with its list index).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}: invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not isinstance(data, list):
+        raise ConfigurationError(f"{path}: expected a JSON list of tasks, got {_json_type(data)}")
+    return [_entry(path, index, item, app) for index, item in enumerate(data)]
+
+
+def _entry(path: Path, index: int, item: Any, app: YADTQ) -> Entry:
+    where = f"{path}: task #{index + 1} (index {index})"
+    if not isinstance(item, dict):
+        raise ConfigurationError(f"{where}: expected an object like {{\"task\": \"add\", \"args\": [1, 2]}}, "
+                                 f"got {_json_type(item)}")
+    unknown = sorted(set(item) - set(ENTRY_FIELDS))
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown field(s) {', '.join(unknown)} "
+                                 f"(allowed: {', '.join(ENTRY_FIELDS)})")
+    name = item.get("task")
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"{where}: \"task\" must be a task name")
+    args = item.get("args", [])
+    if not isinstance(args, list):
+        raise ConfigurationError(f"{where}: \"args\" must be a list, got {_json_type(args)}")
+    kwargs = item.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ConfigurationError(f"{where}: \"kwargs\" must be an object, got {_json_type(kwargs)}")
+    countdown = item.get("countdown")
+    if countdown is not None and (isinstance(countdown, bool) or not isinstance(countdown, (int, float))
+                                  or countdown < 0):
+        raise ConfigurationError(f"{where}: \"countdown\" must be a number of seconds >= 0")
+    for option in ("queue", "key"):
+        if item.get(option) is not None and not isinstance(item[option], str):
+            raise ConfigurationError(f"{where}: \"{option}\" must be a string")
+    try:
+        full = resolve_name(app, name)
+    except NotRegistered as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    return Entry(label=name, name=full, args=tuple(args), kwargs=kwargs,
+                 countdown=float(countdown) if countdown is not None else None,
+                 queue=item.get("queue"), key=item.get("key"))
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+@click.command("submit", context_settings={"ignore_unknown_options": True})
+@app_option
+@click.argument("task", required=False)
+@click.argument("args", nargs=-1)
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments as a JSON object.")
+@click.option("--countdown", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Run no earlier than this many seconds from now.")
+@click.option("--queue", help="Send to this queue instead of the task's own.")
+@click.option("--key", help="Routing key: tasks with one key run in order on one partition.")
+@click.option("-f", "--file", "file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Submit every task of a JSON file (see below) instead of TASK.")
+@click.option("--wait", is_flag=True, help="Wait for the result(s) and print them.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Wait at most this long (implies --wait; exit 1 if not finished).")
+def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_json: Optional[str],
+           countdown: Optional[float], queue: Optional[str], key: Optional[str], file: Optional[Path],
+           wait: bool, timeout: Optional[float]) -> None:
+    """Send a task, or every task of a file; print the task id(s).
+
+    TASK is a registered name, an unambiguous short name (add), or a full dotted
+    name sent as is even if this app does not register it. Each ARG is read as JSON,
+    else as a Python literal, else as a string: `add 2 3` sends two ints, `greet bob`
+    the string "bob", `greet '"42"'` the string "42".
+
+    \b
+    With --file, the file is a JSON list of tasks:
+      [{"task": "add", "args": [1, 2], "kwargs": {}, "countdown": 0}, ...]
+    ("args", "kwargs", "countdown", "queue" and "key" are optional); --wait then
+    prints a table of results.
+
+    Exit status: 0 on success; 1 if a task failed, a wait timed out, or on any
+    other error; 2 for wrong usage.
+    """
+    wait = wait or timeout is not None
+    if file is not None:
+        if task is not None:
+            raise click.UsageError("give either TASK [ARGS...] or --file, not both")
+        if kwargs_json is not None:
+            raise click.UsageError("--kwargs applies to a single TASK, not to --file")
+        _submit_file(app_path, file, countdown=countdown, queue=queue, key=key, wait=wait, timeout=timeout)
+        return
+    if task is None:
+        raise click.UsageError("missing TASK (or --file)")
+    values = [parse_arg(a) for a in args]
+    for raw, value in zip(args, values):
+        if isinstance(value, str) and raw.startswith("-"):
+            raise click.UsageError(f"no such option: {raw} (to send it as a string, quote it as JSON: "
+                                   f"'\"{raw}\"')")
+    kwargs = _parse_kwargs(kwargs_json)
+    app = load_app(app_path)
+    name = resolve_name(app, task)
+    result = app.send_task(name, values, kwargs, countdown=countdown, queue=queue, key=key)
+    flush(app)
+    click.echo(result.id)
+    if wait:
+        print_outcome(result, timeout)
+
+
+def _parse_kwargs(text: Optional[str]) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc.msg}", param_hint="'--kwargs'") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"expected a JSON object, got {_json_type(value)}", param_hint="'--kwargs'")
+    return value
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=stderr_console())
+
+
+def _submit_file(app_path: str, path: Path, *, countdown: Optional[float], queue: Optional[str],
+                 key: Optional[str], wait: bool, timeout: Optional[float]) -> None:
+    app = load_app(app_path)
+    entries = read_entries(path, app)
+    results: list[AsyncResult[Any]] = []
+    with _progress() as progress:
+        bar = progress.add_task("submitting", total=len(entries))
+        for entry in entries:
+            results.append(app.send_task(
+                entry.name, entry.args, entry.kwargs,
+                countdown=entry.countdown if entry.countdown is not None else countdown,
+                queue=entry.queue or queue, key=entry.key or key))
+            progress.advance(bar)
+        flush(app)
+    if not wait:
+        for result in results:
+            click.echo(result.id)
+        return
+    rows = _wait_all(results, timeout)
+    _print_results(entries, rows)
+    counts = Counter(state for state, _ in rows)
+    problems = []
+    if counts[states.FAILED] or counts[states.REVOKED]:
+        problems.append(f"{counts[states.FAILED] + counts[states.REVOKED]} of {len(rows)} tasks failed")
+    unfinished = len(rows) - sum(counts[s] for s in states.READY_STATES)
+    if unfinished:
+        problems.append(f"{unfinished} of {len(rows)} tasks not finished after {timeout:g} s")
+    if problems:
+        raise TaskFailed("; ".join(problems))
+
+
+def _wait_all(results: Sequence[AsyncResult[Any]], timeout: Optional[float]) -> list[tuple[str, Any]]:
+    """``(state, value-or-error)`` per result; those unfinished by the deadline keep their state."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    rows: list[tuple[str, Any]] = []
+    with _progress() as progress:
+        bar = progress.add_task("waiting", total=len(results))
+        for result in results:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                rows.append(outcome(result, remaining))
+            except ResultTimeout:
+                rows.append((result.state, None))
+            progress.advance(bar)
+    return rows
+
+
+def _print_results(entries: Sequence[Entry], rows: Sequence[tuple[str, Any]]) -> None:
+    table = Table(title="Results", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("task")
+    table.add_column("args", overflow="fold")
+    table.add_column("status")
+    table.add_column("result", overflow="fold")
+    for number, (entry, (state, value)) in enumerate(zip(entries, rows), start=1):
+        if state == states.SUCCESS:
+            shown = Text(format_value(value))
+        elif state in states.READY_STATES:
+            shown = Text(str(value), style="red")
+        else:
+            shown = Text("")
+        table.add_row(str(number), Text(entry.label), Text(format_call(entry.args, entry.kwargs)),
+                      styled(state, STATE_STYLES), shown)
+    counts = Counter(state for state, _ in rows)
+    order = [states.SUCCESS, states.FAILED, states.REVOKED]
+    order += sorted(set(counts) - set(order))
+    table.caption = f"{len(rows)} tasks: " + ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+    stdout_console().print(table)
+
+
+# --------------------------------------------------------------------------- status, result
+
+
+@click.command("status")
+@app_option
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {id, state, task, worker, retries}.")
+def status(app_path: str, task_ids: tuple[str, ...], as_json: bool) -> None:
+    """Print the state of each task: one `ID state` line each.
+
+    A task no worker has seen yet (or an unknown id) is `queued`.
+    """
+    app = load_app(app_path)
+    found = []
+    for task_id in task_ids:
+        record = app.AsyncResult(task_id).info
+        found.append({
+            "id": task_id,
+            "state": record.state if record is not None else states.QUEUED,
+            "task": record.name if record is not None else None,
+            "worker": record.worker if record is not None else None,
+            "retries": record.retries if record is not None else 0,
+        })
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for item in found:
+        click.echo(f"{item['id']} {item['state']}")
+
+
+@click.command("result")
+@app_option
+@click.argument("task_id", metavar="ID")
+@click.option("--wait", is_flag=True, help="Wait until the task finishes.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Wait at most this long (implies --wait).")
+def result(app_path: str, task_id: str, wait: bool, timeout: Optional[float]) -> None:
+    """Print a task's result, JSON-encoded where possible (else its Python repr).
+
+    \b
+    Exit status:
+      0  the task succeeded; its result is printed
+      1  the task failed or was revoked (one `Error: Type: message` line),
+         --wait timed out, or another error
+      2  wrong usage
+      3  the task has not finished and --wait was not given (`ID is STATE`)
+    """
+    app = load_app(app_path)
+    handle = app.AsyncResult(task_id)
+    if not (wait or timeout is not None):
+        state = handle.state
+        if state not in states.READY_STATES:
+            click.echo(f"{task_id} is {state}", err=True)
+            sys.exit(EXIT_NOT_READY)
+        timeout = 0.0
+    print_outcome(handle, timeout)
+
+
+# --------------------------------------------------------------------------- purge
+
+
+@click.command("purge")
+@app_option
+@queues_option("Queues to purge (default: the app's default queue).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(app_path: str, queues: tuple[str, ...], yes: bool) -> None:
+    """Drop the tasks waiting in queues; print how many.
+
+    Tasks already running, and those waiting for a countdown or eta, are not affected.
+    Asks first unless --yes; without a terminal to ask on, --yes is required.
+    """
+    names = split_queues(queues)
+    app = load_app(app_path)
+    names = names or [app.settings.default_queue]
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException("refusing to purge without --yes (no terminal to confirm on)")
+        click.confirm(f"Drop every task waiting in {', '.join(names)}?", abort=True, err=True)
+    total = 0
+    for name in names:
+        count = app.purge(name)
+        total += count
+        if len(names) > 1:
+            click.echo(f"{name}: {count}")
+    click.echo(f"purged {total} task{'s' if total != 1 else ''}")

@@ -1,0 +1,68 @@
+"""``yadtq worker``: load an app and consume its queues until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Optional
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from .loading import load_app
+from .logs import FORMATS, configure_logging
+from .options import app_option, queues_option, split_queues
+from .render import redact_url, stderr_console
+
+if TYPE_CHECKING:
+    from ..worker.main import Worker
+
+
+@click.command("worker")
+@app_option
+@click.option("-n", "--name", help="Worker id (default: hostname.pid).")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1),
+              help="Tasks run at once (default: 8 threads, or one process per CPU).")
+@click.option("--pool", type=click.Choice(["threads", "processes"]), default="threads", show_default=True,
+              help="Run tasks in threads, or in child processes (needed for time_limit).")
+@queues_option("Queues to consume (default: the app's default queue).")
+@click.option("-l", "--loglevel", default="info", show_default=True, metavar="LEVEL",
+              help="debug, info, warning, error or critical.")
+@click.option("--logfile", type=click.Path(dir_okay=False), help="Log to this file instead of stderr.")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="'text' lines, or one JSON object a line.")
+def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool: str,
+           queues: tuple[str, ...], loglevel: str, logfile: Optional[str], log_format: str) -> None:
+    """Consume tasks from the app's queues and run them.
+
+    Stops gracefully on SIGTERM or SIGINT: takes no new work, finishes the tasks in
+    flight, then exits 0. A second signal exits at once.
+    """
+    from ..worker.main import Worker
+
+    queue_names = split_queues(queues)
+    level = configure_logging(loglevel, logfile, log_format)
+    app = load_app(app_path)
+    runner = Worker(app, name=name, concurrency=concurrency, pool=pool, queues=queue_names or None,
+                    app_path=app_path)
+    if level < logging.WARNING:
+        _print_banner(runner)
+    sys.exit(runner.run())
+
+
+def _print_banner(runner: Worker) -> None:
+    app = runner.app
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("worker", Text(runner.name))
+    grid.add_row("app", Text(app.name))
+    grid.add_row("queues", Text(", ".join(runner.queues)))
+    grid.add_row("pool", f"{runner.pool_kind} x{runner.concurrency}")
+    grid.add_row("broker", Text(redact_url(app.settings.broker_url)))
+    grid.add_row("backend", Text(redact_url(app.settings.backend_url)))
+    grid.add_row("tasks", Text("\n".join(sorted(app.tasks)) or "(none registered)"))
+    console = stderr_console()
+    console.print(Text("yadtq worker", style="bold cyan"))
+    console.print(grid)

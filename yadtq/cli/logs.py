@@ -13,7 +13,7 @@ from ..exceptions import ConfigurationError
 TEXT_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 FORMATS = ("text", "json")
 #: Record attributes (passed as ``extra=``) copied into JSON lines when present.
-EXTRA_FIELDS = ("task_id", "task")
+EXTRA_FIELDS = ("task_id", "task", "duration", "traceback", "worker")
 
 _installed: Optional[logging.Handler] = None
 
@@ -35,6 +35,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines; a failed task's remote traceback follows its line."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        traceback = getattr(record, "traceback", None)
+        return f"{text}\n{traceback.rstrip()}" if traceback else text
 
 
 def parse_level(level: str) -> int:
@@ -76,7 +88,7 @@ def configure_logging(level: str = "info", logfile: Optional[str] = None, fmt: s
             raise ConfigurationError(f"cannot open log file {logfile!r}: {exc.strerror or exc}") from None
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     global _installed
     root = logging.getLogger()
     if _installed is not None:

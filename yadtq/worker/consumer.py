@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import states
 from ..envelope import Envelope, decode, encode, peek_task_id
@@ -120,7 +120,8 @@ class TaskConsumer:
                             NotRegistered.__name__, envelope)
                 continue
             if envelope.expires is not None and envelope.expires < now:
-                logger.info("task %s[%s] expired before it ran", envelope.task, envelope.id)
+                logger.info("task %s[%s] expired before it ran", envelope.task, envelope.id,
+                            extra=task_fields(envelope))
                 changes.append(StateChange(
                     envelope.id, states.REVOKED, now, worker=self.identity.name, name=envelope.task,
                     queue=envelope.queue, error=ErrorInfo("yadtq.exceptions.Revoked", "expired")))
@@ -147,10 +148,11 @@ class TaskConsumer:
         skipped = []
         for (envelope, delivery), decision in zip(runnable, decisions):
             if decision == RUN:
-                logger.debug("task %s[%s] received", envelope.task, envelope.id)
+                logger.debug("task %s[%s] received", envelope.task, envelope.id, extra=task_fields(envelope))
                 self.pool.submit(Job(envelope, delivery))
             else:
-                logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision)
+                logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision,
+                            extra=task_fields(envelope))
                 skipped.append(delivery)
         if skipped:
             self.consumer.done(skipped)
@@ -160,7 +162,8 @@ class TaskConsumer:
         """Record a message that can never run as failed (when its id is readable) and
         dead-letter it; consumption goes on."""
         logger.error("dead-lettering a message from %s: %s (task id %s)", delivery.queue, reason,
-                     task_id or "unreadable")
+                     task_id or "unreadable",
+                     extra={"task_id": task_id, "task": envelope.task if envelope else None})
         if task_id is not None:
             self.app.backend.record([StateChange(
                 task_id, states.FAILED, time.time(), worker=self.identity.name,
@@ -221,15 +224,23 @@ class TaskConsumer:
         self.stats.count([outcome for _, outcome in batch])
 
     def _log(self, envelope: Envelope, outcome: Outcome) -> None:
+        fields = task_fields(envelope)
+        fields["duration"] = round(outcome.runtime, 6)
+        err = outcome.error
         if outcome.state == states.SUCCESS:
-            logger.info("task %s[%s] succeeded in %.3f s", envelope.task, envelope.id, outcome.runtime)
+            logger.info("task %s[%s] succeeded in %.3f s", envelope.task, envelope.id, outcome.runtime,
+                        extra=fields)
         elif outcome.state == states.RETRYING:
-            logger.warning("task %s[%s] retrying (attempt %d) after %s: %s", envelope.task,
-                           envelope.id, envelope.retries + 1,
-                           outcome.error.type if outcome.error else "?",
-                           outcome.error.message if outcome.error else "")
+            logger.warning("task %s[%s] retrying (attempt %d) after %s: %s", envelope.task, envelope.id,
+                           envelope.retries + 1, err.type if err else "?", err.message if err else "",
+                           extra=fields)
         else:
-            err = outcome.error
-            logger.error("task %s[%s] failed: %s: %s%s", envelope.task, envelope.id,
-                         err.type if err else "?", err.message if err else "",
-                         f"\n{err.traceback}" if err and err.traceback else "")
+            fields["traceback"] = err.traceback if err else None
+            logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
+                         outcome.runtime, err.type if err else "?", err.message if err else "",
+                         extra=fields)
+
+
+def task_fields(envelope: Envelope) -> dict[str, Any]:
+    """Log record fields that identify a task (``extra=``)."""
+    return {"task_id": envelope.id, "task": envelope.task}

@@ -376,3 +376,28 @@ def test_eager_mode_runs_inline() -> None:
         return x + y
 
     assert add.delay(2, 3).get(timeout=1) == 5
+
+
+def test_a_task_delivered_twice_runs_once_and_both_deliveries_are_done(
+        yadtq_app: YADTQ, counter: Counter) -> None:
+    from yadtq.envelope import Envelope, encode
+
+    @yadtq_app.task
+    def slow_once() -> str:
+        counter.hit("slow_once")
+        time.sleep(0.3)
+        return "once"
+
+    envelope = Envelope(id="dup-1", task=slow_once.name, created=time.time())
+    message = Message("default", encode(envelope), envelope.routing_key(), envelope.headers())
+    worker = Worker(yadtq_app, name="dup-worker", concurrency=4).start()
+    try:
+        yadtq_app.broker.publish([message, message])  # two deliveries in one batch
+        assert yadtq_app.AsyncResult("dup-1").get(timeout=10) == "once"
+        wait_until(lambda: counter["slow_once"] == 1)
+        yadtq_app.broker.publish([message])  # and one after it finished
+        wait_until(lambda: yadtq_app.broker.depth("default") == 0)
+    finally:
+        worker.stop(10)
+    assert counter["slow_once"] == 1
+    assert worker._consumer is not None and worker._consumer.in_flight() == 0

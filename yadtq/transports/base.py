@@ -297,6 +297,9 @@ class ResultBackend(ABC):
         (``SKIP``), was revoked (``REVOKED``, recorded), has moved on to a later
         attempt than ``claim.retries`` (``SKIP``), or is ``processing`` by another
         instance whose heartbeat is newer than ``alive_after`` (``SKIP``).
+        A claim by the instance already holding the task is granted again, so a
+        claim retried after a lost reply is not lost; the worker itself never
+        claims a task its pool is running.
         This is what makes a redelivered task run at most once.
         """
 

@@ -55,7 +55,7 @@ def decide_claim(
         if current.retries > claim.retries:
             return SKIP, None
         if (current.state == PROCESSING and current.instance
-                and instance_alive(current.instance)):
+                and current.instance != claim.instance and instance_alive(current.instance)):
             return SKIP, None
     history = current.history if current is not None else (
         ((QUEUED, claim.created, None),) if claim.created else ()

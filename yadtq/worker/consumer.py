@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from .. import states
 from ..envelope import Envelope, decode, encode, peek_task_id
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How long ``fetch`` may block; bounds how fast the loop notices a stop.
 FETCH_TIMEOUT = 0.1
@@ -78,7 +80,7 @@ class TaskConsumer:
 
     def __init__(self, app: YADTQ, consumer: Consumer, pool: Pool, identity: Identity,
                  stats: WorkerStats, outcomes: queue.SimpleQueue[tuple[Job, Outcome]],
-                 on_stored: Callable[[int], None] = lambda count: None) -> None:
+                 stop: threading.Event, on_stored: Callable[[int], None] = lambda count: None) -> None:
         self.app = app
         self.consumer = consumer
         self.pool = pool
@@ -86,6 +88,11 @@ class TaskConsumer:
         self.stats = stats
         self.outcomes = outcomes
         self.on_stored = on_stored
+        self.stop = stop
+        #: Tasks this worker is running, by id: a second delivery of one is attached to
+        #: its job (and reported done with it) instead of being claimed again.
+        self._running: dict[str, Job] = {}
+        self._running_lock = threading.Lock()
         self.secret_key = app.settings.secret_key
 
     # ------------------------------------------------------------------ owner thread
@@ -105,7 +112,8 @@ class TaskConsumer:
     def dispatch(self, deliveries: Sequence[Delivery]) -> None:
         """Decode, set aside what must wait or must not run, claim the rest, start it."""
         now = time.time()
-        runnable: list[tuple[Envelope, Delivery]] = []
+        runnable: dict[str, tuple[Envelope, Delivery]] = {}
+        repeats: dict[str, list[Delivery]] = {}  # more deliveries of a task in this batch
         settled: list[Delivery] = []
         changes: list[StateChange] = []
         scheduled: list[ScheduledMessage] = []
@@ -132,30 +140,52 @@ class TaskConsumer:
                 scheduled.append(ScheduledMessage(envelope.id, envelope.eta, Message(
                     delivery.queue, delivery.body, delivery.key, delivery.headers)))
                 settled.append(delivery)
-            else:
-                runnable.append((envelope, delivery))
+            elif envelope.id in runnable:
+                repeats.setdefault(envelope.id, []).append(delivery)
+            elif not self._attach_to_running(envelope, delivery):
+                runnable[envelope.id] = (envelope, delivery)
         if changes:
-            self.app.backend.record(changes, scheduled)
+            persist("recording scheduled and expired tasks",
+                    lambda: self.app.backend.record(changes, scheduled), self.stop)
         if settled:
             self.consumer.done(settled)
-        if not runnable:
-            return
+        if runnable:
+            self._claim_and_start(list(runnable.values()), repeats, now)
+
+    def _claim_and_start(self, runnable: list[tuple[Envelope, Delivery]],
+                         repeats: dict[str, list[Delivery]], now: float) -> None:
         alive_after = now - self.app.settings.worker_unresponsive_after
-        decisions = self.app.backend.claim([
-            Claim(e.id, e.task, e.queue, e.retries, self.identity.instance, self.identity.name,
-                  now, e.created) for e, _ in runnable
-        ], alive_after)
-        skipped = []
+        claims = [Claim(e.id, e.task, e.queue, e.retries, self.identity.instance, self.identity.name,
+                        now, e.created) for e, _ in runnable]
+        decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
+                            self.stop)
+        skipped: list[Delivery] = []
         for (envelope, delivery), decision in zip(runnable, decisions):
             if decision == RUN:
                 logger.debug("task %s[%s] received", envelope.task, envelope.id, extra=task_fields(envelope))
-                self.pool.submit(Job(envelope, delivery))
+                job = Job(envelope, delivery, duplicates=repeats.pop(envelope.id, []))
+                with self._running_lock:
+                    self._running[envelope.id] = job
+                self.pool.submit(job)
             else:
                 logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision,
                             extra=task_fields(envelope))
                 skipped.append(delivery)
+                skipped.extend(repeats.pop(envelope.id, []))
         if skipped:
             self.consumer.done(skipped)
+
+    def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
+        """Whether ``delivery`` repeats a task this worker is running; if so it is reported
+        done together with the running one, so the task neither runs twice nor is lost."""
+        with self._running_lock:
+            job = self._running.get(envelope.id)
+            if job is None:
+                return False
+            job.duplicates.append(delivery)
+        logger.info("task %s[%s] delivered again while running here", envelope.task, envelope.id,
+                    extra=task_fields(envelope))
+        return True
 
     def reject(self, delivery: Delivery, reason: str, task_id: Optional[str],
                error_type: str = ProtocolError.__name__, envelope: Optional[Envelope] = None) -> None:
@@ -207,20 +237,19 @@ class TaskConsumer:
                     job.delivery.queue, encode(retry, self.secret_key), retry.routing_key(),
                     retry.headers())))
             self._log(envelope, outcome)
-        delay = 0.1
-        while True:
-            try:
-                self.app.backend.record(changes, scheduled)
-                break
-            except YADTQError as exc:
-                if stop.is_set() and delay > 2:
-                    logger.critical("cannot store %d outcomes (%s); their tasks will be redelivered",
-                                    len(batch), exc)
-                    return
-                logger.warning("storing outcomes failed (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self.consumer.done([job.delivery for job, _ in batch])
+        try:
+            persist("storing outcomes", lambda: self.app.backend.record(changes, scheduled), stop)
+        except YADTQError as exc:
+            logger.critical("cannot store %d outcomes (%s); their tasks will be delivered again",
+                            len(batch), exc)
+            return
+        finished: list[Delivery] = []
+        with self._running_lock:
+            for job, _ in batch:
+                self._running.pop(job.envelope.id, None)
+                finished.append(job.delivery)
+                finished.extend(job.duplicates)
+        self.consumer.done(finished)
         self.stats.count([outcome for _, outcome in batch])
 
     def _log(self, envelope: Envelope, outcome: Outcome) -> None:
@@ -239,6 +268,24 @@ class TaskConsumer:
             logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
                          outcome.runtime, err.type if err else "?", err.message if err else "",
                          extra=fields)
+
+
+def persist(what: str, call: Callable[[], T], stop: threading.Event) -> T:
+    """``call()``, retried with backoff while the transport is down.
+
+    Once ``stop`` is set it gives up after a few more tries and raises: the
+    deliveries concerned are then not reported done, so they are delivered again.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return call()
+        except YADTQError as exc:
+            if stop.is_set() and delay > 1:
+                raise
+            logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def task_fields(envelope: Envelope) -> dict[str, Any]:

@@ -160,7 +160,7 @@ class Worker:
         pool.start()  # before any other thread, so forked children inherit none
         consumer = self._consumer = self.app.broker.consumer(self.queues, on_drain=self._drain)
         tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
-                             on_stored=self._stored)
+                             self._stop, on_stored=self._stored)
         recorder_stop = threading.Event()
         recorder = threading.Thread(target=tasks.record_forever, args=(recorder_stop,),
                                     name="yadtq-recorder", daemon=True)

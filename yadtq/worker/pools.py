@@ -37,6 +37,8 @@ class Job:
 
     envelope: Envelope
     delivery: Delivery
+    #: More deliveries of the same task that arrived while it ran; done with it.
+    duplicates: list[Delivery] = field(default_factory=list)
     submitted: float = field(default_factory=time.time)
 
 

@@ -1,0 +1,528 @@
+"""The result backend contract (``yadtq.transports.base.ResultBackend``), run against every backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from typing import Callable, Optional
+
+import pytest
+
+from yadtq.states import FAILED, PROCESSING, QUEUED, RETRYING, REVOKED, SUCCESS
+from yadtq.transports.base import REVOKED as DECISION_REVOKED
+from yadtq.transports.base import (
+    RUN,
+    SKIP,
+    Claim,
+    ErrorInfo,
+    Message,
+    ResultBackend,
+    ScheduledMessage,
+    StateChange,
+    TaskRecord,
+    WorkerFailure,
+    WorkerInfo,
+)
+
+DEADLINE = 20.0
+ALIVE_WINDOW = 15.0
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def claim_for(task_id: str, *, instance: str = "inst-1", worker: str = "w1",
+              retries: int = 0, created: float = 0.0) -> Claim:
+    return Claim(task_id=task_id, name="tests.add", queue="default", retries=retries,
+                 instance=instance, worker=worker, timestamp=time.time(), created=created)
+
+
+def beat(backend: ResultBackend, worker: str, instance: str, *, age: float = 0.0,
+         state: str = "running") -> WorkerInfo:
+    info = WorkerInfo(worker=worker, instance=instance, hostname="host", pid=42,
+                      queues=("default",), concurrency=2, pool="threads", started=time.time() - 60,
+                      last_heartbeat=time.time() - age, state=state)
+    backend.heartbeat(info)
+    return info
+
+
+def get_one(backend: ResultBackend, task_id: str) -> Optional[TaskRecord]:
+    return backend.get([task_id])[0]
+
+
+# --------------------------------------------------------------------------- states and results
+
+
+def test_record_then_get(backend: ResultBackend) -> None:
+    task_id, other = new_id(), new_id()
+    now = time.time()
+    backend.record([StateChange(task_id, QUEUED, now, name="tests.add", queue="default")])
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert (record.task_id, record.state, record.name, record.queue) == (
+        task_id, QUEUED, "tests.add", "default")
+    assert record.history == ((QUEUED, now, None),)
+    assert record.updated == now
+    assert backend.get([other, task_id, other]) == [None, record, None]
+    assert backend.get([]) == []
+
+
+def test_a_batch_of_changes_applies_in_order(backend: ResultBackend) -> None:
+    task_id = new_id()
+    now = time.time()
+    error = ErrorInfo("builtins.ValueError", "bad input", ("bad input",), "Traceback ...")
+    backend.record([
+        StateChange(task_id, QUEUED, now, name="tests.add", queue="default"),
+        StateChange(task_id, PROCESSING, now + 1, worker="w1"),
+        StateChange(task_id, FAILED, now + 2, worker="w1", error=error, retries=1),
+    ])
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert record.state == FAILED
+    assert record.error == error
+    assert record.retries == 1
+    assert record.timestamp(PROCESSING) == now + 1
+
+
+def test_ready_states_are_final(backend: ResultBackend) -> None:
+    task_id = new_id()
+    now = time.time()
+    backend.record([StateChange(task_id, PROCESSING, now, worker="w1")])
+    backend.record([StateChange(task_id, SUCCESS, now + 1, worker="w1", result=b"\x05")])
+    backend.record([StateChange(task_id, FAILED, now + 2, worker="w2",
+                                error=ErrorInfo("builtins.RuntimeError", "late"))])
+    backend.record([StateChange(task_id, PROCESSING, now + 3, worker="w2")])
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert (record.state, record.result, record.error, record.worker) == (
+        SUCCESS, b"\x05", None, "w1")
+    assert [state for state, _, _ in record.history] == [PROCESSING, SUCCESS]
+
+
+def test_history_grows_with_state_time_and_worker(backend: ResultBackend) -> None:
+    task_id = new_id()
+    now = time.time()
+    backend.record([StateChange(task_id, QUEUED, now, name="tests.add")])
+    backend.record([StateChange(task_id, PROCESSING, now + 0.5, worker="w1")])
+    backend.record([StateChange(task_id, RETRYING, now + 1, worker="w1", retries=1, eta=now + 9)])
+    backend.record([StateChange(task_id, PROCESSING, now + 9, worker="w2", retries=1)])
+    backend.record([StateChange(task_id, SUCCESS, now + 10, worker="w2", result=b"ok")])
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert record.history == (
+        (QUEUED, now, None),
+        (PROCESSING, now + 0.5, "w1"),
+        (RETRYING, now + 1, "w1"),
+        (PROCESSING, now + 9, "w2"),
+        (SUCCESS, now + 10, "w2"),
+    )
+    assert (record.retries, record.eta, record.worker, record.name) == (1, now + 9, "w2", "tests.add")
+    assert record.timestamp(PROCESSING) == now + 9
+    assert record.updated == now + 10
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def test_claim_runs_a_new_task(backend: ResultBackend) -> None:
+    task_id = new_id()
+    created = time.time() - 1
+    claim = claim_for(task_id, created=created)
+    assert backend.claim([claim], time.time() - ALIVE_WINDOW) == [RUN]
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert (record.state, record.worker, record.instance, record.name, record.queue) == (
+        PROCESSING, "w1", "inst-1", "tests.add", "default")
+    assert record.history == ((QUEUED, created, None), (PROCESSING, claim.timestamp, "w1"))
+
+
+def test_claim_skips_a_ready_task(backend: ResultBackend) -> None:
+    task_id = new_id()
+    backend.record([StateChange(task_id, SUCCESS, time.time(), result=b"1")])
+    assert backend.claim([claim_for(task_id)], time.time() - ALIVE_WINDOW) == [SKIP]
+    record = get_one(backend, task_id)
+    assert record is not None and record.state == SUCCESS
+
+
+def test_claim_skips_a_superseded_attempt(backend: ResultBackend) -> None:
+    task_id = new_id()
+    backend.record([StateChange(task_id, RETRYING, time.time(), retries=2, eta=time.time())])
+    alive_after = time.time() - ALIVE_WINDOW
+    assert backend.claim([claim_for(task_id, retries=1)], alive_after) == [SKIP]
+    assert backend.claim([claim_for(task_id, retries=2)], alive_after) == [RUN]
+
+
+def test_claim_skips_a_task_running_on_a_live_instance(backend: ResultBackend) -> None:
+    task_id = new_id()
+    beat(backend, "w1", "inst-1")
+    assert backend.claim([claim_for(task_id, instance="inst-1")],
+                         time.time() - ALIVE_WINDOW) == [RUN]
+    redelivered = claim_for(task_id, instance="inst-2", worker="w2")
+    assert backend.claim([redelivered], time.time() - ALIVE_WINDOW) == [SKIP]
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert (record.state, record.instance, record.worker) == (PROCESSING, "inst-1", "w1")
+
+
+def test_claim_takes_over_from_an_instance_that_stopped_heartbeating(
+        backend: ResultBackend) -> None:
+    task_id = new_id()
+    beat(backend, "w1", "inst-1", age=100.0)
+    assert backend.claim([claim_for(task_id, instance="inst-1")], time.time() - 200) == [RUN]
+    redelivered = claim_for(task_id, instance="inst-2", worker="w2")
+    assert backend.claim([redelivered], time.time() - ALIVE_WINDOW) == [RUN]
+    record = get_one(backend, task_id)
+    assert record is not None
+    assert (record.state, record.instance, record.worker) == (PROCESSING, "inst-2", "w2")
+    assert [entry[2] for entry in record.history] == ["w1", "w2"]
+
+
+def test_claim_takes_over_from_a_stopped_or_unknown_instance(backend: ResultBackend) -> None:
+    stopped, unknown = new_id(), new_id()
+    beat(backend, "w1", "inst-1", state="stopped")
+    alive_after = time.time() - ALIVE_WINDOW
+    assert backend.claim([claim_for(stopped, instance="inst-1"),
+                          claim_for(unknown, instance="inst-ghost")], alive_after) == [RUN, RUN]
+    assert backend.claim([claim_for(stopped, instance="inst-2"),
+                          claim_for(unknown, instance="inst-2")], alive_after) == [RUN, RUN]
+
+
+def test_claim_decides_each_claim_of_a_batch(backend: ResultBackend) -> None:
+    fresh, done, twice = new_id(), new_id(), new_id()
+    backend.record([StateChange(done, SUCCESS, time.time())])
+    beat(backend, "w1", "inst-1")
+    claims = [claim_for(fresh), claim_for(done), claim_for(twice),
+              claim_for(twice, instance="inst-2", worker="w2")]
+    assert backend.claim(claims, time.time() - ALIVE_WINDOW) == [RUN, SKIP, RUN, SKIP]
+    assert backend.claim([], time.time()) == []
+
+
+def test_revoke_records_a_task_that_has_not_started(backend: ResultBackend) -> None:
+    queued, unknown = new_id(), new_id()
+    backend.record([StateChange(queued, QUEUED, time.time(), name="tests.add")])
+    revoked_at = time.time()
+    backend.revoke([queued, unknown], revoked_at)
+    for task_id in (queued, unknown):
+        record = get_one(backend, task_id)
+        assert record is not None
+        assert record.state == REVOKED
+        assert record.timestamp(REVOKED) == revoked_at
+    # Already ready (revoked): a delivery of it never runs.
+    assert backend.claim([claim_for(queued)], time.time() - ALIVE_WINDOW) == [SKIP]
+
+
+def test_claim_after_revoke_of_a_running_task_is_revoked(backend: ResultBackend) -> None:
+    task_id = new_id()
+    beat(backend, "w1", "inst-1")
+    assert backend.claim([claim_for(task_id)], time.time() - ALIVE_WINDOW) == [RUN]
+    backend.revoke([task_id], time.time())
+    record = get_one(backend, task_id)
+    assert record is not None and record.state == PROCESSING  # it runs to its end
+    redelivered = claim_for(task_id, instance="inst-2", worker="w2")
+    assert backend.claim([redelivered], time.time() - ALIVE_WINDOW) == [DECISION_REVOKED]
+    record = get_one(backend, task_id)
+    assert record is not None and record.state == REVOKED
+
+
+# --------------------------------------------------------------------------- wait
+
+
+def test_wait_returns_at_once_for_a_ready_task(backend: ResultBackend) -> None:
+    task_id = new_id()
+    backend.record([StateChange(task_id, SUCCESS, time.time(), result=b"r")])
+    started = time.monotonic()
+    record = backend.wait(task_id, 10.0)
+    assert record is not None and record.result == b"r"
+    assert time.monotonic() - started < 2.0
+
+
+def test_wait_is_woken_when_another_thread_records_success(
+        backend_peers: Callable[[int], list[ResultBackend]]) -> None:
+    waiter, writer = backend_peers(2)
+    task_id = new_id()
+    waiter.record([StateChange(task_id, PROCESSING, time.time(), worker="w1")])
+    timer = threading.Timer(0.2, writer.record,
+                            args=([StateChange(task_id, SUCCESS, time.time(), result=b"5")],))
+    started = time.monotonic()
+    timer.start()
+    try:
+        record = waiter.wait(task_id, 15.0)
+    finally:
+        timer.join(DEADLINE)
+    elapsed = time.monotonic() - started
+    assert record is not None
+    assert (record.state, record.result) == (SUCCESS, b"5")
+    assert elapsed < 3.0  # woken, not timed out (nor found by a slow fallback re-read)
+
+
+def test_wait_is_woken_by_a_revoke(backend: ResultBackend) -> None:
+    task_id = new_id()
+    backend.record([StateChange(task_id, QUEUED, time.time())])
+    timer = threading.Timer(0.2, backend.revoke, args=([task_id], time.time()))
+    started = time.monotonic()
+    timer.start()
+    try:
+        record = backend.wait(task_id, 15.0)
+    finally:
+        timer.join(DEADLINE)
+    assert record is not None and record.state == REVOKED
+    assert time.monotonic() - started < 3.0
+
+
+def test_wait_returns_none_on_timeout(backend: ResultBackend) -> None:
+    task_id = new_id()
+    backend.record([StateChange(task_id, PROCESSING, time.time(), worker="w1")])
+    started = time.monotonic()
+    assert backend.wait(task_id, 0.3) is None
+    assert backend.wait(new_id(), 0.0) is None
+    elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 3.0
+
+
+_WRITER_PROCESS = """
+import sys, time
+from yadtq.settings import load_settings
+from yadtq.transports.base import StateChange, create_backend
+url, task_id = sys.argv[1], sys.argv[2]
+backend = create_backend(url, load_settings(broker="memory://", backend=url, environ={}))
+backend.get([task_id])
+print("ready", flush=True)
+sys.stdin.readline()
+backend.record([StateChange(task_id, "success", time.time(), worker="other", result=b"42")])
+print(time.time(), flush=True)
+backend.close()
+"""
+
+
+def test_wait_is_woken_by_a_write_from_another_process(
+        backend_kind: str, backend: ResultBackend, backend_url: str,
+        python_process: Callable[..., subprocess.Popen[str]]) -> None:
+    if backend_kind != "sqlite":
+        pytest.skip("other processes share a server-less backend only on SQLite")
+    task_id = new_id()
+    backend.record([StateChange(task_id, PROCESSING, time.time(), worker="other")])
+    writer = python_process(_WRITER_PROCESS, backend_url, task_id)
+    assert writer.stdout is not None and writer.stdin is not None
+    assert writer.stdout.readline().strip() == "ready", writer.communicate()[1]
+
+    def go() -> None:
+        assert writer.stdin is not None
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+
+    timer = threading.Timer(0.3, go)
+    started = time.monotonic()
+    timer.start()
+    try:
+        record = backend.wait(task_id, 15.0)
+    finally:
+        timer.join(DEADLINE)
+    woke = time.time()
+    assert record is not None
+    assert (record.state, record.result, record.worker) == (SUCCESS, b"42", "other")
+    out, err = writer.communicate(timeout=DEADLINE)
+    assert writer.returncode == 0, err
+    written = float(out.strip().splitlines()[-1])
+    # The fallback re-read is 30 s apart here: only a notification wakes this fast.
+    assert woke - written < 2.0
+    assert time.monotonic() - started < 5.0
+    notify_dir = backend.notify_directory  # type: ignore[attr-defined]
+    left = os.listdir(notify_dir) if os.path.isdir(notify_dir) else []
+    assert not [n for n in left if n.endswith(".sock")]  # the waiter cleaned up
+
+
+def test_forget(backend: ResultBackend) -> None:
+    task_id, kept = new_id(), new_id()
+    backend.record([StateChange(task_id, SUCCESS, time.time(), result=b"x"),
+                    StateChange(kept, SUCCESS, time.time(), result=b"y")])
+    backend.forget([task_id, new_id()])
+    assert get_one(backend, task_id) is None
+    kept_record = get_one(backend, kept)
+    assert kept_record is not None and kept_record.result == b"y"
+
+
+def test_records_expire_after_result_expires(
+        backend_factory: Callable[..., ResultBackend]) -> None:
+    backend = backend_factory(result_expires=1.0)
+    task_id = new_id()
+    backend.record([StateChange(task_id, SUCCESS, time.time(), result=b"x")])
+    assert get_one(backend, task_id) is not None
+    end = time.monotonic() + DEADLINE
+    while get_one(backend, task_id) is not None and time.monotonic() < end:
+        time.sleep(0.05)
+    assert get_one(backend, task_id) is None
+    assert backend.wait(task_id, 0.1) is None
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def scheduled(task_id: str, due: float, queue: str = "default") -> ScheduledMessage:
+    body = f"body-{task_id}".encode()
+    return ScheduledMessage(task_id, due, Message(queue, body, key=task_id.encode(),
+                                                  headers={"yadtq-task": b"tests.add"}))
+
+
+def test_schedule_hands_out_only_due_messages(backend: ResultBackend) -> None:
+    now = time.time()
+    soon, later = scheduled(new_id(), now - 1), scheduled(new_id(), now + 100)
+    backend.record([StateChange(soon.task_id, RETRYING, now, retries=1, eta=soon.due)],
+                   scheduled=[soon, later])
+    record = get_one(backend, soon.task_id)
+    assert record is not None and record.state == RETRYING  # stored in the same step
+    taken = backend.claim_due(now, 10, lease=30.0)
+    assert [e.task_id for e in taken] == [soon.task_id]
+    entry = taken[0]
+    assert entry.due == soon.due
+    assert (entry.message.queue, entry.message.body, entry.message.key) == (
+        soon.message.queue, soon.message.body, soon.message.key)
+    assert dict(entry.message.headers) == {"yadtq-task": b"tests.add"}
+    assert backend.claim_due(now, 10, lease=30.0) == []  # leased
+    assert backend.claim_due(now, 0, lease=30.0) == []
+
+
+def test_schedule_lease_runs_out_and_release_removes(backend: ResultBackend) -> None:
+    now = time.time()
+    first, second = scheduled(new_id(), now - 2), scheduled(new_id(), now + 50)
+    backend.record([], scheduled=[first, second])
+    assert [e.task_id for e in backend.claim_due(now, 10, lease=30.0)] == [first.task_id]
+    # Its claimant died: after the lease it is handed out again, not lost.
+    again = backend.claim_due(now + 31, 10, lease=30.0)
+    assert [e.task_id for e in again] == [first.task_id]
+    backend.release_due(again)
+    taken = backend.claim_due(now + 100, 10, lease=30.0)
+    assert [e.task_id for e in taken] == [second.task_id]
+    backend.release_due(taken)
+    assert backend.claim_due(now + 1000, 10, lease=30.0) == []
+
+
+def test_schedule_hands_each_due_message_to_one_of_two_concurrent_claimers(
+        backend_peers: Callable[[int], list[ResultBackend]]) -> None:
+    first, second = backend_peers(2)
+    now = time.time()
+    entries = [scheduled(new_id(), now - 10 + i * 0.01) for i in range(200)]
+    first.record([], scheduled=entries)
+    results: list[list[str]] = [[], []]
+    start = threading.Barrier(2)
+
+    def claimer(backend: ResultBackend, into: list[str]) -> None:
+        start.wait()
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            taken = backend.claim_due(now, 7, lease=60.0)
+            if not taken:
+                return
+            into.extend(e.task_id for e in taken)
+
+    threads = [threading.Thread(target=claimer, args=(b, r))
+               for b, r in ((first, results[0]), (second, results[1]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE + 5)
+    claimed = results[0] + results[1]
+    assert sorted(claimed) == sorted(e.task_id for e in entries)
+    assert len(set(claimed)) == len(claimed)
+
+
+def test_next_due(backend: ResultBackend) -> None:
+    assert backend.next_due() is None
+    now = time.time()
+    early, late = scheduled(new_id(), now + 5), scheduled(new_id(), now + 50)
+    backend.record([], scheduled=[late, early])
+    assert backend.next_due() == early.due
+    backend.release_due(backend.claim_due(now + 10, 10, lease=30.0))
+    assert backend.next_due() == late.due
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_heartbeat_keeps_each_workers_latest_report(backend: ResultBackend) -> None:
+    assert backend.workers() == []
+    beat(backend, "w1", "inst-1")
+    latest = WorkerInfo(worker="w1", instance="inst-1", hostname="host", pid=42,
+                        queues=("default", "high"), concurrency=4, pool="processes",
+                        started=time.time() - 60, last_heartbeat=time.time(), tasks_done=10,
+                        tasks_failed=2, active=3, extra={"rss": 1234})
+    backend.heartbeat(latest)
+    other = beat(backend, "w2", "inst-9")
+    by_name = {w.worker: w for w in backend.workers()}
+    assert by_name == {"w1": latest, "w2": other}
+
+
+def test_failures_newest_first_one_per_instance(backend: ResultBackend) -> None:
+    now = time.time()
+    first = WorkerFailure("w1", "inst-1", now - 30, now)
+    second = WorkerFailure("w2", "inst-2", now - 20, now + 1)
+    backend.record_failure(first)
+    backend.record_failure(second)
+    backend.record_failure(WorkerFailure("w1", "inst-1", now - 10, now + 2))  # seen already
+    assert backend.failures() == [second, first]
+    assert backend.failures(limit=1) == [second]
+
+
+def test_failure_history_is_capped(backend_factory: Callable[..., ResultBackend]) -> None:
+    backend = backend_factory(failure_history=3)
+    now = time.time()
+    failures = [WorkerFailure(f"w{i}", f"inst-{i}", now - 20, now + i) for i in range(5)]
+    for failure in failures:
+        backend.record_failure(failure)
+    assert backend.failures() == failures[:1:-1]
+
+
+# --------------------------------------------------------------------------- dedupe
+
+
+def test_claim_dedupe_returns_the_earlier_task_until_it_fails(backend: ResultBackend) -> None:
+    key = f"dedupe-{new_id()}"
+    first, second, third, fourth = new_id(), new_id(), new_id(), new_id()
+    assert backend.claim_dedupe(key, first, 60.0) == first
+    assert backend.claim_dedupe(key, second, 60.0) == first  # first not recorded yet: queued
+    backend.record([StateChange(first, SUCCESS, time.time(), result=b"1")])
+    assert backend.claim_dedupe(key, second, 60.0) == first  # result caching
+    other_key = f"dedupe-{new_id()}"
+    assert backend.claim_dedupe(other_key, third, 60.0) == third
+    backend.record([StateChange(third, FAILED, time.time(),
+                                error=ErrorInfo("builtins.ValueError", "x"))])
+    assert backend.claim_dedupe(other_key, fourth, 60.0) == fourth
+    assert backend.claim_dedupe(other_key, new_id(), 60.0) == fourth
+
+
+def test_claim_dedupe_key_expires_after_its_ttl(backend: ResultBackend) -> None:
+    key = f"dedupe-{new_id()}"
+    first, second = new_id(), new_id()
+    assert backend.claim_dedupe(key, first, 0.5) == first
+    end = time.monotonic() + DEADLINE
+    winner = first
+    while winner == first and time.monotonic() < end:
+        time.sleep(0.05)
+        winner = backend.claim_dedupe(key, second, 60.0)
+    assert winner == second
+
+
+def test_claim_dedupe_is_atomic_across_threads(
+        backend_peers: Callable[[int], list[ResultBackend]]) -> None:
+    backends = backend_peers(2)
+    key = f"dedupe-{new_id()}"
+    winners: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def submit(backend: ResultBackend) -> None:
+        start.wait()
+        mine = [backend.claim_dedupe(key, new_id(), 60.0) for _ in range(250)]
+        with lock:
+            winners.extend(mine)
+
+    threads = [threading.Thread(target=submit, args=(backends[i % 2],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE + 40)
+    assert len(winners) == 1000
+    assert len(set(winners)) == 1

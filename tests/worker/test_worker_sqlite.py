@@ -170,8 +170,7 @@ def test_garbage_is_dead_lettered_and_the_next_task_runs(client: YADTQ, env: dic
 
 def test_unknown_task_fails_with_not_registered(client: YADTQ, env: dict[str, str], tmp_path: Path) -> None:
     result = client.send_task("tests.apps.proc_app.no_such_task", (1, 2))
-    with running_workers(1, APP, env, tmp_path):
-        with pytest.raises(NotRegistered, match="no_such_task"):
-            result.get(timeout=30)
+    with running_workers(1, APP, env, tmp_path), pytest.raises(NotRegistered, match="no_such_task"):
+        result.get(timeout=30)
     assert result.state == states.FAILED
     assert any(d.headers.get("yadtq-id") == result.id.encode() for d in client.broker.dead_letters())

@@ -1,0 +1,502 @@
+"""What is particular to the Redis backend: Lua atomicity, notification, leases, TTLs, round trips.
+
+The behaviour every backend shares is held to ``memory.py`` by ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import pytest
+import redis
+
+from yadtq.exceptions import BackendUnavailable, ConfigurationError
+from yadtq.settings import Settings
+from yadtq.transports.base import (
+    REVOKED,
+    RUN,
+    SKIP,
+    Claim,
+    Message,
+    ScheduledMessage,
+    StateChange,
+    TaskRecord,
+    WorkerInfo,
+    create_backend,
+)
+from yadtq.transports.redis import (
+    EVENTS_KEY,
+    EVENTS_MAXLEN,
+    INSTANCES_KEY,
+    REVOKED_KEY,
+    STATS_KEY,
+    TASK_KEY,
+    WAITERS_KEY,
+    RedisBackend,
+)
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration]
+
+DEADLINE = 10.0
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.005)
+
+
+class CountingConnection(redis.Connection):
+    """Counts the requests each thread writes: one per command, one per pipeline."""
+
+    sends: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        with self.lock:
+            me = threading.get_ident()
+            self.sends[me] = self.sends.get(me, 0) + 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+class LosingConnection(redis.Connection):
+    """Loses one reply, after the server executed the command, when ``lose_next`` is set."""
+
+    lose_next = False
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().read_response(*args, **kwargs)
+        if LosingConnection.lose_next:
+            LosingConnection.lose_next = False
+            raise redis.TimeoutError("reply lost (simulated)")
+        return response
+
+
+def _round_trips(action: Callable[[], Any]) -> int:
+    me = threading.get_ident()
+    before = CountingConnection.sends.get(me, 0)
+    action()
+    return CountingConnection.sends.get(me, 0) - before
+
+
+@pytest.fixture
+def make_backend(redis_url: str, unique: str) -> Iterator[Callable[..., RedisBackend]]:
+    made: list[RedisBackend] = []
+
+    def make(**settings: Any) -> RedisBackend:
+        options = {"prefix": f"test-{unique}", **settings.pop("backend_options", {})}
+        backend = RedisBackend(redis_url, Settings(backend_options=options, **settings))
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"test-{unique}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def backend(make_backend: Callable[..., RedisBackend]) -> RedisBackend:
+    return make_backend()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+def _success(task_id: str, ts: Optional[float] = None, worker: str = "w1") -> StateChange:
+    return StateChange(task_id, "success", ts or time.time(), worker=worker, name="add", result=b"\x05")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_create_backend_finds_redis_by_url(redis_url: str, unique: str) -> None:
+    backend = create_backend(redis_url, Settings(backend_options={"prefix": f"test-{unique}"}))
+    try:
+        assert isinstance(backend, RedisBackend)
+        assert backend.key(TASK_KEY, "x") == f"test-{unique}:task:x"
+        assert backend.get(["nothing-here"]) == [None]
+    finally:
+        backend.close()
+
+
+def test_rediss_url_with_user_and_password_constructs_without_connecting() -> None:
+    backend = RedisBackend("rediss://alice:secret@example.invalid:6380/3", Settings())
+    kwargs = backend._redis.get_connection_kwargs()
+    assert (kwargs["username"], kwargs["password"], kwargs["host"], kwargs["port"], kwargs["db"]) == (
+        "alice", "secret", "example.invalid", 6380, 3)
+    assert issubclass(backend._redis.connection_pool.connection_class, redis.SSLConnection)
+    assert backend.key(TASK_KEY, "t") == "yadtq:task:t"
+    plain = RedisBackend("redis://:pw@example.invalid/2", Settings(backend_options={"prefix": "p"}))
+    assert plain._redis.get_connection_kwargs()["password"] == "pw"
+    assert not issubclass(plain._redis.connection_pool.connection_class, redis.SSLConnection)
+    assert plain.key(TASK_KEY, "t") == "p:task:t"
+
+
+def test_bad_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        RedisBackend("redis://example.invalid:notaport/0", Settings())
+
+
+def test_unreachable_server_raises_backend_unavailable() -> None:
+    backend = RedisBackend("redis://127.0.0.1:1/0", Settings(backend_options={"socket_connect_timeout": 1}))
+    with pytest.raises(BackendUnavailable) as info:
+        backend.record([_success("t")])
+    assert isinstance(info.value.__cause__, redis.ConnectionError)
+    with pytest.raises(BackendUnavailable):
+        backend.get(["t"])
+    backend.close()
+
+
+# --------------------------------------------------------------------------- one round trip
+
+
+def test_every_batch_is_one_round_trip(make_backend: Callable[..., RedisBackend]) -> None:
+    backend = make_backend(backend_options={"connection_class": CountingConnection})
+    backend.get(["warm-up"])  # the pool's connection is made and handshaken outside the count
+    now = time.time()
+    ids = [f"t{i}" for i in range(64)]
+    scheduled = [ScheduledMessage(f"s{i}", now + 60, Message("q", b"body")) for i in range(8)]
+    claims = [Claim(t, "add", "q", 0, "inst", "w1", now, created=now) for t in ids]
+    # Lua scripts are loaded on first use (NOSCRIPT, then SCRIPT LOAD): run each once first.
+    backend.claim([Claim("warm", "add", "q", 0, "inst", "w1", now)], now)
+    backend.record([_success("warm")], scheduled[:1])
+    backend.revoke(["warm-r"], now)
+    backend.claim_due(0.0, 1, 1.0)
+
+    assert _round_trips(lambda: backend.claim(claims, now - 15)) == 1
+    assert _round_trips(lambda: backend.record([_success(t) for t in ids], scheduled)) == 1
+    got: list[Optional[TaskRecord]] = []
+    assert _round_trips(lambda: got.extend(backend.get(ids))) == 1
+    assert [r.state if r else None for r in got] == ["success"] * 64
+    assert _round_trips(lambda: backend.revoke(ids[:10], now)) == 1
+    due: list[ScheduledMessage] = []
+    assert _round_trips(lambda: due.extend(backend.claim_due(now + 61, 100, 30.0))) == 1
+    assert {d.task_id for d in due} == {f"s{i}" for i in range(8)}
+    assert _round_trips(lambda: backend.release_due(due)) == 1
+    assert _round_trips(lambda: backend.forget(ids)) == 1
+    assert backend.get(ids) == [None] * 64
+
+
+# --------------------------------------------------------------------------- Lua atomicity
+
+
+def test_concurrent_claims_of_the_same_task_grant_exactly_one_run(backend: RedisBackend) -> None:
+    now = time.time()
+    instances = [f"inst-{n}" for n in range(4)]
+    for n, instance in enumerate(instances):
+        backend.heartbeat(WorkerInfo(f"w{n}", instance, last_heartbeat=now))
+    ids = [f"task-{i}" for i in range(200)]
+    barrier = threading.Barrier(4)
+    decisions: dict[str, list[tuple[str, str]]] = {t: [] for t in ids}
+    lock = threading.Lock()
+
+    def claimant(n: int) -> None:
+        order = ids[:]
+        random.Random(n).shuffle(order)
+        barrier.wait(DEADLINE)
+        for batch_start in range(0, len(order), 16):
+            batch = order[batch_start:batch_start + 16]
+            got = backend.claim([Claim(t, "add", "q", 0, instances[n], f"w{n}", time.time())
+                                 for t in batch], now - 15)
+            with lock:
+                for t, d in zip(batch, got):
+                    decisions[t].append((d, instances[n]))
+
+    threads = [threading.Thread(target=claimant, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+        assert not t.is_alive()
+    for task_id, got in decisions.items():
+        runs = [inst for d, inst in got if d == RUN]
+        assert len(got) == 4 and len(runs) == 1, (task_id, got)
+        assert sorted(d for d, _ in got) == [RUN, SKIP, SKIP, SKIP]
+        record = backend.get([task_id])[0]
+        assert record is not None and record.state == "processing" and record.instance == runs[0]
+        assert [h[0] for h in record.history] == ["processing"]
+
+
+def test_dedupe_under_contention_yields_one_task_id(backend: RedisBackend) -> None:
+    barrier = threading.Barrier(4)
+    results: list[list[str]] = [[] for _ in range(4)]
+    candidates: list[set[str]] = [set() for _ in range(4)]
+
+    def submitter(n: int) -> None:
+        barrier.wait(DEADLINE)
+        for _ in range(250):
+            mine = uuid.uuid4().hex
+            candidates[n].add(mine)
+            results[n].append(backend.claim_dedupe("add:2,3", mine, 60.0))
+
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+        assert not t.is_alive()
+    winners = {w for r in results for w in r}
+    assert len(winners) == 1
+    assert sum(len(r) for r in results) == 1000
+    assert winners <= set().union(*candidates)
+
+
+def test_dedupe_moves_on_from_a_failed_task_and_expires(backend: RedisBackend, client: redis.Redis) -> None:
+    assert backend.claim_dedupe("k", "first", 60.0) == "first"
+    assert backend.claim_dedupe("k", "second", 60.0) == "first"
+    backend.record([StateChange("first", "failed", time.time())])
+    assert backend.claim_dedupe("k", "third", 0.2) == "third"
+    assert 0 < client.pttl(backend.key("dedupe:", "k")) <= 200
+    _wait_for(lambda: client.exists(backend.key("dedupe:", "k")) == 0)
+    assert backend.claim_dedupe("k", "fourth", 60.0) == "fourth"
+
+
+def test_a_change_never_leaves_a_ready_state_and_counters_follow(backend: RedisBackend,
+                                                                 client: redis.Redis) -> None:
+    now = time.time()
+    backend.record([
+        StateChange("a", "processing", now, worker="w1", name="add"),
+        StateChange("a", "retrying", now + 1, worker="w1", eta=now + 5),
+        StateChange("a", "success", now + 2, worker="w1", result=b"\x05"),
+        StateChange("a", "failed", now + 3, worker="w1"),  # refused: already ready
+        StateChange("b", "failed", now, worker="w2", name="div"),
+    ])
+    record = backend.get(["a"])[0]
+    assert record is not None and record.state == "success" and record.result == b"\x05"
+    assert [h[0] for h in record.history] == ["processing", "retrying", "success"]
+    assert record.eta == now + 5 and record.name == "add"
+    stats = client.hgetall(backend.key(STATS_KEY))
+    assert stats == {b"succeeded": b"1", b"failed": b"1", b"retried": b"1"}
+
+
+def test_claim_skips_a_live_instance_and_takes_over_from_a_dead_one(backend: RedisBackend) -> None:
+    now = time.time()
+    backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=now))
+    assert backend.claim([Claim("t", "add", "q", 0, "i1", "w1", now)], now - 15) == [RUN]
+    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [SKIP]
+    # The same worker name restarted: its old instance is no longer alive.
+    backend.heartbeat(WorkerInfo("w1", "i9", last_heartbeat=now))
+    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [RUN]
+    backend.heartbeat(WorkerInfo("w2", "i2", last_heartbeat=now, state="stopped"))
+    assert backend.claim([Claim("t", "add", "q", 0, "i3", "w3", now)], now - 15) == [RUN]
+
+
+def test_a_claim_replayed_after_a_lost_reply_is_still_granted(
+        make_backend: Callable[..., RedisBackend]) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    backend = make_backend(backend_options={"connection_class": LosingConnection,
+                                            "retry": Retry(NoBackoff(), 1)})
+    now = time.time()
+    backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=now))
+    backend.claim([Claim("warm", "add", "q", 0, "i1", "w1", now)], now)  # the script is loaded
+    claims = [Claim("t", "add", "q", 0, "i1", "w1", now)]
+    LosingConnection.lose_next = True
+    # redis-py retries the script after the lost reply: the replay must not turn the
+    # grant into a SKIP (nobody would run the task), nor record it twice.
+    assert backend.claim(claims, now - 15) == [RUN]
+    assert not LosingConnection.lose_next
+    record = backend.get(["t"])[0]
+    assert record is not None and [h[0] for h in record.history] == ["processing"]
+    # the instance holding the task may claim it again (the worker retrying a claim) ...
+    assert backend.claim(claims, now - 15) == [RUN]
+    # ... while another live instance may not
+    backend.heartbeat(WorkerInfo("w2", "i2", last_heartbeat=now))
+    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [SKIP]
+
+
+def test_revoke_marks_and_claim_records_revoked(backend: RedisBackend, client: redis.Redis) -> None:
+    now = time.time()
+    backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=now))
+    backend.claim([Claim("running", "add", "q", 0, "i1", "w1", now)], now - 15)
+    backend.revoke(["waiting", "running"], now)
+    records = dict(zip(["waiting", "running"], backend.get(["waiting", "running"])))
+    assert records["waiting"] is not None and records["waiting"].state == "revoked"
+    assert records["running"] is not None and records["running"].state == "processing"
+    marker_ttl = client.pttl(backend.key(REVOKED_KEY, "running"))
+    assert 0 < marker_ttl <= backend.settings.result_expires * 1000
+    assert backend.claim([Claim("waiting", "add", "q", 0, "i2", "w2", now)], now - 15) == [SKIP]
+    backend.forget(["waiting"])
+    assert backend.claim([Claim("waiting", "add", "q", 0, "i2", "w2", now + 1)], now - 15) == [REVOKED]
+    record = backend.get(["waiting"])[0]
+    assert record is not None and record.state == "revoked" and record.worker == "w2"
+
+
+# --------------------------------------------------------------------------- TTL and events
+
+
+def test_every_write_sets_the_record_ttl(make_backend: Callable[..., RedisBackend],
+                                         client: redis.Redis) -> None:
+    backend = make_backend(result_expires=30.0)
+    now = time.time()
+    key = backend.key(TASK_KEY, "t")
+    backend.claim([Claim("t", "add", "q", 0, "i1", "w1", now)], now)
+    client.persist(key)
+    backend.record([StateChange("t", "retrying", now, eta=now + 1)])
+    assert 0 < client.pttl(key) <= 30_000
+    client.persist(key)
+    backend.claim([Claim("t", "add", "q", 0, "i1", "w1", now)], now)
+    assert 0 < client.pttl(key) <= 30_000
+
+    short = make_backend(result_expires=0.2)
+    short.record([_success("gone")])
+    assert short.get(["gone"])[0] is not None
+    _wait_for(lambda: short.get(["gone"]) == [None])
+
+
+def test_events_stream_has_one_entry_per_change_and_is_capped(backend: RedisBackend,
+                                                              client: redis.Redis) -> None:
+    now = time.time()
+    backend.record([StateChange("first", "processing", now, worker="w1", name="add")])
+    entries: Any = client.xrange(backend.key(EVENTS_KEY))
+    assert len(entries) == 1
+    fields = entries[0][1]
+    assert fields[b"id"] == b"first" and fields[b"name"] == b"add"
+    assert fields[b"state"] == b"processing" and fields[b"worker"] == b"w1"
+    assert float(fields[b"ts"]) == now
+    total = EVENTS_MAXLEN + 2_000
+    for start in range(0, total, 500):
+        backend.record([_success(f"t{i}") for i in range(start, start + 500)])
+    length = client.xlen(backend.key(EVENTS_KEY))
+    # MAXLEN ~ trims whole stream nodes (100 entries each by default), so a little over is fine.
+    assert EVENTS_MAXLEN <= length <= EVENTS_MAXLEN + 200
+    newest: Any = client.xrevrange(backend.key(EVENTS_KEY), count=1)
+    last = newest[0][1]
+    assert last[b"id"] == f"t{total - 1}".encode() and last[b"state"] == b"success"
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_a_lease_that_expires_makes_the_entry_claimable_again(backend: RedisBackend) -> None:
+    now = time.time()
+    entries = [ScheduledMessage(f"s{i}", now + i, Message("q", f"body{i}".encode(), b"key",
+                                                          {"yadtq-task": b"add"})) for i in range(3)]
+    backend.record([StateChange(e.task_id, "scheduled", now, eta=e.due) for e in entries], entries)
+    assert backend.next_due() == now
+    first = backend.claim_due(now + 1, 10, lease=5.0)
+    assert first == entries[:2]
+    assert backend.next_due() == now + 2
+    assert backend.claim_due(now + 1.5, 10, lease=5.0) == []
+    # The claimant died: once its lease is over, another caller gets the entries back.
+    again = backend.claim_due(now + 6.5, 10, lease=5.0)
+    assert sorted(again, key=lambda e: e.due) == entries
+    backend.release_due(again[:1])
+    assert backend.claim_due(now + 12, 10, lease=5.0) == [e for e in again[1:]]
+    backend.release_due(again[1:])
+    assert backend.claim_due(now + 100, 10, lease=5.0) == []
+    assert backend.next_due() is None
+
+
+# --------------------------------------------------------------------------- wait
+
+
+def test_wait_is_woken_by_a_record_from_another_thread(backend: RedisBackend, client: redis.Redis) -> None:
+    woken: dict[str, Any] = {}
+
+    def waiter() -> None:
+        woken["record"] = backend.wait("t", timeout=DEADLINE)
+        woken["at"] = time.monotonic()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    _wait_for(lambda: client.exists(backend.key(WAITERS_KEY, "t")))  # the waiter is registered
+    recorded_at = time.monotonic()
+    backend.record([_success("t")])
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    record = woken["record"]
+    assert record is not None and record.state == "success" and record.result == b"\x05"
+    assert woken["at"] - recorded_at < 0.5  # woken by the notification, far before the timeout
+    assert client.exists(backend.key(WAITERS_KEY, "t")) == 0  # the registration is spent
+
+
+def test_wait_returns_a_ready_record_at_once_and_none_on_timeout(backend: RedisBackend) -> None:
+    backend.record([_success("done")])
+    started = time.monotonic()
+    record = backend.wait("done", timeout=DEADLINE)
+    assert record is not None and record.state == "success"
+    assert time.monotonic() - started < 1.0
+    backend.record([StateChange("pending", "processing", time.time())])
+    started = time.monotonic()
+    assert backend.wait("pending", timeout=0.3) is None
+    assert 0.3 <= time.monotonic() - started < 2.0
+
+
+def test_many_waiting_threads_share_one_connection_and_all_wake(backend: RedisBackend,
+                                                                client: redis.Redis) -> None:
+    def pubsub_ids() -> set[int]:
+        return {int(c["id"]) for c in client.client_list(_type="pubsub")}
+
+    before = pubsub_ids()
+    ids = [f"t{i}" for i in range(40)]
+    results: dict[str, Optional[TaskRecord]] = {}
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, backend.wait(t, DEADLINE)))
+               for t in ids]
+    for t in threads:
+        t.start()
+    _wait_for(lambda: all(client.exists(backend.key(WAITERS_KEY, t)) for t in ids))
+    assert len(pubsub_ids() - before) == 1
+    backend.record([_success(t) for t in ids[:20]])
+    backend.revoke(ids[20:], time.time())
+    for t in threads:
+        t.join(DEADLINE)
+        assert not t.is_alive()
+    assert {t: r.state if r else None for t, r in results.items()} == {
+        **{t: "success" for t in ids[:20]}, **{t: "revoked" for t in ids[20:]}}
+
+
+def test_wait_survives_its_pubsub_connection_being_killed(backend: RedisBackend,
+                                                          client: redis.Redis) -> None:
+    def pubsub_ids() -> set[int]:
+        return {int(c["id"]) for c in client.client_list(_type="pubsub")}
+
+    before = pubsub_ids()
+    backend.record([_success("warm")])
+    assert backend.wait("warm", DEADLINE) is not None  # opens the inbox
+    ours = pubsub_ids() - before
+    assert len(ours) == 1
+    result: dict[str, Optional[TaskRecord]] = {}
+    thread = threading.Thread(target=lambda: result.__setitem__("r", backend.wait("t", DEADLINE)))
+    thread.start()
+    _wait_for(lambda: client.exists(backend.key(WAITERS_KEY, "t")))
+    client.client_kill_filter(_id=str(ours.pop()))
+    _wait_for(lambda: len(pubsub_ids() - before) == 1)  # resubscribed on a new connection
+    backend.record([_success("t")])
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    assert result["r"] is not None and result["r"].state == "success"
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_heartbeat_stores_the_report_and_instance_liveness(backend: RedisBackend,
+                                                           client: redis.Redis) -> None:
+    info = WorkerInfo("w1", "i1", hostname="h", pid=42, queues=("a", "b"), concurrency=4, pool="threads",
+                      started=1.0, last_heartbeat=2.5, tasks_done=7, extra={"rss": 1024})
+    backend.heartbeat(info)
+    assert backend.workers() == [info]
+    assert client.hget(backend.key(INSTANCES_KEY), "i1") == b"2.5"
+    backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=3.0, state="stopped"))
+    assert client.hget(backend.key(INSTANCES_KEY), "i1") is None
+    assert [w.state for w in backend.workers()] == ["stopped"]

@@ -1,0 +1,57 @@
+-- claim(claims, alive_after): records.decide_claim for a batch; returns one decision each.
+-- KEYS: instances (instance -> last heartbeat, running workers only), events, stats
+-- ARGV: task prefix, waiters prefix, revoked prefix, ttl ms, events maxlen, alive_after,
+--       claims: one msgpack array of [id, name, queue, retries, instance, worker, ts,
+--               queued entry|'', processing entry, revoked entry, claim token]
+-- The claim token (unique per claim of each call) lets a replay of the same script, e.g.
+-- by a client retrying after a lost reply, see its own grant instead of a live claimant.
+local task_prefix, waiters_prefix, revoked_prefix = ARGV[1], ARGV[2], ARGV[3]
+local ttl, maxlen, alive_after = ARGV[4], ARGV[5], tonumber(ARGV[6])
+
+local function alive(instance)
+  local beat = redis.call('HGET', KEYS[1], instance)
+  return beat and tonumber(beat) >= alive_after
+end
+
+local claims = cmsgpack.unpack(ARGV[7])
+local decisions = {}
+for c = 1, #claims do
+  local claim = claims[c]
+  local id, name, queue, retries = claim[1], claim[2], claim[3], claim[4]
+  local instance, worker, ts = claim[5], claim[6], claim[7]
+  local key = task_prefix .. id
+  local current = redis.call('HMGET', key, 'state', 'retries', 'instance', 'history', 'claim')
+  local state = current[1]
+  local decision
+  if READY[state] then
+    decision = 'skip'
+  elseif state == 'processing' and current[5] == claim[11] then
+    decision = 'run'  -- this very claim, already granted
+  elseif redis.call('EXISTS', revoked_prefix .. id) == 1 then
+    redis.call('HSET', key, 'state', 'revoked', 'worker', worker, 'name', name, 'queue', queue,
+               'history', (current[4] or '') .. claim[10])
+    redis.call('PEXPIRE', key, ttl)
+    log_change(KEYS[2], KEYS[3], maxlen, id, name, 'revoked', worker, ts)
+    notify(waiters_prefix, id)
+    decision = 'revoked'
+  elseif state and tonumber(current[2] or '0') > tonumber(retries) then
+    decision = 'skip'  -- superseded by a later attempt
+  elseif state == 'processing' and current[3] and current[3] ~= '' and current[3] ~= instance
+      and alive(current[3]) then
+    decision = 'skip'  -- running on another live worker
+  else
+    local history
+    if state then
+      history = (current[4] or '') .. claim[9]
+    else
+      history = claim[8] .. claim[9]
+    end
+    redis.call('HSET', key, 'state', 'processing', 'name', name, 'queue', queue, 'retries', retries,
+               'worker', worker, 'instance', instance, 'history', history, 'claim', claim[11])
+    redis.call('PEXPIRE', key, ttl)
+    log_change(KEYS[2], KEYS[3], maxlen, id, name, 'processing', worker, ts)
+    decision = 'run'
+  end
+  decisions[#decisions + 1] = decision
+end
+return decisions

@@ -1,0 +1,31 @@
+-- Prepended to every yadtq script (redis.py loads common.lua + <operation>.lua).
+-- The record layout and key names are documented at the top of transports/redis.py;
+-- the Python side passes every key name in, so they are defined in one place.
+
+-- States after which a task never changes again (states.READY_STATES).
+local READY = {success = true, failed = true, revoked = true}
+-- Counters kept in the stats hash, by the state a task entered.
+local STAT = {success = 'succeeded', failed = 'failed', retrying = 'retried', revoked = 'revoked'}
+
+-- Wake every process waiting on task `id`: each registered its inbox channel in the
+-- task's waiters set (watch.lua). The set is spent once the task is ready.
+local function notify(waiters_prefix, id)
+  local key = waiters_prefix .. id
+  local inboxes = redis.call('SMEMBERS', key)
+  for i = 1, #inboxes do
+    redis.call('PUBLISH', inboxes[i], id)
+  end
+  if #inboxes > 0 then
+    redis.call('DEL', key)
+  end
+end
+
+-- Log one applied state change: an entry in the capped events stream and the counters.
+local function log_change(events, stats, maxlen, id, name, state, worker, ts)
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
+             'id', id, 'name', name, 'state', state, 'worker', worker, 'ts', ts)
+  local stat = STAT[state]
+  if stat then
+    redis.call('HINCRBY', stats, stat, 1)
+  end
+end

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigurationError
 
@@ -142,3 +143,16 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("max_retries must not be negative")
     if settings.heartbeat_interval <= 0:
         raise ConfigurationError("heartbeat_interval must be positive")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for banners and logs)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

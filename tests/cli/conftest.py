@@ -63,7 +63,7 @@ class Cli:
 
     def start_worker(self, *args: str, name: str = "cli-worker", logfile: Optional[Path] = None,
                      wait_ready: bool = True) -> subprocess.Popen[bytes]:
-        """Start ``yadtq worker`` and (at log level info) wait until it logs that it is ready."""
+        """Start ``yadtq worker`` and (at log level info) wait until it logs that it joined."""
         logfile = logfile or self.directory / f"{name}.log"
         output = open(self.directory / f"{name}.out", "wb")  # noqa: SIM115 - closed below
         try:
@@ -75,7 +75,7 @@ class Cli:
         self.workers.append(proc)
         if not wait_ready:
             return proc
-        wait_for(lambda: proc.poll() is not None or (logfile.exists() and "ready" in logfile.read_text()),
+        wait_for(lambda: proc.poll() is not None or (logfile.exists() and " joined: " in logfile.read_text()),
                  30, f"worker {name} to start")
         assert proc.poll() is None, (self.directory / f"{name}.out").read_text()
         return proc

@@ -493,7 +493,7 @@ def test_worker_sigterm_exits_0(cli: Cli) -> None:
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=40) == 0
     log = (cli.directory / "sigterm.log").read_text()
-    assert "SIGTERM received" in log and "worker sigterm stopped" in log
+    assert "SIGTERM received" in log and "worker sigterm left" in log
     output = (cli.directory / "sigterm.out").read_text()
     assert "yadtq worker" in output and "extra" in output  # the banner, on stderr
     assert "Traceback" not in output

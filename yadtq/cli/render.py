@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -85,19 +84,6 @@ def format_error(type_name: str, message: str) -> str:
 def one_line(text: str) -> str:
     """Collapse whitespace runs (newlines included) to single spaces."""
     return " ".join(text.split())
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for banners and logs)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def styled(text: str, style_map: Mapping[str, str]) -> Text:

@@ -10,10 +10,11 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from ..settings import redact_url
 from .loading import load_app
 from .logs import FORMATS, configure_logging
 from .options import app_option, queues_option, split_queues
-from .render import redact_url, stderr_console
+from .render import stderr_console
 
 if TYPE_CHECKING:
     from ..worker.main import Worker

@@ -30,6 +30,7 @@ from ..transports.base import (
     StateChange,
 )
 from .executor import Outcome, outcome_change
+from .links import Link
 from .pools import Job, Pool
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ class TaskConsumer:
 
     def __init__(self, app: YADTQ, consumer: Consumer, pool: Pool, identity: Identity,
                  stats: WorkerStats, outcomes: queue.SimpleQueue[tuple[Job, Outcome]],
-                 stop: threading.Event, on_stored: Callable[[int], None] = lambda count: None) -> None:
+                 stop: threading.Event, on_stored: Callable[[int], None] = lambda count: None,
+                 backend_link: Optional[Link] = None) -> None:
         self.app = app
         self.consumer = consumer
         self.pool = pool
@@ -89,6 +91,7 @@ class TaskConsumer:
         self.outcomes = outcomes
         self.on_stored = on_stored
         self.stop = stop
+        self.backend_link = backend_link
         #: Tasks this worker is running, by id: a second delivery of one is attached to
         #: its job (and reported done with it) instead of being claimed again.
         self._running: dict[str, Job] = {}
@@ -146,7 +149,8 @@ class TaskConsumer:
                 runnable[envelope.id] = (envelope, delivery)
         if changes:
             persist("recording scheduled and expired tasks",
-                    lambda: self.app.backend.record(changes, scheduled), self.stop)
+                    lambda: self.app.backend.record(changes, scheduled), self.stop,
+                    self.backend_link)
         if settled:
             self.consumer.done(settled)
         if runnable:
@@ -158,11 +162,11 @@ class TaskConsumer:
         claims = [Claim(e.id, e.task, e.queue, e.retries, self.identity.instance, self.identity.name,
                         now, e.created) for e, _ in runnable]
         decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
-                            self.stop)
+                            self.stop, self.backend_link)
         skipped: list[Delivery] = []
         for (envelope, delivery), decision in zip(runnable, decisions):
             if decision == RUN:
-                logger.debug("task %s[%s] received", envelope.task, envelope.id, extra=task_fields(envelope))
+                logger.info("task %s[%s] received", envelope.task, envelope.id, extra=task_fields(envelope))
                 job = Job(envelope, delivery, duplicates=repeats.pop(envelope.id, []))
                 with self._running_lock:
                     self._running[envelope.id] = job
@@ -238,7 +242,8 @@ class TaskConsumer:
                     retry.headers())))
             self._log(envelope, outcome)
         try:
-            persist("storing outcomes", lambda: self.app.backend.record(changes, scheduled), stop)
+            persist("storing outcomes", lambda: self.app.backend.record(changes, scheduled), stop,
+                    self.backend_link)
         except YADTQError as exc:
             logger.critical("cannot store %d outcomes (%s); their tasks will be delivered again",
                             len(batch), exc)
@@ -270,7 +275,7 @@ class TaskConsumer:
                          extra=fields)
 
 
-def persist(what: str, call: Callable[[], T], stop: threading.Event) -> T:
+def persist(what: str, call: Callable[[], T], stop: threading.Event, link: Optional[Link] = None) -> T:
     """``call()``, retried with backoff while the transport is down.
 
     Once ``stop`` is set it gives up after a few more tries and raises: the
@@ -279,13 +284,19 @@ def persist(what: str, call: Callable[[], T], stop: threading.Event) -> T:
     delay = 0.1
     while True:
         try:
-            return call()
+            value = call()
         except YADTQError as exc:
+            if link is not None:
+                link.failed(exc)
             if stop.is_set() and delay > 1:
                 raise
             logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+        else:
+            if link is not None:
+                link.ok()
+            return value
 
 
 def task_fields(envelope: Envelope) -> dict[str, Any]:

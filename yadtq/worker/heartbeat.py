@@ -7,10 +7,11 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..exceptions import YADTQError
 from ..transports.base import WorkerFailure, WorkerInfo
+from .links import Link
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -29,10 +30,12 @@ class Heartbeat:
     failure history.
     """
 
-    def __init__(self, app: YADTQ, report: Callable[[], WorkerInfo]) -> None:
+    def __init__(self, app: YADTQ, report: Callable[[], WorkerInfo], link: Optional[Link] = None) -> None:
         self.app = app
         self.report = report
+        self.link = link
         self.interval = app.settings.heartbeat_interval
+        self._noticed: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-heartbeat", daemon=True)
 
@@ -46,7 +49,14 @@ class Heartbeat:
             self._thread.join(5)
 
     def beat(self) -> None:
-        self.app.backend.heartbeat(self.report())
+        try:
+            self.app.backend.heartbeat(self.report())
+        except YADTQError as exc:
+            if self.link is not None:
+                self.link.failed(exc)
+            raise
+        if self.link is not None:
+            self.link.ok()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -54,7 +64,7 @@ class Heartbeat:
                 self.beat()
                 self.notice_failures()
             except YADTQError as exc:
-                logger.warning("heartbeat failed: %s", exc)
+                logger.debug("heartbeat failed: %s", exc)
             except Exception:
                 logger.exception("heartbeat failed")
 
@@ -62,9 +72,11 @@ class Heartbeat:
         now = time.time()
         silent_after = self.app.settings.worker_unresponsive_after
         for info in self.app.backend.workers():
-            if info.state == RUNNING and now - info.last_heartbeat > silent_after:
-                logger.warning("worker %s is unresponsive (last heartbeat %.0f s ago)",
-                               info.worker, now - info.last_heartbeat)
+            if (info.state == RUNNING and now - info.last_heartbeat > silent_after
+                    and info.instance not in self._noticed):
+                self._noticed.add(info.instance)
+                logger.error("worker %s failed: unresponsive (last heartbeat %.0f s ago)",
+                             info.worker, now - info.last_heartbeat)
                 self.app.backend.record_failure(
                     WorkerFailure(info.worker, info.instance, info.last_heartbeat, now))
 

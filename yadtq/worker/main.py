@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Optional
 
-from ..exceptions import ConfigurationError, YADTQError
+from ..exceptions import BrokerUnavailable, ConfigurationError, YADTQError
+from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
 from .consumer import Identity, TaskConsumer, WorkerStats
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
+from .links import Link
 from .pools import Job, Pool, create_pool
 from .scheduler import Scheduler
 
@@ -147,6 +149,21 @@ class Worker:
             self._pending_cond.wait_for(lambda: self._pending <= 0,
                                         max(0.0, deadline - time.monotonic()))
 
+    def _connect(self, link: Link) -> Consumer:
+        """The broker consumer, retrying until the broker answers or the worker stops."""
+        delay = 0.5
+        while True:
+            try:
+                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain)
+            except BrokerUnavailable as exc:
+                link.failed(exc)
+                if self._stop.wait(delay):
+                    raise
+                delay = min(delay * 2, 10.0)
+            else:
+                link.ok()
+                return consumer
+
     def _serve(self) -> None:
         settings = self.app.settings
         self.started = time.time()
@@ -158,26 +175,32 @@ class Worker:
         pool = self._pool = create_pool(self.pool_kind, self.app, self.concurrency, self.name,
                                         self._sink, self.app_path)
         pool.start()  # before any other thread, so forked children inherit none
-        consumer = self._consumer = self.app.broker.consumer(self.queues, on_drain=self._drain)
+        broker_link = Link("broker", redact_url(settings.broker_url))
+        backend_link = Link("backend", redact_url(settings.backend_url))
+        consumer = self._consumer = self._connect(broker_link)
         tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
-                             self._stop, on_stored=self._stored)
+                             self._stop, on_stored=self._stored, backend_link=backend_link)
         recorder_stop = threading.Event()
         recorder = threading.Thread(target=tasks.record_forever, args=(recorder_stop,),
                                     name="yadtq-recorder", daemon=True)
         recorder.start()
-        heartbeat = Heartbeat(self.app, self.report)
+        heartbeat = Heartbeat(self.app, self.report, backend_link)
         scheduler = Scheduler(self.app)
         heartbeat.start()
         scheduler.start()
-        logger.info("worker %s ready: queues %s, %s pool x%d, broker %s, backend %s", self.name,
-                    ",".join(self.queues), self.pool_kind, self.concurrency,
-                    settings.broker_url, settings.backend_url)
+        logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
+                    self.pool_kind, self.concurrency)
         backoff = 0.1
         try:
             while not self._stop.is_set():
                 try:
                     tasks.turn()
+                    broker_link.ok()
                     backoff = 0.1
+                except BrokerUnavailable as exc:
+                    broker_link.failed(exc)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
                 except YADTQError as exc:
                     logger.warning("consume loop: %s; retrying in %.1f s", exc, backoff)
                     self._stop.wait(backoff)
@@ -208,5 +231,5 @@ class Worker:
                 logger.warning("final heartbeat: %s", exc)
             pool.stop()
             self.app.flush(10)
-            logger.info("worker %s stopped (%d done, %d failed)", self.name, self.stats.done,
+            logger.info("worker %s left (%d done, %d failed)", self.name, self.stats.done,
                         self.stats.failed)

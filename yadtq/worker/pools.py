@@ -124,6 +124,8 @@ class ThreadPool(Pool):
             job = self._jobs.get()
             if job is None:
                 return
+            logger.debug("task %s[%s] started", job.envelope.task, job.envelope.id,
+                         extra={"task_id": job.envelope.id, "task": job.envelope.task})
             try:
                 outcome = execute(self.app, job.envelope, self.worker)
             except BaseException as exc:  # a task that raises SystemExit must not kill the pool
@@ -226,6 +228,8 @@ class ProcessPool(Pool):
             child.job = job
             child.deadline = time.monotonic() + limit if limit else None
         self._begin(job)
+        logger.debug("task %s[%s] started in pool child %s", job.envelope.task, job.envelope.id,
+                     child.process.pid, extra={"task_id": job.envelope.id, "task": job.envelope.task})
         child.conn.send_bytes(encode(job.envelope))
 
     def _collect(self) -> None:

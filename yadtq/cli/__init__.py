@@ -12,7 +12,9 @@ import click
 
 from .. import __version__
 from ..exceptions import YADTQError
+from .bench import bench
 from .render import one_line
+from .shell import shell
 from .tasks import purge, result, status, submit
 from .worker import worker
 
@@ -46,7 +48,7 @@ def main() -> None:
     """
 
 
-for _command in (worker, submit, status, result, purge):
+for _command in (worker, submit, status, result, purge, bench, shell):
     main.add_command(_command)
 
 __all__ = ["main"]

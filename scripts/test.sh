@@ -10,6 +10,12 @@ echo "== installing yadtq and test tools" >&2
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "running pip as the 'root' user" >&2 || true
 python3 -c 'import yadtq, confluent_kafka, redis, msgpack' # fail now if the install did not work
 
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "== installing docker-compose (validates docker-compose.yml; no engine needed)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } >/dev/null 2>&1 \
+    || echo "warning: could not install docker-compose" >&2
+fi
+
 echo "== ruff" >&2
 python3 -m ruff check yadtq examples tests benchmarks
 echo "== mypy --strict" >&2

@@ -1,0 +1,936 @@
+"""``kafka://host:port[,host:port]``: the production broker, on confluent-kafka (librdkafka).
+
+Layout on the cluster:
+
+- one topic per queue, ``yadtq.<queue>``, created on first use with
+  ``settings.partitions`` partitions; dead letters go to ``yadtq.dlq``;
+- one consumer group per queue, ``yadtq.<queue>``. A worker serving several
+  queues holds one librdkafka consumer per queue inside its :class:`KafkaConsumer`
+  (a librdkafka consumer belongs to exactly one group). So a queue's partitions
+  are balanced among exactly the workers serving that queue, a rebalance of one
+  queue never revokes another queue's partitions, and ``depth``/``purge`` of a
+  queue concern one group and one topic. The price is one client per queue in
+  a multi-queue worker; the common single-queue worker has one.
+
+Delivery semantics (DESIGN.md §4), all enforced here and in ``offsets.py``:
+
+- Acks-late: offsets are never stored automatically; the consumer commits only
+  what the worker reported :meth:`KafkaConsumer.done` (after the outcome is
+  stored), so a worker killed at any moment loses no task.
+- No head-of-line blocking: later messages of a partition are handed out while
+  an earlier one runs; the committed offset is the highest below which every
+  handed-out message is done (:class:`~yadtq.transports.offsets.OffsetTracker`).
+  A partition is paused while its buffered plus in-flight messages reach the
+  in-flight bound (``broker_options["kafka_max_in_flight"]``, default 1000).
+- One thread owns the librdkafka consumers (poll, commit, pause, close):
+  ``done`` from any thread only updates the tracker; the owner commits what is
+  committable asynchronously at most every ``COMMIT_INTERVAL`` seconds, and
+  synchronously on revocation and close.
+- A partition being revoked is drained first (the worker's ``on_drain``
+  callback finishes what it can), then its finished offsets are committed.
+  Every delivery carries its assignment generation, so a late ``done`` for a
+  partition lost and re-acquired meanwhile is ignored.
+
+Publishing never waits for the network (except to create a queue's topic on
+first use): messages go to librdkafka's queue, idempotent with ``acks=all``;
+``flush`` waits for them. A message the cluster finally refuses is counted and
+reported to ``KafkaBroker.on_delivery_error`` from the next ``publish``/``flush``.
+``purge`` deletes the topic's records (Kafka DeleteRecords), so it works while
+workers consume.
+
+``settings.broker_options`` pass through to librdkafka unchanged (SASL, SSL,
+``acks``, ``linger.ms``...), each to the clients it applies to, except
+``kafka_max_in_flight``, which is yadtq's own. ``group.id`` and the two offset
+commit switches are fixed: the guarantees above depend on them.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import itertools
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from urllib.parse import urlsplit
+
+from confluent_kafka import (
+    OFFSET_END,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka import Consumer as RdConsumer
+from confluent_kafka.admin import AdminClient
+
+from ..envelope import HEADER_ID, HEADER_TASK, decode, peek_task_id
+from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
+from .base import Broker, Consumer, Delivery, DrainCallback, Message
+from .offsets import OffsetTracker
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+rdkafka_logger = logging.getLogger(__name__ + ".librdkafka")
+
+TOPIC_PREFIX = "yadtq."
+GROUP_PREFIX = "yadtq."
+DLQ_TOPIC = "yadtq.dlq"
+#: Headers added to a dead-lettered message.
+HEADER_DLQ_REASON = "yadtq-dlq-reason"
+HEADER_DLQ_SOURCE = "yadtq-dlq-source"  # "topic:partition:offset"
+#: yadtq's own option in ``broker_options`` (never passed to librdkafka).
+MAX_IN_FLIGHT_OPTION = "kafka_max_in_flight"
+DEFAULT_MAX_IN_FLIGHT = 1000
+DEFAULT_PORT = 9092
+#: Producer batching delay. Measured on loopback: 5 ms puts ~7 ms on every
+#: publish-to-fetch hop (the round-trip target of DESIGN.md §9 is 1.5 ms); 0 ms
+#: gives ~0.6 ms at about the same bulk throughput, since librdkafka still
+#: batches whatever queues up while a request is in flight.
+DEFAULT_LINGER_MS = 0
+#: librdkafka's prefetch ceiling per consumer (its default, 64 MB, is a lot for a
+#: worker that holds at most ``kafka_max_in_flight`` messages per partition).
+DEFAULT_PREFETCH_KBYTES = 16384
+
+#: Seconds between two asynchronous commits of what is done.
+COMMIT_INTERVAL = 0.2
+#: Longest wait on one queue's consumer while others may have messages.
+MULTI_QUEUE_SLICE = 0.01
+#: Longest a revocation waits for in-flight tasks (also bounded by shutdown_timeout).
+DRAIN_TIMEOUT_MAX = 10.0
+#: Seconds ``publish`` waits for room in a full local queue before giving up.
+PUBLISH_BLOCK_TIMEOUT = 30.0
+#: Seconds for admin requests (topic creation, offsets) and dead-letter delivery.
+ADMIN_TIMEOUT = 10.0
+DLQ_TIMEOUT = 10.0
+
+#: librdkafka properties that only producers (resp. consumers) accept; each is
+#: left out of the other kind's configuration so neither logs a warning about it.
+PRODUCER_ONLY = frozenset({
+    "acks", "request.required.acks", "linger.ms", "queue.buffering.max.ms",
+    "queue.buffering.max.messages", "queue.buffering.max.kbytes", "batch.num.messages", "batch.size",
+    "compression.type", "compression.codec", "compression.level", "enable.idempotence",
+    "enable.gapless.guarantee", "message.timeout.ms", "delivery.timeout.ms", "request.timeout.ms",
+    "retries", "message.send.max.retries", "transactional.id", "transaction.timeout.ms",
+    "delivery.report.only.error", "partitioner", "sticky.partitioning.linger.ms", "queuing.strategy",
+    "on_delivery",
+})
+CONSUMER_ONLY = frozenset({
+    "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms",
+    "heartbeat.interval.ms", "group.protocol", "group.protocol.type", "group.remote.assignor",
+    "coordinator.query.interval.ms", "max.poll.interval.ms", "enable.auto.commit",
+    "auto.commit.interval.ms", "enable.auto.offset.store", "queued.min.messages",
+    "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.max.bytes", "fetch.min.bytes",
+    "fetch.error.backoff.ms", "isolation.level", "enable.partition.eof", "check.crcs",
+    "auto.offset.reset", "consume.callback.max.messages", "offset.store.method", "on_commit",
+})
+
+# NewTopic and OffsetSpec are neither explicitly exported nor typed in every
+# confluent-kafka release; reach them untyped so mypy --strict holds across versions.
+_admin: Any = importlib.import_module("confluent_kafka.admin")
+
+_VALID_QUEUE = re.compile(r"^[A-Za-z0-9._-]+$")
+#: Assignment generations, unique within the process.
+_generations = itertools.count(1)
+
+#: Called with (task id from the ``yadtq-id`` header or ``None``, error text).
+DeliveryErrorHook = Callable[[Optional[str], str], None]
+
+TP = tuple[str, int]
+
+
+class KafkaToken(NamedTuple):
+    """Where a delivery came from, and under which assignment of its partition."""
+
+    topic: str
+    partition: int
+    offset: int
+    generation: int
+
+
+def topic_for(queue: str) -> str:
+    """The topic carrying ``queue``."""
+    if not _VALID_QUEUE.match(queue) or len(queue) > 200 or queue in ("dlq", ".", ".."):
+        raise ConfigurationError(f"invalid queue name for Kafka: {queue!r}")
+    return TOPIC_PREFIX + queue
+
+
+def group_for(queue: str) -> str:
+    """The consumer group serving ``queue``."""
+    return GROUP_PREFIX + queue
+
+
+def parse_url(url: str) -> str:
+    """``kafka://h1:p1,h2`` -> librdkafka ``bootstrap.servers`` (``h1:p1,h2:9092``)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "kafka":
+        raise ConfigurationError(f"not a kafka:// URL: {url!r}")
+    netloc = parts.netloc.rpartition("@")[2]
+    hosts = [h.strip() for h in netloc.split(",") if h.strip()]
+    if not hosts:
+        raise ConfigurationError(f"no Kafka host in {url!r} (expected kafka://host:port[,host:port])")
+    servers = []
+    for host in hosts:
+        if host.startswith("["):  # [IPv6]:port or [IPv6]
+            name, _, rest = host.partition("]")
+            name, port = name + "]", rest[1:] if rest.startswith(":") else str(DEFAULT_PORT)
+        elif host.count(":") == 1:
+            name, port = host.split(":")
+        elif ":" not in host:
+            name, port = host, str(DEFAULT_PORT)
+        else:
+            raise ConfigurationError(f"write IPv6 Kafka hosts as [address]:port in {url!r}")
+        if not name or not port.isdigit():
+            raise ConfigurationError(f"bad host or port in Kafka URL {url!r}: {host!r}")
+        servers.append(f"{name}:{port}")
+    return ",".join(servers)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        err = exc.args[0]
+        return f"{err.name()}: {err.str()}"
+    return str(exc)
+
+
+def _identify(body: bytes) -> tuple[Optional[str], Optional[str]]:
+    """(task id, task name) of an encoded envelope, as far as readable."""
+    try:
+        envelope = decode(body)
+    except ProtocolError:
+        return peek_task_id(body), None
+    return envelope.id, envelope.task
+
+
+class KafkaBroker(Broker):
+    """Publishes to ``yadtq.<queue>`` topics and hands out :class:`KafkaConsumer` objects.
+
+    Attributes:
+        on_delivery_error: called with (task id, error text) for every message the
+            cluster finally refused (after librdkafka's retries); the app uses it
+            to mark the task failed. Runs in a thread that publishes or flushes.
+        delivery_errors: how many messages failed delivery so far.
+    """
+
+    scheme = "kafka"
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self.servers = parse_url(url)
+        options = dict(settings.broker_options)
+        try:
+            self.max_in_flight = max(1, int(options.pop(MAX_IN_FLIGHT_OPTION, DEFAULT_MAX_IN_FLIGHT)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"broker_options[{MAX_IN_FLIGHT_OPTION!r}]: {exc}") from None
+        self.options = options
+        self.on_delivery_error: Optional[DeliveryErrorHook] = None
+        self.delivery_errors = 0
+        self._lock = threading.Lock()
+        self._topics: set[str] = set()
+        self._pid = os.getpid()
+        self._producer: Optional[Any] = None
+        self._dlq_producer: Optional[Any] = None
+        self._admin: Optional[Any] = None
+        self._producer_fatal: Optional[str] = None
+        self._client_id = f"yadtq-{socket.gethostname()}-{os.getpid()}"
+
+    # ------------------------------------------------------------------ configuration
+    def config(self, role: str, **forced: Any) -> dict[str, Any]:
+        """librdkafka configuration for a ``producer``, ``consumer`` or ``admin`` client:
+        yadtq's defaults, then ``broker_options`` that apply to that role, then ``forced``."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.servers,
+            "client.id": self._client_id,
+            "logger": rdkafka_logger,
+        }
+        if role == "producer":
+            conf.update({"enable.idempotence": True, "acks": "all", "linger.ms": DEFAULT_LINGER_MS,
+                         "delivery.report.only.error": True})
+        elif role == "consumer":
+            conf.update({"partition.assignment.strategy": "cooperative-sticky",
+                         "auto.offset.reset": "earliest",
+                         "queued.max.messages.kbytes": DEFAULT_PREFETCH_KBYTES})
+        else:
+            conf["allow.auto.create.topics"] = False
+        skip = {"producer": CONSUMER_ONLY, "consumer": PRODUCER_ONLY}.get(role, PRODUCER_ONLY | CONSUMER_ONLY)
+        conf.update({k: v for k, v in self.options.items() if k not in skip})
+        conf.update(forced)
+        return conf
+
+    def _client(self, factory: Callable[[dict[str, Any]], Any], conf: dict[str, Any]) -> Any:
+        try:
+            return factory(conf)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigurationError(f"invalid Kafka client settings: {_error_text(exc)}") from exc
+
+    def _check_fork(self) -> None:
+        # librdkafka's threads do not survive fork(): a child builds its own clients.
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._producer = self._dlq_producer = self._admin = None
+
+    @property
+    def producer(self) -> Any:
+        """The shared librdkafka producer (thread-safe), created on first use."""
+        self._check_fork()
+        producer = self._producer
+        if producer is not None and self._producer_fatal is None:
+            return producer
+        with self._lock:
+            if self._producer_fatal is not None and self._producer is not None:
+                logger.error("replacing the Kafka producer after a fatal error: %s", self._producer_fatal)
+                old, self._producer = self._producer, None
+                old.purge()
+                old.flush(0)  # reports the purged messages through the delivery hook
+            self._producer_fatal = None
+            if self._producer is None:
+                self._producer = self._client(Producer, self.config(
+                    "producer", error_cb=self._on_producer_error, on_delivery=self._on_delivery))
+            return self._producer
+
+    @property
+    def admin(self) -> Any:
+        self._check_fork()
+        if self._admin is None:
+            with self._lock:
+                if self._admin is None:
+                    self._admin = self._client(AdminClient, self.config("admin"))
+        return self._admin
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, messages: Sequence[Message]) -> None:
+        """Queue messages in librdkafka and return without waiting for the network.
+
+        Messages are idempotent and ``acks=all`` by default; a message the cluster
+        finally refuses is reported to :attr:`on_delivery_error`.
+        """
+        if not messages:
+            return
+        producer = self.producer
+        known = self._topics
+        deadline: Optional[float] = None
+        for message in messages:
+            topic = TOPIC_PREFIX + message.queue
+            if topic not in known:
+                topic = topic_for(message.queue)
+                self.ensure_topic(topic)
+            headers = message.headers
+            if headers and not isinstance(headers, dict):
+                headers = dict(headers)
+            while True:
+                try:
+                    producer.produce(topic, message.body, message.key, headers=headers or None)
+                    break
+                except BufferError:
+                    # The local queue is full: serve delivery reports to make room.
+                    now = time.monotonic()
+                    deadline = deadline or now + PUBLISH_BLOCK_TIMEOUT
+                    if now >= deadline:
+                        raise BrokerUnavailable(
+                            f"Kafka producer queue still full after {PUBLISH_BLOCK_TIMEOUT:.0f} s "
+                            f"({len(producer)} messages waiting)") from None
+                    producer.poll(0.05)
+                except KafkaException as exc:
+                    raise BrokerUnavailable(f"cannot publish to {topic}: {_error_text(exc)}") from exc
+        producer.poll(0)
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is None:
+            return
+        # Delivery reports carry no headers: read the task from the body.
+        task_id, task = _identify(msg.value() or b"")
+        text = f"{err.name()}: {err.str()}"
+        with self._lock:
+            self.delivery_errors += 1
+        logger.error("task %s[%s] not delivered to %s: %s", task or "?", task_id or "?", msg.topic(), text)
+        hook = self.on_delivery_error
+        if hook is not None:
+            try:
+                hook(task_id, text)
+            except Exception:
+                logger.exception("on_delivery_error hook failed for task %s", task_id)
+
+    def _on_producer_error(self, err: Any) -> None:
+        if err.fatal():
+            logger.critical("Kafka producer fatal error: %s", err.str())
+            self._producer_fatal = f"{err.name()}: {err.str()}"
+        else:
+            logger.warning("Kafka producer: %s", err.str())
+
+    def flush(self, timeout: Optional[float] = None) -> int:
+        producer = self._producer
+        if producer is None or os.getpid() != self._pid:
+            return 0
+        return int(producer.flush() if timeout is None else producer.flush(timeout))
+
+    def close(self) -> None:
+        left = self.flush(ADMIN_TIMEOUT)
+        if left:
+            logger.warning("closing the Kafka broker with %d messages not yet delivered", left)
+        dlq = self._dlq_producer
+        if dlq is not None and os.getpid() == self._pid:
+            dlq.flush(ADMIN_TIMEOUT)
+
+    # ------------------------------------------------------------------ topics
+    def ensure_topic(self, topic: str, partitions: Optional[int] = None) -> None:
+        """Create ``topic`` unless it exists (``partitions``, default ``settings.partitions``),
+        and wait until the cluster's metadata shows it with leaders. Cached per broker."""
+        if topic in self._topics:
+            return
+        admin = self.admin
+        count = partitions or self.settings.partitions
+        try:
+            if not self._topic_ready(topic, wait=0.0):
+                future = admin.create_topics(
+                    [_admin.NewTopic(topic, num_partitions=count,
+                                     replication_factor=self.settings.replication_factor)],
+                    request_timeout=ADMIN_TIMEOUT)[topic]
+                try:
+                    future.result(timeout=ADMIN_TIMEOUT + 5)
+                    logger.info("created topic %s (%d partitions)", topic, count)
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise
+                if not self._topic_ready(topic, wait=ADMIN_TIMEOUT):
+                    raise BrokerUnavailable(f"topic {topic} has no leaders after {ADMIN_TIMEOUT:.0f} s")
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot create topic {topic}: {_error_text(exc)}") from exc
+        with self._lock:
+            self._topics.add(topic)
+
+    def _topic_ready(self, topic: str, wait: float) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            # All-topics metadata: asking for one topic could auto-create it.
+            meta = self.admin.list_topics(timeout=ADMIN_TIMEOUT).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions and all(
+                    p.leader >= 0 for p in meta.partitions.values()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def _partitions(self, topic: str) -> Optional[list[int]]:
+        meta = self.admin.list_topics(timeout=ADMIN_TIMEOUT).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return None
+        return sorted(meta.partitions)
+
+    # ------------------------------------------------------------------ consuming
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+        """A consumer of ``queues`` (one group member per queue), owned by the calling thread."""
+        names = list(dict.fromkeys(queues))
+        if not names:
+            raise ConfigurationError("a consumer needs at least one queue")
+        drain_timeout = min(self.settings.shutdown_timeout, DRAIN_TIMEOUT_MAX)
+        return KafkaConsumer(self, names, on_drain, self.max_in_flight, drain_timeout)
+
+    # ------------------------------------------------------------------ queue inspection
+    def _lag(self, queue: str) -> Optional[dict[int, int]]:
+        """Messages after the group's committed offset, per partition (``None``: no topic)."""
+        topic, group = topic_for(queue), group_for(queue)
+        admin = self.admin
+        try:
+            partitions = self._partitions(topic)
+            if partitions is None:
+                return None
+            tps = [TopicPartition(topic, p) for p in partitions]
+            committed_f = admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, tps)], request_timeout=ADMIN_TIMEOUT)[group]
+            spec = _admin.OffsetSpec
+            high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
+            low_f = admin.list_offsets({TopicPartition(topic, p): spec.earliest() for p in partitions},
+                                       request_timeout=ADMIN_TIMEOUT)
+            committed = {tp.partition: tp.offset
+                         for tp in committed_f.result(ADMIN_TIMEOUT).topic_partitions}
+            high = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
+            low = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot read offsets of {topic}: {_error_text(exc)}") from exc
+        # No commit yet, or a commit below the log start (purged): count from the log start.
+        return {p: max(0, high[p] - max(low[p], committed.get(p, -1))) for p in partitions}
+
+    def depth(self, queue: str) -> Optional[int]:
+        """The group's lag on the queue's topic: messages not yet consumed and committed."""
+        lag = self._lag(queue)
+        return 0 if lag is None else sum(lag.values())
+
+    def purge(self, queue: str) -> int:
+        """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).
+
+        Works while workers consume: their next fetch finds its position below the
+        new log start and resets to it. Returns the group's lag before the purge.
+        """
+        lag = self._lag(queue)
+        if lag is None:
+            return 0
+        topic = topic_for(queue)
+        try:
+            futures = self.admin.delete_records([TopicPartition(topic, p, OFFSET_END) for p in lag],
+                                                request_timeout=ADMIN_TIMEOUT,
+                                                operation_timeout=ADMIN_TIMEOUT)
+            for future in futures.values():
+                future.result(ADMIN_TIMEOUT + 5)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot purge {topic}: {_error_text(exc)}") from exc
+        purged = sum(lag.values())
+        logger.info("purged queue %s: %d waiting messages dropped", queue, purged)
+        return purged
+
+    # ------------------------------------------------------------------ dead letters
+    def send_dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
+
+        Raises:
+            BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
+                must then not report the delivery done.
+        """
+        token = delivery.token
+        source = (f"{token.topic}:{token.partition}:{token.offset}" if isinstance(token, KafkaToken)
+                  else TOPIC_PREFIX + delivery.queue)
+        headers = [(k, v) for k, v in delivery.headers.items()
+                   if k not in (HEADER_DLQ_REASON, HEADER_DLQ_SOURCE)]
+        headers += [(HEADER_DLQ_REASON, reason.encode("utf-8", "replace")),
+                    (HEADER_DLQ_SOURCE, source.encode())]
+        # Low volume: one partition (0, even if the topic has more) keeps them in order.
+        self.ensure_topic(DLQ_TOPIC, partitions=1)
+        producer = self._dead_letter_producer()
+        delivered = threading.Event()
+        failure: list[str] = []
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is not None:
+                failure.append(f"{err.name()}: {err.str()}")
+            delivered.set()
+
+        try:
+            producer.produce(DLQ_TOPIC, delivery.body, delivery.key, partition=0, headers=headers,
+                             on_delivery=on_delivery)
+            producer.flush(DLQ_TIMEOUT)
+        except (KafkaException, BufferError) as exc:
+            raise BrokerUnavailable(f"cannot dead-letter {source}: {_error_text(exc)}") from exc
+        if not delivered.wait(1.0) or failure:
+            raise BrokerUnavailable(f"dead letter from {source} not delivered: "
+                                    f"{failure[0] if failure else 'timed out'}")
+        task_id = delivery.headers.get(HEADER_ID, b"?").decode("utf-8", "replace")
+        task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")
+        logger.warning("task %s[%s] dead-lettered from %s: %s", task, task_id, source, reason)
+
+    def _dead_letter_producer(self) -> Any:
+        # Its own producer, so waiting for a dead letter never waits for ordinary
+        # publishing and per-message delivery reports stay on (``only.error`` off).
+        self._check_fork()
+        if self._dlq_producer is None:
+            with self._lock:
+                if self._dlq_producer is None:
+                    self._dlq_producer = self._client(Producer, self.config(
+                        "producer", **{"delivery.report.only.error": False},
+                        error_cb=lambda err: logger.warning("Kafka dead-letter producer: %s", err.str())))
+        return self._dlq_producer
+
+    def dead_letters(self, limit: int = 100) -> list[Delivery]:
+        """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
+        (queue, key, original headers). Reads the topic's tail; commits nothing."""
+        if limit <= 0:
+            return []
+        try:
+            partitions = self._partitions(DLQ_TOPIC)
+            if not partitions:
+                return []
+            reader = self._client(RdConsumer, self.config(
+                "consumer", **{"group.id": GROUP_PREFIX + "dlq-reader", "enable.auto.commit": False,
+                               "enable.auto.offset.store": False},
+                error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
+        found: list[Any] = []
+        try:
+            ends: dict[int, int] = {}
+            starts = []
+            for p in partitions:
+                low, high = reader.get_watermark_offsets(TopicPartition(DLQ_TOPIC, p), ADMIN_TIMEOUT)
+                if high > low:
+                    ends[p] = high
+                    starts.append(TopicPartition(DLQ_TOPIC, p, max(low, high - limit)))
+            reader.assign(starts)
+            deadline = time.monotonic() + ADMIN_TIMEOUT
+            while ends and time.monotonic() < deadline:
+                for msg in reader.consume(500, 0.2):
+                    if msg.error() is None:
+                        found.append(msg)
+                        if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                            ends.pop(msg.partition(), None)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
+        finally:
+            reader.close()
+        found.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
+        result = []
+        for msg in found[-limit:]:
+            headers = {k: bytes(v or b"") for k, v in msg.headers() or ()}
+            headers.pop(HEADER_DLQ_REASON, None)
+            source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
+            topic = source.split(":", 1)[0]
+            queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"
+            result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
+                                   token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
+        return result
+
+
+class _Member:
+    """One librdkafka consumer: this worker's membership in one queue's group."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.topic = topic_for(queue)
+        self.client: Any = None
+        #: Messages fetched and not yet handed out, in partition order.
+        self.buffer: collections.deque[Any] = collections.deque()
+        self.buffered: collections.Counter[TP] = collections.Counter()
+        self.assigned: set[TP] = set()
+        self.paused: set[TP] = set()
+        self.fatal: Optional[str] = None
+
+    def discard_buffered(self, tps: set[TP]) -> None:
+        if any(self.buffered.get(tp) for tp in tps):
+            self.buffer = collections.deque(
+                m for m in self.buffer if (m.topic(), m.partition()) not in tps)
+        for tp in tps:
+            self.buffered.pop(tp, None)
+
+
+class KafkaConsumer(Consumer):
+    """A worker's consumer of one or more queues; see the module docstring for the guarantees.
+
+    ``fetch`` and ``close`` (and every librdkafka call) run on the owner thread;
+    ``done`` and ``dead_letter`` may be called from any thread.
+    """
+
+    def __init__(self, broker: KafkaBroker, queues: Sequence[str], on_drain: Optional[DrainCallback],
+                 max_in_flight: int, drain_timeout: float) -> None:
+        self._broker = broker
+        self._on_drain = on_drain
+        self._max_in_flight = max_in_flight
+        self._drain_timeout = drain_timeout
+        self._tracker = OffsetTracker()
+        #: Guards ``_generations`` together with the tracker updates that depend on it.
+        self._lock = threading.Lock()
+        self._generations: dict[TP, int] = {}
+        self._members: list[_Member] = []
+        self._rotation = 0
+        self._last_commit = time.monotonic()
+        self._closing = False
+        self._closed = False
+        #: Partitions revoked or lost so far (for health and tests).
+        self.revocations = 0
+        try:
+            for queue in queues:
+                self._members.append(self._join(queue))
+        except BaseException:
+            for member in self._members:
+                member.client.close()
+            raise
+
+    def _join(self, queue: str) -> _Member:
+        member = _Member(queue)
+        self._broker.ensure_topic(member.topic)
+
+        def on_error(err: Any) -> None:
+            if err.fatal():
+                logger.critical("Kafka consumer of %s: fatal error: %s", queue, err.str())
+                member.fatal = f"{err.name()}: {err.str()}"
+            else:
+                logger.warning("Kafka consumer of %s: %s", queue, err.str())
+
+        member.client = self._broker._client(RdConsumer, self._broker.config(
+            "consumer", **{"group.id": group_for(queue), "enable.auto.commit": False,
+                           "enable.auto.offset.store": False},
+            on_commit=self._on_commit, error_cb=on_error))
+        try:
+            member.client.subscribe(
+                [member.topic],
+                on_assign=lambda _c, parts: self._on_assign(member, parts),
+                on_revoke=lambda _c, parts: self._on_revoke(member, parts),
+                on_lost=lambda _c, parts: self._on_lost(member, parts))
+        except KafkaException as exc:
+            member.client.close()
+            raise BrokerUnavailable(f"cannot subscribe to {member.topic}: {_error_text(exc)}") from exc
+        return member
+
+    # ------------------------------------------------------------------ owner thread
+    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
+        """Hand out up to ``max_items`` deliveries, waiting at most ``timeout`` for the first.
+
+        Always polls every member, even for ``max_items == 0``: that serves rebalance
+        callbacks and keeps the member within ``max.poll.interval.ms`` while the
+        worker's pool is full. Commits what became committable on the way.
+        """
+        if self._closed:
+            raise BrokerUnavailable("the Kafka consumer is closed")
+        deadline = time.monotonic() + max(0.0, timeout)
+        out: list[Delivery] = []
+        pulled = 0
+        try:
+            while True:
+                self._commit_due()
+                for member in self._rotated():
+                    want = max(1, max_items - len(out) - len(member.buffer))
+                    pulled += self._pull(member, want, 0.0)
+                    if len(out) < max_items:
+                        out.extend(self._hand_out(member, max_items - len(out)))
+                remaining = deadline - time.monotonic()
+                if out or (max_items <= 0 and pulled) or remaining <= 0:
+                    break
+                # Nothing yet: block on one member until its first message (or a slice).
+                wait = min(remaining, COMMIT_INTERVAL if len(self._members) == 1 else MULTI_QUEUE_SLICE)
+                for member in self._rotated():
+                    got = self._pull(member, 1, wait)
+                    pulled += got
+                    if got:
+                        break
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"Kafka consume failed: {_error_text(exc)}") from exc
+        except RuntimeError as exc:  # the client was closed underneath us
+            raise BrokerUnavailable(f"Kafka consumer unusable: {exc}") from exc
+        self._adjust_flow()
+        return out
+
+    def _rotated(self) -> list[_Member]:
+        members = self._members
+        if len(members) == 1:
+            return members
+        self._rotation = (self._rotation + 1) % len(members)
+        return members[self._rotation:] + members[:self._rotation]
+
+    def _pull(self, member: _Member, count: int, timeout: float) -> int:
+        """Move up to ``count`` messages from librdkafka into the member's buffer."""
+        if member.fatal is not None:
+            raise BrokerUnavailable(f"Kafka consumer of {member.queue}: {member.fatal}")
+        if timeout > 0:
+            first = member.client.poll(timeout)  # returns at its first message
+            messages = [first] if first is not None else []
+        else:
+            messages = member.client.consume(min(count, 100_000), 0)
+        pulled = 0
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise BrokerUnavailable(f"Kafka consumer of {member.queue}: {err.str()}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    logger.warning("Kafka consumer of %s: %s", member.queue, err.str())
+                continue
+            member.buffer.append(msg)
+            member.buffered[(msg.topic(), msg.partition())] += 1
+            pulled += 1
+        return pulled
+
+    def _hand_out(self, member: _Member, count: int) -> list[Delivery]:
+        taken: list[Delivery] = []
+        buffer, buffered = member.buffer, member.buffered
+        with self._lock:
+            while buffer and len(taken) < count:
+                msg = buffer.popleft()
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                tp = (topic, partition)
+                buffered[tp] -= 1
+                generation = self._generations.get(tp)
+                if generation is None or not self._tracker.started(tp, offset):
+                    continue  # partition no longer ours, or a duplicate of one in flight
+                headers = msg.headers()
+                taken.append(Delivery(
+                    body=msg.value() or b"", queue=member.queue,
+                    headers={k: v or b"" for k, v in headers} if headers else {},
+                    key=msg.key(), token=KafkaToken(topic, partition, offset, generation)))
+        return taken
+
+    def _adjust_flow(self) -> None:
+        """Pause partitions at the in-flight bound; resume them once half of it is free."""
+        bound = self._max_in_flight
+        in_flight = self._tracker.in_flight_by_partition()
+        for member in self._members:
+            pause, resume = [], []
+            for tp in member.assigned:
+                load = member.buffered.get(tp, 0) + in_flight.get(tp, 0)
+                if tp in member.paused:
+                    if load <= bound // 2:
+                        resume.append(tp)
+                elif load >= bound:
+                    pause.append(tp)
+            try:
+                if pause:
+                    member.client.pause([TopicPartition(*tp) for tp in pause])
+                    member.paused.update(pause)
+                    logger.debug("paused %s at %d in flight", pause, bound)
+                if resume:
+                    member.client.resume([TopicPartition(*tp) for tp in resume])
+                    member.paused.difference_update(resume)
+            except KafkaException as exc:
+                logger.warning("Kafka consumer of %s: pause/resume failed: %s", member.queue,
+                               _error_text(exc))
+
+    # ------------------------------------------------------------------ commits (owner thread)
+    def _commit_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_commit < COMMIT_INTERVAL:
+            return
+        self._last_commit = now
+        positions = self._tracker.committable()
+        if not positions:
+            return
+        self._tracker.mark_committed(positions)
+        for member in self._members:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t == member.topic]
+            if not offsets:
+                continue
+            try:
+                member.client.commit(offsets=offsets, asynchronous=True)
+            except KafkaException as exc:
+                logger.warning("commit of %s failed: %s", member.queue, _error_text(exc))
+                self._tracker.forget_committed((o.topic, o.partition) for o in offsets)
+
+    def _commit_now(self, member: _Member, tps: Optional[set[TP]] = None) -> None:
+        """Commit synchronously what is committable (of ``tps``) for one member."""
+        positions = self._tracker.committable(member.assigned if tps is None else tps)
+        if not positions:
+            return
+        self._tracker.mark_committed(positions)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            result = member.client.commit(offsets=offsets, asynchronous=False)
+            failed = [tp for tp in result or () if tp.error is not None]
+            if failed:
+                raise KafkaException(failed[0].error)
+            logger.debug("committed %s", positions)
+        except KafkaException as exc:
+            logger.warning("commit of %s failed: %s; those tasks may be redelivered", member.queue,
+                           _error_text(exc))
+            self._tracker.forget_committed(positions)
+
+    def _on_commit(self, err: Any, partitions: Any) -> None:
+        if err is not None and err.code() == KafkaError._NO_OFFSET:
+            return
+        failed = [(p.topic, p.partition) for p in partitions or () if err is not None or p.error is not None]
+        if failed:
+            logger.warning("commit failed for %s: %s", failed, err.str() if err is not None else
+                           next(p.error.str() for p in partitions if p.error is not None))
+            self._tracker.forget_committed(failed)
+
+    # ------------------------------------------------------------------ rebalance (owner thread)
+    def _on_assign(self, member: _Member, partitions: Any) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        with self._lock:
+            for tp in tps:
+                self._generations[tp] = next(_generations)
+        member.assigned.update(tps)
+        logger.info("queue %s: assigned partitions %s", member.queue, sorted(p for _, p in tps))
+
+    def _on_revoke(self, member: _Member, partitions: Any) -> None:
+        tps = {(p.topic, p.partition) for p in partitions}
+        try:
+            member.discard_buffered(tps)
+            running = sum(self._tracker.in_flight(tp) for tp in tps)
+            if running and self._on_drain is not None and not self._closing:
+                logger.info("queue %s: partitions %s revoked; draining %d in-flight tasks (up to %.0f s)",
+                            member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
+                self._on_drain(self._drain_timeout)
+            self._commit_now(member, tps)
+        except Exception:
+            logger.exception("queue %s: handling the revocation of %s failed", member.queue, sorted(tps))
+        finally:
+            self._release(member, tps, "revoked")
+
+    def _on_lost(self, member: _Member, partitions: Any) -> None:
+        tps = {(p.topic, p.partition) for p in partitions}
+        member.discard_buffered(tps)
+        self._release(member, tps, "lost")  # no commit: another member may own them already
+
+    def _release(self, member: _Member, tps: set[TP], how: str) -> None:
+        dropped = 0
+        with self._lock:
+            for tp in tps:
+                self._generations.pop(tp, None)
+                dropped += self._tracker.drop(tp)
+        member.assigned.difference_update(tps)
+        paused = tps & member.paused
+        if paused:
+            member.paused.difference_update(paused)
+            try:  # a partition assigned again later must not come back paused
+                member.client.resume([TopicPartition(*tp) for tp in paused])
+            except (KafkaException, RuntimeError) as exc:
+                logger.debug("resume of released partitions failed: %s", _error_text(exc))
+        self.revocations += len(tps)
+        log = logger.warning if dropped or how == "lost" else logger.info
+        log("queue %s: partitions %s %s%s", member.queue, sorted(p for _, p in tps), how,
+            f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
+
+    # ------------------------------------------------------------------ any thread
+    def done(self, deliveries: Sequence[Delivery]) -> None:
+        """Mark deliveries finished; their offsets are committed by the owner thread soon after.
+
+        A delivery from an earlier assignment of its partition is ignored: that
+        partition was committed at revocation, and anything unfinished then is
+        redelivered by its next owner.
+        """
+        stale = 0
+        with self._lock:
+            generations, tracker = self._generations, self._tracker
+            for delivery in deliveries:
+                token = delivery.token
+                if not isinstance(token, KafkaToken):
+                    raise TypeError(f"not a Kafka delivery: {delivery!r}")
+                tp = (token.topic, token.partition)
+                if generations.get(tp) != token.generation:
+                    stale += 1
+                    continue
+                tracker.finished(tp, token.offset)
+        if stale:
+            logger.debug("ignored %d deliveries done after their partition was revoked", stale)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Copy the delivery to ``yadtq.dlq`` (with reason and source headers), then mark it done.
+
+        Marked done only once the dead letter is acknowledged, so it is never lost.
+        """
+        self._broker.send_dead_letter(delivery, reason)
+        self.done([delivery])
+
+    def in_flight(self) -> int:
+        return self._tracker.in_flight()
+
+    def assignment(self) -> set[TP]:
+        """The (topic, partition) pairs this consumer owns now."""
+        with self._lock:
+            return set(self._generations)
+
+    def close(self) -> None:
+        """Commit what is done, then leave every group; unfinished deliveries will be redelivered."""
+        if self._closed:
+            return
+        self._closing = True
+        problems = []
+        for member in self._members:
+            try:
+                self._commit_now(member)
+                member.client.close()  # leaves the group (revocation callbacks run inside)
+            except (KafkaException, RuntimeError) as exc:
+                problems.append(f"{member.queue}: {_error_text(exc)}")
+        self._closed = True
+        left = self._tracker.in_flight()
+        for tp in self._tracker.partitions():
+            self._tracker.drop(tp)
+        with self._lock:
+            self._generations.clear()
+        if left:
+            logger.info("Kafka consumer closed with %d deliveries unfinished; they will be redelivered", left)
+        if problems:
+            raise BrokerUnavailable("closing the Kafka consumer: " + "; ".join(problems))

@@ -19,6 +19,7 @@ from .settings import Settings, load_settings
 from .task import Task, TaskOptions, build_options
 from .transports.base import (
     Broker,
+    ErrorInfo,
     Message,
     ResultBackend,
     ScheduledMessage,
@@ -94,8 +95,19 @@ class YADTQ:
         if self._broker is None:
             with self._lock:
                 if self._broker is None:
-                    self._broker = create_broker(self.settings.broker_url, self.settings)
+                    broker = create_broker(self.settings.broker_url, self.settings)
+                    broker.on_delivery_error = self._on_delivery_error
+                    self._broker = broker
         return self._broker
+
+    def _on_delivery_error(self, task_id: Optional[str], error: str) -> None:
+        """A sent task's message was finally refused by the broker: the task fails."""
+        logger.error("task %s could not be delivered to the broker: %s", task_id or "?", error,
+                     extra={"task_id": task_id})
+        if task_id is not None:
+            self.backend.record([StateChange(task_id, states.FAILED, time.time(), error=ErrorInfo(
+                "yadtq.exceptions.BrokerUnavailable", f"not delivered to the broker: {error}",
+                [f"not delivered to the broker: {error}"]))])
 
     @property
     def backend(self) -> ResultBackend:

@@ -100,4 +100,6 @@ _OWN: dict[str, type[YADTQError]] = {
     "ProtocolError": ProtocolError,
     "TimeLimitExceeded": TimeLimitExceeded,
     "Revoked": Revoked,
+    "BrokerUnavailable": BrokerUnavailable,
+    "BackendUnavailable": BackendUnavailable,
 }

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 from confluent_kafka import Consumer as RdConsumer
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from yadtq.envelope import Envelope, encode
@@ -67,9 +67,14 @@ class Harness:
     # -- cluster views, straight from the admin API
     def committed(self, queue: str, partitions: int) -> dict[int, int]:
         tps = [TopicPartition(topic_for(queue), p) for p in range(partitions)]
-        group = group_for(queue)
-        result = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)])
-        return {tp.partition: tp.offset for tp in result[group].result(10).topic_partitions}
+        # a consumer that does not join the group (AdminClient.list_consumer_group_offsets
+        # crashes librdkafka 2.16 on NOT_COORDINATOR)
+        reader = RdConsumer({"bootstrap.servers": self.bootstrap, "group.id": group_for(queue),
+                             "enable.auto.commit": False})
+        try:
+            return {tp.partition: tp.offset for tp in reader.committed(tps, timeout=10)}
+        finally:
+            reader.close()
 
     def high_watermarks(self, queue: str, partitions: int) -> dict[int, int]:
         reader = RdConsumer({"bootstrap.servers": self.bootstrap, "group.id": "watermarks"})

@@ -401,3 +401,18 @@ def test_a_task_delivered_twice_runs_once_and_both_deliveries_are_done(
         worker.stop(10)
     assert counter["slow_once"] == 1
     assert worker._consumer is not None and worker._consumer.in_flight() == 0
+
+
+def test_a_message_the_broker_refuses_fails_its_task(yadtq_app: YADTQ) -> None:
+    from yadtq import BrokerUnavailable
+
+    @yadtq_app.task
+    def lost() -> None: ...
+
+    result = lost.delay()
+    hook = yadtq_app.broker.on_delivery_error
+    assert hook is not None
+    hook(result.id, "Broker: Message size too large")  # as the Kafka broker reports it
+    assert result.state == states.FAILED
+    with pytest.raises(BrokerUnavailable, match="too large"):
+        result.get(timeout=1)

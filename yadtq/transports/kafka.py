@@ -61,7 +61,6 @@ from urllib.parse import urlsplit
 
 from confluent_kafka import (
     OFFSET_END,
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     Producer,
@@ -142,8 +141,6 @@ _VALID_QUEUE = re.compile(r"^[A-Za-z0-9._-]+$")
 #: Assignment generations, unique within the process.
 _generations = itertools.count(1)
 
-#: Called with (task id from the ``yadtq-id`` header or ``None``, error text).
-DeliveryErrorHook = Callable[[Optional[str], str], None]
 
 TP = tuple[str, int]
 
@@ -232,7 +229,6 @@ class KafkaBroker(Broker):
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"broker_options[{MAX_IN_FLIGHT_OPTION!r}]: {exc}") from None
         self.options = options
-        self.on_delivery_error: Optional[DeliveryErrorHook] = None
         self.delivery_errors = 0
         self._lock = threading.Lock()
         self._topics: set[str] = set()
@@ -444,20 +440,31 @@ class KafkaBroker(Broker):
             if partitions is None:
                 return None
             tps = [TopicPartition(topic, p) for p in partitions]
-            committed_f = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, tps)], request_timeout=ADMIN_TIMEOUT)[group]
             spec = _admin.OffsetSpec
             high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
             low_f = admin.list_offsets({TopicPartition(topic, p): spec.earliest() for p in partitions},
                                        request_timeout=ADMIN_TIMEOUT)
-            committed = {tp.partition: tp.offset
-                         for tp in committed_f.result(ADMIN_TIMEOUT).topic_partitions}
+            committed = self._committed(group, tps)
             high = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
             low = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
         except KafkaException as exc:
             raise BrokerUnavailable(f"cannot read offsets of {topic}: {_error_text(exc)}") from exc
         # No commit yet, or a commit below the log start (purged): count from the log start.
         return {p: max(0, high[p] - max(low[p], committed.get(p, -1))) for p in partitions}
+
+    def _committed(self, group: str, tps: list[Any]) -> dict[int, int]:
+        """The group's committed offsets, read by a consumer that does not join the group.
+
+        (Not ``AdminClient.list_consumer_group_offsets``: librdkafka 2.16 crashes the
+        process when that request meets NOT_COORDINATOR, as it does after a
+        coordinator move.)
+        """
+        probe = self._client(RdConsumer, self.config("consumer", **{
+            "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}))
+        try:
+            return {tp.partition: tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
+        finally:
+            probe.close()
 
     def depth(self, queue: str) -> Optional[int]:
         """The group's lag on the queue's topic: messages not yet consumed and committed."""

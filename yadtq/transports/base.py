@@ -99,6 +99,10 @@ class Consumer(ABC):
         return 0
 
 
+#: Called with (task id or ``None``, error text) for a message the broker finally refused.
+DeliveryErrorHook = Callable[[Optional[str], str], None]
+
+
 class Broker(ABC):
     """Carries encoded envelopes to queues. Thread-safe for publishing."""
 
@@ -107,6 +111,9 @@ class Broker(ABC):
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
         self.settings = settings
+        #: Set by the app: told about messages that were accepted by ``publish`` but
+        #: that the transport could finally not deliver (brokers that publish asynchronously).
+        self.on_delivery_error: Optional[DeliveryErrorHook] = None
 
     @abstractmethod
     def publish(self, messages: Sequence[Message]) -> None:

@@ -226,13 +226,26 @@ def _opt_float(value: Any) -> Optional[float]:
     return None if value is None else float(value)
 
 
-def peek_task_id(data: bytes) -> Optional[str]:
-    """Best-effort task id of a message that failed to decode, for recording its failure."""
+def _peek(data: bytes, name: str) -> Any:
+    """Best-effort field of a message's body, unverified (``None`` if unreadable)."""
     try:
         body = unpack(data)
         if isinstance(body, dict) and "signed" in body and isinstance(body["signed"], bytes):
             body = unpack(body["signed"])
-        task_id = body.get("id") if isinstance(body, dict) else None
-        return task_id if isinstance(task_id, str) and task_id else None
+        return body.get(name) if isinstance(body, dict) else None
     except Exception:
         return None
+
+
+def peek_task_id(data: bytes) -> Optional[str]:
+    """Best-effort task id of a message that failed to decode, for recording its failure."""
+    task_id = _peek(data, "id")
+    return task_id if isinstance(task_id, str) and task_id else None
+
+
+def peek_created(data: bytes) -> Optional[float]:
+    """Best-effort submit time of a message, unverified (for the monitor's queue ages)."""
+    created = _peek(data, "created")
+    if isinstance(created, bool) or not isinstance(created, (int, float)) or created <= 0:
+        return None
+    return float(created)

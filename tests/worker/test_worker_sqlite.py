@@ -48,8 +48,9 @@ def client(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[YAD
 def test_500_tasks_across_two_workers(client: YADTQ, env: dict[str, str], tmp_path: Path) -> None:
     from tests.apps import proc_app
 
-    results = [proc_app.add.delay(i, i) for i in range(500)]
     with running_workers(2, APP, env, tmp_path, ["-c", "4"]) as workers:
+        wait_ready(workers, client.get_worker_status)  # both polling before the 500 arrive
+        results = [proc_app.add.delay(i, i) for i in range(500)]
         assert [r.get(timeout=60) for r in results] == [2 * i for i in range(500)]
         ran_on = {r.worker for r in results}
         assert ran_on == {w.name for w in workers}, ran_on

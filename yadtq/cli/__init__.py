@@ -13,6 +13,8 @@ import click
 from .. import __version__
 from ..exceptions import YADTQError
 from .bench import bench
+from .inspection import inspect_command, tasks_command
+from .monitor import monitor
 from .render import one_line
 from .shell import shell
 from .tasks import purge, result, status, submit
@@ -48,7 +50,8 @@ def main() -> None:
     """
 
 
-for _command in (worker, submit, status, result, purge, bench, shell):
+for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
+                 bench, shell):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -139,6 +139,11 @@ class Broker(ABC):
         """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
         return []
 
+    def peek(self, queue: str) -> Optional[Delivery]:
+        """The oldest message waiting in ``queue`` without taking it (``None``: empty or
+        unknown). For the monitor's oldest-queued age; must not scan the queue."""
+        return None
+
     def flush(self, timeout: Optional[float] = None) -> int:
         """Wait until published messages are delivered; returns how many are still pending."""
         return 0
@@ -176,6 +181,9 @@ class StateChange:
     retries: Optional[int] = None
     #: When the task is due (``scheduled`` / ``retrying``).
     eta: Optional[float] = None
+    #: The message was dead-lettered: counted in :attr:`TaskTotals.dead_lettered` even
+    #: when the change itself is refused (the task was already ready).
+    dead_lettered: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,66 @@ class WorkerFailure:
     detected: float
 
 
+#: How many of the latest successes and failures a backend keeps for :meth:`ResultBackend.snapshot`.
+RECENT_LIMIT = 50
+#: Longest error message a task summary carries.
+SUMMARY_MESSAGE_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class TaskTotals:
+    """Cumulative counts of state changes, kept as counters (never by counting tasks)."""
+
+    succeeded: int = 0
+    failed: int = 0
+    #: Attempts that failed and were scheduled again.
+    retried: int = 0
+    revoked: int = 0
+    #: Messages that could never run (see :attr:`StateChange.dead_lettered`).
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """One task as the monitor lists it."""
+
+    task_id: str
+    name: Optional[str] = None
+    worker: Optional[str] = None
+    queue: Optional[str] = None
+    #: When the task entered the state it is listed under (started for ``processing``,
+    #: finished for ``success``/``failed``), or when it is due (scheduled).
+    timestamp: float = 0.0
+    #: Seconds the last attempt ran (recent successes and failures, when known).
+    runtime: Optional[float] = None
+    error_type: Optional[str] = None
+    #: The error message, at most ``SUMMARY_MESSAGE_LIMIT`` characters.
+    error_message: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class BackendSnapshot:
+    """What a backend knows of the cluster's tasks right now, read from counters and
+    indexes it keeps: its cost does not grow with the number of stored results."""
+
+    #: Tasks ``processing`` now.
+    processing: int = 0
+    #: Tasks ``retrying`` now (waiting in the schedule for their next attempt).
+    retrying: int = 0
+    #: Messages waiting in the schedule: countdown/eta tasks and retries alike.
+    scheduled: int = 0
+    totals: TaskTotals = field(default_factory=TaskTotals)
+    #: Tasks in progress, longest running first.
+    processing_tasks: tuple[TaskSummary, ...] = ()
+    #: Tasks waiting to retry, oldest failure first.
+    retrying_tasks: tuple[TaskSummary, ...] = ()
+    #: Scheduled messages, soonest due first (``timestamp`` is when due).
+    scheduled_tasks: tuple[TaskSummary, ...] = ()
+    #: Latest successes and failures, newest first.
+    recent_successes: tuple[TaskSummary, ...] = ()
+    recent_failures: tuple[TaskSummary, ...] = ()
+
+
 class ResultBackend(ABC):
     """Task state, results, the schedule, worker heartbeats and dedupe keys.
 
@@ -359,6 +427,13 @@ class ResultBackend(ABC):
     @abstractmethod
     def failures(self, limit: int = 100) -> list[WorkerFailure]:
         """The worker failure history, newest first."""
+
+    # -- monitoring
+    @abstractmethod
+    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
+        """Counts, totals and up to ``limit`` tasks of each list (recent ones: at most
+        ``RECENT_LIMIT``), from indexes and counters kept in the same atomic step as the
+        state changes they reflect; never by scanning the stored tasks."""
 
     # -- dedupe
     @abstractmethod

@@ -477,6 +477,7 @@ class KafkaBroker(Broker):
         Works while workers consume: their next fetch finds its position below the
         new log start and resets to it. Returns the group's lag before the purge.
         """
+        self.flush(ADMIN_TIMEOUT)  # what was published before the purge is purged too
         lag = self._lag(queue)
         if lag is None:
             return 0

@@ -7,15 +7,18 @@ what it hands out, and ``wait`` is woken by a condition variable.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
-from ..states import READY_STATES
+from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, SUCCESS
 from .base import (
+    RECENT_LIMIT,
+    BackendSnapshot,
     Broker,
     Claim,
     Consumer,
@@ -26,10 +29,19 @@ from .base import (
     ScheduledMessage,
     StateChange,
     TaskRecord,
+    TaskSummary,
     WorkerFailure,
     WorkerInfo,
 )
-from .records import apply_change, decide_claim
+from .records import (
+    DEAD_LETTERED,
+    TOTAL_OF_STATE,
+    apply_change,
+    decide_claim,
+    summarize,
+    summarize_scheduled,
+    totals_from,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -70,6 +82,11 @@ class MemoryBroker(Broker):
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         with self._cond:
             return list(self._dead)[-limit:]
+
+    def peek(self, queue: str) -> Optional[Delivery]:
+        with self._cond:
+            waiting = self._queues.get(queue)
+            return waiting[0] if waiting else None
 
     # used by MemoryConsumer
     def _take(self, queues: Sequence[str], max_items: int, timeout: float) -> list[Delivery]:
@@ -137,7 +154,12 @@ class MemoryConsumer(Consumer):
 
 
 class MemoryBackend(ResultBackend):
-    """Records, schedule, heartbeats and dedupe keys in dicts behind one condition."""
+    """Records, schedule, heartbeats and dedupe keys in dicts behind one condition.
+
+    For the monitor it keeps, updated with every stored record, the ids of the tasks
+    ``processing`` and ``retrying``, counters of the states entered, and the latest
+    successes and failures.
+    """
 
     scheme = "memory"
 
@@ -150,6 +172,11 @@ class MemoryBackend(ResultBackend):
         self._workers: dict[str, WorkerInfo] = {}
         self._failures: deque[WorkerFailure] = deque(maxlen=settings.failure_history)
         self._dedupe: dict[str, tuple[str, float]] = {}
+        # Monitoring: ids by state (dicts as ordered sets), totals, latest finished tasks.
+        self._by_state: dict[str, dict[str, None]] = {PROCESSING: {}, RETRYING: {}}
+        self._totals: Counter[str] = Counter()
+        self._recent: dict[str, deque[TaskSummary]] = {
+            SUCCESS: deque(maxlen=RECENT_LIMIT), FAILED: deque(maxlen=RECENT_LIMIT)}
 
     # -- states and results
     def _current(self, task_id: str, now: float) -> Optional[TaskRecord]:
@@ -157,12 +184,29 @@ class MemoryBackend(ResultBackend):
         if entry is None:
             return None
         if entry[1] < now:
-            del self._records[task_id]
+            self._drop(task_id)
             return None
         return entry[0]
 
+    def _drop(self, task_id: str) -> None:
+        self._records.pop(task_id, None)
+        for ids in self._by_state.values():
+            ids.pop(task_id, None)
+
     def _store(self, record: TaskRecord, now: float) -> None:
+        """Store a changed record and count the state it entered."""
         self._records[record.task_id] = (record, now + self.settings.result_expires)
+        for state, ids in self._by_state.items():
+            if record.state == state:
+                ids[record.task_id] = None
+            else:
+                ids.pop(record.task_id, None)
+        total = TOTAL_OF_STATE.get(record.state)
+        if total is not None:
+            self._totals[total] += 1
+        recent = self._recent.get(record.state)
+        if recent is not None:
+            recent.appendleft(summarize(record))
 
     def record(self, changes: Sequence[StateChange],
                scheduled: Sequence[ScheduledMessage] = ()) -> None:
@@ -171,6 +215,8 @@ class MemoryBackend(ResultBackend):
             for entry in scheduled:
                 self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
             for change in changes:
+                if change.dead_lettered:
+                    self._totals[DEAD_LETTERED] += 1
                 updated = apply_change(self._current(change.task_id, now), change)
                 if updated is not None:
                     self._store(updated, now)
@@ -216,7 +262,7 @@ class MemoryBackend(ResultBackend):
     def forget(self, task_ids: Sequence[str]) -> None:
         with self._cond:
             for t in task_ids:
-                self._records.pop(t, None)
+                self._drop(t)
 
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         from ..states import REVOKED
@@ -271,6 +317,30 @@ class MemoryBackend(ResultBackend):
     def failures(self, limit: int = 100) -> list[WorkerFailure]:
         with self._cond:
             return list(self._failures)[:limit]
+
+    # -- monitoring
+    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
+        now = time.time()
+        with self._cond:
+            listed: dict[str, list[TaskRecord]] = {}
+            for state, ids in self._by_state.items():
+                # Bounded by the tasks in that state, never by every stored task.
+                found = [self._current(t, now) for t in list(ids)]
+                listed[state] = sorted((r for r in found if r is not None), key=lambda r: r.updated)
+            due = heapq.nsmallest(max(limit, 0), (e for e, _ in self._schedule.values()),
+                                  key=lambda e: e.due)
+            recent = min(max(limit, 0), RECENT_LIMIT)
+            return BackendSnapshot(
+                processing=len(listed[PROCESSING]),
+                retrying=len(listed[RETRYING]),
+                scheduled=len(self._schedule),
+                totals=totals_from(self._totals),
+                processing_tasks=tuple(summarize(r) for r in listed[PROCESSING][:limit]),
+                retrying_tasks=tuple(summarize(r) for r in listed[RETRYING][:limit]),
+                scheduled_tasks=tuple(summarize_scheduled(e) for e in due),
+                recent_successes=tuple(self._recent[SUCCESS])[:recent],
+                recent_failures=tuple(self._recent[FAILED])[:recent],
+            )
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:

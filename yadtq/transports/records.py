@@ -6,12 +6,28 @@ tests hold every transport to them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Callable, Optional
 
-from ..states import PROCESSING, QUEUED, READY_STATES, REVOKED
+from ..envelope import HEADER_TASK
+from ..states import FAILED, PROCESSING, QUEUED, READY_STATES, RETRYING, REVOKED, SUCCESS
 from .base import REVOKED as DECISION_REVOKED
-from .base import RUN, SKIP, Claim, StateChange, TaskRecord
+from .base import (
+    RUN,
+    SKIP,
+    SUMMARY_MESSAGE_LIMIT,
+    Claim,
+    ScheduledMessage,
+    StateChange,
+    TaskRecord,
+    TaskSummary,
+    TaskTotals,
+)
+
+#: The :class:`TaskTotals` counter a task entering a state adds one to.
+TOTAL_OF_STATE = {SUCCESS: "succeeded", FAILED: "failed", RETRYING: "retried", REVOKED: "revoked"}
+DEAD_LETTERED = "dead_lettered"
 
 
 def apply_change(current: Optional[TaskRecord], change: StateChange) -> Optional[TaskRecord]:
@@ -72,3 +88,33 @@ def decide_claim(
         history=(*history, (PROCESSING, claim.timestamp, claim.worker)),
     )
     return RUN, record
+
+
+def summarize(record: TaskRecord) -> TaskSummary:
+    """How the monitor lists a task: since when it is in its state, and how its last
+    attempt ended (runtime from its latest ``processing`` entry, error type and message)."""
+    runtime = None
+    if record.state in (SUCCESS, FAILED):
+        started = record.timestamp(PROCESSING)
+        if started is not None:
+            runtime = max(0.0, record.updated - started)
+    error = record.error
+    return TaskSummary(
+        task_id=record.task_id, name=record.name, worker=record.worker, queue=record.queue,
+        timestamp=record.updated, runtime=runtime,
+        error_type=error.type if error is not None else None,
+        error_message=error.message[:SUMMARY_MESSAGE_LIMIT] if error is not None else None,
+    )
+
+
+def summarize_scheduled(entry: ScheduledMessage) -> TaskSummary:
+    """A scheduled message as the monitor lists it (``timestamp``: when it is due)."""
+    name = entry.message.headers.get(HEADER_TASK)
+    return TaskSummary(task_id=entry.task_id, name=name.decode(errors="replace") if name else None,
+                       queue=entry.message.queue, timestamp=entry.due)
+
+
+def totals_from(counts: Mapping[str, int]) -> TaskTotals:
+    """:class:`TaskTotals` from counters named like its fields (missing ones are 0)."""
+    names = (*TOTAL_OF_STATE.values(), DEAD_LETTERED)
+    return TaskTotals(**{name: int(counts.get(name, 0)) for name in names})

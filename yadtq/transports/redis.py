@@ -12,9 +12,10 @@ A task record is one hash, ``{prefix}:task:{id}``, with the fields ``state``,
 ``name``, ``queue``, ``result`` (the packed return value), ``error`` (packed
 ``[type, message, args, traceback]``), ``retries``, ``worker``, ``instance``,
 ``eta``, ``history`` (msgpack arrays ``[state, timestamp, worker]``
-concatenated, oldest first: appending needs no decoding in Lua) and ``claim``
+concatenated, oldest first: appending needs no decoding in Lua), ``claim``
 (the token of the granted claim, so a replayed claim script sees its own
-grant). Every write sets its TTL to ``result_expires``.
+grant) and ``started`` (when it last entered ``processing``, for runtimes).
+Every write sets its TTL to ``result_expires``.
 
 Waking waiters: each backend instance has one inbox, a pub/sub channel
 ``{prefix}:inbox:{random}`` with one listener thread. ``wait`` reads the record
@@ -23,6 +24,12 @@ the script that makes the task ready publishes the id to every inbox in that
 set. So a notification goes only to processes waiting on that task (no
 fan-out of every completion to every client), a wait costs one round trip and
 no SUBSCRIBE per call, and any number of waiting threads share one connection.
+
+Monitoring (``snapshot``) reads only indexes and counters that the scripts keep in
+the same step as each state change: the sorted sets ``processing`` and
+``retrying`` (task id -> when it entered the state), the capped lists
+``recent:success`` and ``recent:failed`` and the ``stats`` hash. A refresh costs
+the same however many results are stored.
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ from ..envelope import pack, unpack
 from ..exceptions import BackendUnavailable, ConfigurationError, SerializationError, YADTQError
 from ..states import PROCESSING, QUEUED, READY_STATES, REVOKED
 from .base import (
+    RECENT_LIMIT,
+    SUMMARY_MESSAGE_LIMIT,
+    BackendSnapshot,
     Claim,
     ErrorInfo,
     Message,
@@ -55,9 +65,11 @@ from .base import (
     ScheduledMessage,
     StateChange,
     TaskRecord,
+    TaskSummary,
     WorkerFailure,
     WorkerInfo,
 )
+from .records import summarize_scheduled, totals_from
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -77,7 +89,11 @@ WORKERS_KEY = "workers"  # hash: worker name -> packed WorkerInfo
 WORKER_INSTANCE_KEY = "workers:instance"  # hash: worker name -> its current instance
 INSTANCES_KEY = "instances"  # hash: instance of a running worker -> last heartbeat
 FAILURES_KEY = "failures"  # list: packed worker failures, newest first
-STATS_KEY = "stats"  # hash: succeeded, failed, retried, revoked totals
+STATS_KEY = "stats"  # hash: succeeded, failed, retried, revoked, dead_lettered totals
+PROCESSING_KEY = "processing"  # sorted set: id of a task processing -> when it started
+RETRYING_KEY = "retrying"  # sorted set: id of a task retrying -> when its attempt failed
+RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest first
+RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
 
@@ -88,7 +104,8 @@ SUBSCRIBE_TIMEOUT = 5.0
 RECONNECT_DELAY_MAX = 2.0
 
 _LUA_DIR = Path(__file__).parent / "lua"
-_SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "failure", "dedupe")
+_SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "failure", "dedupe",
+            "snapshot")
 _WORKER_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkerInfo))
 
 
@@ -198,6 +215,30 @@ def _decode_member(member: bytes) -> ScheduledMessage:
     return ScheduledMessage(task_id, due, Message(queue, body, key, headers))
 
 
+def _optional(raw: bytes) -> Optional[str]:
+    return raw.decode(errors="replace") if raw else None
+
+
+def _indexed_summary(row: Sequence[bytes]) -> TaskSummary:
+    """A row of ``snapshot.lua``'s index listing: ``[id, since, name, worker, queue]``."""
+    task_id, since, name, worker, queue = row
+    return TaskSummary(task_id=task_id.decode(), name=_optional(name), worker=_optional(worker),
+                       queue=_optional(queue), timestamp=float(since))
+
+
+def _finished_summary(raw: bytes) -> TaskSummary:
+    """An entry of a recent list (``record.lua``): ``[id, name, worker, queue, finished,
+    started, error type, error message]``, as Lua's cmsgpack packs strings."""
+    task_id, name, worker, queue, finished, started, error_type, message = msgpack.unpackb(raw, raw=True)
+    return TaskSummary(
+        task_id=task_id.decode(), name=_optional(name), worker=_optional(worker),
+        queue=_optional(queue), timestamp=float(finished),
+        runtime=max(0.0, float(finished) - float(started)) if started else None,
+        error_type=_optional(error_type),
+        error_message=message.decode(errors="replace") if error_type else None,
+    )
+
+
 def _decode_worker(raw: bytes) -> WorkerInfo:
     data = {k: v for k, v in unpack(raw).items() if k in _WORKER_FIELDS}
     data["queues"] = tuple(data.get("queues", ()))
@@ -242,12 +283,18 @@ class RedisBackend(ResultBackend):
         if not changes and not scheduled:
             return
         batch = [[c.task_id, c.state, _float_text(c.timestamp), c.worker or "", c.name or "",
-                  _history_entry(c.state, c.timestamp, c.worker), _change_fields(c)] for c in changes]
+                  _history_entry(c.state, c.timestamp, c.worker), _change_fields(c), c.queue or "",
+                  c.error.type if c.error else "",
+                  c.error.message[:SUMMARY_MESSAGE_LIMIT] if c.error else "",
+                  "1" if c.dead_lettered else ""] for c in changes]
         args: list[Any] = [self.key(TASK_KEY), self.key(WAITERS_KEY), self._ttl, EVENTS_MAXLEN,
-                           _lua_batch(batch)]
+                           _lua_batch(batch), RECENT_LIMIT]
         for entry in scheduled:
             args += [float(entry.due), _schedule_member(entry)]
-        self._run("record", [self.key(SCHEDULE_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY)], args)
+        keys = [self.key(SCHEDULE_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
+                self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(RECENT_SUCCESS_KEY),
+                self.key(RECENT_FAILED_KEY)]
+        self._run("record", keys, args)
 
     def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
         """Decide every claim of the batch in one script; makes a redelivered task run at most once."""
@@ -262,7 +309,8 @@ class RedisBackend(ResultBackend):
                   f"{call}:{i}"] for i, c in enumerate(claims)]
         args = [self.key(TASK_KEY), self.key(WAITERS_KEY), self.key(REVOKED_KEY), self._ttl,
                 EVENTS_MAXLEN, alive_after, _lua_batch(batch)]
-        keys = [self.key(INSTANCES_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY)]
+        keys = [self.key(INSTANCES_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
+                self.key(PROCESSING_KEY), self.key(RETRYING_KEY)]
         return [d.decode() for d in self._run("claim", keys, args)]
 
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
@@ -311,14 +359,20 @@ class RedisBackend(ResultBackend):
     def forget(self, task_ids: Sequence[str]) -> None:
         if task_ids:
             with _unavailable("forget"):
-                self._redis.delete(*(self.key(TASK_KEY, t) for t in task_ids))
+                pipe = self._redis.pipeline(transaction=True)
+                pipe.delete(*(self.key(TASK_KEY, t) for t in task_ids))
+                pipe.zrem(self.key(PROCESSING_KEY), *task_ids)
+                pipe.zrem(self.key(RETRYING_KEY), *task_ids)
+                pipe.execute()
 
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         if not task_ids:
             return
         args = [self.key(TASK_KEY), self.key(WAITERS_KEY), self.key(REVOKED_KEY), self._ttl,
                 EVENTS_MAXLEN, timestamp, _history_entry(REVOKED, timestamp, None), *task_ids]
-        self._run("revoke", [self.key(EVENTS_KEY), self.key(STATS_KEY)], args)
+        keys = [self.key(EVENTS_KEY), self.key(STATS_KEY), self.key(PROCESSING_KEY),
+                self.key(RETRYING_KEY)]
+        self._run("revoke", keys, args)
 
     # -- schedule
     def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
@@ -373,6 +427,28 @@ class RedisBackend(ResultBackend):
         with _unavailable("failures"):
             rows = cast("list[bytes]", self._redis.lrange(self.key(FAILURES_KEY), 0, limit - 1))
         return [WorkerFailure(*msgpack.unpackb(raw, raw=False)) for raw in rows]
+
+    # -- monitoring
+    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
+        """One script reading the indexes, lists and counters (see the module docstring)."""
+        limit = max(limit, 0)
+        keys = [self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(SCHEDULE_KEY),
+                self.key(LEASED_KEY), self.key(STATS_KEY), self.key(RECENT_SUCCESS_KEY),
+                self.key(RECENT_FAILED_KEY)]
+        stale = time.time() - self.settings.result_expires
+        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT), _float_text(stale)]
+        (processing, retrying, scheduled, stats, in_progress, waiting, due, successes,
+         failures) = self._run("snapshot", keys, args)
+        counters = {k.decode(): int(v) for k, v in zip(stats[::2], stats[1::2])}
+        return BackendSnapshot(
+            processing=int(processing), retrying=int(retrying), scheduled=int(scheduled),
+            totals=totals_from(counters),
+            processing_tasks=tuple(_indexed_summary(row) for row in in_progress),
+            retrying_tasks=tuple(_indexed_summary(row) for row in waiting),
+            scheduled_tasks=tuple(summarize_scheduled(_decode_member(m)) for m in due[::2]),
+            recent_successes=tuple(_finished_summary(raw) for raw in successes),
+            recent_failures=tuple(_finished_summary(raw) for raw in failures),
+        )
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:

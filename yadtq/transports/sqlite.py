@@ -23,6 +23,10 @@ when a lease it saw runs out.
 Backend. Each task record is a msgpack blob keyed by task id, with its state,
 update time and expiry time as columns; ``records.py`` decides every change.
 Expired rows read as absent and are purged in small batches every few seconds.
+For the monitor, an index on ``(state, updated)`` lists the tasks processing or
+retrying and the latest successes and failures at a cost set by what is listed,
+and ``yadtq_totals`` keeps counters of the states entered, updated in the same
+transaction as the records.
 
 Waking waiters. ``wait`` binds a Unix datagram socket in a directory beside the
 database (``<db>.notify/<pid>-<random>.sock``, or a directory under ``/tmp``
@@ -52,6 +56,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, fields
@@ -60,9 +65,10 @@ from urllib.parse import unquote, urlsplit
 
 from ..envelope import pack, unpack
 from ..exceptions import BackendUnavailable, BrokerUnavailable, ConfigurationError, YADTQError
-from ..states import FAILED, PROCESSING, READY_STATES, REVOKED
-from .base import REVOKED as DECISION_REVOKED
+from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
 from .base import (
+    RECENT_LIMIT,
+    BackendSnapshot,
     Broker,
     Claim,
     Consumer,
@@ -77,7 +83,16 @@ from .base import (
     WorkerFailure,
     WorkerInfo,
 )
-from .records import apply_change, decide_claim
+from .base import REVOKED as DECISION_REVOKED
+from .records import (
+    DEAD_LETTERED,
+    TOTAL_OF_STATE,
+    apply_change,
+    decide_claim,
+    summarize,
+    summarize_scheduled,
+    totals_from,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -115,6 +130,11 @@ CREATE TABLE IF NOT EXISTS yadtq_tasks (
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS yadtq_tasks_expires ON yadtq_tasks (expires);
+CREATE INDEX IF NOT EXISTS yadtq_tasks_state ON yadtq_tasks (state, updated);
+CREATE TABLE IF NOT EXISTS yadtq_totals (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS yadtq_revoked (
     task_id TEXT PRIMARY KEY,
     revoked REAL NOT NULL,
@@ -372,6 +392,15 @@ class SqliteBroker(Broker):
                 " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key,
                          token=row_id) for row_id, queue, body, key, headers in reversed(rows)]
+
+    def peek(self, queue: str) -> Optional[Delivery]:
+        """The oldest message of ``queue`` not leased to a consumer (one index lookup)."""
+        with self._db.reading() as conn:
+            row = conn.execute(_SELECT_WAITING, (queue, 1)).fetchone()
+        if row is None:
+            return None
+        row_id, queue, body, key, headers = row
+        return Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key, token=row_id)
 
     def close(self) -> None:
         self._db.close()
@@ -669,6 +698,16 @@ def _unpack_worker(blob: bytes) -> WorkerInfo:
     return WorkerInfo(**values)
 
 
+_ADD_TOTAL = (
+    "INSERT INTO yadtq_totals (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+# ``+expires`` keeps the planner on the state index (the expires index would scan everything).
+_SELECT_IN_STATE = (
+    "SELECT task_id, record FROM yadtq_tasks WHERE state = ? AND +expires >= ?"
+    " ORDER BY updated {order} LIMIT ?"
+)
+
 _UPSERT_TASK = (
     "INSERT INTO yadtq_tasks (task_id, state, updated, expires, record) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (task_id) DO UPDATE SET state = excluded.state, updated = excluded.updated,"
@@ -718,6 +757,12 @@ class SqliteBackend(ResultBackend):
         conn.executemany(_UPSERT_TASK, [
             (r.task_id, r.state, r.updated, expires, _pack_record(r)) for r in records])
 
+    @staticmethod
+    def _add_totals(conn: sqlite3.Connection, totals: Counter[str]) -> None:
+        """Add to the counters, in the caller's transaction (so they match the records)."""
+        if totals:
+            conn.executemany(_ADD_TOTAL, [(name, n) for name, n in totals.items() if n])
+
     def _purge_expired(self, now: float) -> None:
         """Delete a bounded batch of expired rows every few seconds (sooner when behind)."""
         if now < self._next_purge:
@@ -750,11 +795,17 @@ class SqliteBackend(ResultBackend):
             if changes:
                 records = self._load(conn, {c.task_id for c in changes}, now)
                 changed: dict[str, TaskRecord] = {}
+                totals: Counter[str] = Counter()
                 for change in changes:
+                    if change.dead_lettered:
+                        totals[DEAD_LETTERED] += 1
                     updated = apply_change(records.get(change.task_id), change)
                     if updated is not None:
                         records[change.task_id] = changed[change.task_id] = updated
+                        if updated.state in TOTAL_OF_STATE:
+                            totals[TOTAL_OF_STATE[updated.state]] += 1
                 self._store(conn, changed.values(), now)
+                self._add_totals(conn, totals)
                 ready = [r.task_id for r in changed.values() if r.state in READY_STATES]
         self._notifier.notify(ready)
         try:
@@ -799,6 +850,7 @@ class SqliteBackend(ResultBackend):
                     ready.append(claim.task_id)
                 decisions.append(decision)
             self._store(conn, changed.values(), now)
+            self._add_totals(conn, Counter({TOTAL_OF_STATE[REVOKED]: len(ready)}))
         self._notifier.notify(ready)
         return decisions
 
@@ -870,6 +922,7 @@ class SqliteBackend(ResultBackend):
                 if updated is not None:
                     records[task_id] = changed[task_id] = updated
             self._store(conn, changed.values(), now)
+            self._add_totals(conn, Counter({TOTAL_OF_STATE[REVOKED]: len(changed)}))
             ready = list(changed)
         self._notifier.notify(ready)
 
@@ -934,6 +987,43 @@ class SqliteBackend(ResultBackend):
                 " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [WorkerFailure(worker=w, instance=i, last_heartbeat=hb, detected=d)
                 for w, i, hb, d in rows]
+
+    # -- monitoring
+    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
+        """Read in one transaction (a consistent view) through the state index and the
+        counters: the cost follows what is listed, not how many results are stored."""
+        now = time.time()
+        limit = max(limit, 0)
+        recent = min(limit, RECENT_LIMIT)
+        with self._db.reading() as conn:
+            conn.execute("BEGIN")
+            try:
+                counts = {state: int(conn.execute(
+                    "SELECT COUNT(*) FROM yadtq_tasks WHERE state = ? AND +expires >= ?",
+                    (state, now)).fetchone()[0]) for state in (PROCESSING, RETRYING)}
+                listed = {
+                    state: [summarize(_unpack_record(task_id, blob)) for task_id, blob in conn.execute(
+                        _SELECT_IN_STATE.format(order=order), (state, now, count))]
+                    for state, order, count in ((PROCESSING, "ASC", limit), (RETRYING, "ASC", limit),
+                                                (SUCCESS, "DESC", recent), (FAILED, "DESC", recent))
+                }
+                (scheduled,) = conn.execute("SELECT COUNT(*) FROM yadtq_schedule").fetchone()
+                due = conn.execute(
+                    "SELECT task_id, due, queue, headers FROM yadtq_schedule ORDER BY due LIMIT ?",
+                    (limit,)).fetchall()
+                totals = dict(conn.execute("SELECT name, value FROM yadtq_totals").fetchall())
+            finally:
+                conn.execute("COMMIT")
+        return BackendSnapshot(
+            processing=counts[PROCESSING], retrying=counts[RETRYING], scheduled=int(scheduled),
+            totals=totals_from(totals),
+            processing_tasks=tuple(listed[PROCESSING]), retrying_tasks=tuple(listed[RETRYING]),
+            scheduled_tasks=tuple(
+                summarize_scheduled(ScheduledMessage(task_id, due_at, Message(
+                    queue=queue, body=b"", headers=_unpack_headers(headers))))
+                for task_id, due_at, queue, headers in due),
+            recent_successes=tuple(listed[SUCCESS]), recent_failures=tuple(listed[FAILED]),
+        )
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
@@ -193,17 +194,22 @@ class TaskConsumer:
 
     def reject(self, delivery: Delivery, reason: str, task_id: Optional[str],
                error_type: str = ProtocolError.__name__, envelope: Optional[Envelope] = None) -> None:
-        """Record a message that can never run as failed (when its id is readable) and
-        dead-letter it; consumption goes on."""
+        """Record a message that can never run as failed and dead-letter it; consumption goes on.
+
+        A message whose task id is unreadable is recorded under a made-up id
+        (``unreadable-<hex>``), so the monitor counts and lists it like the others.
+        """
         logger.error("dead-lettering a message from %s: %s (task id %s)", delivery.queue, reason,
                      task_id or "unreadable",
                      extra={"task_id": task_id, "task": envelope.task if envelope else None})
-        if task_id is not None:
-            self.app.backend.record([StateChange(
-                task_id, states.FAILED, time.time(), worker=self.identity.name,
-                name=envelope.task if envelope else None, queue=delivery.queue,
-                error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]))])
-        self.consumer.dead_letter(delivery, reason)
+        change = StateChange(
+            task_id or f"unreadable-{uuid.uuid4().hex}", states.FAILED, time.time(),
+            worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
+            error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]), dead_lettered=True)
+        persist("recording a rejected message", lambda: self.app.backend.record([change]), self.stop,
+                self.backend_link)
+        # Until the dead-letter queue has it, the message must not be reported done.
+        persist("dead-lettering a message", lambda: self.consumer.dead_letter(delivery, reason), self.stop)
 
     # ------------------------------------------------------------------ recorder thread
     def record_forever(self, stop: threading.Event) -> None:

@@ -1,5 +1,6 @@
 -- claim(claims, alive_after): records.decide_claim for a batch; returns one decision each.
--- KEYS: instances (instance -> last heartbeat, running workers only), events, stats
+-- KEYS: instances (instance -> last heartbeat, running workers only), events, stats,
+--       processing, retrying
 -- ARGV: task prefix, waiters prefix, revoked prefix, ttl ms, events maxlen, alive_after,
 --       claims: one msgpack array of [id, name, queue, retries, instance, worker, ts,
 --               queued entry|'', processing entry, revoked entry, claim token]
@@ -31,6 +32,7 @@ for c = 1, #claims do
     redis.call('HSET', key, 'state', 'revoked', 'worker', worker, 'name', name, 'queue', queue,
                'history', (current[4] or '') .. claim[10])
     redis.call('PEXPIRE', key, ttl)
+    index_state(KEYS[4], KEYS[5], id, state, 'revoked', ts)
     log_change(KEYS[2], KEYS[3], maxlen, id, name, 'revoked', worker, ts)
     notify(waiters_prefix, id)
     decision = 'revoked'
@@ -47,8 +49,10 @@ for c = 1, #claims do
       history = claim[8] .. claim[9]
     end
     redis.call('HSET', key, 'state', 'processing', 'name', name, 'queue', queue, 'retries', retries,
-               'worker', worker, 'instance', instance, 'history', history, 'claim', claim[11])
+               'worker', worker, 'instance', instance, 'history', history, 'claim', claim[11],
+               'started', ts)
     redis.call('PEXPIRE', key, ttl)
+    index_state(KEYS[4], KEYS[5], id, state, 'processing', ts)
     log_change(KEYS[2], KEYS[3], maxlen, id, name, 'processing', worker, ts)
     decision = 'run'
   end

@@ -29,3 +29,18 @@ local function log_change(events, stats, maxlen, id, name, state, worker, ts)
     redis.call('HINCRBY', stats, stat, 1)
   end
 end
+
+-- Keep the monitor's indexes of a task that moved from `previous` to `state`: the sorted
+-- sets of the ids processing and retrying, scored by when they entered that state.
+local function index_state(processing, retrying, id, previous, state, ts)
+  if state == 'processing' then
+    redis.call('ZADD', processing, ts, id)
+  elseif previous == 'processing' then
+    redis.call('ZREM', processing, id)
+  end
+  if state == 'retrying' then
+    redis.call('ZADD', retrying, ts, id)
+  elseif previous == 'retrying' then
+    redis.call('ZREM', retrying, id)
+  end
+end

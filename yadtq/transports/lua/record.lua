@@ -1,21 +1,28 @@
 -- record(changes, scheduled): records.apply_change for a batch, plus schedule entries.
--- KEYS: schedule, events, stats
+-- KEYS: schedule, events, stats, processing, retrying, recent successes, recent failures
 -- ARGV: task prefix, waiters prefix, ttl ms, events maxlen,
 --       changes: one msgpack array of [id, state, ts, worker|'', name|'', history entry,
---                [field, value, ...]] (the fields to set besides state and history),
---       then (due, member) per schedule entry.
+--                [field, value, ...] (the fields to set besides state and history),
+--                queue|'', error type|'', error message|'', '1' if dead-lettered else ''],
+--       most recent successes/failures kept, then (due, member) per schedule entry.
 local task_prefix, waiters_prefix = ARGV[1], ARGV[2]
-local ttl, maxlen = ARGV[3], ARGV[4]
-for i = 6, #ARGV, 2 do
+local ttl, maxlen, recent = ARGV[3], ARGV[4], tonumber(ARGV[6])
+for i = 7, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 
+-- The latest finished tasks, pushed once per list below: [id, name, worker, queue,
+-- finished, started|'', error type, error message].
+local finished = {success = {}, failed = {}}
 local changes = cmsgpack.unpack(ARGV[5])
 for c = 1, #changes do
   local change = changes[c]
   local id, state, ts, worker, name = change[1], change[2], change[3], change[4], change[5]
   local key = task_prefix .. id
-  local current = redis.call('HMGET', key, 'state', 'name', 'history')
+  if change[11] == '1' then
+    redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
+  end
+  local current = redis.call('HMGET', key, 'state', 'name', 'history', 'started', 'worker', 'queue')
   -- A ready task (success, failed, revoked) never changes again.
   if not READY[current[1]] then
     local fields = change[7]
@@ -23,15 +30,45 @@ for c = 1, #changes do
     fields[#fields + 1] = state
     fields[#fields + 1] = 'history'
     fields[#fields + 1] = (current[3] or '') .. change[6]
+    if state == 'processing' then
+      fields[#fields + 1] = 'started'
+      fields[#fields + 1] = ts
+    end
     redis.call('HSET', key, unpack(fields))
     redis.call('PEXPIRE', key, ttl)
     if name == '' then
       name = current[2] or ''
     end
+    local list = finished[state]
+    if list then
+      local queue = change[8]
+      if queue == '' then
+        queue = current[6] or ''
+      end
+      local started = ''
+      if current[1] == 'processing' then
+        started = current[4] or ''
+      end
+      list[#list + 1] = {id, name, worker ~= '' and worker or (current[5] or ''), queue, ts, started,
+                         change[9], change[10]}
+    end
+    index_state(KEYS[4], KEYS[5], id, current[1], state, ts)
     log_change(KEYS[2], KEYS[3], maxlen, id, name, state, worker, ts)
     if READY[state] then
       notify(waiters_prefix, id)
     end
+  end
+end
+-- Only the last `recent` of a batch can stay in a list: the others are not even packed.
+for state, list in pairs({success = KEYS[6], failed = KEYS[7]}) do
+  local entries = finished[state]
+  if #entries > 0 then
+    local packed = {}
+    for i = math.max(1, #entries - recent + 1), #entries do
+      packed[#packed + 1] = cmsgpack.pack(entries[i])
+    end
+    redis.call('LPUSH', list, unpack(packed))
+    redis.call('LTRIM', list, 0, recent - 1)
   end
 end
 return 0

@@ -1,6 +1,6 @@
 -- revoke(ids, ts): mark each task revoked (it will never start), and record the state
 -- unless the task is processing (its worker finishes it) or already ready.
--- KEYS: events, stats
+-- KEYS: events, stats, processing, retrying
 -- ARGV: task prefix, waiters prefix, revoked prefix, ttl ms, events maxlen, ts,
 --       history entry, ids...
 local task_prefix, waiters_prefix, revoked_prefix = ARGV[1], ARGV[2], ARGV[3]
@@ -14,6 +14,7 @@ for i = 8, #ARGV do
   if state ~= 'processing' and not READY[state] then
     redis.call('HSET', key, 'state', 'revoked', 'history', (current[3] or '') .. entry)
     redis.call('PEXPIRE', key, ttl)
+    index_state(KEYS[3], KEYS[4], id, state, 'revoked', ts)
     log_change(KEYS[1], KEYS[2], maxlen, id, current[2] or '', 'revoked', '', ts)
     notify(waiters_prefix, id)
   end

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -87,6 +89,11 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        """The function's signature (computed once), for checking arguments before a run."""
+        return inspect.signature(self.fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in this process, as a plain call."""

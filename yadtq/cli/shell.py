@@ -149,7 +149,7 @@ def parse_arguments(tokens: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]
 def task_signature(task: Task[Any, Any]) -> Optional[inspect.Signature]:
     """The parameters a caller passes: the function's, without the task itself if bound."""
     try:
-        signature = inspect.signature(task.fn)
+        signature = task.signature
     except (TypeError, ValueError):
         return None
     params = list(signature.parameters.values())

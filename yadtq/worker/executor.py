@@ -6,7 +6,6 @@ claim); this module turns a call into success, a retry, or a failure.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 import traceback
@@ -59,7 +58,7 @@ def error_info(exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
 
 
 def _check_arguments(task: Task[Any, Any], envelope: Envelope) -> None:
-    signature = inspect.signature(task.fn)
+    signature = task.signature
     args: tuple[Any, ...] = envelope.args
     if task.options.bind:
         args = (task, *args)

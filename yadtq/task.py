@@ -95,6 +95,11 @@ class Task(Generic[P, R]):
         """The function's signature (computed once), for checking arguments before a run."""
         return inspect.signature(self.fn)
 
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` unless the function accepts these arguments (the task
+        itself comes first for ``bind=True``; it is not among ``args``)."""
+        self.signature.bind(*((self, *args) if self.options.bind else args), **kwargs)
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in this process, as a plain call."""
         return self.run(*args, **kwargs)

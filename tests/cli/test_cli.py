@@ -118,6 +118,14 @@ def test_unknown_task_is_one_line(runner: CliRunner, memory_app: YADTQ) -> None:
     assert memory_app.broker.depth("default") == 0
 
 
+def test_wrong_arguments_are_refused_before_sending(runner: CliRunner, memory_app: YADTQ) -> None:
+    result = invoke(runner, "submit", "-A", APP, "add", "1")
+    assert result.exit_code == 1
+    line = error_line(result.stderr)
+    assert "missing a required argument" in line and "usage: add x y" in line
+    assert memory_app.broker.depth("default") == 0
+
+
 def test_unregistered_dotted_name_is_sent_as_is(runner: CliRunner, memory_app: YADTQ) -> None:
     result = invoke(runner, "submit", "-A", APP, "other.project.task", "1")
     assert result.exit_code == 0, result.stderr

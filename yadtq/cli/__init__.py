@@ -44,7 +44,7 @@ class YadtqGroup(click.Group):
 def main() -> None:
     """yadtq: a Celery-style task queue on Kafka and Redis (or the embedded SQLite default).
 
-    Every command takes -A/--app (or $YADTQ_APP) naming the app as 'module' or
+    Commands that use an app take -A/--app (or $YADTQ_APP) naming it as 'module' or
     'module:attribute'. Transports come from the app, or from $YADTQ_BROKER_URL and
     $YADTQ_BACKEND_URL.
     """

@@ -32,6 +32,7 @@ from .. import states
 from ..envelope import unpack
 from ..exceptions import NotRegistered, YADTQError
 from ..settings import redact_url
+from .calls import check_arguments, task_signature, task_usage
 from .loading import load_app
 from .options import app_option
 from .render import (
@@ -144,51 +145,6 @@ def parse_arguments(tokens: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]
         else:
             args.append(parse_arg(token))
     return tuple(args), kwargs
-
-
-def task_signature(task: Task[Any, Any]) -> Optional[inspect.Signature]:
-    """The parameters a caller passes: the function's, without the task itself if bound."""
-    try:
-        signature = task.signature
-    except (TypeError, ValueError):
-        return None
-    params = list(signature.parameters.values())
-    if task.options.bind:
-        params = params[1:]
-    return signature.replace(parameters=params)
-
-
-def check_arguments(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Make sure the task's function accepts these arguments, before anything is sent.
-
-    Raises:
-        ValueError: it does not (the message shows the task's usage).
-    """
-    signature = task_signature(task)
-    if signature is None:
-        return
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"{exc} (usage: {task_usage(task)})") from None
-
-
-def task_usage(task: Task[Any, Any], name: Optional[str] = None) -> str:
-    """``add x y``, ``greet name [punctuation='!']``, ``log [args...] [key=value...]``."""
-    parts = [name or task.__name__]
-    signature = task_signature(task)
-    for param in signature.parameters.values() if signature is not None else ():
-        if param.kind is param.VAR_POSITIONAL:
-            parts.append(f"[{param.name}...]")
-        elif param.kind is param.VAR_KEYWORD:
-            parts.append("[key=value...]")
-        elif param.default is not param.empty:
-            parts.append(f"[{param.name}={param.default!r}]")
-        elif param.kind is param.KEYWORD_ONLY:
-            parts.append(f"{param.name}=VALUE")
-        else:
-            parts.append(param.name)
-    return " ".join(parts)
 
 
 # --------------------------------------------------------------------------- formatting

@@ -20,6 +20,7 @@ from rich.text import Text
 from .. import states
 from ..exceptions import BrokerUnavailable, ConfigurationError, NotRegistered
 from ..exceptions import TimeoutError as ResultTimeout
+from .calls import check_arguments
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import (
@@ -35,6 +36,7 @@ from .render import (
 if TYPE_CHECKING:
     from ..app import YADTQ
     from ..result import AsyncResult
+    from ..task import Task
 
 #: ``yadtq result``: the task has not finished (and --wait was not given).
 EXIT_NOT_READY = 3
@@ -64,6 +66,18 @@ def parse_arg(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
+
+
+def check_call(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse, before sending, a call the task's function cannot accept.
+
+    Raises:
+        ConfigurationError: wrong arguments (the message shows the task's usage).
+    """
+    try:
+        check_arguments(task, args, kwargs)
+    except ValueError as exc:
+        raise ConfigurationError(f"{task.__name__}: {exc}") from None
 
 
 def resolve_name(app: YADTQ, name: str) -> str:
@@ -189,7 +203,9 @@ def _entry(path: Path, index: int, item: Any, app: YADTQ) -> Entry:
             raise ConfigurationError(f"{where}: \"{option}\" must be a string")
     try:
         full = resolve_name(app, name)
-    except NotRegistered as exc:
+        if full in app.tasks:
+            check_call(app.tasks[full], tuple(args), kwargs)
+    except (NotRegistered, ValueError) as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
     return Entry(label=name, name=full, args=tuple(args), kwargs=kwargs,
                  countdown=float(countdown) if countdown is not None else None,
@@ -252,6 +268,8 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
     kwargs = _parse_kwargs(kwargs_json)
     app = load_app(app_path)
     name = resolve_name(app, task)
+    if name in app.tasks:
+        check_call(app.tasks[name], tuple(values), kwargs)
     result = app.send_task(name, values, kwargs, countdown=countdown, queue=queue, key=key)
     flush(app)
     click.echo(result.id)

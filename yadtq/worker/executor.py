@@ -58,12 +58,8 @@ def error_info(exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
 
 
 def _check_arguments(task: Task[Any, Any], envelope: Envelope) -> None:
-    signature = task.signature
-    args: tuple[Any, ...] = envelope.args
-    if task.options.bind:
-        args = (task, *args)
     try:
-        signature.bind(*args, **envelope.kwargs)
+        task.check_arguments(envelope.args, envelope.kwargs)
     except TypeError as exc:
         raise TypeError(f"{task.name}() {exc}") from None
 

@@ -48,10 +48,8 @@ Needs SQLite 3.24 or newer (upsert).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -93,6 +91,7 @@ from .records import (
     summarize_scheduled,
     totals_from,
 )
+from .sqlite_notify import Notifier
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -186,12 +185,6 @@ PURGE_INTERVAL = 5.0
 PURGE_BATCH = 5_000
 #: Waiters re-read the record this often even without a notification.
 DEFAULT_WAIT_RECHECK = 1.0
-#: Largest notification payload; a bigger batch of ready ids is sent as ``*``.
-MAX_NOTIFY_PAYLOAD = 8192
-NOTIFY_ALL = b"*"
-#: Longest notification directory whose socket paths (plus ``/<pid>-<8 hex>.sock``)
-#: fit ``sockaddr_un`` everywhere (104 bytes on BSD and macOS, 108 on Linux).
-MAX_SOCKET_DIR = 80
 
 
 def database_path(url: str) -> str:
@@ -547,125 +540,6 @@ class SqliteConsumer(Consumer):
                            len(ids), self._visibility, exc)
 
 
-# --------------------------------------------------------------------------- notification
-
-
-def notify_directory(path: str) -> str:
-    """The directory where waiters on database ``path`` bind their sockets."""
-    beside = path + ".notify"
-    if len(os.fsencode(beside)) <= MAX_SOCKET_DIR:
-        return beside
-    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
-    return os.path.join("/tmp", f"yadtq-{digest}.notify")
-
-
-class _Listener:
-    """One waiter's bound datagram socket."""
-
-    def __init__(self, directory: str, mode: int) -> None:
-        self.directory = directory
-        self.path = os.path.join(directory, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        for attempt in range(3):
-            os.makedirs(directory, mode=mode, exist_ok=True)
-            try:
-                self._sock.bind(self.path)
-                return
-            except FileNotFoundError:
-                if attempt == 2:  # the last waiter of another process keeps removing it
-                    self._sock.close()
-                    raise
-            except OSError:
-                self._sock.close()
-                raise
-
-    def wait_for(self, task_id: bytes, timeout: float) -> bool:
-        """Whether a notification naming ``task_id`` (or everything) came within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self._sock.settimeout(remaining)
-            try:
-                data = self._sock.recv(MAX_NOTIFY_PAYLOAD + 16)
-            except socket.timeout:
-                return False
-            if data == NOTIFY_ALL or task_id in data.split(b"\n"):
-                return True
-
-    def close(self) -> None:
-        self._sock.close()
-        with suppress(OSError):
-            os.unlink(self.path)
-        with suppress(OSError):  # the last waiter out removes the directory
-            os.rmdir(self.directory)
-
-
-class _Notifier:
-    """Wakes ``wait`` calls in any process through Unix datagram sockets in one directory."""
-
-    def __init__(self, db_path: str) -> None:
-        self.directory = notify_directory(db_path)
-        # Beside the database its directory's permissions apply; a shared /tmp needs privacy.
-        self._mode = 0o777 if self.directory == db_path + ".notify" else 0o700
-        self.enabled = hasattr(socket, "AF_UNIX")
-        self._lock = threading.Lock()
-        self._sender: Optional[socket.socket] = None
-        self._sender_pid = 0
-
-    def listen(self) -> Optional[_Listener]:
-        """A bound listener, or ``None`` when the caller must poll."""
-        if not self.enabled:
-            return None
-        try:
-            return _Listener(self.directory, self._mode)
-        except OSError as exc:
-            logger.debug("cannot bind a notification socket in %s (polling): %s",
-                         self.directory, exc)
-            return None
-
-    def notify(self, task_ids: Sequence[str]) -> None:
-        """Tell every waiter these tasks are ready. Call after the commit."""
-        if not task_ids or not self.enabled:
-            return
-        try:
-            names = [e.name for e in os.scandir(self.directory) if e.name.endswith(".sock")]
-        except OSError:
-            return  # no directory: nobody has ever waited
-        if not names:
-            return
-        payload = "\n".join(task_ids).encode()
-        if len(payload) > MAX_NOTIFY_PAYLOAD:
-            payload = NOTIFY_ALL
-        sender = self._socket()
-        for name in names:
-            path = os.path.join(self.directory, name)
-            try:
-                sender.sendto(payload, path)
-            except ConnectionRefusedError:
-                with suppress(OSError):  # its waiter died without cleaning up
-                    os.unlink(path)
-            except (FileNotFoundError, BlockingIOError):
-                pass  # gone meanwhile, or its queue is full so it is awake already
-            except OSError as exc:
-                logger.debug("cannot notify %s: %s", path, exc)
-
-    def _socket(self) -> socket.socket:
-        with self._lock:
-            if self._sender is None or self._sender_pid != os.getpid():
-                self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._sender.setblocking(False)
-                self._sender_pid = os.getpid()
-            return self._sender
-
-    def close(self) -> None:
-        with self._lock:
-            if self._sender is not None and self._sender_pid == os.getpid():
-                self._sender.close()
-            self._sender = None
-
-
 # --------------------------------------------------------------------------- backend
 
 
@@ -726,7 +600,7 @@ class SqliteBackend(ResultBackend):
         options = settings.backend_options
         self._db = _Database(self.path, BACKEND_SCHEMA, BackendUnavailable,
                              _busy_timeout(options))
-        self._notifier = _Notifier(self.path)
+        self._notifier = Notifier(self.path)
         try:
             self._recheck = float(options.get("wait_recheck", DEFAULT_WAIT_RECHECK))
         except (TypeError, ValueError) as exc:

@@ -25,10 +25,10 @@ from yadtq.transports.kafka import (
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     KafkaBroker,
-    KafkaConsumer,
     group_for,
     topic_for,
 )
+from yadtq.transports.kafka_consumer import KafkaConsumer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 

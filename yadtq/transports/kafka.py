@@ -46,9 +46,7 @@ commit switches are fixed: the guarantees above depend on them.
 
 from __future__ import annotations
 
-import collections
 import importlib
-import itertools
 import logging
 import os
 import re
@@ -72,7 +70,6 @@ from confluent_kafka.admin import AdminClient
 from ..envelope import HEADER_ID, HEADER_TASK, decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
 from .base import Broker, Consumer, Delivery, DrainCallback, Message
-from .offsets import OffsetTracker
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -137,9 +134,11 @@ CONSUMER_ONLY = frozenset({
 # confluent-kafka release; reach them untyped so mypy --strict holds across versions.
 _admin: Any = importlib.import_module("confluent_kafka.admin")
 
+#: Errors a topic created moments ago answers with until its leaders are elected.
+_LEADERSHIP_ERRORS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                                KafkaError.UNKNOWN_TOPIC_OR_PART})
+
 _VALID_QUEUE = re.compile(r"^[A-Za-z0-9._-]+$")
-#: Assignment generations, unique within the process.
-_generations = itertools.count(1)
 
 
 TP = tuple[str, int]
@@ -428,11 +427,29 @@ class KafkaBroker(Broker):
         if not names:
             raise ConfigurationError("a consumer needs at least one queue")
         drain_timeout = min(self.settings.shutdown_timeout, DRAIN_TIMEOUT_MAX)
+        from .kafka_consumer import KafkaConsumer  # the consumer module imports this one
+
         return KafkaConsumer(self, names, on_drain, self.max_in_flight, drain_timeout)
 
     # ------------------------------------------------------------------ queue inspection
     def _lag(self, queue: str) -> Optional[dict[int, int]]:
-        """Messages after the group's committed offset, per partition (``None``: no topic)."""
+        """Messages after the group's committed offset, per partition (``None``: no topic).
+
+        Retries briefly on retriable errors (a new topic's leaders are still being elected).
+        """
+        for attempt in range(10):
+            try:
+                return self._lag_once(queue)
+            except BrokerUnavailable as exc:
+                cause = exc.__cause__
+                error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+                if attempt == 9 or not (isinstance(error, KafkaError) and (
+                        error.retriable() or error.code() in _LEADERSHIP_ERRORS)):
+                    raise
+                time.sleep(0.2)
+        return None  # not reached
+
+    def _lag_once(self, queue: str) -> Optional[dict[int, int]]:
         topic, group = topic_for(queue), group_for(queue)
         admin = self.admin
         try:
@@ -592,353 +609,3 @@ class KafkaBroker(Broker):
             result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
                                    token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
         return result
-
-
-class _Member:
-    """One librdkafka consumer: this worker's membership in one queue's group."""
-
-    def __init__(self, queue: str) -> None:
-        self.queue = queue
-        self.topic = topic_for(queue)
-        self.client: Any = None
-        #: Messages fetched and not yet handed out, in partition order.
-        self.buffer: collections.deque[Any] = collections.deque()
-        self.buffered: collections.Counter[TP] = collections.Counter()
-        self.assigned: set[TP] = set()
-        self.paused: set[TP] = set()
-        self.fatal: Optional[str] = None
-
-    def discard_buffered(self, tps: set[TP]) -> None:
-        if any(self.buffered.get(tp) for tp in tps):
-            self.buffer = collections.deque(
-                m for m in self.buffer if (m.topic(), m.partition()) not in tps)
-        for tp in tps:
-            self.buffered.pop(tp, None)
-
-
-class KafkaConsumer(Consumer):
-    """A worker's consumer of one or more queues; see the module docstring for the guarantees.
-
-    ``fetch`` and ``close`` (and every librdkafka call) run on the owner thread;
-    ``done`` and ``dead_letter`` may be called from any thread.
-    """
-
-    def __init__(self, broker: KafkaBroker, queues: Sequence[str], on_drain: Optional[DrainCallback],
-                 max_in_flight: int, drain_timeout: float) -> None:
-        self._broker = broker
-        self._on_drain = on_drain
-        self._max_in_flight = max_in_flight
-        self._drain_timeout = drain_timeout
-        self._tracker = OffsetTracker()
-        #: Guards ``_generations`` together with the tracker updates that depend on it.
-        self._lock = threading.Lock()
-        self._generations: dict[TP, int] = {}
-        self._members: list[_Member] = []
-        self._rotation = 0
-        self._last_commit = time.monotonic()
-        self._closing = False
-        self._closed = False
-        #: Partitions revoked or lost so far (for health and tests).
-        self.revocations = 0
-        try:
-            for queue in queues:
-                self._members.append(self._join(queue))
-        except BaseException:
-            for member in self._members:
-                member.client.close()
-            raise
-
-    def _join(self, queue: str) -> _Member:
-        member = _Member(queue)
-        self._broker.ensure_topic(member.topic)
-
-        def on_error(err: Any) -> None:
-            if err.fatal():
-                logger.critical("Kafka consumer of %s: fatal error: %s", queue, err.str())
-                member.fatal = f"{err.name()}: {err.str()}"
-            else:
-                logger.warning("Kafka consumer of %s: %s", queue, err.str())
-
-        member.client = self._broker._client(RdConsumer, self._broker.config(
-            "consumer", **{"group.id": group_for(queue), "enable.auto.commit": False,
-                           "enable.auto.offset.store": False},
-            on_commit=self._on_commit, error_cb=on_error))
-        try:
-            member.client.subscribe(
-                [member.topic],
-                on_assign=lambda _c, parts: self._on_assign(member, parts),
-                on_revoke=lambda _c, parts: self._on_revoke(member, parts),
-                on_lost=lambda _c, parts: self._on_lost(member, parts))
-        except KafkaException as exc:
-            member.client.close()
-            raise BrokerUnavailable(f"cannot subscribe to {member.topic}: {_error_text(exc)}") from exc
-        return member
-
-    # ------------------------------------------------------------------ owner thread
-    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
-        """Hand out up to ``max_items`` deliveries, waiting at most ``timeout`` for the first.
-
-        Always polls every member, even for ``max_items == 0``: that serves rebalance
-        callbacks and keeps the member within ``max.poll.interval.ms`` while the
-        worker's pool is full. Commits what became committable on the way.
-        """
-        if self._closed:
-            raise BrokerUnavailable("the Kafka consumer is closed")
-        deadline = time.monotonic() + max(0.0, timeout)
-        out: list[Delivery] = []
-        pulled = 0
-        try:
-            while True:
-                self._commit_due()
-                for member in self._rotated():
-                    want = max(1, max_items - len(out) - len(member.buffer))
-                    pulled += self._pull(member, want, 0.0)
-                    if len(out) < max_items:
-                        out.extend(self._hand_out(member, max_items - len(out)))
-                remaining = deadline - time.monotonic()
-                if out or (max_items <= 0 and pulled) or remaining <= 0:
-                    break
-                # Nothing yet: block on one member until its first message (or a slice).
-                wait = min(remaining, COMMIT_INTERVAL if len(self._members) == 1 else MULTI_QUEUE_SLICE)
-                for member in self._rotated():
-                    got = self._pull(member, 1, wait)
-                    pulled += got
-                    if got:
-                        break
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"Kafka consume failed: {_error_text(exc)}") from exc
-        except RuntimeError as exc:  # the client was closed underneath us
-            raise BrokerUnavailable(f"Kafka consumer unusable: {exc}") from exc
-        self._adjust_flow()
-        return out
-
-    def _rotated(self) -> list[_Member]:
-        members = self._members
-        if len(members) == 1:
-            return members
-        self._rotation = (self._rotation + 1) % len(members)
-        return members[self._rotation:] + members[:self._rotation]
-
-    def _pull(self, member: _Member, count: int, timeout: float) -> int:
-        """Move up to ``count`` messages from librdkafka into the member's buffer."""
-        if member.fatal is not None:
-            raise BrokerUnavailable(f"Kafka consumer of {member.queue}: {member.fatal}")
-        if timeout > 0:
-            first = member.client.poll(timeout)  # returns at its first message
-            messages = [first] if first is not None else []
-        else:
-            messages = member.client.consume(min(count, 100_000), 0)
-        pulled = 0
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise BrokerUnavailable(f"Kafka consumer of {member.queue}: {err.str()}")
-                if err.code() != KafkaError._PARTITION_EOF:
-                    logger.warning("Kafka consumer of %s: %s", member.queue, err.str())
-                continue
-            member.buffer.append(msg)
-            member.buffered[(msg.topic(), msg.partition())] += 1
-            pulled += 1
-        return pulled
-
-    def _hand_out(self, member: _Member, count: int) -> list[Delivery]:
-        taken: list[Delivery] = []
-        buffer, buffered = member.buffer, member.buffered
-        with self._lock:
-            while buffer and len(taken) < count:
-                msg = buffer.popleft()
-                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-                tp = (topic, partition)
-                buffered[tp] -= 1
-                generation = self._generations.get(tp)
-                if generation is None or not self._tracker.started(tp, offset):
-                    continue  # partition no longer ours, or a duplicate of one in flight
-                headers = msg.headers()
-                taken.append(Delivery(
-                    body=msg.value() or b"", queue=member.queue,
-                    headers={k: v or b"" for k, v in headers} if headers else {},
-                    key=msg.key(), token=KafkaToken(topic, partition, offset, generation)))
-        return taken
-
-    def _adjust_flow(self) -> None:
-        """Pause partitions at the in-flight bound; resume them once half of it is free."""
-        bound = self._max_in_flight
-        in_flight = self._tracker.in_flight_by_partition()
-        for member in self._members:
-            pause, resume = [], []
-            for tp in member.assigned:
-                load = member.buffered.get(tp, 0) + in_flight.get(tp, 0)
-                if tp in member.paused:
-                    if load <= bound // 2:
-                        resume.append(tp)
-                elif load >= bound:
-                    pause.append(tp)
-            try:
-                if pause:
-                    member.client.pause([TopicPartition(*tp) for tp in pause])
-                    member.paused.update(pause)
-                    logger.debug("paused %s at %d in flight", pause, bound)
-                if resume:
-                    member.client.resume([TopicPartition(*tp) for tp in resume])
-                    member.paused.difference_update(resume)
-            except KafkaException as exc:
-                logger.warning("Kafka consumer of %s: pause/resume failed: %s", member.queue,
-                               _error_text(exc))
-
-    # ------------------------------------------------------------------ commits (owner thread)
-    def _commit_due(self) -> None:
-        now = time.monotonic()
-        if now - self._last_commit < COMMIT_INTERVAL:
-            return
-        self._last_commit = now
-        positions = self._tracker.committable()
-        if not positions:
-            return
-        self._tracker.mark_committed(positions)
-        for member in self._members:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t == member.topic]
-            if not offsets:
-                continue
-            try:
-                member.client.commit(offsets=offsets, asynchronous=True)
-            except KafkaException as exc:
-                logger.warning("commit of %s failed: %s", member.queue, _error_text(exc))
-                self._tracker.forget_committed((o.topic, o.partition) for o in offsets)
-
-    def _commit_now(self, member: _Member, tps: Optional[set[TP]] = None) -> None:
-        """Commit synchronously what is committable (of ``tps``) for one member."""
-        positions = self._tracker.committable(member.assigned if tps is None else tps)
-        if not positions:
-            return
-        self._tracker.mark_committed(positions)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:
-            result = member.client.commit(offsets=offsets, asynchronous=False)
-            failed = [tp for tp in result or () if tp.error is not None]
-            if failed:
-                raise KafkaException(failed[0].error)
-            logger.debug("committed %s", positions)
-        except KafkaException as exc:
-            logger.warning("commit of %s failed: %s; those tasks may be redelivered", member.queue,
-                           _error_text(exc))
-            self._tracker.forget_committed(positions)
-
-    def _on_commit(self, err: Any, partitions: Any) -> None:
-        if err is not None and err.code() == KafkaError._NO_OFFSET:
-            return
-        failed = [(p.topic, p.partition) for p in partitions or () if err is not None or p.error is not None]
-        if failed:
-            logger.warning("commit failed for %s: %s", failed, err.str() if err is not None else
-                           next(p.error.str() for p in partitions if p.error is not None))
-            self._tracker.forget_committed(failed)
-
-    # ------------------------------------------------------------------ rebalance (owner thread)
-    def _on_assign(self, member: _Member, partitions: Any) -> None:
-        tps = [(p.topic, p.partition) for p in partitions]
-        with self._lock:
-            for tp in tps:
-                self._generations[tp] = next(_generations)
-        member.assigned.update(tps)
-        logger.info("queue %s: assigned partitions %s", member.queue, sorted(p for _, p in tps))
-
-    def _on_revoke(self, member: _Member, partitions: Any) -> None:
-        tps = {(p.topic, p.partition) for p in partitions}
-        try:
-            member.discard_buffered(tps)
-            running = sum(self._tracker.in_flight(tp) for tp in tps)
-            if running and self._on_drain is not None and not self._closing:
-                logger.info("queue %s: partitions %s revoked; draining %d in-flight tasks (up to %.0f s)",
-                            member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
-                self._on_drain(self._drain_timeout)
-            self._commit_now(member, tps)
-        except Exception:
-            logger.exception("queue %s: handling the revocation of %s failed", member.queue, sorted(tps))
-        finally:
-            self._release(member, tps, "revoked")
-
-    def _on_lost(self, member: _Member, partitions: Any) -> None:
-        tps = {(p.topic, p.partition) for p in partitions}
-        member.discard_buffered(tps)
-        self._release(member, tps, "lost")  # no commit: another member may own them already
-
-    def _release(self, member: _Member, tps: set[TP], how: str) -> None:
-        dropped = 0
-        with self._lock:
-            for tp in tps:
-                self._generations.pop(tp, None)
-                dropped += self._tracker.drop(tp)
-        member.assigned.difference_update(tps)
-        paused = tps & member.paused
-        if paused:
-            member.paused.difference_update(paused)
-            try:  # a partition assigned again later must not come back paused
-                member.client.resume([TopicPartition(*tp) for tp in paused])
-            except (KafkaException, RuntimeError) as exc:
-                logger.debug("resume of released partitions failed: %s", _error_text(exc))
-        self.revocations += len(tps)
-        log = logger.warning if dropped or how == "lost" else logger.info
-        log("queue %s: partitions %s %s%s", member.queue, sorted(p for _, p in tps), how,
-            f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
-
-    # ------------------------------------------------------------------ any thread
-    def done(self, deliveries: Sequence[Delivery]) -> None:
-        """Mark deliveries finished; their offsets are committed by the owner thread soon after.
-
-        A delivery from an earlier assignment of its partition is ignored: that
-        partition was committed at revocation, and anything unfinished then is
-        redelivered by its next owner.
-        """
-        stale = 0
-        with self._lock:
-            generations, tracker = self._generations, self._tracker
-            for delivery in deliveries:
-                token = delivery.token
-                if not isinstance(token, KafkaToken):
-                    raise TypeError(f"not a Kafka delivery: {delivery!r}")
-                tp = (token.topic, token.partition)
-                if generations.get(tp) != token.generation:
-                    stale += 1
-                    continue
-                tracker.finished(tp, token.offset)
-        if stale:
-            logger.debug("ignored %d deliveries done after their partition was revoked", stale)
-
-    def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Copy the delivery to ``yadtq.dlq`` (with reason and source headers), then mark it done.
-
-        Marked done only once the dead letter is acknowledged, so it is never lost.
-        """
-        self._broker.send_dead_letter(delivery, reason)
-        self.done([delivery])
-
-    def in_flight(self) -> int:
-        return self._tracker.in_flight()
-
-    def assignment(self) -> set[TP]:
-        """The (topic, partition) pairs this consumer owns now."""
-        with self._lock:
-            return set(self._generations)
-
-    def close(self) -> None:
-        """Commit what is done, then leave every group; unfinished deliveries will be redelivered."""
-        if self._closed:
-            return
-        self._closing = True
-        problems = []
-        for member in self._members:
-            try:
-                self._commit_now(member)
-                member.client.close()  # leaves the group (revocation callbacks run inside)
-            except (KafkaException, RuntimeError) as exc:
-                problems.append(f"{member.queue}: {_error_text(exc)}")
-        self._closed = True
-        left = self._tracker.in_flight()
-        for tp in self._tracker.partitions():
-            self._tracker.drop(tp)
-        with self._lock:
-            self._generations.clear()
-        if left:
-            logger.info("Kafka consumer closed with %d deliveries unfinished; they will be redelivered", left)
-        if problems:
-            raise BrokerUnavailable("closing the Kafka consumer: " + "; ".join(problems))

@@ -167,7 +167,9 @@ class TaskConsumer:
         skipped: list[Delivery] = []
         for (envelope, delivery), decision in zip(runnable, decisions):
             if decision == RUN:
-                logger.info("task %s[%s] received", envelope.task, envelope.id, extra=task_fields(envelope))
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info("task %s[%s] received", envelope.task, envelope.id,
+                                extra=task_fields(envelope))
                 job = Job(envelope, delivery, duplicates=repeats.pop(envelope.id, []))
                 with self._running_lock:
                     self._running[envelope.id] = job
@@ -264,6 +266,8 @@ class TaskConsumer:
         self.stats.count([outcome for _, outcome in batch])
 
     def _log(self, envelope: Envelope, outcome: Outcome) -> None:
+        if outcome.state == states.SUCCESS and not logger.isEnabledFor(logging.INFO):
+            return  # the common case: build nothing per task
         fields = task_fields(envelope)
         fields["duration"] = round(outcome.runtime, 6)
         err = outcome.error

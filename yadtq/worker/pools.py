@@ -124,8 +124,9 @@ class ThreadPool(Pool):
             job = self._jobs.get()
             if job is None:
                 return
-            logger.debug("task %s[%s] started", job.envelope.task, job.envelope.id,
-                         extra={"task_id": job.envelope.id, "task": job.envelope.task})
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("task %s[%s] started", job.envelope.task, job.envelope.id,
+                             extra={"task_id": job.envelope.id, "task": job.envelope.task})
             try:
                 outcome = execute(self.app, job.envelope, self.worker)
             except BaseException as exc:  # a task that raises SystemExit must not kill the pool

@@ -29,7 +29,7 @@ from yadtq.transports.base import (
     WorkerInfo,
 )
 from yadtq.transports.base import REVOKED as DECISION_REVOKED
-from yadtq.transports.sqlite import _SELECT_IN_STATE
+from yadtq.transports.sqlite.backend import _SELECT_IN_STATE
 
 DEADLINE = 20.0
 ALIVE_WINDOW = 15.0

@@ -1,0 +1,437 @@
+"""``SqliteBackend``: task records, schedule, heartbeats and dedupe keys in tables of one file."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Optional
+
+from ...envelope import pack, unpack
+from ...exceptions import BackendUnavailable, ConfigurationError
+from ...states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
+from ..base import (
+    RECENT_LIMIT,
+    BackendSnapshot,
+    Claim,
+    ErrorInfo,
+    Message,
+    ResultBackend,
+    ScheduledMessage,
+    StateChange,
+    TaskRecord,
+    WorkerFailure,
+    WorkerInfo,
+)
+from ..base import REVOKED as DECISION_REVOKED
+from ..records import (
+    DEAD_LETTERED,
+    TOTAL_OF_STATE,
+    apply_change,
+    decide_claim,
+    summarize,
+    summarize_scheduled,
+    totals_from,
+)
+from .notify import Notifier
+from .schema import (
+    BACKEND_SCHEMA,
+    DEFAULT_WAIT_RECHECK,
+    MIN_POLL_DELAY,
+    PURGE_BATCH,
+    PURGE_INTERVAL,
+    _busy_timeout,
+    _chunks,
+    _Database,
+    _marks,
+    _pack_headers,
+    _unpack_headers,
+    database_path,
+)
+
+if TYPE_CHECKING:
+    from ...settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- backend
+
+
+def _pack_record(record: TaskRecord) -> bytes:
+    error = record.error
+    return pack([
+        record.state, record.name, record.queue, record.result,
+        None if error is None else [error.type, error.message, error.args, error.traceback],
+        record.retries, record.worker, record.eta, record.instance,
+        [list(entry) for entry in record.history],
+    ])
+
+
+def _unpack_record(task_id: str, blob: bytes) -> TaskRecord:
+    state, name, queue, result, error, retries, worker, eta, instance, history = unpack(blob)
+    return TaskRecord(
+        task_id=task_id, state=state, name=name, queue=queue, result=result,
+        error=None if error is None else ErrorInfo(*error), retries=retries, worker=worker,
+        eta=eta, instance=instance,
+        history=tuple((entry[0], entry[1], entry[2]) for entry in history),
+    )
+
+
+_WORKER_FIELDS = frozenset(f.name for f in fields(WorkerInfo))
+
+
+def _unpack_worker(blob: bytes) -> WorkerInfo:
+    values = {k: v for k, v in unpack(blob).items() if k in _WORKER_FIELDS}
+    values["queues"] = tuple(values.get("queues", ()))
+    return WorkerInfo(**values)
+
+
+_ADD_TOTAL = (
+    "INSERT INTO yadtq_totals (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+# ``+expires`` keeps the planner on the state index (the expires index would scan everything).
+_SELECT_IN_STATE = (
+    "SELECT task_id, record FROM yadtq_tasks WHERE state = ? AND +expires >= ?"
+    " ORDER BY updated {order} LIMIT ?"
+)
+
+_UPSERT_TASK = (
+    "INSERT INTO yadtq_tasks (task_id, state, updated, expires, record) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (task_id) DO UPDATE SET state = excluded.state, updated = excluded.updated,"
+    " expires = excluded.expires, record = excluded.record"
+)
+
+
+class SqliteBackend(ResultBackend):
+    """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
+
+    scheme = "sqlite"
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self.path = database_path(url)
+        options = settings.backend_options
+        self._db = _Database(self.path, BACKEND_SCHEMA, BackendUnavailable,
+                             _busy_timeout(options))
+        self._notifier = Notifier(self.path)
+        try:
+            self._recheck = float(options.get("wait_recheck", DEFAULT_WAIT_RECHECK))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"sqlite wait_recheck: {exc}") from None
+        self._next_purge = 0.0
+
+    @property
+    def notify_directory(self) -> str:
+        """Where waiters bind their notification sockets."""
+        return self._notifier.directory
+
+    # -- helpers
+    def _load(self, conn: sqlite3.Connection, task_ids: Collection[str],
+              now: float) -> dict[str, TaskRecord]:
+        """The unexpired records among ``task_ids``."""
+        found: dict[str, TaskRecord] = {}
+        for chunk in _chunks(list(task_ids)):
+            cursor = conn.execute(
+                f"SELECT task_id, expires, record FROM yadtq_tasks"
+                f" WHERE task_id IN ({_marks(len(chunk))})", chunk)
+            for task_id, expires, blob in cursor:
+                if expires >= now:
+                    found[task_id] = _unpack_record(task_id, blob)
+        return found
+
+    def _store(self, conn: sqlite3.Connection, records: Iterable[TaskRecord], now: float) -> None:
+        expires = now + self.settings.result_expires
+        conn.executemany(_UPSERT_TASK, [
+            (r.task_id, r.state, r.updated, expires, _pack_record(r)) for r in records])
+
+    @staticmethod
+    def _add_totals(conn: sqlite3.Connection, totals: Counter[str]) -> None:
+        """Add to the counters, in the caller's transaction (so they match the records)."""
+        if totals:
+            conn.executemany(_ADD_TOTAL, [(name, n) for name, n in totals.items() if n])
+
+    def _purge_expired(self, now: float) -> None:
+        """Delete a bounded batch of expired rows every few seconds (sooner when behind)."""
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_INTERVAL
+        behind = False
+        with self._db.transaction() as conn:
+            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked"):
+                cursor = conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN"
+                    f" (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)", (now, PURGE_BATCH))
+                behind = behind or cursor.rowcount >= PURGE_BATCH
+        if behind:
+            self._next_purge = now
+
+    # -- states and results
+    def record(self, changes: Sequence[StateChange],
+               scheduled: Sequence[ScheduledMessage] = ()) -> None:
+        """Store changes and schedule messages in one transaction, then wake waiters."""
+        now = time.time()
+        ready: list[str] = []
+        with self._db.transaction() as conn:
+            if scheduled:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO yadtq_schedule"
+                    " (task_id, due, leased_until, queue, body, key, headers)"
+                    " VALUES (?, ?, 0, ?, ?, ?, ?)",
+                    [(e.task_id, e.due, e.message.queue, e.message.body, e.message.key,
+                      _pack_headers(e.message.headers)) for e in scheduled])
+            if changes:
+                records = self._load(conn, {c.task_id for c in changes}, now)
+                changed: dict[str, TaskRecord] = {}
+                totals: Counter[str] = Counter()
+                for change in changes:
+                    if change.dead_lettered:
+                        totals[DEAD_LETTERED] += 1
+                    updated = apply_change(records.get(change.task_id), change)
+                    if updated is not None:
+                        records[change.task_id] = changed[change.task_id] = updated
+                        if updated.state in TOTAL_OF_STATE:
+                            totals[TOTAL_OF_STATE[updated.state]] += 1
+                self._store(conn, changed.values(), now)
+                self._add_totals(conn, totals)
+                ready = [r.task_id for r in changed.values() if r.state in READY_STATES]
+        self._notifier.notify(ready)
+        try:
+            self._purge_expired(now)
+        except BackendUnavailable as exc:  # the changes are stored; purging can wait
+            logger.warning("could not purge expired sqlite rows: %s", exc)
+
+    def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
+        """Decide each claim inside one ``BEGIN IMMEDIATE`` transaction: atomic across
+        processes, so a redelivered task runs at most once while its worker lives."""
+        if not claims:
+            return []
+        now = time.time()
+        decisions: list[str] = []
+        ready: list[str] = []
+        ids = list({c.task_id for c in claims})
+        with self._db.transaction() as conn:
+            records = self._load(conn, ids, now)
+            revoked: set[str] = set()
+            for chunk in _chunks(ids):
+                revoked.update(row[0] for row in conn.execute(
+                    f"SELECT task_id FROM yadtq_revoked WHERE expires >= ?"
+                    f" AND task_id IN ({_marks(len(chunk))})", (now, *chunk)))
+            alive: Optional[set[str]] = None
+
+            def instance_alive(instance: str) -> bool:
+                nonlocal alive
+                if alive is None:
+                    alive = {row[0] for row in conn.execute(
+                        "SELECT instance FROM yadtq_workers"
+                        " WHERE state = 'running' AND last_heartbeat >= ?", (alive_after,))}
+                return instance in alive
+
+            changed: dict[str, TaskRecord] = {}
+            for claim in claims:
+                decision, record = decide_claim(
+                    records.get(claim.task_id), claim, revoked=claim.task_id in revoked,
+                    instance_alive=instance_alive)
+                if record is not None:
+                    records[claim.task_id] = changed[claim.task_id] = record
+                if decision == DECISION_REVOKED:
+                    ready.append(claim.task_id)
+                decisions.append(decision)
+            self._store(conn, changed.values(), now)
+            self._add_totals(conn, Counter({TOTAL_OF_STATE[REVOKED]: len(ready)}))
+        self._notifier.notify(ready)
+        return decisions
+
+    def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
+        if not task_ids:
+            return []
+        with self._db.reading() as conn:
+            records = self._load(conn, set(task_ids), time.time())
+        return [records.get(t) for t in task_ids]
+
+    def _ready(self, task_id: str) -> Optional[TaskRecord]:
+        record = self.get([task_id])[0]
+        return record if record is not None and record.state in READY_STATES else None
+
+    def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        """Block until the task is ready, woken by a datagram from whichever process
+        stored it (see the module docstring); ``None`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        record = self._ready(task_id)
+        if record is not None or (timeout is not None and timeout <= 0):
+            return record
+        listener = self._notifier.listen()
+        key = task_id.encode()
+        poll = MIN_POLL_DELAY * 5
+        try:
+            while True:
+                record = self._ready(task_id)  # first pass: the re-read after binding
+                if record is not None:
+                    return record
+                step = self._recheck
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    step = min(step, remaining)
+                if listener is not None:
+                    listener.wait_for(key, step)
+                else:
+                    time.sleep(min(step, poll))
+                    poll = min(poll * 2, 0.2)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        if not task_ids:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM yadtq_tasks WHERE task_id = ?",
+                             [(t,) for t in task_ids])
+
+    def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
+        """Mark tasks revoked; one not processing is recorded ``revoked`` at once."""
+        if not task_ids:
+            return
+        now = time.time()
+        ready: list[str] = []
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO yadtq_revoked (task_id, revoked, expires) VALUES (?, ?, ?)",
+                [(t, timestamp, now + self.settings.result_expires) for t in task_ids])
+            records = self._load(conn, set(task_ids), now)
+            changed: dict[str, TaskRecord] = {}
+            for task_id in task_ids:
+                current = records.get(task_id)
+                if current is not None and current.state == PROCESSING:
+                    continue
+                updated = apply_change(current, StateChange(task_id, REVOKED, timestamp))
+                if updated is not None:
+                    records[task_id] = changed[task_id] = updated
+            self._store(conn, changed.values(), now)
+            self._add_totals(conn, Counter({TOTAL_OF_STATE[REVOKED]: len(changed)}))
+            ready = list(changed)
+        self._notifier.notify(ready)
+
+    # -- schedule
+    def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
+        """Lease up to ``limit`` due messages in one transaction: each goes to one caller,
+        and one not released within ``lease`` seconds is handed out again."""
+        if limit <= 0:
+            return []
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT task_id, due, queue, body, key, headers FROM yadtq_schedule"
+                " WHERE due <= ? AND leased_until <= ? ORDER BY due LIMIT ?",
+                (now, now, limit)).fetchall()
+            conn.executemany(
+                "UPDATE yadtq_schedule SET leased_until = ? WHERE task_id = ? AND due = ?",
+                [(now + lease, row[0], row[1]) for row in rows])
+        return [ScheduledMessage(task_id=task_id, due=due, message=Message(
+                    queue=queue, body=body, key=key, headers=_unpack_headers(headers)))
+                for task_id, due, queue, body, key, headers in rows]
+
+    def release_due(self, entries: Sequence[ScheduledMessage]) -> None:
+        if not entries:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM yadtq_schedule WHERE task_id = ? AND due = ?",
+                             [(e.task_id, e.due) for e in entries])
+
+    def next_due(self) -> Optional[float]:
+        with self._db.reading() as conn:
+            (due,) = conn.execute("SELECT MIN(due) FROM yadtq_schedule").fetchone()
+        return None if due is None else float(due)
+
+    # -- workers
+    def heartbeat(self, info: WorkerInfo) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO yadtq_workers (worker, instance, state, last_heartbeat,"
+                " info) VALUES (?, ?, ?, ?, ?)",
+                (info.worker, info.instance, info.state, info.last_heartbeat, pack(asdict(info))))
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT info FROM yadtq_workers ORDER BY worker").fetchall()
+        return [_unpack_worker(row[0]) for row in rows]
+
+    def record_failure(self, failure: WorkerFailure) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO yadtq_failures (instance, worker, last_heartbeat, detected)"
+                " VALUES (?, ?, ?, ?)",
+                (failure.instance, failure.worker, failure.last_heartbeat, failure.detected))
+            conn.execute(
+                "DELETE FROM yadtq_failures WHERE id NOT IN"
+                " (SELECT id FROM yadtq_failures ORDER BY id DESC LIMIT ?)",
+                (self.settings.failure_history,))
+
+    def failures(self, limit: int = 100) -> list[WorkerFailure]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                "SELECT worker, instance, last_heartbeat, detected FROM yadtq_failures"
+                " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [WorkerFailure(worker=w, instance=i, last_heartbeat=hb, detected=d)
+                for w, i, hb, d in rows]
+
+    # -- monitoring
+    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
+        """Read in one transaction (a consistent view) through the state index and the
+        counters: the cost follows what is listed, not how many results are stored."""
+        now = time.time()
+        limit = max(limit, 0)
+        recent = min(limit, RECENT_LIMIT)
+        with self._db.reading() as conn:
+            conn.execute("BEGIN")
+            try:
+                counts = {state: int(conn.execute(
+                    "SELECT COUNT(*) FROM yadtq_tasks WHERE state = ? AND +expires >= ?",
+                    (state, now)).fetchone()[0]) for state in (PROCESSING, RETRYING)}
+                listed = {
+                    state: [summarize(_unpack_record(task_id, blob)) for task_id, blob in conn.execute(
+                        _SELECT_IN_STATE.format(order=order), (state, now, count))]
+                    for state, order, count in ((PROCESSING, "ASC", limit), (RETRYING, "ASC", limit),
+                                                (SUCCESS, "DESC", recent), (FAILED, "DESC", recent))
+                }
+                (scheduled,) = conn.execute("SELECT COUNT(*) FROM yadtq_schedule").fetchone()
+                due = conn.execute(
+                    "SELECT task_id, due, queue, headers FROM yadtq_schedule ORDER BY due LIMIT ?",
+                    (limit,)).fetchall()
+                totals = dict(conn.execute("SELECT name, value FROM yadtq_totals").fetchall())
+            finally:
+                conn.execute("COMMIT")
+        return BackendSnapshot(
+            processing=counts[PROCESSING], retrying=counts[RETRYING], scheduled=int(scheduled),
+            totals=totals_from(totals),
+            processing_tasks=tuple(listed[PROCESSING]), retrying_tasks=tuple(listed[RETRYING]),
+            scheduled_tasks=tuple(
+                summarize_scheduled(ScheduledMessage(task_id, due_at, Message(
+                    queue=queue, body=b"", headers=_unpack_headers(headers))))
+                for task_id, due_at, queue, headers in due),
+            recent_successes=tuple(listed[SUCCESS]), recent_failures=tuple(listed[FAILED]),
+        )
+
+    # -- dedupe
+    def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
+        """Atomic across processes (``BEGIN IMMEDIATE``): one id wins per key."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT task_id, expires FROM yadtq_dedupe WHERE key = ?",
+                               (key,)).fetchone()
+            if row is not None and row[1] >= now:
+                earlier: str = row[0]
+                record = self._load(conn, [earlier], now).get(earlier)
+                if record is None or record.state not in (FAILED, REVOKED):
+                    return earlier
+            conn.execute("INSERT OR REPLACE INTO yadtq_dedupe (key, task_id, expires)"
+                         " VALUES (?, ?, ?)", (key, task_id, now + ttl))
+        return task_id
+
+    def close(self) -> None:
+        self._db.close()
+        self._notifier.close()

@@ -1,0 +1,246 @@
+"""``SqliteBroker`` and its consumer: messages leased from the ``yadtq_messages`` table."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
+
+from ...exceptions import BrokerUnavailable
+from ..base import (
+    Broker,
+    Consumer,
+    Delivery,
+    DrainCallback,
+    Message,
+)
+from .schema import (
+    BROKER_SCHEMA,
+    DEAD_LETTER_CAP,
+    MAX_POLL_DELAY,
+    MIN_POLL_DELAY,
+    _busy_timeout,
+    _Database,
+    _pack_headers,
+    _unpack_headers,
+    database_path,
+)
+
+if TYPE_CHECKING:
+    from ...settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_SELECT_EXPIRED = (
+    "SELECT id, queue, body, key, headers FROM yadtq_messages"
+    " WHERE queue = ? AND visible_after > 0 AND visible_after <= ? ORDER BY id LIMIT ?"
+)
+_SELECT_WAITING = (
+    "SELECT id, queue, body, key, headers FROM yadtq_messages"
+    " WHERE queue = ? AND visible_after = 0 ORDER BY id LIMIT ?"
+)
+
+
+class SqliteBroker(Broker):
+    """Queues as rows of one table, leased to the consumer that takes them."""
+
+    scheme = "sqlite"
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self.path = database_path(url)
+        self._db = _Database(self.path, BROKER_SCHEMA, BrokerUnavailable,
+                             _busy_timeout(settings.broker_options))
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        rows = [(m.queue, m.body, m.key, _pack_headers(m.headers)) for m in messages]
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)", rows)
+
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+        # No rebalances here: a consumer keeps its leases until done or closed.
+        return SqliteConsumer(self, list(queues))
+
+    def purge(self, queue: str) -> int:
+        """Drop the waiting messages of ``queue``; those leased to a consumer stay."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM yadtq_messages WHERE queue = ? AND visible_after <= ?",
+                (queue, time.time()))
+            return cursor.rowcount
+
+    def depth(self, queue: str) -> Optional[int]:
+        """Messages of ``queue`` not yet done, leased ones included (like Kafka's lag)."""
+        with self._db.reading() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM yadtq_messages WHERE queue = ?", (queue,)).fetchone()
+            return int(count)
+
+    def dead_letters(self, limit: int = 100) -> list[Delivery]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                "SELECT id, queue, body, key, headers FROM yadtq_dead_letters"
+                " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key,
+                         token=row_id) for row_id, queue, body, key, headers in reversed(rows)]
+
+    def peek(self, queue: str) -> Optional[Delivery]:
+        """The oldest message of ``queue`` not leased to a consumer (one index lookup)."""
+        with self._db.reading() as conn:
+            row = conn.execute(_SELECT_WAITING, (queue, 1)).fetchone()
+        if row is None:
+            return None
+        row_id, queue, body, key, headers = row
+        return Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key, token=row_id)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class SqliteConsumer(Consumer):
+    """Leases rows of its queues; renews the leases of outstanding deliveries."""
+
+    def __init__(self, broker: SqliteBroker, queues: list[str]) -> None:
+        self._db = broker._db
+        self._queues = queues
+        self._visibility = broker.settings.visibility_timeout
+        self._name = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._outstanding: dict[int, Delivery] = {}
+        self._renewed = time.time()
+
+    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
+        self._renew_leases()
+        if max_items <= 0:
+            return []
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = MIN_POLL_DELAY
+        version = self._data_version()
+        while True:
+            visible_at = self._next_visible()
+            if visible_at <= time.time():
+                taken = self._take(max_items)
+                if taken:
+                    return taken
+            # Nothing visible: sleep until another connection writes or a lease runs out.
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, MAX_POLL_DELAY)
+                current = self._data_version()
+                if current != version or time.time() >= visible_at:
+                    version = current
+                    break
+
+    def _data_version(self) -> int:
+        with self._db.reading() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _next_visible(self) -> float:
+        """When the first message of our queues is (or becomes) visible; ``inf``: none."""
+        earliest = float("inf")
+        with self._db.reading() as conn:
+            for queue in self._queues:
+                (first,) = conn.execute(
+                    "SELECT MIN(visible_after) FROM yadtq_messages WHERE queue = ?",
+                    (queue,)).fetchone()
+                if first is not None and first < earliest:
+                    earliest = first
+        return earliest
+
+    def _take(self, max_items: int) -> list[Delivery]:
+        """Lease the oldest visible messages in one transaction: each goes to one consumer."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            rows: list[tuple[int, str, bytes, Optional[bytes], Optional[bytes]]] = []
+            for queue in self._queues:
+                rows += conn.execute(_SELECT_EXPIRED, (queue, now, max_items)).fetchall()
+                rows += conn.execute(_SELECT_WAITING, (queue, max_items)).fetchall()
+            if not rows:
+                return []
+            rows.sort(key=lambda row: row[0])
+            del rows[max_items:]
+            lease = now + self._visibility
+            conn.executemany(
+                "UPDATE yadtq_messages SET visible_after = ?, consumer = ? WHERE id = ?",
+                [(lease, self._name, row[0]) for row in rows])
+        taken = [Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key,
+                          token=row_id) for row_id, queue, body, key, headers in rows]
+        with self._lock:
+            for delivery in taken:
+                self._outstanding[delivery.token] = delivery
+        return taken
+
+    def _renew_leases(self) -> None:
+        """Keep outstanding deliveries leased while this consumer lives."""
+        now = time.time()
+        if now - self._renewed < self._visibility / 3:
+            return
+        self._renewed = now
+        with self._lock:
+            ids = list(self._outstanding)
+        if not ids:
+            return
+        lease = now + self._visibility
+        with self._db.transaction() as conn:
+            cursor = conn.executemany(
+                "UPDATE yadtq_messages SET visible_after = ? WHERE id = ? AND consumer = ?",
+                [(lease, row_id, self._name) for row_id in ids])
+            renewed = cursor.rowcount
+        if 0 <= renewed < len(ids):
+            logger.warning("%d of %d sqlite leases ran out before renewal; those messages may "
+                           "be delivered again", len(ids) - renewed, len(ids))
+
+    def done(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM yadtq_messages WHERE id = ?",
+                             [(d.token,) for d in deliveries])
+        with self._lock:
+            for delivery in deliveries:
+                self._outstanding.pop(delivery.token, None)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO yadtq_dead_letters (queue, body, key, headers, reason, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (delivery.queue, delivery.body, delivery.key, _pack_headers(delivery.headers),
+                 reason, time.time()))
+            conn.execute("DELETE FROM yadtq_messages WHERE id = ?", (delivery.token,))
+            conn.execute(
+                "DELETE FROM yadtq_dead_letters"
+                " WHERE id <= (SELECT MAX(id) FROM yadtq_dead_letters) - ?", (DEAD_LETTER_CAP,))
+        with self._lock:
+            self._outstanding.pop(delivery.token, None)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._outstanding)
+
+    def close(self) -> None:
+        """Hand back the leases of unfinished deliveries, so another worker takes them now."""
+        with self._lock:
+            ids = list(self._outstanding)
+            self._outstanding.clear()
+        if not ids:
+            return
+        try:
+            with self._db.transaction() as conn:
+                conn.executemany(
+                    "UPDATE yadtq_messages SET visible_after = 0, consumer = NULL"
+                    " WHERE id = ? AND consumer = ?", [(row_id, self._name) for row_id in ids])
+        except BrokerUnavailable as exc:
+            logger.warning("could not hand back %d sqlite leases (they run out in %.0f s): %s",
+                           len(ids), self._visibility, exc)
+
+

@@ -1,0 +1,254 @@
+"""The SQLite transport's schema, connections and shared helpers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import unquote, urlsplit
+
+from ...envelope import pack, unpack
+from ...exceptions import ConfigurationError, YADTQError
+
+if TYPE_CHECKING:
+    pass
+
+logger = logging.getLogger(__name__)
+
+BROKER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS yadtq_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body BLOB NOT NULL,
+    key BLOB,
+    headers BLOB,
+    visible_after REAL NOT NULL DEFAULT 0,
+    consumer TEXT
+);
+CREATE INDEX IF NOT EXISTS yadtq_messages_visible ON yadtq_messages (queue, visible_after, id);
+CREATE TABLE IF NOT EXISTS yadtq_dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body BLOB NOT NULL,
+    key BLOB,
+    headers BLOB,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+BACKEND_SCHEMA = """
+CREATE TABLE IF NOT EXISTS yadtq_tasks (
+    task_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    expires REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS yadtq_tasks_expires ON yadtq_tasks (expires);
+CREATE INDEX IF NOT EXISTS yadtq_tasks_state ON yadtq_tasks (state, updated);
+CREATE TABLE IF NOT EXISTS yadtq_totals (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS yadtq_revoked (
+    task_id TEXT PRIMARY KEY,
+    revoked REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS yadtq_schedule (
+    task_id TEXT NOT NULL,
+    due REAL NOT NULL,
+    leased_until REAL NOT NULL DEFAULT 0,
+    queue TEXT NOT NULL,
+    body BLOB NOT NULL,
+    key BLOB,
+    headers BLOB,
+    PRIMARY KEY (task_id, due)
+);
+CREATE INDEX IF NOT EXISTS yadtq_schedule_due ON yadtq_schedule (due);
+CREATE TABLE IF NOT EXISTS yadtq_workers (
+    worker TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    state TEXT NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    info BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS yadtq_failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance TEXT NOT NULL UNIQUE,
+    worker TEXT NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    detected REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS yadtq_dedupe (
+    key TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS yadtq_dedupe_expires ON yadtq_dedupe (expires);
+"""
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+#: Backoff of an idle consumer between cheap change checks.
+MIN_POLL_DELAY = 0.002
+MAX_POLL_DELAY = 0.05
+#: Most dead letters kept.
+DEAD_LETTER_CAP = 10_000
+#: Ids per ``IN (...)`` list (SQLite's variable limit may be as low as 999).
+CHUNK = 500
+#: Expired rows are purged every this many seconds, at most this many per table per go.
+PURGE_INTERVAL = 5.0
+PURGE_BATCH = 5_000
+#: Waiters re-read the record this often even without a notification.
+DEFAULT_WAIT_RECHECK = 1.0
+
+
+def database_path(url: str) -> str:
+    """The absolute file path of a ``sqlite:///path.db`` URL.
+
+    Raises:
+        ConfigurationError: not a ``sqlite:`` URL, no path, or an in-memory database
+            (which other processes could not share).
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite":
+        raise ConfigurationError(f"not a sqlite URL: {url!r}")
+    if parts.netloc:
+        raise ConfigurationError(
+            f"sqlite URL {url!r} has a host; use sqlite:///relative.db or sqlite:////absolute.db")
+    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if not path:
+        raise ConfigurationError(f"sqlite URL {url!r} names no database file")
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise ConfigurationError("sqlite:///:memory: cannot be shared between processes; "
+                                 "use memory:// or a file")
+    return os.path.realpath(path)
+
+
+def _busy_timeout(options: Mapping[str, Any]) -> float:
+    try:
+        return float(options.get("busy_timeout", DEFAULT_BUSY_TIMEOUT))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"sqlite busy_timeout: {exc}") from None
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+class _Database:
+    """One SQLite file: a connection per thread, the schema created on first use.
+
+    Every ``sqlite3.Error`` leaves as ``error`` (``BrokerUnavailable`` or
+    ``BackendUnavailable``).
+    """
+
+    def __init__(self, path: str, schema: str, error: type[YADTQError], busy_timeout: float) -> None:
+        self.path = path
+        self._schema = schema
+        self._error = error
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        self._pid = os.getpid()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: Optional[sqlite3.Connection] = getattr(self._local, "conn", None)
+        if conn is not None and self._pid == os.getpid():
+            return conn
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must neither use nor close its parent's connections.
+                self._pid = os.getpid()
+                self._connections = {}
+                self._local = threading.local()
+            for thread in [t for t in self._connections if not t.is_alive()]:
+                self._connections.pop(thread).close()
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                               check_same_thread=False, cached_statements=256)
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            self._connections[threading.current_thread()] = conn
+        self._local.conn = conn
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        # Switching to WAL and creating tables can meet a lock the busy handler does
+        # not wait for (e.g. several processes starting at once): retry for a while.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(self._schema)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on exit, rolled back on error."""
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error(f"sqlite database {self.path}: {exc}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection in autocommit mode, for reads."""
+        try:
+            yield self._connection()
+        except sqlite3.Error as exc:
+            raise self._error(f"sqlite database {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            connections = list(self._connections.values()) if self._pid == os.getpid() else []
+            self._connections = {}
+            self._local = threading.local()
+        for conn in connections:
+            with suppress(sqlite3.Error):
+                conn.close()
+
+
+def _pack_headers(headers: Mapping[str, bytes]) -> Optional[bytes]:
+    return pack(dict(headers)) if headers else None
+
+
+def _unpack_headers(blob: Optional[bytes]) -> dict[str, bytes]:
+    return unpack(blob) if blob else {}  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- broker
+
+

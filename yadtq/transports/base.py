@@ -234,8 +234,13 @@ class Claim:
 
 #: Claim decisions.
 RUN = "run"  # the claim is granted: the task is now ``processing`` by this worker
-SKIP = "skip"  # already finished, superseded by a later attempt, or running on a live worker
+SKIP = "skip"  # already finished or superseded by a later attempt: the delivery is spent
 REVOKED = "revoked"  # revoked before it ran: now recorded ``revoked``
+#: Running on another live instance: the delivery is *not* spent. The claimant keeps it
+#: outstanding (never reports it done) and claims it again later, so the task stays
+#: recoverable until its outcome is stored: ``SKIP`` once it is ready, ``RUN`` once its
+#: holder is found dead.
+BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -371,7 +376,8 @@ class ResultBackend(ABC):
         ``RUN`` (now ``processing`` by the claimant) unless the task is ready
         (``SKIP``), was revoked (``REVOKED``, recorded), has moved on to a later
         attempt than ``claim.retries`` (``SKIP``), or is ``processing`` by another
-        instance whose heartbeat is newer than ``alive_after`` (``SKIP``).
+        instance whose heartbeat is newer than ``alive_after`` (``BUSY``: the
+        claimant keeps the delivery and claims again later).
         A claim by the instance already holding the task is granted again, so a
         claim retried after a lost reply is not lost; the worker itself never
         claims a task its pool is running.

@@ -13,8 +13,10 @@ import click
 from .. import __version__
 from ..exceptions import YADTQError
 from .bench import bench
+from .dlq import dlq
 from .inspection import inspect_command, tasks_command
 from .monitor import monitor
+from .operate import control, retry, revoke
 from .render import one_line
 from .shell import shell
 from .tasks import purge, result, status, submit
@@ -51,7 +53,7 @@ def main() -> None:
 
 
 for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
-                 bench, shell):
+                 revoke, retry, dlq, control, bench, shell):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -17,6 +17,7 @@ from ..transports.base import TaskSummary
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import stdout_console
+from .stats import print_registered, print_stats
 from .views import (
     failures_table,
     processing_table,
@@ -29,7 +30,7 @@ from .views import (
 if TYPE_CHECKING:
     from ..app import YADTQ
 
-INSPECT_TARGETS = ("workers", "active", "scheduled", "failed")
+INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "registered", "stats")
 TASK_STATES = (states.QUEUED, states.SCHEDULED, states.PROCESSING, states.RETRYING, states.SUCCESS,
                states.FAILED, states.REVOKED)
 DEFAULT_LIMIT = 50
@@ -53,7 +54,8 @@ def _task_dicts(tasks: tuple[TaskSummary, ...]) -> list[dict[str, Any]]:
 
 
 @click.command("inspect")
-@click.argument("what", type=click.Choice(INSPECT_TARGETS), metavar="workers|active|scheduled|failed")
+@click.argument("what", type=click.Choice(INSPECT_TARGETS),
+                metavar="workers|active|scheduled|failed|registered|stats")
 @app_option
 @limit_option
 @json_option
@@ -66,12 +68,18 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
       active     tasks in progress, longest running first
       scheduled  messages waiting for a countdown, eta or retry, soonest first
       failed     the latest failures, newest first
+      registered the tasks each live worker registers, beside this app's own
+      stats      per-worker counters and the cluster's totals
 
-    With --json: a JSON list of objects (timestamps in epoch seconds).
+    With --json: a JSON list of objects (timestamps in epoch seconds); for
+    registered and stats a JSON object.
     """
     app = load_app(app_path)
     now = time.time()
     console = stdout_console()
+    if what in ("registered", "stats"):
+        (print_registered if what == "registered" else print_stats)(app, now, as_json)
+        return
     if what == "workers":
         workers = worker_statuses(app, now)
         if as_json:

@@ -39,3 +39,24 @@ def split_queues(values: Sequence[str]) -> list[str]:
             if name not in queues:
                 queues.append(name)
     return queues
+
+
+def yes_option(fn: F) -> F:
+    """``-y/--yes``: do not ask for confirmation."""
+    return click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")(fn)
+
+
+def confirm_many(question: str, yes: bool) -> None:
+    """Ask ``question`` on a terminal before changing many things; ``--yes`` skips it.
+
+    Raises:
+        click.ClickException: no terminal to ask on and no ``--yes``.
+        click.Abort: the answer was no.
+    """
+    if yes:
+        return
+    import sys
+
+    if not sys.stdin.isatty():
+        raise click.ClickException("refusing without --yes (no terminal to confirm on)")
+    click.confirm(question, abort=True, err=True)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from importlib_metadata import entry_points
 
+from ..envelope import HEADER_ID, HEADER_TASK, peek_task_id
 from ..exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -57,6 +58,42 @@ class Delivery:
     headers: Mapping[str, bytes] = field(default_factory=dict)
     key: Optional[bytes] = None
     token: Any = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in the dead-letter queue: where it came from and why it can never run.
+
+    ``id`` names it within its broker (Kafka: ``partition-offset`` of the dead-letter
+    topic; SQLite and memory: a row number).
+    """
+
+    id: str
+    queue: str
+    reason: str
+    #: When it was dead-lettered (epoch seconds).
+    timestamp: float
+    body: bytes
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+    key: Optional[bytes] = None
+
+    @property
+    def task_id(self) -> Optional[str]:
+        """The task id, from the headers or else the body, as far as readable."""
+        raw = self.headers.get(HEADER_ID)
+        if raw:
+            return raw.decode("utf-8", "replace")
+        return peek_task_id(self.body)
+
+    @property
+    def task(self) -> Optional[str]:
+        """The task name from the headers, if any."""
+        raw = self.headers.get(HEADER_TASK)
+        return raw.decode("utf-8", "replace") if raw else None
+
+    def message(self) -> Message:
+        """The message to publish to requeue it."""
+        return Message(queue=self.queue, body=self.body, key=self.key, headers=dict(self.headers))
 
 
 #: Called by a consumer that is about to lose deliveries (e.g. a Kafka rebalance):
@@ -138,6 +175,29 @@ class Broker(ABC):
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
         return []
+
+    # -- dead letters, for operators (``yadtq dlq``, the dashboard)
+    def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest ``limit`` dead letters, oldest first, each with its id and reason.
+
+        Raises:
+            ConfigurationError: this broker keeps no dead letters it can list.
+        """
+        raise ConfigurationError(f"the {self.scheme or type(self).__name__} broker cannot list dead letters")
+
+    def requeue_dead_letters(self, ids: Optional[Sequence[str]] = None) -> list[DeadLetter]:
+        """Publish dead letters (``ids``, or every one if ``None``) to their queues again and
+        take them out of the dead-letter queue; returns those requeued.
+
+        A dead letter is published before it leaves the dead-letter queue: a crash in between
+        leaves it in both, never in neither.
+        """
+        raise ConfigurationError(
+            f"the {self.scheme or type(self).__name__} broker cannot requeue dead letters")
+
+    def purge_dead_letters(self) -> int:
+        """Drop every dead letter; returns how many."""
+        raise ConfigurationError(f"the {self.scheme or type(self).__name__} broker cannot purge dead letters")
 
     def peek(self, queue: str) -> Optional[Delivery]:
         """The oldest message waiting in ``queue`` without taking it (``None``: empty or
@@ -344,6 +404,24 @@ class BackendSnapshot:
     recent_failures: tuple[TaskSummary, ...] = ()
 
 
+@dataclass(frozen=True)
+class FailedMessage:
+    """The message of a task that finally failed, kept so that an operator can retry it."""
+
+    task_id: str
+    name: str
+    #: When it failed (epoch seconds).
+    failed: float
+    body: bytes
+
+
+#: Control commands a worker understands (``yadtq control``, ``yadtq revoke --terminate``).
+CONTROL_SHUTDOWN = "shutdown"
+CONTROL_POOL_GROW = "pool-grow"
+CONTROL_POOL_SHRINK = "pool-shrink"
+CONTROL_TERMINATE = "terminate"
+
+
 class ResultBackend(ABC):
     """Task state, results, the schedule, worker heartbeats and dedupe keys.
 
@@ -446,6 +524,32 @@ class ResultBackend(ABC):
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
         """Atomically: the id of an earlier task under ``key`` that is not failed or
         revoked, else store ``task_id`` under ``key`` for ``ttl`` seconds and return it."""
+
+    # -- operator support: failed messages kept for retry, and the control channel.
+    # Optional: a backend without them keeps nothing, and ``yadtq retry``/``control`` say so.
+    def keep_failed(self, failed: Sequence[FailedMessage]) -> None:  # noqa: B027 - optional
+        """Keep the messages of tasks that finally failed, for ``result_expires`` seconds."""
+
+    def failed_messages(self, limit: int = 1000) -> list[FailedMessage]:
+        """Kept messages of failed tasks, newest first (their bodies included)."""
+        return []
+
+    def take_failed(self, task_ids: Sequence[str]) -> list[Optional[FailedMessage]]:
+        """Atomically remove and return the kept messages of ``task_ids`` (``None``: none
+        kept), so that two operators retrying at once run each task again only once."""
+        return [None for _ in task_ids]
+
+    def send_control(self, workers: Sequence[str], command: Mapping[str, Any]) -> None:
+        """Queue a control command (``{"op": ..., ...}``) for each named worker.
+
+        Raises:
+            ConfigurationError: this backend has no control channel.
+        """
+        raise ConfigurationError(f"the {self.scheme or type(self).__name__} backend has no control channel")
+
+    def take_control(self, worker: str) -> list[dict[str, Any]]:
+        """Remove and return the commands queued for ``worker``, oldest first."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -69,7 +69,7 @@ from confluent_kafka.admin import AdminClient
 
 from ..envelope import HEADER_ID, HEADER_TASK, decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
-from .base import Broker, Consumer, Delivery, DrainCallback, Message
+from .base import Broker, Consumer, DeadLetter, Delivery, DrainCallback, Message
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -609,3 +609,19 @@ class KafkaBroker(Broker):
             result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
                                    token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
         return result
+
+    def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest ``limit`` dead letters still in ``yadtq.dlq`` (see ``kafka_dlq.py``)."""
+        from .kafka_dlq import scan  # kafka_dlq builds on this module
+
+        return scan(self).letters[-limit:] if limit > 0 else []
+
+    def requeue_dead_letters(self, ids: Optional[Sequence[str]] = None) -> list[DeadLetter]:
+        from .kafka_dlq import requeue
+
+        return requeue(self, ids)
+
+    def purge_dead_letters(self) -> int:
+        from .kafka_dlq import purge
+
+        return purge(self)

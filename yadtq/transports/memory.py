@@ -12,8 +12,8 @@ import itertools
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, SUCCESS
 from .base import (
@@ -22,8 +22,10 @@ from .base import (
     Broker,
     Claim,
     Consumer,
+    DeadLetter,
     Delivery,
     DrainCallback,
+    FailedMessage,
     Message,
     ResultBackend,
     ScheduledMessage,
@@ -55,7 +57,8 @@ class MemoryBroker(Broker):
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         self._queues: dict[str, deque[Delivery]] = {}
-        self._dead: deque[Delivery] = deque(maxlen=10_000)
+        self._dead: deque[DeadLetter] = deque(maxlen=10_000)
+        self._dead_ids = itertools.count(1)
         self._cond = threading.Condition()
         self._tokens = itertools.count(1)
 
@@ -81,7 +84,27 @@ class MemoryBroker(Broker):
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         with self._cond:
-            return list(self._dead)[-limit:]
+            return [Delivery(body=d.body, queue=d.queue, headers=dict(d.headers), key=d.key, token=d.id)
+                    for d in list(self._dead)[-limit:]] if limit > 0 else []
+
+    def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        with self._cond:
+            return list(self._dead)[-limit:] if limit > 0 else []
+
+    def requeue_dead_letters(self, ids: Optional[Sequence[str]] = None) -> list[DeadLetter]:
+        with self._cond:
+            wanted = None if ids is None else set(ids)
+            chosen = [d for d in self._dead if wanted is None or d.id in wanted]
+            self.publish([d.message() for d in chosen])
+            for letter in chosen:
+                self._dead.remove(letter)
+            return chosen
+
+    def purge_dead_letters(self) -> int:
+        with self._cond:
+            count = len(self._dead)
+            self._dead.clear()
+            return count
 
     def peek(self, queue: str) -> Optional[Delivery]:
         with self._cond:
@@ -113,9 +136,10 @@ class MemoryBroker(Broker):
                 self._queues.setdefault(d.queue, deque()).appendleft(d)
             self._cond.notify_all()
 
-    def _dead_letter(self, delivery: Delivery) -> None:
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         with self._cond:
-            self._dead.append(delivery)
+            self._dead.append(DeadLetter(str(next(self._dead_ids)), delivery.queue, reason, time.time(),
+                                         delivery.body, dict(delivery.headers), delivery.key))
 
 
 class MemoryConsumer(Consumer):
@@ -138,7 +162,7 @@ class MemoryConsumer(Consumer):
                 self._outstanding.pop(d.token, None)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._broker._dead_letter(delivery)
+        self._broker._dead_letter(delivery, reason)
         self.done([delivery])
 
     def in_flight(self) -> int:
@@ -177,6 +201,9 @@ class MemoryBackend(ResultBackend):
         self._totals: Counter[str] = Counter()
         self._recent: dict[str, deque[TaskSummary]] = {
             SUCCESS: deque(maxlen=RECENT_LIMIT), FAILED: deque(maxlen=RECENT_LIMIT)}
+        # Operator support: failed messages by task id (insertion order), control queues.
+        self._failed: dict[str, tuple[FailedMessage, float]] = {}
+        self._control: dict[str, list[dict[str, Any]]] = {}
 
     # -- states and results
     def _current(self, task_id: str, now: float) -> Optional[TaskRecord]:
@@ -341,6 +368,36 @@ class MemoryBackend(ResultBackend):
                 recent_successes=tuple(self._recent[SUCCESS])[:recent],
                 recent_failures=tuple(self._recent[FAILED])[:recent],
             )
+
+    # -- operator support
+    def keep_failed(self, failed: Sequence[FailedMessage]) -> None:
+        expires = time.time() + self.settings.result_expires
+        with self._cond:
+            for message in failed:
+                self._failed.pop(message.task_id, None)
+                self._failed[message.task_id] = (message, expires)
+
+    def failed_messages(self, limit: int = 1000) -> list[FailedMessage]:
+        now = time.time()
+        with self._cond:
+            for task_id in [t for t, (_, exp) in self._failed.items() if exp < now]:
+                del self._failed[task_id]
+            return [m for m, _ in reversed(self._failed.values())][:max(limit, 0)]
+
+    def take_failed(self, task_ids: Sequence[str]) -> list[Optional[FailedMessage]]:
+        now = time.time()
+        with self._cond:
+            taken = [self._failed.pop(t, None) for t in task_ids]
+        return [entry[0] if entry is not None and entry[1] >= now else None for entry in taken]
+
+    def send_control(self, workers: Sequence[str], command: Mapping[str, Any]) -> None:
+        with self._cond:
+            for worker in workers:
+                self._control.setdefault(worker, []).append(dict(command))
+
+    def take_control(self, worker: str) -> list[dict[str, Any]]:
+        with self._cond:
+            return self._control.pop(worker, [])
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:

@@ -70,6 +70,7 @@ from .base import (
     WorkerInfo,
 )
 from .records import summarize_scheduled, totals_from
+from .redis_operations import RedisOperations
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -245,7 +246,7 @@ def _decode_worker(raw: bytes) -> WorkerInfo:
     return WorkerInfo(**data)
 
 
-class RedisBackend(ResultBackend):
+class RedisBackend(RedisOperations, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

@@ -26,6 +26,7 @@ from ..transports.base import (
     Consumer,
     Delivery,
     ErrorInfo,
+    FailedMessage,
     Message,
     ScheduledMessage,
     StateChange,
@@ -249,7 +250,13 @@ class TaskConsumer:
                     job.delivery.queue, encode(retry, self.secret_key), retry.routing_key(),
                     retry.headers())))
             self._log(envelope, outcome)
+        # Kept before the failure is recorded, so every task seen failed can be retried.
+        failed = [FailedMessage(job.envelope.id, job.envelope.task, outcome.finished, job.delivery.body)
+                  for job, outcome in batch if outcome.state == states.FAILED]
         try:
+            if failed:
+                persist("keeping failed messages", lambda: self.app.backend.keep_failed(failed), stop,
+                        self.backend_link)
             persist("storing outcomes", lambda: self.app.backend.record(changes, scheduled), stop,
                     self.backend_link)
         except YADTQError as exc:

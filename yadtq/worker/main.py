@@ -18,6 +18,7 @@ from ..exceptions import BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
 from .consumer import Identity, TaskConsumer, WorkerStats
+from .control import ControlListener
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
@@ -127,8 +128,11 @@ class Worker:
             tasks_done=stats.done, tasks_failed=stats.failed,
             active=len(self._pool.active()) if self._pool else 0, state=self._state,
             healthy=self._state == STOPPED or time.monotonic() - stats.last_turn <= 2 * interval,
-            extra={"retried": stats.retried},
+            extra={"retried": stats.retried, "registered": sorted(self.app.tasks)},
         )
+
+    def _resized(self, size: int) -> None:
+        self.concurrency = size  # reported with the next heartbeat
 
     def _sink(self, job: Job, outcome: Outcome) -> None:
         with self._pending_cond:
@@ -188,6 +192,8 @@ class Worker:
         scheduler = Scheduler(self.app)
         heartbeat.start()
         scheduler.start()
+        control = ControlListener(self.app, self.name, pool, shutdown=self._stop.set,
+                                  resized=self._resized).start()
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
                     self.pool_kind, self.concurrency)
         backoff = 0.1
@@ -213,6 +219,7 @@ class Worker:
             logger.info("worker %s stopping: waiting up to %.0f s for %d in-flight tasks",
                         self.name, settings.shutdown_timeout, len(pool.active()))
             scheduler.stop()
+            control.stop()
             if not pool.join(settings.shutdown_timeout):
                 logger.warning("%d tasks still running at shutdown; they will be redelivered",
                                len(pool.active()))

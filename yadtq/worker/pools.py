@@ -88,6 +88,14 @@ class Pool(ABC):
                 self._active.pop(job.envelope.id, None)
                 self._cond.notify_all()
 
+    def resize(self, size: int) -> int:
+        """Run at most ``size`` jobs at once from now on (``yadtq control pool-grow/shrink``);
+        jobs running beyond a smaller size finish first. Returns the new size."""
+        with self._cond:
+            self.size = max(1, size)
+            self._cond.notify_all()
+            return self.size
+
     @abstractmethod
     def start(self) -> None: ...
 
@@ -118,6 +126,15 @@ class ThreadPool(Pool):
     def submit(self, job: Job) -> None:
         self._begin(job)
         self._jobs.put(job)
+
+    def resize(self, size: int) -> int:
+        # Threads beyond a smaller size stay, idle: the size alone bounds what runs.
+        size = super().resize(size)
+        for n in range(len(self._threads), size):
+            thread = threading.Thread(target=self._run, name=f"yadtq-exec-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return size
 
     def _run(self) -> None:
         while True:
@@ -214,6 +231,22 @@ class ProcessPool(Pool):
         self._children = [self._spawn() for _ in range(self.size)]
         self._collector = threading.Thread(target=self._collect, name="yadtq-pool", daemon=True)
         self._collector.start()
+
+    def resize(self, size: int) -> int:
+        size = super().resize(size)
+        with self._lock:
+            idle = [c for c in self._children if c.job is None]
+            surplus = idle[:max(0, len(self._children) - size)]
+            for child in surplus:
+                self._children.remove(child)
+            missing = max(0, size - len(self._children))
+        for child in surplus:
+            child.conn.close()
+            child.process.terminate()
+        spawned = [self._spawn() for _ in range(missing)]
+        with self._lock:
+            self._children.extend(spawned)
+        return size
 
     def _time_limit(self, job: Job) -> Optional[float]:
         limit = job.envelope.options.get("time_limit")

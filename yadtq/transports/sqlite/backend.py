@@ -37,6 +37,7 @@ from ..records import (
     totals_from,
 )
 from .notify import Notifier
+from .operations import SqliteOperations
 from .schema import (
     BACKEND_SCHEMA,
     DEFAULT_WAIT_RECHECK,
@@ -106,7 +107,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(ResultBackend):
+class SqliteBackend(SqliteOperations, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"

@@ -7,12 +7,13 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ...exceptions import BrokerUnavailable
 from ..base import (
     Broker,
     Consumer,
+    DeadLetter,
     Delivery,
     DrainCallback,
     Message,
@@ -90,6 +91,35 @@ class SqliteBroker(Broker):
         return [Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key,
                          token=row_id) for row_id, queue, body, key, headers in reversed(rows)]
 
+    def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                "SELECT id, queue, reason, created, body, headers, key FROM yadtq_dead_letters"
+                " ORDER BY id DESC LIMIT ?", (max(limit, 0),)).fetchall()
+        return [_dead_letter(row) for row in reversed(rows)]
+
+    def requeue_dead_letters(self, ids: Optional[Sequence[str]] = None) -> list[DeadLetter]:
+        """Move dead letters back to their queues in one transaction (both tables are here)."""
+        with self._db.transaction() as conn:
+            if ids is None:
+                rows = conn.execute("SELECT id, queue, reason, created, body, headers, key"
+                                    " FROM yadtq_dead_letters ORDER BY id").fetchall()
+            else:
+                numbers = [int(i) for i in ids if i.isdigit()]
+                rows = []
+                for number in numbers:
+                    rows += conn.execute("SELECT id, queue, reason, created, body, headers, key"
+                                         " FROM yadtq_dead_letters WHERE id = ?", (number,)).fetchall()
+            letters = [_dead_letter(row) for row in rows]
+            conn.executemany("INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)",
+                             [(d.queue, d.body, d.key, _pack_headers(d.headers)) for d in letters])
+            conn.executemany("DELETE FROM yadtq_dead_letters WHERE id = ?", [(row[0],) for row in rows])
+        return letters
+
+    def purge_dead_letters(self) -> int:
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM yadtq_dead_letters").rowcount
+
     def peek(self, queue: str) -> Optional[Delivery]:
         """The oldest message of ``queue`` not leased to a consumer (one index lookup)."""
         with self._db.reading() as conn:
@@ -101,6 +131,11 @@ class SqliteBroker(Broker):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
+    row_id, queue, reason, created, body, headers, key = row
+    return DeadLetter(str(row_id), queue, reason, created, body, _unpack_headers(headers), key)
 
 
 class SqliteConsumer(Consumer):

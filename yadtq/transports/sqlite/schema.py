@@ -92,6 +92,21 @@ CREATE TABLE IF NOT EXISTS yadtq_dedupe (
     expires REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS yadtq_dedupe_expires ON yadtq_dedupe (expires);
+CREATE TABLE IF NOT EXISTS yadtq_failed_messages (
+    task_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    failed REAL NOT NULL,
+    expires REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS yadtq_failed_messages_failed ON yadtq_failed_messages (failed);
+CREATE TABLE IF NOT EXISTS yadtq_control (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    worker TEXT NOT NULL,
+    command BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS yadtq_control_worker ON yadtq_control (worker, id);
 """
 
 DEFAULT_BUSY_TIMEOUT = 30.0

@@ -1,0 +1,102 @@
+"""The worker's end of the control channel: commands an operator queued in the backend.
+
+``yadtq control shutdown | pool-grow N | pool-shrink N`` and ``yadtq revoke --terminate``
+queue commands for named workers (:meth:`~yadtq.transports.base.ResultBackend.send_control`);
+each worker takes its own every ``CONTROL_POLL`` seconds on a thread of its own, so a
+slow backend never delays the consume loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..exceptions import YADTQError
+from ..transports.base import (
+    CONTROL_POOL_GROW,
+    CONTROL_POOL_SHRINK,
+    CONTROL_SHUTDOWN,
+    CONTROL_TERMINATE,
+)
+
+if TYPE_CHECKING:
+    from ..app import YADTQ
+    from .pools import Pool
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two looks at the control channel.
+CONTROL_POLL = 1.0
+
+#: Called with a task id for ``terminate``: stops that task if it runs here.
+Terminator = Callable[[str], bool]
+
+
+class ControlListener:
+    """Takes this worker's commands from the backend and carries them out.
+
+    Args:
+        app: the worker's app.
+        worker: the worker's name (commands are addressed to it).
+        pool: the pool that ``pool-grow``/``pool-shrink`` resize.
+        shutdown: stops the worker gracefully, as SIGTERM does.
+        resized: told the new pool size.
+        terminate: stops a running task; set by pools that can (see
+            ``yadtq revoke --terminate``); without it the request is logged.
+    """
+
+    def __init__(self, app: YADTQ, worker: str, pool: Pool, *, shutdown: Callable[[], None],
+                 resized: Callable[[int], None] = lambda size: None,
+                 terminate: Optional[Terminator] = None) -> None:
+        self.app = app
+        self.worker = worker
+        self.pool = pool
+        self.shutdown = shutdown
+        self.resized = resized
+        self.terminate = terminate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="yadtq-control", daemon=True)
+
+    def start(self) -> ControlListener:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(CONTROL_POLL):
+            try:
+                for command in self.app.backend.take_control(self.worker):
+                    self.apply(command)
+            except YADTQError as exc:
+                logger.debug("control channel: %s", exc)
+            except Exception:
+                logger.exception("control channel failed")
+
+    def apply(self, command: dict[str, Any]) -> None:
+        """Carry out one command; an unknown or malformed one is logged and ignored."""
+        op = command.get("op")
+        if op == CONTROL_SHUTDOWN:
+            logger.warning("control: shutdown requested; finishing in-flight tasks")
+            self.shutdown()
+        elif op in (CONTROL_POOL_GROW, CONTROL_POOL_SHRINK):
+            n = command.get("n")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                logger.warning("control: ignoring %s with a bad count %r", op, n)
+                return
+            size = self.pool.resize(self.pool.size + (n if op == CONTROL_POOL_GROW else -n))
+            self.resized(size)
+            logger.warning("control: %s %d: pool size is now %d", op, n, size)
+        elif op == CONTROL_TERMINATE:
+            task_id = str(command.get("task_id", ""))
+            if self.terminate is not None and self.terminate(task_id):
+                logger.warning("control: terminated task %s", task_id)
+            elif self.terminate is None:
+                logger.warning("control: cannot terminate task %s: this worker's pool does not stop "
+                               "running tasks (it was revoked: it will not start again)", task_id)
+        else:
+            logger.warning("control: ignoring unknown command %r", command)

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== installing yadtq and test tools" >&2
-python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "running pip as the 'root' user" >&2 || true
-python3 -c 'import yadtq, confluent_kafka, redis, msgpack' # fail now if the install did not work
+python3 -m pip install -q --disable-pip-version-check -e '.[test,dashboard]' 2>&1 | grep -v -i "running pip as the 'root' user" >&2 || true
+python3 -c 'import yadtq, confluent_kafka, redis, msgpack, prometheus_client' # fail now if the install did not work
 
 if ! command -v docker-compose >/dev/null 2>&1; then
   echo "== installing docker-compose (validates docker-compose.yml; no engine needed)" >&2

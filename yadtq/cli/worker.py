@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 @click.option("--logfile", type=click.Path(dir_okay=False), help="Log to this file instead of stderr.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
               help="'text' lines, or one JSON object a line.")
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535), metavar="PORT",
+              help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics (needs yadtq[metrics]).")
 def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool: str,
-           queues: tuple[str, ...], loglevel: str, logfile: Optional[str], log_format: str) -> None:
+           queues: tuple[str, ...], loglevel: str, logfile: Optional[str], log_format: str,
+           metrics_port: Optional[int] = None) -> None:
     """Consume tasks from the app's queues and run them.
 
     Stops gracefully on SIGTERM or SIGINT: takes no new work, finishes the tasks in
@@ -47,6 +50,10 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
     app = load_app(app_path)
     runner = Worker(app, name=name, concurrency=concurrency, pool=pool, queues=queue_names or None,
                     app_path=app_path)
+    if metrics_port is not None:
+        from ..metrics import serve_worker_metrics
+
+        runner.stats.observer = serve_worker_metrics(app, metrics_port, runner.queues)
     if level < logging.WARNING:
         _print_banner(runner)
     sys.exit(runner.run())

@@ -13,9 +13,9 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, TypeVar
 
 from .. import states
 from ..envelope import Envelope, decode, encode, peek_task_id
@@ -48,6 +48,14 @@ FETCH_TIMEOUT = 0.1
 RECORD_BATCH = 512
 
 
+class StatsObserver(Protocol):
+    """What :class:`yadtq.metrics.TaskMetrics` offers the consumer."""
+
+    def observe(self, outcomes: Iterable[tuple[str, str, float]]) -> None: ...
+
+    def claims_refused(self, decisions: Iterable[str]) -> None: ...
+
+
 @dataclass
 class WorkerStats:
     """Counters the heartbeat reports."""
@@ -58,6 +66,8 @@ class WorkerStats:
     #: ``time.monotonic()`` of the loop's latest turn, for health.
     last_turn: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Told of every stored batch and refused claim (``yadtq worker --metrics-port``).
+    observer: Optional[StatsObserver] = None
 
     def count(self, outcomes: Sequence[Outcome]) -> None:
         with self.lock:
@@ -182,6 +192,9 @@ class TaskConsumer:
                 skipped.extend(repeats.pop(envelope.id, []))
         if skipped:
             self.consumer.done(skipped)
+            observer = self.stats.observer
+            if observer is not None:
+                observer.claims_refused([d for d in decisions if d != RUN])
 
     def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
         """Whether ``delivery`` repeats a task this worker is running; if so it is reported
@@ -271,6 +284,9 @@ class TaskConsumer:
                 finished.extend(job.duplicates)
         self.consumer.done(finished)
         self.stats.count([outcome for _, outcome in batch])
+        observer = self.stats.observer
+        if observer is not None:
+            observer.observe([(job.envelope.task, outcome.state, outcome.runtime) for job, outcome in batch])
 
     def _log(self, envelope: Envelope, outcome: Outcome) -> None:
         if outcome.state == states.SUCCESS and not logger.isEnabledFor(logging.INFO):

@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..exceptions import YADTQError
 from .bench import bench
+from .dashboard import dashboard
 from .dlq import dlq
 from .inspection import inspect_command, tasks_command
 from .monitor import monitor
@@ -53,7 +54,7 @@ def main() -> None:
 
 
 for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
-                 revoke, retry, dlq, control, bench, shell):
+                 revoke, retry, dlq, control, dashboard, bench, shell):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -16,6 +16,14 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     || echo "warning: could not install docker-compose" >&2
 fi
 
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  echo "== installing chromium and chromium-driver (the dashboard's browser tests)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+    || echo "warning: could not install chromium: the browser tests fail with CI set, else are skipped" >&2
+fi
+# Screenshots and other files tests leave for a person to look at.
+export YADTQ_TEST_ARTEFACTS="${YADTQ_TEST_ARTEFACTS:-$PWD/test-artefacts}"
+
 echo "== ruff" >&2
 python3 -m ruff check yadtq examples tests benchmarks
 echo "== mypy --strict" >&2

@@ -228,3 +228,24 @@ def test_operator_commands_across_processes_on_sqlite(cli: Cli) -> None:
     stopped = cli.run("control", "shutdown", "-A", "examples.math_app")
     assert stopped.stdout.strip() == "sent shutdown to 1 worker: ops"
     assert cli.workers[0].wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize(("args", "options"), [
+    (["revoke"], ["--terminate"]), (["retry"], ["--failed", "--name", "--yes"]),
+    (["dlq", "list"], ["--json", "--limit"]), (["dlq", "requeue"], ["--all", "--yes"]),
+    (["dlq", "purge"], ["--yes"]), (["control", "pool-shrink"], ["--worker", "--yes"]),
+    (["dashboard"], ["--host", "--port", "--token", "YADTQ_DASHBOARD_TOKEN"]),
+    (["worker"], ["--metrics-port"]),
+])
+def test_operator_command_help(runner: CliRunner, args: list[str], options: list[str]) -> None:
+    result = invoke(runner, *args, "--help")
+    assert result.exit_code == 0
+    for option in options:
+        assert option in result.output
+
+
+def test_dashboard_refuses_a_public_bind_without_a_token(runner: CliRunner) -> None:
+    result = invoke(runner, "dashboard", "-A", APP, "--host", "0.0.0.0")
+    assert result.exit_code == 1
+    assert error_line(result.stderr).startswith(
+        "Error: refusing to serve the dashboard on 0.0.0.0 without a token")

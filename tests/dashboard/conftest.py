@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from tests.cli.conftest import cli  # noqa: F401 - the SQLite worker-process fixture, for the browser test
 from yadtq import YADTQ
 
 pytest.importorskip("starlette")

@@ -33,7 +33,7 @@ function toast(message, error) {
   box.textContent = message;
   box.className = "toast" + (error ? " error" : "");
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => box.classList.add("hidden"), 4000);
+  toast.timer = setTimeout(() => box.classList.add("hidden"), 2500);
 }
 
 async function getJSON(path) {
@@ -114,7 +114,7 @@ function renderQueues(s) {
     ["Processing", num(c.processing), "", "card-processing"], ["Scheduled", num(c.scheduled)],
     ["Retrying", num(c.retrying), c.retrying ? "warn" : ""], ["Dead letters", num(c.dead_lettered), c.dead_lettered ? "bad" : ""],
     ["Finished", rate, "", "card-rate"], ["Succeeded", num(s.totals.succeeded), "", "card-succeeded"],
-    ["Failed", num(s.totals.failed), s.totals.failed ? "bad" : ""]]);
+    ["Failed", num(s.totals.failed), s.totals.failed ? "bad" : "", "card-failed"]]);
   html += `<div class="panel"><div class="panel-head"><h2>Rates</h2><div class="legend">` +
     `<span><i style="background:var(--accent)"></i>tasks finished per second</span>` +
     `<span><i style="background:var(--warn)"></i>queued</span></div></div>${chart()}</div>`;

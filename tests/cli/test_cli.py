@@ -311,10 +311,11 @@ def test_bulk_submit_memory(runner: CliRunner, memory_app: YADTQ, tmp_path: Path
     assert result.exit_code == 1
     assert lines(result.stderr)[-1] == "Error: 1 of 4 tasks failed"
     rows = table_rows(result.stdout)
-    assert rows[1] == ["add", "1, 2", "success", "3"]
-    assert rows[2] == ["greet", "name=\"ann\"", "success", "\"hello ann\""]
-    assert rows[3] == ["tests.apps.cli_app.sub", "1, 2", "success", "-1"]
-    assert rows[4] == ["divide", "1, 0", "failed", "ZeroDivisionError: division by zero"]
+    assert all(len(row[0]) == 32 for row in rows.values())  # each task's whole id
+    assert rows[1][1:] == ["add", "1, 2", "success", "3"]
+    assert rows[2][1:] == ["greet", "name=\"ann\"", "success", "\"hello ann\""]
+    assert rows[3][1:] == ["tests.apps.cli_app.sub", "1, 2", "success", "-1"]
+    assert rows[4][1:] == ["divide", "1, 0", "failed", "ZeroDivisionError: division by zero"]
     assert "4 tasks: 3 success, 1 failed" in result.stdout
 
 
@@ -324,7 +325,9 @@ def test_bulk_submit_timeout_shows_unfinished(runner: CliRunner, memory_app: YAD
     result = invoke(runner, "submit", "-A", APP, "--file", str(path), "--wait", "--timeout", "0.2")
     assert result.exit_code == 1
     assert lines(result.stderr)[-1] == "Error: 1 of 1 tasks not finished after 0.2 s"
-    assert table_rows(result.stdout)[1] == ["add", "1, 2", "queued", ""]
+    (task_id, *row) = table_rows(result.stdout)[1]
+    assert row == ["add", "1, 2", "queued", ""]
+    assert f"not finished: {task_id}" in result.stderr  # to follow it up
 
 
 # --------------------------------------------------------------------------- rendering and logs
@@ -413,7 +416,7 @@ def test_bulk_file_against_worker(served_cli: Cli) -> None:
     entries = json.loads(Path(TASKS_JSON).read_text())
     assert sorted(rows) == list(range(1, len(entries) + 1))
     for number, entry in enumerate(entries, start=1):
-        task, _args, state, shown = rows[number]
+        _id, task, _args, state, shown = rows[number]
         assert task == entry["task"]
         fn = getattr(math_app, entry["task"])
         try:
@@ -536,7 +539,7 @@ def test_demo_script(tmp_path: Path) -> None:
     assert "pip install" in proc.stdout  # it really installed, into the virtualenv
     rows = table_rows(proc.stdout)
     assert len(rows) >= 20
-    assert rows[2][2:] == ["success", "42"]
+    assert rows[2][3:] == ["success", "42"]
     assert "ZeroDivisionError: division by zero" in proc.stdout
     assert "demo-worker-1" in proc.stdout and "offline" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr

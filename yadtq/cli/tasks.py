@@ -21,6 +21,7 @@ from .. import states
 from ..exceptions import BrokerUnavailable, ConfigurationError, NotRegistered
 from ..exceptions import TimeoutError as ResultTimeout
 from .calls import check_arguments
+from .hints import before_sending, warn_unconsumed
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import (
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 EXIT_NOT_READY = 3
 #: Seconds to wait for the broker to confirm sent tasks.
 FLUSH_TIMEOUT = 30.0
+#: Console width from which the results table shows whole task ids.
+WIDE_TABLE = 120
+#: Characters of a task id a narrower table shows.
+SHORT_ID = 10
 #: Fields a task entry of a ``--file`` may have.
 ENTRY_FIELDS = ("task", "args", "kwargs", "countdown", "queue", "key")
 
@@ -231,9 +236,11 @@ def _json_type(value: Any) -> str:
 @click.option("--wait", is_flag=True, help="Wait for the result(s) and print them.")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Wait at most this long (implies --wait; exit 1 if not finished).")
+@click.option("--json", "as_json", is_flag=True,
+              help="With --file: print a JSON list of {id, task, ...} (with --wait: state, result or error).")
 def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_json: Optional[str],
            countdown: Optional[float], queue: Optional[str], key: Optional[str], file: Optional[Path],
-           wait: bool, timeout: Optional[float]) -> None:
+           wait: bool, timeout: Optional[float], as_json: bool = False) -> None:
     """Send a task, or every task of a file; print the task id(s).
 
     TASK is a registered name, an unambiguous short name (add), or a full dotted
@@ -256,10 +263,13 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
             raise click.UsageError("give either TASK [ARGS...] or --file, not both")
         if kwargs_json is not None:
             raise click.UsageError("--kwargs applies to a single TASK, not to --file")
-        _submit_file(app_path, file, countdown=countdown, queue=queue, key=key, wait=wait, timeout=timeout)
+        _submit_file(app_path, file, countdown=countdown, queue=queue, key=key, wait=wait, timeout=timeout,
+                     as_json=as_json)
         return
     if task is None:
         raise click.UsageError("missing TASK (or --file)")
+    if as_json:
+        raise click.UsageError("--json applies to --file")
     values = [parse_arg(a) for a in args]
     for raw, value in zip(args, values):
         if isinstance(value, str) and raw.startswith("-"):
@@ -270,11 +280,20 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
     name = resolve_name(app, task)
     if name in app.tasks:
         check_call(app.tasks[name], tuple(values), kwargs)
+    before_sending(app)
     result = app.send_task(name, values, kwargs, countdown=countdown, queue=queue, key=key)
     flush(app)
     click.echo(result.id)
+    warn_unconsumed(app, [_queue_of(app, name, queue)])
     if wait:
         print_outcome(result, timeout)
+
+
+def _queue_of(app: YADTQ, name: str, queue: Optional[str]) -> str:
+    """The queue a task sent without an explicit queue goes to."""
+    task = app.tasks.get(name)
+    return queue or (task.options.queue if task is not None and task.options.queue else None) \
+        or app.settings.default_queue
 
 
 def _parse_kwargs(text: Optional[str]) -> dict[str, Any]:
@@ -295,9 +314,10 @@ def _progress() -> Progress:
 
 
 def _submit_file(app_path: str, path: Path, *, countdown: Optional[float], queue: Optional[str],
-                 key: Optional[str], wait: bool, timeout: Optional[float]) -> None:
+                 key: Optional[str], wait: bool, timeout: Optional[float], as_json: bool) -> None:
     app = load_app(app_path)
     entries = read_entries(path, app)
+    before_sending(app)
     results: list[AsyncResult[Any]] = []
     with _progress() as progress:
         bar = progress.add_task("submitting", total=len(entries))
@@ -308,12 +328,29 @@ def _submit_file(app_path: str, path: Path, *, countdown: Optional[float], queue
                 queue=entry.queue or queue, key=entry.key or key))
             progress.advance(bar)
         flush(app)
+    warn_unconsumed(app, [_queue_of(app, e.name, e.queue or queue) for e in entries])
     if not wait:
-        for result in results:
-            click.echo(result.id)
+        if as_json:
+            click.echo(json.dumps([{"id": r.id, "task": e.name} for r, e in zip(results, entries)], indent=2))
+        else:
+            for result in results:
+                click.echo(result.id)
         return
-    rows = _wait_all(results, timeout)
-    _print_results(entries, rows)
+    try:
+        rows = _wait_all(results, timeout)
+    except KeyboardInterrupt:
+        left = [r.id for r in results if r.state not in states.READY_STATES]
+        click.echo(f"interrupted; {len(left)} of {len(results)} tasks not finished: {' '.join(left)}",
+                   err=True)
+        raise
+    if as_json:
+        click.echo(json.dumps([_result_dict(r, e, state, value) for r, e, (state, value)
+                               in zip(results, entries, rows)], indent=2))
+    else:
+        _print_results(entries, rows, results)
+        left = [r.id for r, (state, _) in zip(results, rows) if state not in states.READY_STATES]
+        if left:
+            click.echo(f"not finished: {' '.join(left)}", err=True)
     counts = Counter(state for state, _ in rows)
     problems = []
     if counts[states.FAILED] or counts[states.REVOKED]:
@@ -323,6 +360,24 @@ def _submit_file(app_path: str, path: Path, *, countdown: Optional[float], queue
         problems.append(f"{unfinished} of {len(rows)} tasks not finished after {timeout:g} s")
     if problems:
         raise TaskFailed("; ".join(problems))
+
+
+def _result_dict(result: AsyncResult[Any], entry: Entry, state: str, value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": result.id, "task": entry.name, "args": list(entry.args),
+                            "kwargs": entry.kwargs, "state": state}
+    if state == states.SUCCESS:
+        data["result"] = value if _json_safe(value) else repr(value)
+    elif state in states.READY_STATES:
+        data["error"] = str(value)
+    return data
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _wait_all(results: Sequence[AsyncResult[Any]], timeout: Optional[float]) -> list[tuple[str, Any]]:
@@ -337,31 +392,38 @@ def _wait_all(results: Sequence[AsyncResult[Any]], timeout: Optional[float]) -> 
                 rows.append(outcome(result, remaining))
             except ResultTimeout:
                 rows.append((result.state, None))
-            progress.advance(bar)
+            if rows[-1][0] in states.READY_STATES:
+                progress.advance(bar)  # the bar counts finished tasks only
     return rows
 
 
-def _print_results(entries: Sequence[Entry], rows: Sequence[tuple[str, Any]]) -> None:
+def _print_results(entries: Sequence[Entry], rows: Sequence[tuple[str, Any]],
+                   results: Sequence[AsyncResult[Any]]) -> None:
+    console = stdout_console()
     table = Table(title="Results", title_justify="left")
     table.add_column("#", justify="right")
+    # Full ids need room; a narrow table shows their start (--json has them whole).
+    wide = console.width >= WIDE_TABLE
+    table.add_column("id", no_wrap=True, overflow="fold" if wide else "ellipsis",
+                     max_width=None if wide else SHORT_ID)
     table.add_column("task")
     table.add_column("args", overflow="fold")
     table.add_column("status")
     table.add_column("result", overflow="fold")
-    for number, (entry, (state, value)) in enumerate(zip(entries, rows), start=1):
+    for number, (entry, (state, value), handle) in enumerate(zip(entries, rows, results), start=1):
         if state == states.SUCCESS:
             shown = Text(format_value(value))
         elif state in states.READY_STATES:
             shown = Text(str(value), style="red")
         else:
             shown = Text("")
-        table.add_row(str(number), Text(entry.label), Text(format_call(entry.args, entry.kwargs)),
-                      styled(state, STATE_STYLES), shown)
+        table.add_row(str(number), Text(handle.id), Text(entry.label),
+                      Text(format_call(entry.args, entry.kwargs)), styled(state, STATE_STYLES), shown)
     counts = Counter(state for state, _ in rows)
     order = [states.SUCCESS, states.FAILED, states.REVOKED]
     order += sorted(set(counts) - set(order))
     table.caption = f"{len(rows)} tasks: " + ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
-    stdout_console().print(table)
+    console.print(table)
 
 
 # --------------------------------------------------------------------------- status, result

@@ -12,6 +12,9 @@ from ..monitor import QueueStatus, WorkerStatus
 from ..transports.base import TaskSummary, WorkerFailure
 from .render import WORKER_STYLES, format_age, format_error, styled
 
+#: Narrowest an id column gets on a narrow terminal.
+ID_MIN_WIDTH = 10
+TASK_MIN_WIDTH = 12
 #: How a worker's ``healthy`` flag shows.
 HEALTH_STYLES = {"ok": "green", "stalled": "bold red", "?": "yellow", "-": "dim"}
 
@@ -40,9 +43,11 @@ def _table(title: str, *columns: str, right: Sequence[str] = ()) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold", expand=False)
     for column in columns:
         if column in ("id", "instance"):
-            table.add_column(column, no_wrap=True)
+            # Shrinks first on a narrow terminal (to its first characters and "…"), rather
+            # than squeezing every other column to a few characters; --json has ids whole.
+            table.add_column(column, overflow="ellipsis", min_width=ID_MIN_WIDTH)
         elif column == "task":
-            table.add_column(column, no_wrap=True, overflow="ellipsis")
+            table.add_column(column, overflow="ellipsis", min_width=TASK_MIN_WIDTH)
         else:
             table.add_column(column, justify="right" if column in right else "left",
                              overflow="fold")

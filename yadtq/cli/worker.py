@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..settings import redact_url
+from .hints import embedded_database, refuse_duplicate_name
 from .loading import load_app
 from .logs import FORMATS, configure_logging
 from .options import app_option, queues_option, split_queues
@@ -50,6 +51,7 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
     app = load_app(app_path)
     runner = Worker(app, name=name, concurrency=concurrency, pool=pool, queues=queue_names or None,
                     app_path=app_path)
+    refuse_duplicate_name(app, runner.name)
     if metrics_port is not None:
         from ..metrics import serve_worker_metrics
 
@@ -70,6 +72,9 @@ def _print_banner(runner: Worker) -> None:
     grid.add_row("pool", f"{runner.pool_kind} x{runner.concurrency}")
     grid.add_row("broker", Text(redact_url(app.settings.broker_url)))
     grid.add_row("backend", Text(redact_url(app.settings.backend_url)))
+    database = embedded_database(app)
+    if database is not None:
+        grid.add_row("database", Text(f"{database} (the embedded default, in the current directory)"))
     grid.add_row("tasks", Text("\n".join(sorted(app.tasks)) or "(none registered)"))
     console = stderr_console()
     console.print(Text("yadtq worker", style="bold cyan"))

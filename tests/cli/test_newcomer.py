@@ -1,0 +1,103 @@
+"""What trips up a newcomer (issue 12): bulk submits that can be followed up, a queue no
+worker consumes, a bad backend URL, two workers under one name, the embedded database's
+location."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.cli.conftest import ROOT, Cli, error_line, wait_for
+from yadtq import YADTQ
+from yadtq.cli import main
+from yadtq.worker.main import Worker
+
+pytestmark = pytest.mark.timeout(120)
+
+APP = "tests.apps.cli_app"
+
+
+def test_bulk_submit_json_gives_every_id_state_and_result(
+        runner: CliRunner, memory_app: YADTQ, memory_worker: Worker, tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps([{"task": "add", "args": [1, 2]}, {"task": "divide", "args": [1, 0]}]))
+    result = runner.invoke(main, ["submit", "-A", APP, "--file", str(path), "--wait", "--timeout", "30",
+                                  "--json"], catch_exceptions=False)
+    assert result.exit_code == 1
+    done, failed = json.loads(result.stdout)
+    assert len(done["id"]) == 32 and done["state"] == "success" and done["result"] == 3
+    assert failed["state"] == "failed" and failed["error"] == "ZeroDivisionError: division by zero"
+    assert memory_app.AsyncResult(done["id"]).get(timeout=5) == 3
+    sent = runner.invoke(main, ["submit", "-A", APP, "--file", str(path), "--json"], catch_exceptions=False)
+    assert [item["task"] for item in json.loads(sent.stdout)] == [
+        "tests.apps.cli_app.add", "tests.apps.cli_app.divide"]
+    usage = runner.invoke(main, ["submit", "-A", APP, "add", "1", "2", "--json"])
+    assert usage.exit_code == 2
+
+
+def test_submit_warns_when_no_live_worker_consumes_the_queue(runner: CliRunner, memory_app: YADTQ) -> None:
+    result = runner.invoke(main, ["submit", "-A", APP, "add", "1", "2", "--queue", "reports"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "warning: no live worker consumes queue 'reports'" in result.stderr
+    worker = Worker(memory_app, name="reports-worker", queues=["reports"]).start()
+    try:
+        wait_for(lambda: memory_app.backend.workers(), 30, "the worker's heartbeat")
+        served = runner.invoke(main, ["submit", "-A", APP, "add", "1", "2", "--queue", "reports"],
+                               catch_exceptions=False)
+    finally:
+        worker.stop(timeout=30)
+    assert "warning" not in served.stderr
+
+
+def test_submit_refuses_a_bad_backend_url(cli: Cli) -> None:
+    cli.env["YADTQ_BACKEND_URL"] = "nope://somewhere"
+    proc = cli.run("submit", "-A", "examples.math_app", "add", "1", "2")
+    assert proc.returncode == 1
+    assert error_line(proc.stderr).startswith("Error: no backend transport for nope://")
+    assert proc.stdout == ""  # nothing was sent
+
+
+def test_a_second_worker_under_a_live_name_is_refused(cli: Cli) -> None:
+    cli.start_worker("-A", "examples.math_app", name="twin")
+    proc = cli.run("worker", "-A", "examples.math_app", "-n", "twin", "-l", "warning", timeout=60)
+    assert proc.returncode == 1
+    assert error_line(proc.stderr).startswith("Error: a worker named 'twin' is already running (pid ")
+
+
+def test_submit_and_worker_say_where_the_embedded_database_is(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YADTQ_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-m", "yadtq.cli", "submit", "-A", "examples.math_app", "add",
+                           "1", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    where = os.path.realpath(tmp_path / "yadtq.db")
+    assert f"note: using the embedded SQLite database {where}" in proc.stderr
+
+
+def test_task_tables_fit_80_columns_with_every_column_readable() -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    from yadtq.cli.views import failures_table
+    from yadtq.transports.base import TaskSummary
+
+    now = time.time()
+    task = TaskSummary(task_id="0123456789abcdef0123456789abcdef", name="examples.math_app.divide",
+                       worker="worker-1.example", timestamp=now - 5, error_type="builtins.ZeroDivisionError",
+                       error_message="division by zero")
+    out = io.StringIO()
+    Console(file=out, width=80).print(failures_table([task], now))
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "0123456789" in text  # the id shrinks to its start, not the others to 2-3 characters
+    assert "examples.math" in text and "5s ago" in text and "ZeroDivisionEr" in text

@@ -37,9 +37,11 @@ def wait_for(condition: Callable[[], Optional[T]], timeout: float, what: str) ->
 
 
 def error_line(stderr: str) -> str:
-    """The one ``Error: ...`` line a failing command prints (asserting that is all it printed)."""
+    """The one ``Error: ...`` line a failing command prints (asserting that is all it printed,
+    besides ``warning:``/``note:`` lines such as submit's warning about a queue no worker consumes)."""
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines()
+             if line.strip() and not line.startswith(("warning: ", "note: "))]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("Error: "), stderr
     return lines[0]

@@ -132,7 +132,8 @@ def test_dashboard_in_a_browser(cluster: tuple[YADTQ, str], browser: Any, artefa
     # Its detail shows its result and its state history.
     wait_page(browser, lambda: click(browser, f'a[href="#/task/{third.id}"]'), "the link to the task")
     wait_page(browser, lambda: text_of(browser, "#task-result") == "6", "the result on the detail page")
-    assert "success" in text_of(browser, ".timeline") and "processing" in text_of(browser, ".timeline")
+    wait_page(browser, lambda: all(s in text_of(browser, ".timeline") for s in ("processing", "success")),
+              "the state history")
     shoot(browser, artefacts, "task")
 
     # A revoke from the page: a task waiting for its countdown never runs.

@@ -366,6 +366,14 @@ class KafkaConsumer(Consumer):
     def in_flight(self) -> int:
         return self._tracker.in_flight()
 
+    def owns(self, delivery: Delivery) -> bool:
+        """Whether the delivery's partition is still assigned under the same generation."""
+        token = delivery.token
+        if not isinstance(token, KafkaToken):
+            return False
+        with self._lock:
+            return self._generations.get((token.topic, token.partition)) == token.generation
+
     def assignment(self) -> set[TP]:
         """The (topic, partition) pairs this consumer owns now."""
         with self._lock:

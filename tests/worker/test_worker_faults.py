@@ -196,6 +196,34 @@ def test_a_hung_worker_resumed_does_not_overwrite_the_rerun(
         hung.stop()
 
 
+# --------------------------------------------------------------------------- client
+
+
+def test_get_raises_broker_unavailable_for_a_refused_message_even_without_a_backend(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from yadtq import BackendUnavailable, BrokerUnavailable
+
+    app = YADTQ("refused", broker="memory://", backend="memory://")
+
+    @app.task
+    def lost() -> None: ...
+
+    result = lost.delay()
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise BackendUnavailable("backend down")
+
+    monkeypatch.setattr(app.backend, "record", down)
+    monkeypatch.setattr(app.backend, "get", down)
+    monkeypatch.setattr(app.backend, "wait", down)
+    hook = app.broker.on_delivery_error
+    assert hook is not None
+    hook(result.id, "Broker: Message size too large")  # the backend cannot be told...
+    with pytest.raises(BrokerUnavailable, match="too large"):  # ...this process knows anyway
+        result.get(timeout=5)
+    assert isinstance(result.get(timeout=5, propagate=False), BrokerUnavailable)
+
+
 # --------------------------------------------------------------------------- startup
 
 

@@ -34,6 +34,7 @@ from .kafka import (
     HEADER_DLQ_SOURCE,
     TOPIC_PREFIX,
     _error_text,
+    _reader,
 )
 
 if TYPE_CHECKING:
@@ -67,8 +68,7 @@ def scan(broker: KafkaBroker) -> _Scan:
         if not partitions:
             return result
         reader = broker._client(RdConsumer, broker.config(
-            "consumer", **{"group.id": GROUP_PREFIX + "dlq-reader", "enable.auto.commit": False,
-                           "enable.auto.offset.store": False},
+            "consumer", **_reader(GROUP_PREFIX + "dlq-reader"),
             error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
     except KafkaException as exc:
         raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc

@@ -2,8 +2,8 @@
 
 ``yadtq control shutdown | pool-grow N | pool-shrink N`` and ``yadtq revoke --terminate``
 queue commands for named workers (:meth:`~yadtq.transports.base.ResultBackend.send_control`);
-each worker takes its own every ``CONTROL_POLL`` seconds on a thread of its own, so a
-slow backend never delays the consume loop.
+each worker takes its own every ``CONTROL_POLL`` seconds on a supervised thread of its
+own, so a slow backend never delays the consume loop.
 """
 
 from __future__ import annotations
@@ -56,26 +56,19 @@ class ControlListener:
         self.resized = resized
         self.terminate = terminate
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="yadtq-control", daemon=True)
-
-    def start(self) -> ControlListener:
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
+        """End :meth:`run` (within ``CONTROL_POLL`` seconds)."""
         self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(5)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Take and carry out commands until :meth:`stop` (run by the worker's supervisor)."""
         while not self._stop.wait(CONTROL_POLL):
             try:
                 for command in self.app.backend.take_control(self.worker):
                     self.apply(command)
             except YADTQError as exc:
                 logger.debug("control channel: %s", exc)
-            except Exception:
-                logger.exception("control channel failed")
 
     def apply(self, command: dict[str, Any]) -> None:
         """Carry out one command; an unknown or malformed one is logged and ignored."""

@@ -101,3 +101,9 @@ def test_task_tables_fit_80_columns_with_every_column_readable() -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "0123456789" in text  # the id shrinks to its start, not the others to 2-3 characters
     assert "examples.math" in text and "5s ago" in text and "ZeroDivisionEr" in text
+
+
+def test_a_worker_process_on_memory_transports_is_refused(cli: Cli) -> None:
+    proc = cli.run("worker", "-A", APP, "-n", "lonely")  # cli_app is on memory://
+    assert proc.returncode == 1
+    assert error_line(proc.stderr).startswith("Error: the app's broker is memory://, which lives inside")

@@ -62,6 +62,20 @@ def warn_unconsumed(app: YADTQ, queues: Iterable[str]) -> None:
                        f"does (yadtq worker -Q {queue})", err=True)
 
 
+def refuse_in_process_broker(app: YADTQ) -> None:
+    """Refuse to start a worker process on ``memory://``: it would never see a task, since
+    every other process has memory transports of its own.
+
+    Raises:
+        ConfigurationError: the app's broker is ``memory://``.
+    """
+    if app.settings.broker_url.lower().startswith("memory:"):
+        raise ConfigurationError(
+            "the app's broker is memory://, which lives inside one process: a worker started "
+            "here would never see tasks sent by another; use sqlite:///path.db or kafka://host:port "
+            "(memory:// is for tests and eager runs in one process)")
+
+
 def refuse_duplicate_name(app: YADTQ, name: str) -> None:
     """Refuse to start a worker under the name of one that is alive: the two would share
     one row in every view and one control channel.

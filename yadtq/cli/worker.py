@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..settings import redact_url
-from .hints import embedded_database, refuse_duplicate_name
+from .hints import embedded_database, refuse_duplicate_name, refuse_in_process_broker
 from .loading import load_app
 from .logs import FORMATS, configure_logging
 from .options import app_option, queues_option, split_queues
@@ -49,6 +49,7 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
     queue_names = split_queues(queues)
     level = configure_logging(loglevel, logfile, log_format)
     app = load_app(app_path)
+    refuse_in_process_broker(app)
     runner = Worker(app, name=name, concurrency=concurrency, pool=pool, queues=queue_names or None,
                     app_path=app_path)
     refuse_duplicate_name(app, runner.name)

@@ -107,3 +107,42 @@ def test_a_worker_process_on_memory_transports_is_refused(cli: Cli) -> None:
     proc = cli.run("worker", "-A", APP, "-n", "lonely")  # cli_app is on memory://
     assert proc.returncode == 1
     assert error_line(proc.stderr).startswith("Error: the app's broker is memory://, which lives inside")
+
+
+def test_ctrl_c_at_a_confirmation_prompt_exits_130(runner: CliRunner, memory_app: YADTQ,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    def interrupted(*args: object, **kwargs: object) -> bool:
+        try:  # what click.confirm does on Ctrl-C
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+
+    def refused(*args: object, **kwargs: object) -> bool:
+        raise click.Abort()  # what it does on "n"
+
+    monkeypatch.setattr("yadtq.cli.options.interactive", lambda: True)
+    monkeypatch.setattr("yadtq.cli.tasks.interactive", lambda: True)
+    monkeypatch.setattr(click, "confirm", interrupted)
+    for args in (["purge", "-A", APP], ["dlq", "purge", "-A", APP]):
+        result = runner.invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 130, (args, result.output)
+    monkeypatch.setattr(click, "confirm", refused)
+    assert runner.invoke(main, ["purge", "-A", APP]).exit_code == 1  # "no" stays an abort
+
+
+def test_an_argument_the_wire_cannot_carry_is_named(runner: CliRunner, memory_app: YADTQ) -> None:
+    result = runner.invoke(main, ["submit", "-A", APP, "add", "1", str(2 ** 70)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert error_line(result.stderr).startswith(f"Error: argument 2 ({2 ** 70}): ")
+    assert memory_app.broker.depth("default") == 0
+
+
+def test_json_logs_start_with_json(cli: Cli) -> None:
+    cli.start_worker("-A", "examples.math_app", "--log-format", "json", name="jsonlogs",
+                     logfile=cli.directory / "jsonlogs.jsonl")
+    printed = (cli.directory / "jsonlogs.out").read_text()
+    assert "yadtq worker" not in printed  # no plain-text banner
+    first = (cli.directory / "jsonlogs.jsonl").read_text().splitlines()[0]
+    assert json.loads(first)["level"]

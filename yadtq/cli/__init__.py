@@ -18,13 +18,11 @@ from .dlq import dlq
 from .inspection import inspect_command, tasks_command
 from .monitor import monitor
 from .operate import control, retry, revoke
+from .options import EXIT_INTERRUPTED
 from .render import one_line
 from .shell import shell
 from .tasks import purge, result, status, submit
 from .worker import worker
-
-#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
-EXIT_INTERRUPTED = 130
 
 
 class YadtqGroup(click.Group):

@@ -46,6 +46,13 @@ def yes_option(fn: F) -> F:
     return click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")(fn)
 
 
+def interactive() -> bool:
+    """Whether there is a terminal to ask on."""
+    import sys
+
+    return sys.stdin.isatty()
+
+
 def confirm_many(question: str, yes: bool) -> None:
     """Ask ``question`` on a terminal before changing many things; ``--yes`` skips it.
 
@@ -55,8 +62,27 @@ def confirm_many(question: str, yes: bool) -> None:
     """
     if yes:
         return
-    import sys
-
-    if not sys.stdin.isatty():
+    if not interactive():
         raise click.ClickException("refusing without --yes (no terminal to confirm on)")
-    click.confirm(question, abort=True, err=True)
+    ask(question)
+
+
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+def ask(question: str) -> None:
+    """``click.confirm`` that aborts on "no", and exits 130 on Ctrl-C like every command.
+
+    Raises:
+        click.Abort: the answer was no (or input ended).
+        click.exceptions.Exit: Ctrl-C at the prompt (status 130).
+    """
+    try:
+        click.confirm(question, abort=True, err=True)
+    except click.Abort as exc:
+        # click turns Ctrl-C at a prompt into Abort (exit 1); the interrupt is its context.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        raise

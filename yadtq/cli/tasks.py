@@ -18,12 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import states
-from ..exceptions import BrokerUnavailable, ConfigurationError, NotRegistered
+from ..envelope import pack
+from ..exceptions import BrokerUnavailable, ConfigurationError, NotRegistered, SerializationError
 from ..exceptions import TimeoutError as ResultTimeout
 from .calls import check_arguments
 from .hints import before_sending, warn_unconsumed
 from .loading import load_app
-from .options import app_option, queues_option, split_queues
+from .options import app_option, ask, interactive, queues_option, split_queues
 from .render import (
     STATE_STYLES,
     format_call,
@@ -71,6 +72,24 @@ def parse_arg(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
+
+
+def check_serializable(raw: Sequence[str], values: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """Name the argument the wire format cannot carry (e.g. an integer beyond 64 bits).
+
+    Raises:
+        ConfigurationError: ``argument N (TEXT): why`` or ``--kwargs KEY: why``.
+    """
+    for number, (text, value) in enumerate(zip(raw, values), start=1):
+        try:
+            pack(value)
+        except SerializationError as exc:
+            raise ConfigurationError(f"argument {number} ({text}): {exc}") from None
+    for key, value in kwargs.items():
+        try:
+            pack(value)
+        except SerializationError as exc:
+            raise ConfigurationError(f"--kwargs {key}: {exc}") from None
 
 
 def check_call(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -276,6 +295,7 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
             raise click.UsageError(f"no such option: {raw} (to send it as a string, quote it as JSON: "
                                    f"'\"{raw}\"')")
     kwargs = _parse_kwargs(kwargs_json)
+    check_serializable(args, values, kwargs)
     app = load_app(app_path)
     name = resolve_name(app, task)
     if name in app.tasks:
@@ -502,9 +522,9 @@ def purge(app_path: str, queues: tuple[str, ...], yes: bool) -> None:
     app = load_app(app_path)
     names = names or [app.settings.default_queue]
     if not yes:
-        if not sys.stdin.isatty():
+        if not interactive():
             raise click.ClickException("refusing to purge without --yes (no terminal to confirm on)")
-        click.confirm(f"Drop every task waiting in {', '.join(names)}?", abort=True, err=True)
+        ask(f"Drop every task waiting in {', '.join(names)}?")
     total = 0
     for name in names:
         count = app.purge(name)

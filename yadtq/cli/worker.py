@@ -57,7 +57,7 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
         from ..metrics import serve_worker_metrics
 
         runner.stats.observer = serve_worker_metrics(app, metrics_port, runner.queues)
-    if level < logging.WARNING:
+    if level < logging.WARNING and log_format == "text":  # JSON logs stay JSON from the first line
         _print_banner(runner)
     sys.exit(runner.run())
 

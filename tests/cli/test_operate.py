@@ -249,3 +249,15 @@ def test_dashboard_refuses_a_public_bind_without_a_token(runner: CliRunner) -> N
     assert result.exit_code == 1
     assert error_line(result.stderr).startswith(
         "Error: refusing to serve the dashboard on 0.0.0.0 without a token")
+
+
+def test_dashboard_on_a_busy_port_is_one_error_line(runner: CliRunner) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke(runner, "dashboard", "-A", APP, "--port", str(port))
+    assert result.exit_code == 1
+    assert error_line(result.stderr).startswith(f"Error: cannot serve the dashboard on 127.0.0.1:{port}: ")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..dashboard import DEFAULT_HOST, DEFAULT_PORT, check_bind, serve
+from ..dashboard import DEFAULT_HOST, DEFAULT_PORT, check_bind, check_port, serve
 from .loading import load_app
 from .logs import configure_logging
 from .options import app_option
@@ -32,6 +32,7 @@ def dashboard(app_path: str, host: str, port: int, token: Optional[str], logleve
     when asked). Prometheus metrics are on /metrics. Needs yadtq[dashboard].
     """
     check_bind(host, token)
+    check_port(host, port)
     configure_logging(loglevel, None, "text")
     app = load_app(app_path)
     shown = f"[{host}]" if ":" in host else host

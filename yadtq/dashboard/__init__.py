@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..exceptions import ConfigurationError
@@ -45,6 +46,19 @@ def check_bind(host: str, token: Optional[str]) -> None:
                                  "on the cluster")
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that cannot be bound now (uvicorn would say so in its own words, exit 3).
+
+    Raises:
+        ConfigurationError: the address is in use or not this machine's.
+    """
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve the dashboard on {host}:{port}: "
+                                 f"{exc.strerror or exc}") from None
+
+
 def create_app(app: YADTQ, token: Optional[str] = None) -> Any:
     """The dashboard of ``app`` as an ASGI application (see :mod:`yadtq.dashboard.web`).
 
@@ -68,6 +82,7 @@ def serve(app: YADTQ, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
             or the address cannot be bound.
     """
     check_bind(host, token)
+    check_port(host, port)
     web = create_app(app, token)
     try:
         import uvicorn

@@ -146,3 +146,22 @@ def test_json_logs_start_with_json(cli: Cli) -> None:
     assert "yadtq worker" not in printed  # no plain-text banner
     first = (cli.directory / "jsonlogs.jsonl").read_text().splitlines()[0]
     assert json.loads(first)["level"]
+
+
+def test_shell_number_out_of_range_is_not_taken_for_an_id_prefix() -> None:
+    import io
+
+    from rich.console import Console
+
+    from tests.apps import shell_app
+    from yadtq.cli.shell import Shell, Submitted
+    from yadtq.contrib.pytest import on_memory
+
+    with on_memory(shell_app.app) as app:
+        out, err = io.StringIO(), io.StringIO()
+        shell = Shell(app, interactive=False, console=Console(file=out, width=200),
+                      errors=Console(file=err, width=200))
+        shell.session.append(Submitted(id="7" + "a" * 31, name="tests.apps.shell_app.add"))
+        shell.onecmd("view 7")  # one task sent: #7 does not exist, though an id starts with 7
+        assert "no task #7 in this session (1-1)" in err.getvalue()
+        assert "7" + "a" * 31 not in out.getvalue()

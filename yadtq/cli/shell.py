@@ -495,14 +495,14 @@ class Shell(cmd.Cmd):
         if ref.isdigit() and 1 <= int(ref) <= len(self.session):
             item = self.session[int(ref) - 1]
             return item.id, item
+        if ref.isdigit() and len(ref) < 8:  # a number, never an id prefix that happens to be digits
+            raise ValueError(f"no task #{ref} in this session" + (
+                f" (1-{len(self.session)})" if self.session else " (none sent yet)"))
         matches = [item for item in self.session if item.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0].id, matches[0]
         if len(matches) > 1 and not any(item.id == ref for item in matches):
             raise ValueError(f"{ref!r} matches {len(matches)} tasks of this session: give more of the id")
-        if ref.isdigit() and len(ref) < 8:
-            raise ValueError(f"no task #{ref} in this session" + (
-                f" (1-{len(self.session)})" if self.session else " (none sent yet)"))
         return ref, next((item for item in matches if item.id == ref), None)
 
     def _print_task(self, task_id: str, item: Optional[Submitted], record: Optional[TaskRecord]) -> None:

@@ -165,3 +165,23 @@ def test_shell_number_out_of_range_is_not_taken_for_an_id_prefix() -> None:
         shell.onecmd("view 7")  # one task sent: #7 does not exist, though an id starts with 7
         assert "no task #7 in this session (1-1)" in err.getvalue()
         assert "7" + "a" * 31 not in out.getvalue()
+
+
+def test_log_levels_are_coloured_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    from yadtq.cli.logs import TextFormatter, wants_colour
+
+    record = logging.LogRecord("yadtq.worker", logging.WARNING, __file__, 1, "careful", None, None)
+    assert "\033[33mWARNING\033[0m careful" not in TextFormatter().format(record)
+    assert "] \033[33mWARNING\033[0m yadtq.worker: careful" in TextFormatter(colour=True).format(record)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert wants_colour(Terminal()) and not wants_colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_colour(Terminal())

@@ -37,16 +37,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
-    """``TEXT_FORMAT`` lines; a failed task's remote traceback follows its line."""
+#: ANSI colours of level names on a terminal.
+LEVEL_COLOURS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m",
+                 "CRITICAL": "\033[1;31m"}
+RESET = "\033[0m"
 
-    def __init__(self) -> None:
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines; a failed task's remote traceback follows its line. With
+    ``colour`` (a terminal that is not ``NO_COLOR``), level names are coloured."""
+
+    def __init__(self, colour: bool = False) -> None:
         super().__init__(TEXT_FORMAT)
+        self.colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
+        if self.colour and record.levelname in LEVEL_COLOURS:
+            shown = f"] {record.levelname} "
+            text = text.replace(shown, f"] {LEVEL_COLOURS[record.levelname]}{record.levelname}{RESET} ", 1)
         traceback = getattr(record, "traceback", None)
         return f"{text}\n{traceback.rstrip()}" if traceback else text
+
+
+def wants_colour(stream: Any) -> bool:
+    """Colour for a terminal, unless ``NO_COLOR`` is set (https://no-color.org)."""
+    import os
+
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
 def parse_level(level: str) -> int:
@@ -88,7 +107,8 @@ def configure_logging(level: str = "info", logfile: Optional[str] = None, fmt: s
             raise ConfigurationError(f"cannot open log file {logfile!r}: {exc.strerror or exc}") from None
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    colour = not logfile and wants_colour(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(colour))
     global _installed
     root = logging.getLogger()
     if _installed is not None:

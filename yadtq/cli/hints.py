@@ -84,7 +84,11 @@ def refuse_duplicate_name(app: YADTQ, name: str) -> None:
         ConfigurationError: a worker of that name heartbeats and has not stopped.
     """
     now = time.time()
-    for info in app.backend.workers():
+    try:
+        workers = app.backend.workers()
+    except YADTQError:
+        return  # the worker's own registration reports an unreachable backend, in its words
+    for info in workers:
         if (info.worker == name and app.worker_state(info, now) == "alive"
                 and not _gone(info.hostname, info.pid)):
             raise ConfigurationError(

@@ -286,11 +286,15 @@ class YADTQ:
         return self.broker.purge(queue or self.settings.default_queue)
 
     def worker_state(self, info: WorkerInfo, now: Optional[float] = None) -> str:
-        """``alive``, ``unresponsive`` or ``offline`` for one worker report."""
+        """``alive``, ``unresponsive`` or ``offline`` for one worker report.
+
+        Judged by :attr:`WorkerInfo.silent`, which the backend measures on its own clock
+        (``now`` is not used: comparing this host's clock with a heartbeat's would
+        make clock skew look like silence).
+        """
         if info.state == "stopped":
             return OFFLINE
-        now = time.time() if now is None else now
-        if now - info.last_heartbeat > self.settings.worker_unresponsive_after:
+        if info.silent > self.settings.worker_unresponsive_after:
             return UNRESPONSIVE
         return ALIVE
 

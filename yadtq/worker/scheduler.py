@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from ..exceptions import YADTQError
@@ -44,7 +43,7 @@ class Scheduler:
         """Move every due message to its queue; how many were moved."""
         moved = 0
         while True:
-            entries = self.app.backend.claim_due(time.time(), BATCH, LEASE)
+            entries = self.app.backend.claim_due(None, BATCH, LEASE)
             if not entries:
                 return moved
             self.app.broker.publish([e.message for e in entries])

@@ -44,3 +44,16 @@ local function index_state(processing, retrying, id, previous, state, ts)
     redis.call('ZREM', retrying, id)
   end
 end
+
+-- Redis's clock in seconds: every liveness and lease decision is taken on it, so the
+-- clocks of worker hosts are never compared with each other.
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- The watch (records.Watch): {since, last} from the watch hash, 0 when never heard.
+local function read_watch(key)
+  local w = redis.call('HMGET', key, 'since', 'last')
+  return tonumber(w[1]) or 0, tonumber(w[2]) or 0
+end

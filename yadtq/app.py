@@ -110,19 +110,29 @@ class YADTQ:
 
     def _on_delivery_error(self, task_id: Optional[str], error: str) -> None:
         """A sent task's message was finally refused by the broker: the task fails, and
-        ``get()`` in this process raises ``BrokerUnavailable`` at once."""
-        logger.error("task %s could not be delivered to the broker: %s", task_id or "?", error,
-                     extra={"task_id": task_id})
+        ``get()`` in this process raises ``BrokerUnavailable`` at once, unless another copy
+        can still run it (it is scheduled, waiting to retry or running: the backend
+        decides that in the same atomic step, see :attr:`StateChange.undelivered`)."""
         if task_id is None:
+            logger.error("a message could not be delivered to the broker: %s", error)
             return
-        self.deliveries.refused(task_id, error)
         try:
             self.backend.record([StateChange(task_id, states.FAILED, time.time(), error=ErrorInfo(
                 "yadtq.exceptions.BrokerUnavailable", f"not delivered to the broker: {error}",
-                [f"not delivered to the broker: {error}"]))])
+                [f"not delivered to the broker: {error}"]), undelivered=True)])
+            record = self.backend.get([task_id])[0]
         except YADTQError as exc:
             logger.error("cannot record that task %s was not delivered: %s", task_id, exc,
                          extra={"task_id": task_id})
+            record = None
+        if record is not None and record.state != states.FAILED:
+            logger.warning("a copy of task %s was not delivered to the broker (%s); the task is "
+                           "%s, so it is not failed", task_id, error, record.state,
+                           extra={"task_id": task_id})
+            return
+        logger.error("task %s could not be delivered to the broker: %s", task_id, error,
+                     extra={"task_id": task_id})
+        self.deliveries.refused(task_id, error)
 
     @property
     def backend(self) -> ResultBackend:
@@ -268,16 +278,29 @@ class YADTQ:
             return self._run_eagerly(envelope)
         message = Message(queue=envelope.queue, body=body, key=envelope.routing_key(),
                           headers=envelope.headers())
-        if run_at is not None and run_at > now:
-            self.backend.record(
-                [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
-                             eta=run_at)],
-                [ScheduledMessage(envelope.id, run_at, message)],
-            )
-        else:
-            self.broker.publish([message])
-            self.deliveries.sent()
+        try:
+            if run_at is not None and run_at > now:
+                self.backend.record(
+                    [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
+                                 eta=run_at)],
+                    [ScheduledMessage(envelope.id, run_at, message)],
+                )
+            else:
+                self.broker.publish([message])
+                self.deliveries.sent()
+        except BaseException:
+            if dedupe_key is not None:  # never sent: the key must not keep pointing at it
+                self._release_dedupe(dedupe_key, envelope.id)
+            raise
         return AsyncResult(envelope.id, self)
+
+    def _release_dedupe(self, key: str, task_id: str) -> None:
+        try:
+            self.backend.release_dedupe(key, task_id)
+        except YADTQError as exc:
+            logger.error("task %s was not sent and its dedupe key could not be released (%s); "
+                         "identical tasks resolve to it until it expires", task_id, exc,
+                         extra={"task_id": task_id})
 
     def _run_eagerly(self, envelope: Envelope) -> _AsyncResult[Any]:
         from .worker.executor import execute_eagerly

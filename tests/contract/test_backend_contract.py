@@ -130,6 +130,30 @@ def test_history_grows_with_state_time_and_worker(backend: ResultBackend) -> Non
     assert record.updated == now + 10
 
 
+def test_a_refused_copy_fails_only_a_task_no_other_copy_can_run(backend: ResultBackend) -> None:
+    """``undelivered``: a copy of a scheduled, retrying or running task that the broker
+    refused (e.g. past ``message.timeout.ms``) does not fail the task."""
+    unknown, queued, waiting, retrying, running = (new_id() for _ in range(5))
+    now = time.time()
+    backend.record([StateChange(queued, QUEUED, now),
+                    StateChange(waiting, "scheduled", now, eta=now + 60),
+                    StateChange(retrying, RETRYING, now, retries=1, eta=now + 60)],
+                   scheduled=[scheduled(waiting, now + 60), scheduled(retrying, now + 60)])
+    assert backend.claim([claim_for(running)]) == [RUN]
+    error = ErrorInfo("yadtq.exceptions.BrokerUnavailable", "not delivered: _MSG_TIMED_OUT")
+    backend.record([StateChange(t, FAILED, now + 1, error=error, undelivered=True)
+                    for t in (unknown, queued, waiting, retrying, running)])
+    states = {t: r.state if r else None for t, r in zip(
+        (unknown, queued, waiting, retrying, running),
+        backend.get([unknown, queued, waiting, retrying, running]))}
+    assert states == {unknown: FAILED, queued: FAILED, waiting: "scheduled",
+                      retrying: RETRYING, running: PROCESSING}
+    # Without the flag the same change fails the task as before.
+    backend.record([StateChange(waiting, FAILED, now + 2, error=error)])
+    record = get_one(backend, waiting)
+    assert record is not None and record.state == FAILED
+
+
 # --------------------------------------------------------------------------- claims
 
 
@@ -634,6 +658,17 @@ def test_claim_dedupe_returns_the_earlier_task_until_it_fails(backend: ResultBac
                                 error=ErrorInfo("builtins.ValueError", "x"))])
     assert backend.claim_dedupe(other_key, fourth, 60.0) == fourth
     assert backend.claim_dedupe(other_key, new_id(), 60.0) == fourth
+
+
+def test_release_dedupe_drops_the_key_only_for_its_own_task(backend: ResultBackend) -> None:
+    key = f"dedupe-{new_id()}"
+    never_sent, other, retried = new_id(), new_id(), new_id()
+    assert backend.claim_dedupe(key, never_sent, 60.0) == never_sent
+    backend.release_dedupe(key, other)  # not the holder: kept
+    assert backend.claim_dedupe(key, other, 60.0) == never_sent
+    backend.release_dedupe(key, never_sent)
+    assert backend.claim_dedupe(key, retried, 60.0) == retried
+    backend.release_dedupe(f"dedupe-{new_id()}", retried)  # an unknown key is no error
 
 
 def test_claim_dedupe_key_expires_after_its_ttl(backend: ResultBackend) -> None:

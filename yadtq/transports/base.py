@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from importlib_metadata import entry_points
 
-from ..exceptions import ConfigurationError
+from ..exceptions import BrokerUnavailable, ConfigurationError
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -146,6 +146,15 @@ class Broker(ABC):
         """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
         return []
 
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        """Put a message that was never delivered and never can be (e.g. a scheduled one
+        the broker refuses) in the dead-letter queue, with ``reason``.
+
+        Raises:
+            BrokerUnavailable: not stored (the default: this broker keeps no dead letters).
+        """
+        raise BrokerUnavailable(f"the {self.scheme}:// broker cannot dead-letter {reason!r}")
+
     def peek(self, queue: str) -> Optional[Delivery]:
         """The oldest message waiting in ``queue`` without taking it (``None``: empty or
         unknown). For the monitor's oldest-queued age; must not scan the queue."""
@@ -191,6 +200,12 @@ class StateChange:
     #: The message was dead-lettered: counted in :attr:`TaskTotals.dead_lettered` even
     #: when the change itself is refused (the task was already ready).
     dead_lettered: bool = False
+    #: The change records that the broker refused a copy of the task's message: it
+    #: applies only while no other copy can still run the task, so not to a task that
+    #: is ``scheduled`` or ``retrying`` (its schedule entry publishes it again) or
+    #: ``processing`` (another copy reached a worker). Decided in the backend's atomic
+    #: step, so a scheduler releasing the entry meanwhile cannot slip in between.
+    undelivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -482,6 +497,11 @@ class ResultBackend(ABC):
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
         """Atomically: the id of an earlier task under ``key`` that is not failed or
         revoked, else store ``task_id`` under ``key`` for ``ttl`` seconds and return it."""
+
+    @abstractmethod
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        """Atomically: drop ``key`` if it still holds ``task_id`` (a task that was never
+        sent must not stand for identical ones)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

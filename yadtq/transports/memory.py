@@ -89,6 +89,10 @@ class MemoryBroker(Broker):
         with self._cond:
             return list(self._dead)[-limit:]
 
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        self._dead_letter(Delivery(body=message.body, queue=message.queue,
+                                   headers=dict(message.headers), key=message.key))
+
     def peek(self, queue: str) -> Optional[Delivery]:
         with self._cond:
             waiting = self._queues.get(queue)
@@ -373,3 +377,9 @@ class MemoryBackend(ResultBackend):
                     return earlier[0]
             self._dedupe[key] = (task_id, now + ttl)
             return task_id
+
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        with self._cond:
+            earlier = self._dedupe.get(key)
+            if earlier is not None and earlier[0] == task_id:
+                del self._dedupe[key]

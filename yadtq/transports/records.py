@@ -11,7 +11,16 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..envelope import HEADER_TASK
-from ..states import FAILED, PROCESSING, QUEUED, READY_STATES, RETRYING, REVOKED, SUCCESS
+from ..states import (
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    READY_STATES,
+    RETRYING,
+    REVOKED,
+    SCHEDULED,
+    SUCCESS,
+)
 from .base import (
     BUSY,
     RUN,
@@ -29,14 +38,19 @@ from .base import REVOKED as DECISION_REVOKED
 #: The :class:`TaskTotals` counter a task entering a state adds one to.
 TOTAL_OF_STATE = {SUCCESS: "succeeded", FAILED: "failed", RETRYING: "retried", REVOKED: "revoked"}
 DEAD_LETTERED = "dead_lettered"
+#: States in which a refused copy of a task's message does not fail it (see
+#: :attr:`StateChange.undelivered`): the schedule holds it, or a worker runs it.
+STILL_DELIVERABLE = frozenset({SCHEDULED, RETRYING, PROCESSING})
 
 
 def apply_change(current: Optional[TaskRecord], change: StateChange) -> Optional[TaskRecord]:
     """``current`` with ``change`` applied, or ``None`` when the change is refused.
 
-    A ready task (success, failed, revoked) never changes again.
+    A ready task (success, failed, revoked) never changes again, and an
+    ``undelivered`` change never touches a task another copy can still run.
     """
-    if current is not None and current.state in READY_STATES:
+    if current is not None and (current.state in READY_STATES or (
+            change.undelivered and current.state in STILL_DELIVERABLE)):
         return None
     base = current or TaskRecord(task_id=change.task_id, state=change.state)
     return TaskRecord(

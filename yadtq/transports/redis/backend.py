@@ -79,7 +79,7 @@ logger = logging.getLogger(__name__)
 
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
 _SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "workers", "failure",
-            "dedupe", "snapshot")
+            "dedupe", "release_dedupe", "snapshot")
 
 
 @cache
@@ -139,7 +139,7 @@ class RedisBackend(ResultBackend):
                   history_entry(c.state, c.timestamp, c.worker), change_fields(c), c.queue or "",
                   c.error.type if c.error else "",
                   c.error.message[:SUMMARY_MESSAGE_LIMIT] if c.error else "",
-                  "1" if c.dead_lettered else ""] for c in changes]
+                  "1" if c.dead_lettered else "", "1" if c.undelivered else ""] for c in changes]
         args: list[Any] = [self.key(TASK_KEY), self.key(WAITERS_KEY), self._ttl, EVENTS_MAXLEN,
                            lua_batch(batch), RECENT_LIMIT]
         for entry in scheduled:
@@ -327,6 +327,9 @@ class RedisBackend(ResultBackend):
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
         winner = self._run("dedupe", [self.key(DEDUPE_KEY, key)], [self.key(TASK_KEY), task_id, ms(ttl)])
         return cast(bytes, winner).decode()
+
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        self._run("release_dedupe", [self.key(DEDUPE_KEY, key)], [task_id])
 
     def close(self) -> None:
         with self._inbox_lock:

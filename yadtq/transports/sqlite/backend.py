@@ -459,6 +459,10 @@ class SqliteBackend(ResultBackend):
                          " VALUES (?, ?, ?)", (key, task_id, now + ttl))
         return task_id
 
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM yadtq_dedupe WHERE key = ? AND task_id = ?", (key, task_id))
+
     def close(self) -> None:
         self._db.close()
         self._notifier.close()

@@ -4,6 +4,8 @@
 
 -- States after which a task never changes again (states.READY_STATES).
 local READY = {success = true, failed = true, revoked = true}
+-- States in which a refused copy of a task's message does not fail it (records.STILL_DELIVERABLE).
+local STILL_DELIVERABLE = {scheduled = true, retrying = true, processing = true}
 -- Counters kept in the stats hash, by the state a task entered.
 local STAT = {success = 'succeeded', failed = 'failed', retrying = 'retried', revoked = 'revoked'}
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 from typing_extensions import Concatenate, ParamSpec
 
 from . import states
+from .clock import BackendClock
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
@@ -84,6 +85,7 @@ class YADTQ:
         #: Delivery reports of sent tasks, and the refusals they brought (``delivery.py``).
         self.deliveries = DeliveryWatch()
         self._exit_flush = False
+        self._clock: Optional[BackendClock] = None
         self._task_defaults = TaskOptions(
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
@@ -140,8 +142,19 @@ class YADTQ:
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
-                    self._backend = create_backend(self.settings.backend_url, self.settings)
+                    backend = create_backend(self.settings.backend_url, self.settings)
+                    self._clock = BackendClock(backend)
+                    self._backend = backend
         return self._backend
+
+    def now(self) -> float:
+        """The backend's clock, as this process estimates it (``clock.py``): what every
+        eta, expiry and retry due time is taken on, so hosts' clocks are never compared."""
+        backend = self.backend
+        clock = self._clock
+        if clock is None or clock.backend is not backend:
+            clock = self._clock = BackendClock(backend)
+        return clock.now()
 
     def flush(self, timeout: Optional[float] = None) -> int:
         """Wait until sent tasks are delivered to the broker; returns how many are still pending."""
@@ -243,7 +256,7 @@ class YADTQ:
         Raises:
             SerializationError: an argument cannot be carried (nothing is sent).
         """
-        now = time.time()
+        now = self.now()
         opts = task.options if task is not None else None
         if expires is None and opts is not None and opts.expires is not None:
             expires = opts.expires

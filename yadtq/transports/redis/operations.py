@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 import redis
 
-from ..envelope import pack, unpack
-from ..exceptions import BackendUnavailable
-from .base import FailedMessage
+from ...envelope import pack, unpack
+from ...exceptions import BackendUnavailable
+from ..base import FailedMessage
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ...settings import Settings
 
 FAILED_MESSAGE_KEY = "failed-msg:"
 FAILED_INDEX_KEY = "failed-msgs"

@@ -5,6 +5,7 @@ dead letters, send control commands. ``yadtq`` commands and the dashboard both c
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 import time
 import uuid
@@ -42,9 +43,15 @@ def live_workers(app: YADTQ) -> list[str]:
 
 
 def revoke(app: YADTQ, task_id: str, *, terminate: bool = False) -> list[str]:
-    """Revoke a task: it never starts if it has not. With ``terminate``, also ask the live
-    workers to stop it if it runs; returns the workers asked (honoured by pools that can)."""
-    app.AsyncResult(task_id).revoke()
+    """Revoke a task: it never starts if it has not. With ``terminate``, a running task is
+    stopped too: through ``AsyncResult.revoke(terminate=True)`` where this yadtq has it,
+    else by asking every live worker over the control channel (honoured by workers whose
+    pool can stop a running task). Returns the workers asked that way (none otherwise)."""
+    result = app.AsyncResult(task_id)
+    if terminate and "terminate" in inspect.signature(result.revoke).parameters:
+        result.revoke(terminate=True)  # type: ignore[call-arg]  # where execution control has it
+        return []
+    result.revoke()
     if not terminate:
         return []
     workers = live_workers(app)

@@ -21,19 +21,19 @@ RETRY_LIMIT = 10_000
 @click.option("--terminate", is_flag=True,
               help="Also stop the task if it is running (on workers whose pool can stop it).")
 def revoke(app_path: str, task_ids: tuple[str, ...], terminate: bool) -> None:
-    """Revoke tasks: one that has not started never will.
+    """Revoke tasks: one that has not started never will. Prints `ID revoked` for each.
 
-    With --terminate, every live worker is also asked to stop the task if it is
-    running there; workers whose pool cannot stop a running task log the request
-    and let it finish (its state stays revoked).
+    With --terminate a running task is stopped too, by the worker running it;
+    a worker whose pool cannot stop a running task logs the request and lets it
+    finish (its state stays revoked).
     """
     app = load_app(app_path)
     for task_id in task_ids:
         asked = operations.revoke(app, task_id, terminate=terminate)
-        line = f"revoked {task_id}"
-        if terminate:
-            line += f" (asked {len(asked)} live worker{'s' if len(asked) != 1 else ''} to terminate it)"
-        click.echo(line)
+        click.echo(f"{task_id} revoked" + (" (terminate)" if terminate else ""))
+        if asked:
+            click.echo(f"asked {len(asked)} live worker{'s' if len(asked) != 1 else ''} to stop it "
+                       "if it runs there", err=True)
 
 
 @click.command("retry")

@@ -69,7 +69,7 @@ def serve_dashboard() -> Iterator[Callable[..., Client]]:
     def start(app: YADTQ, token: Optional[str] = None) -> Client:
         port = free_port()
         config = uvicorn.Config(create_app(app, token), host="127.0.0.1", port=port, log_level="warning",
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
         thread.start()

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5555
+#: Seconds open connections (live pages) get to close when the server stops.
+SHUTDOWN_GRACE = 2
 
 
 def is_loopback(host: str) -> bool:
@@ -88,8 +90,9 @@ def serve(app: YADTQ, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         import uvicorn
     except ImportError:
         raise ConfigurationError("the dashboard needs its extra: pip install 'yadtq[dashboard]'") from None
+    # Open event streams never end by themselves: give them a moment on Ctrl-C, not forever.
     config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off")
+                            lifespan="off", timeout_graceful_shutdown=SHUTDOWN_GRACE)
     server = uvicorn.Server(config)
     logger.info("dashboard on http://%s:%d/", host, port)
     server.run()

@@ -12,6 +12,7 @@ supervisor's, see ``supervise.py``), so none of them dies silently.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
@@ -19,6 +20,7 @@ import queue
 import signal
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -176,6 +178,8 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        if not data:  # the parent's stop
+            return
         envelope = decode(data)
         try:
             outcome = execute(app, envelope, worker)
@@ -238,6 +242,7 @@ class ProcessPool(Pool):
     def start(self) -> None:
         self._children = [self._spawn() for _ in range(self.size)]
         self._collector = self.spawn("pool", self._collect)
+        _started.add(self)
 
     def _time_limit(self, job: Job) -> Optional[float]:
         limit = job.envelope.options.get("time_limit")
@@ -354,6 +359,7 @@ class ProcessPool(Pool):
             self._children[self._children.index(child)] = self._spawn()
 
     def stop(self) -> None:
+        _started.discard(self)
         self._stopping.set()
         if self._collector is not None:
             self._collector.join(2)
@@ -363,12 +369,26 @@ class ProcessPool(Pool):
             if child.job is not None:  # abandoned: it will be delivered again
                 with contextlib.suppress(OSError):
                     child.process.kill()
-            child.conn.close()  # an idle child reads EOF and exits
+            else:  # an empty message: exit (EOF alone may not come: forked siblings share pipes)
+                with contextlib.suppress(OSError, ValueError):
+                    child.conn.send_bytes(b"")
+            child.conn.close()
         deadline = time.monotonic() + 5
         for child in children:
             child.process.join(max(0.0, deadline - time.monotonic()))
             if child.process.is_alive():
                 child.process.kill()
+
+
+#: Process pools not yet stopped. Children ignore SIGTERM, so multiprocessing's own exit
+#: handler (terminate, then join) would wait on them forever: stop them first.
+_started: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_pools_at_exit() -> None:
+    for pool in list(_started):
+        pool.stop()
 
 
 def _death(process: Any) -> str:

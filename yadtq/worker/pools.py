@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between an idle pool child's checks that its parent is still there.
+PARENT_CHECK_INTERVAL = 1.0
 
 
 @dataclass
@@ -169,12 +173,16 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
     if app is None:
         from ..cli.loading import load_app
 
         app = load_app(app_path or "")
     while True:
         try:
+            while not conn.poll(PARENT_CHECK_INTERVAL):
+                if os.getppid() != parent:  # orphaned (the worker exited at once): leave too
+                    return
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return

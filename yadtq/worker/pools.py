@@ -195,10 +195,13 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
             now = time.time()
             outcome = Outcome(envelope.id, states.FAILED, now, now, error=error_info(exc))
         err = outcome.error
-        conn.send_bytes(pack([
-            outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
-            [err.type, err.message, err.args, err.traceback] if err else None, outcome.retry_eta,
-        ]))
+        try:
+            conn.send_bytes(pack([
+                outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
+                [err.type, err.message, err.args, err.traceback] if err else None, outcome.retry_eta,
+            ]))
+        except OSError:  # the parent is gone (it exited at once): the task is delivered again
+            return
 
 
 def _outcome_from(data: bytes) -> Outcome:

@@ -315,6 +315,10 @@ class ProcessPool(Pool):
                 except (EOFError, OSError):
                     self._replace(child, died=True)
                     continue
+                except Exception:  # an unreadable answer: the child is not to be trusted
+                    logger.exception("bad answer from pool child %s; replacing it", child.process.pid)
+                    self._replace(child, died=True)
+                    continue
                 self._release(child, outcome)
             now = time.monotonic()
             for child in list(conns.values()):

@@ -189,6 +189,12 @@ class KafkaConsumer(Consumer):
                 continue
             logger.error("Kafka consumer of %s hit a fatal error (%s); rebuilding it", member.queue,
                          member.fatal)
+            if self._member_name is not None and "FENCED" in member.fatal.upper():
+                # Another live consumer uses this group.instance.id (two workers with one
+                # name): fencing it back would start an endless duel, so join dynamically.
+                logger.error("another consumer uses group.instance.id %s (two workers named alike?); "
+                             "continuing without static membership", self._member_name)
+                self._member_name = None
             self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
             member.buffer.clear()
             member.buffered.clear()

@@ -188,7 +188,7 @@ def _raw(body: dict[str, Any]) -> bytes:
     return pack(body)
 
 
-def _bad_messages(task: str) -> list[tuple[str, bytes]]:
+def bad_messages(task: str) -> list[tuple[str, bytes]]:
     def body(**fields: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": "victim", "task": task, "args": [1]}
         out.update(fields)
@@ -216,7 +216,7 @@ def test_bad_messages_are_dead_lettered_and_the_batch_goes_on(app: YADTQ) -> Non
         runs.hit(x)
         return x
 
-    bad = _bad_messages(job.name)
+    bad = bad_messages(job.name)
     for _, data in bad:
         app.broker.publish([Message("default", data)])
     after = [job.delay(n) for n in range(100, 105)]
@@ -252,6 +252,26 @@ def test_signed_but_invalid_message_fails_its_own_task() -> None:
         try:
             with pytest.raises(Exception, match="time_limit"):
                 app.AsyncResult(envelope.id).get(timeout=10)
+        finally:
+            worker.stop(10)
+    finally:
+        app.close()
+
+
+def test_a_result_over_result_max_bytes_fails_its_task_and_the_rest_is_stored() -> None:
+    app = YADTQ("big", broker="memory://", backend="memory://", result_max_bytes=1000)
+    try:
+        @app.task(max_retries=3)
+        def blob(n: int) -> bytes:
+            return b"x" * n
+
+        worker = Worker(app, name="w8", concurrency=2).start()
+        try:
+            big, small = blob.delay(5000), blob.delay(10)
+            with pytest.raises(Exception, match="result_max_bytes"):
+                big.get(timeout=10)
+            assert big.state == states.FAILED and big.retries == 0
+            assert small.get(timeout=10) == b"x" * 10
         finally:
             worker.stop(10)
     finally:

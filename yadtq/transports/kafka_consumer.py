@@ -45,6 +45,12 @@ logger = logging.getLogger(__name__)
 _generations = itertools.count(1)
 
 
+def _is_fatal(err: Any) -> bool:
+    """A fatal librdkafka error: the client never works again (a fenced static member, say).
+    A consumer reports it as a message error of code ``_FATAL`` with ``fatal()`` false."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
 class _Member:
     """One librdkafka consumer: this worker's membership in one queue's group."""
 
@@ -111,7 +117,7 @@ class KafkaConsumer(Consumer):
         link = self._broker.link
 
         def on_error(err: Any) -> None:
-            if err.fatal():
+            if _is_fatal(err):
                 logger.critical("Kafka consumer of %s: fatal error: %s", queue, err.str())
                 member.fatal = f"{err.name()}: {err.str()}"
             else:
@@ -226,7 +232,7 @@ class KafkaConsumer(Consumer):
         for msg in messages:
             err = msg.error()
             if err is not None:
-                if err.fatal():
+                if _is_fatal(err):
                     logger.critical("Kafka consumer of %s: fatal error: %s", member.queue, err.str())
                     member.fatal = f"{err.name()}: {err.str()}"
                     continue

@@ -404,6 +404,17 @@ class KafkaBroker(Broker):
             logger.warning("Kafka producer: %s", err.str())
 
 
+    def serve_callbacks(self) -> None:
+        """Serve the producers' queued callbacks (delivery reports, errors, statistics) now.
+
+        A worker's producers publish rarely; without this their connection events
+        would be served late, at their next publish, and report an outage long over."""
+        if os.getpid() != self._pid:
+            return
+        for producer in (self._producer, self._dlq_producer):
+            if producer is not None:
+                producer.poll(0)
+
     def flush(self, timeout: Optional[float] = None) -> int:
         producer = self._producer
         if producer is None or os.getpid() != self._pid:

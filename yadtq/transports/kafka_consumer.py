@@ -41,6 +41,11 @@ from .kafka import (
 
 logger = logging.getLogger(__name__)
 
+#: Commit errors that only mean "the group coordinator is moving or unreachable".
+_COORDINATOR_ERRORS = frozenset({KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
+                                 KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TRANSPORT,
+                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS})
+
 #: Assignment generations, unique within the process.
 _generations = itertools.count(1)
 
@@ -294,6 +299,7 @@ class KafkaConsumer(Consumer):
         if now - self._last_commit < COMMIT_INTERVAL:
             return
         self._last_commit = now
+        self._broker.serve_callbacks()
         positions = self._tracker.committable()
         if not positions:
             return
@@ -331,8 +337,12 @@ class KafkaConsumer(Consumer):
             return
         failed = [(p.topic, p.partition) for p in partitions or () if err is not None or p.error is not None]
         if failed:
-            logger.warning("commit failed for %s: %s", failed, err.str() if err is not None else
-                           next(p.error.str() for p in partitions if p.error is not None))
+            error = err if err is not None else next(p.error for p in partitions if p.error is not None)
+            # Retried with the next commit: while the coordinator moves or the link is down
+            # that is expected, and said once by the link (kafka_link.py), not per commit.
+            expected = error.retriable() or error.code() in _COORDINATOR_ERRORS or not self._broker.link.up
+            logger.log(logging.INFO if expected else logging.WARNING, "commit failed for %s: %s",
+                       failed, error.str())
             self._tracker.forget_committed(failed)
 
     # ------------------------------------------------------------------ rebalance (owner thread)

@@ -11,7 +11,7 @@ import pytest
 from yadtq import states
 from yadtq.envelope import Envelope, encode
 from yadtq.exceptions import SerializationError
-from yadtq.transports.base import BUSY, Claim, Message, StateChange, WorkerInfo
+from yadtq.transports.base import Message, StateChange
 from yadtq.transports.kafka import KafkaBroker
 from yadtq.transports.kafka_consumer import KafkaConsumer
 
@@ -111,20 +111,10 @@ def test_a_fenced_consumer_is_rebuilt(cluster: Cluster, kafka_bootstrap: str) ->
         consumer.close()
 
 
-def _backend_answers_busy(cluster: Cluster) -> bool:
-    backend, now = cluster.app.backend, time.time()
-    backend.heartbeat(WorkerInfo(worker="probe", instance="probe#1", last_heartbeat=now))
-    task = uuid.uuid4().hex
-    backend.claim([Claim(task, "t", cluster.queue, 0, "probe#1", "probe", now)], now - 60)
-    return backend.claim([Claim(task, "t", cluster.queue, 0, "probe#2", "probe2", now)], now - 60) == [BUSY]
-
-
 @pytest.mark.timeout(240)
 def test_rolling_deploy_then_sigkill_loses_no_task(cluster: Cluster) -> None:
     """Case 1: tasks longer than the revocation drain run on A; B joins (the partitions move
     while A still runs them, so B's claims are BUSY); A is SIGKILLed. Every task completes."""
-    if not _backend_answers_busy(cluster):
-        pytest.skip("this backend does not answer BUSY yet (issue 8, backend part)")
     env = dict(cluster.env, YADTQ_WORKER_UNRESPONSIVE_AFTER="5")
     sleep_then = cluster.module.sleep_then
     a = WorkerProcess(APP, env, "old", cluster.logdir / "old.log", ["-c", "8"])

@@ -24,6 +24,7 @@ from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQ
 from ..transports.base import (
     BUSY,
     RUN,
+    SKIP,
     Claim,
     Consumer,
     Delivery,
@@ -236,6 +237,8 @@ class TaskConsumer:
                   for p in pending]
         decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
                             self.stop, self.backend_link)
+        if SKIP in decisions:
+            decisions = self._busy_from_skips(pending, decisions)
         spent: list[Delivery] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
@@ -259,6 +262,23 @@ class TaskConsumer:
                 spent.extend(entry.deliveries())
         if spent:
             self.consumer.done(spent)
+
+    def _busy_from_skips(self, pending: list[Pending], decisions: list[str]) -> list[str]:
+        """``BUSY`` for each ``SKIP`` whose task is ``processing`` at the same attempt by another
+        instance: a backend that predates the ``BUSY`` decision answers ``SKIP`` then, and
+        acknowledging that delivery would leave the task to a holder that may yet die.
+        (One ``get`` per batch with skips: redeliveries, not the steady state.)"""
+        skipped = [i for i, decision in enumerate(decisions) if decision == SKIP]
+        ids = [pending[i].envelope.id for i in skipped]
+        records = persist("reading skipped tasks", lambda: self.app.backend.get(ids), self.stop,
+                          self.backend_link)
+        decisions = list(decisions)
+        for i, record in zip(skipped, records):
+            if (record is not None and record.state == states.PROCESSING and record.instance
+                    and record.instance != self.identity.instance
+                    and record.retries == pending[i].envelope.retries):
+                decisions[i] = BUSY
+        return decisions
 
     def reclaim(self, free: int) -> None:
         """Claim up to ``free`` parked deliveries again (oldest first); drop those whose

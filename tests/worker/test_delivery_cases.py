@@ -276,3 +276,39 @@ def test_a_result_over_result_max_bytes_fails_its_task_and_the_rest_is_stored() 
             worker.stop(10)
     finally:
         app.close()
+
+
+class _Owning:
+    """A consumer stand-in whose deliveries of generation 1 were revoked."""
+
+    def __init__(self) -> None:
+        self.done_calls: list[Any] = []
+
+    def owns(self, delivery: Any) -> bool:
+        return bool(delivery.token != 1)
+
+    def done(self, deliveries: Any) -> None:
+        self.done_calls.append(list(deliveries))
+
+
+def test_reclaim_keeps_a_delivery_that_arrived_after_its_partition_came_back(app: YADTQ) -> None:
+    """A parked attempt whose first delivery was revoked, then delivered again under a new
+    assignment, is kept with the new delivery (else that offset would never be done)."""
+    from yadtq.transports.base import Delivery
+    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+
+    @app.task
+    def job(x: int) -> int:
+        return x
+
+    consumer = _Owning()
+    tasks = TaskConsumer(app, consumer, None, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         None, threading.Event())  # type: ignore[arg-type]
+    envelope = Envelope(id="gen", task=job.name)
+    old = Delivery(body=b"", queue="default", token=1)
+    new = Delivery(body=b"", queue="default", token=2)
+    tasks._parked[("gen", 0)] = Pending(envelope, old, [new])
+    tasks._parked[("gone", 0)] = Pending(Envelope(id="gone", task=job.name), old)
+    tasks.reclaim(0)  # no free slot: only prunes
+    assert list(tasks._parked) == [("gen", 0)]
+    assert tasks._parked[("gen", 0)].deliveries() == [new]

@@ -284,11 +284,16 @@ class TaskConsumer:
         """Claim up to ``free`` parked deliveries again (oldest first); drop those whose
         partition this worker no longer owns (its next owner takes over)."""
         self._next_reclaim = time.monotonic() + self.reclaim_interval
-        gone = [a for a, p in self._parked.items() if not self.consumer.owns(p.delivery)]
-        for attempt in gone:
-            del self._parked[attempt]
-        if gone:
-            logger.debug("dropped %d parked deliveries of partitions no longer owned", len(gone))
+        dropped = 0
+        for attempt, entry in list(self._parked.items()):
+            owned = [d for d in entry.deliveries() if self.consumer.owns(d)]
+            dropped += len(entry.duplicates) + 1 - len(owned)
+            if not owned:
+                del self._parked[attempt]
+            elif len(owned) <= len(entry.duplicates):  # keep what came since, e.g. reassigned
+                self._parked[attempt] = Pending(entry.envelope, owned[0], owned[1:])
+        if dropped:
+            logger.debug("dropped %d parked deliveries of partitions no longer owned", dropped)
         due = list(itertools.islice(self._parked, free))
         if not due:
             return

@@ -73,6 +73,22 @@ def test_a_result_over_result_max_bytes_fails_without_wedging_the_recorder(clust
         assert sleep_then.delay("small", 0.0).get(timeout=60) == "small"
 
 
+def test_static_membership_takes_the_worker_name(cluster: Cluster) -> None:
+    settings = cluster.app.settings.replace(broker_options={"kafka_static_membership": True})
+    broker = KafkaBroker(settings.broker_url, settings)
+    consumer = broker.consumer([cluster.queue], worker="w-1")
+    try:
+        assert isinstance(consumer, KafkaConsumer) and consumer._member_name == "yadtq-w-1"
+    finally:
+        consumer.close()
+        broker.close()
+    plain = cluster.app.broker.consumer([cluster.queue], worker="w-1")
+    try:
+        assert isinstance(plain, KafkaConsumer) and plain._member_name is None  # off by default
+    finally:
+        plain.close()
+
+
 def test_a_fenced_consumer_is_rebuilt(cluster: Cluster, kafka_bootstrap: str) -> None:
     """Case 13: a fatal librdkafka error (here: another member took our group.instance.id)
     rebuilds the member instead of looping on a dead consumer."""

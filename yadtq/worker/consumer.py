@@ -24,7 +24,6 @@ from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQ
 from ..transports.base import (
     BUSY,
     RUN,
-    SKIP,
     Claim,
     Consumer,
     Delivery,
@@ -169,7 +168,7 @@ class TaskConsumer:
         Never raises for a bad message: whatever fails to decode or validate is
         dead-lettered with its reason and the rest of the batch goes on.
         """
-        now = time.time()
+        now = self.app.now()  # eta and expiry are on the backend's clock, not this host's
         runnable: dict[AttemptKey, Pending] = {}
         settled: list[Delivery] = []
         changes: list[StateChange] = []
@@ -231,14 +230,11 @@ class TaskConsumer:
     def _claim_and_start(self, pending: list[Pending], now: float) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
         it (running on another live instance)."""
-        alive_after = now - self.app.settings.worker_unresponsive_after
         claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
                         self.identity.instance, self.identity.name, now, p.envelope.created)
                   for p in pending]
-        decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
+        decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims),
                             self.stop, self.backend_link)
-        if SKIP in decisions:
-            decisions = self._busy_from_skips(pending, decisions)
         spent: list[Delivery] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
@@ -263,23 +259,6 @@ class TaskConsumer:
         if spent:
             self.consumer.done(spent)
 
-    def _busy_from_skips(self, pending: list[Pending], decisions: list[str]) -> list[str]:
-        """``BUSY`` for each ``SKIP`` whose task is ``processing`` at the same attempt by another
-        instance: a backend that predates the ``BUSY`` decision answers ``SKIP`` then, and
-        acknowledging that delivery would leave the task to a holder that may yet die.
-        (One ``get`` per batch with skips: redeliveries, not the steady state.)"""
-        skipped = [i for i, decision in enumerate(decisions) if decision == SKIP]
-        ids = [pending[i].envelope.id for i in skipped]
-        records = persist("reading skipped tasks", lambda: self.app.backend.get(ids), self.stop,
-                          self.backend_link)
-        decisions = list(decisions)
-        for i, record in zip(skipped, records):
-            if (record is not None and record.state == states.PROCESSING and record.instance
-                    and record.instance != self.identity.instance
-                    and record.retries == pending[i].envelope.retries):
-                decisions[i] = BUSY
-        return decisions
-
     def reclaim(self, free: int) -> None:
         """Claim up to ``free`` parked deliveries again (oldest first); drop those whose
         partition this worker no longer owns (its next owner takes over)."""
@@ -298,7 +277,7 @@ class TaskConsumer:
         if not due:
             return
         # Claimed ones leave the parked set; those still busy go back at its end.
-        self._claim_and_start([self._parked.pop(attempt) for attempt in due], time.time())
+        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now())
 
     def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
         """Whether ``delivery`` repeats an attempt this worker is running; if so it is reported

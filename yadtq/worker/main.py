@@ -200,7 +200,7 @@ class Worker:
         delay = 0.5
         while True:
             try:
-                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain)
+                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain, worker=self.name)
             except BrokerUnavailable as exc:
                 link.failed(exc)
                 if self._stop.wait(delay):

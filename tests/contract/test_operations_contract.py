@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 
-from yadtq.transports import kafka, kafka_dlq
+from yadtq.transports import kafka, kafka_dlq, kafka_queues
 from yadtq.transports.base import Broker, FailedMessage, Message, ResultBackend
 
 from .test_broker_contract import bodies, collect, drain_to_marker
@@ -25,6 +25,7 @@ def own_dead_letter_topic(request: pytest.FixtureRequest, unique: str,
         topic = f"yadtq.dlq-test-{unique}"
         monkeypatch.setattr(kafka, "DLQ_TOPIC", topic)
         monkeypatch.setattr(kafka_dlq, "DLQ_TOPIC", topic)
+        monkeypatch.setattr(kafka_queues, "DLQ_TOPIC", topic)
     yield
 
 

@@ -185,3 +185,32 @@ def test_log_levels_are_coloured_on_a_terminal_only(monkeypatch: pytest.MonkeyPa
     assert wants_colour(Terminal()) and not wants_colour(io.StringIO())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not wants_colour(Terminal())
+
+
+def test_the_plugin_worker_isolates_an_app_on_real_transports(pytester: pytest.Pytester,
+                                                              tmp_path: Path) -> None:
+    database = tmp_path / "real.db"
+    pytester.makeconftest(f"""
+import pytest
+from yadtq import YADTQ
+
+app = YADTQ("real", broker="sqlite:///{database}", backend="sqlite:///{database}")
+
+@app.task
+def add(x, y):
+    return x + y
+
+@pytest.fixture
+def yadtq_app():
+    return app  # overridden without on_memory
+""")
+    pytester.makepyfile("""
+from conftest import add, app
+
+def test_add(yadtq_worker):
+    assert app.settings.broker_url == "memory://"
+    assert add.delay(2, 3).get(timeout=10) == 5
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=1)
+    assert not database.exists()  # the real database was never touched

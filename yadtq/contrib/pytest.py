@@ -5,7 +5,8 @@ Fixtures:
 - ``yadtq_app``: a fresh app on ``memory://``; override it in your ``conftest.py``
   to test your own app (see :func:`on_memory`).
 - ``yadtq_worker``: a worker consuming ``yadtq_app`` in a background thread,
-  stopped gracefully after the test.
+  stopped gracefully after the test; an app that is not on ``memory://`` is put
+  on fresh in-memory transports for the test first, so tests stay isolated.
 
 Example::
 
@@ -29,7 +30,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pytest
 
@@ -62,9 +63,18 @@ def yadtq_app() -> Iterator[YADTQ]:
 
 @pytest.fixture
 def yadtq_worker(yadtq_app: YADTQ) -> Iterator[Worker]:
-    """A worker running ``yadtq_app``'s tasks in a background thread."""
-    worker = Worker(yadtq_app, name="pytest-worker", concurrency=4).start()
-    try:
-        yield worker
-    finally:
-        worker.stop(timeout=30)
+    """A worker running ``yadtq_app``'s tasks in a background thread.
+
+    Isolated by default: an app not on ``memory://`` (say, your own app returned by an
+    overridden ``yadtq_app`` without :func:`on_memory`) is put on fresh in-memory
+    transports for the test, so no test reaches a real database or real workers.
+    """
+    with ExitStack() as stack:
+        settings = yadtq_app.settings
+        if not (settings.broker_url.startswith("memory:") and settings.backend_url.startswith("memory:")):
+            stack.enter_context(on_memory(yadtq_app))
+        worker = Worker(yadtq_app, name="pytest-worker", concurrency=4).start()
+        try:
+            yield worker
+        finally:
+            worker.stop(timeout=30)

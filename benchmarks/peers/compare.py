@@ -13,8 +13,10 @@ DESIGN.md section 9. Nothing here is asserted by the test suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +36,7 @@ LABELS = {
     "huey": "Huey on Redis",
     "celery-kafka": "Celery, kombu Kafka",
     "dramatiq": "Dramatiq on Redis",
-    "rq": "RQ (SimpleWorker)",
+    "rq": "RQ, SimpleWorker (1/10 of the tasks)",
 }
 METRICS = ("enqueue_per_s", "end_to_end_per_s", "rt_p50_ms", "rt_p99_ms", "worker_cpu_s_per_10k",
            "idle_cpu_pct", "idle_rss_mb")
@@ -116,8 +118,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--rounds", type=int, default=2, help="rounds; figures are medians over them")
-    p.add_argument("--tasks", type=int, default=5000, help="tasks in the enqueue and end-to-end runs")
-    p.add_argument("--samples", type=int, default=300, help="sequential round trips")
+    p.add_argument("--tasks", type=int, default=3000, help="tasks in the enqueue and end-to-end runs")
+    p.add_argument("--samples", type=int, default=200, help="sequential round trips")
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on one system's round, seconds")
     p.add_argument("--json", dest="json_out", default=None, help="also write every round's figures here")
@@ -138,16 +140,26 @@ def run_one(args: argparse.Namespace, system: str, tmp: str) -> dict[str, Any]:
     cmd = [python, os.path.join(HERE, "runner.py"), system, "--kafka", args.kafka, "--redis", args.redis,
            "--tmp", tmp, "--tasks", str(args.tasks), "--samples", str(args.samples),
            "--idle", str(args.idle)]
+    # A session of its own: on a timeout the runner's worker processes go with it.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=args.timeout,
-                              stdin=subprocess.DEVNULL)
+        stdout, stderr = proc.communicate(timeout=args.timeout)
     except subprocess.TimeoutExpired:
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.communicate(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
         return {"system": system, "error": f"no result within {args.timeout:g} s"}
-    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    lines = stdout.decode(errors="replace").strip().splitlines()
     try:
         return dict(json.loads(lines[-1]))
     except (IndexError, ValueError):
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         return {"system": system, "error": f"exit {proc.returncode}: {tail[0][:300]}"}
 
 
@@ -162,6 +174,9 @@ def main(argv: Sequence[str], say: Callable[[str], None] = lambda m: print(m, fi
                 result = run_one(args, system, tmp)
                 result["round"] = round_no
                 results.append(result)
+                if args.json_out:  # after every system: an interrupted run keeps what it measured
+                    with open(args.json_out, "w") as f:
+                        json.dump({"title": "(partial)", "results": results}, f, indent=1)
                 say(f"peers: round {round_no} {system}: {time.monotonic() - t0:.0f} s "
                     f"{result.get('error') or ''}")
     title = (f"{time.strftime('%Y-%m-%d', time.gmtime())}: {args.tasks} no-op tasks, 2 worker processes, "

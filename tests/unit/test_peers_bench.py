@@ -59,7 +59,7 @@ def test_table_shows_medians_and_ratios_against_targets() -> None:
 def test_arguments_are_checked() -> None:
     args = compare.parse_args(["--kafka", "h:1", "--redis", "redis://h:2/0", "--systems", "huey,yadtq-sqlite",
                                "--rounds", "3"])
-    assert args.systems == ["huey", "yadtq-sqlite"] and args.rounds == 3 and args.tasks == 5000
+    assert args.systems == ["huey", "yadtq-sqlite"] and args.rounds == 3 and args.tasks == 3000
     with pytest.raises(SystemExit):
         compare.parse_args(["--kafka", "h:1", "--redis", "r", "--systems", "huey,nosuch"])
     with pytest.raises(SystemExit):

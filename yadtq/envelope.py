@@ -242,15 +242,6 @@ def decode(data: bytes, secret_key: Optional[str] = None) -> Envelope:
     return _from_body(body)
 
 
-def from_body(body: Mapping[str, Any]) -> Envelope:
-    """The envelope a decoded (or freshly built) body describes.
-
-    Raises:
-        ProtocolError: a field is missing or malformed.
-    """
-    return _from_body(body)
-
-
 def _from_body(body: Mapping[str, Any]) -> Envelope:
     version = body.get("v")
     if version != PROTOCOL_VERSION:

@@ -185,7 +185,7 @@ class Worker:
                                     name="yadtq-recorder", daemon=True)
         recorder.start()
         heartbeat = Heartbeat(self.app, self.report, backend_link)
-        scheduler = Scheduler(self.app)
+        scheduler = Scheduler(self.app, activity=lambda: self.stats.retried)
         heartbeat.start()
         scheduler.start()
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),

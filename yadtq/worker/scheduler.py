@@ -3,6 +3,12 @@
 Every worker runs one; the backend's ``claim_due`` hands each due message to
 exactly one of them under a lease, and the message leaves the schedule only
 after the broker confirmed it, so a worker dying mid-move loses nothing.
+
+It looks every ``INTERVAL`` while messages are due soon or its worker retried a
+task since the last look, and otherwise sleeps until the earliest scheduled
+message is due, at most ``IDLE_INTERVAL``: an idle worker costs two backend
+round trips a second, not ten. A message scheduled by another process while the
+scheduler sleeps, due sooner than that, starts at most ``IDLE_INTERVAL`` late.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..exceptions import YADTQError
 
@@ -19,16 +25,29 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between looks at the schedule; bounds how late a due task starts.
+#: Seconds between looks at the schedule while it is busy; bounds how late a due task starts.
 INTERVAL = 0.1
+#: Longest sleep while nothing is due soon (bounds the lateness of a message scheduled
+#: meanwhile by another process, e.g. a client's short countdown).
+IDLE_INTERVAL = 1.0
 BATCH = 500
 #: Seconds a claimed message stays ours before another worker may publish it.
 LEASE = 30.0
 
 
 class Scheduler:
-    def __init__(self, app: YADTQ) -> None:
+    """Moves due messages from the schedule to their queues, in a thread of its own.
+
+    Args:
+        app: the app whose backend and broker it uses.
+        activity: a counter that changes when this worker scheduled something (its
+            retries); a change makes the next look come after ``INTERVAL``.
+    """
+
+    def __init__(self, app: YADTQ, activity: Optional[Callable[[], int]] = None) -> None:
         self.app = app
+        self._activity = activity or (lambda: 0)
+        self._mark = self._activity()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-scheduler", daemon=True)
 
@@ -59,10 +78,25 @@ class Scheduler:
             if len(entries) < BATCH:
                 return moved
 
+    def next_wait(self) -> float:
+        """Seconds until the next look: ``INTERVAL`` while busy, else until the earliest
+        scheduled message is due, at most ``IDLE_INTERVAL``."""
+        mark = self._activity()
+        if mark != self._mark:
+            self._mark = mark
+            return INTERVAL
+        due = self.app.backend.next_due()
+        if due is None:
+            return IDLE_INTERVAL
+        return min(IDLE_INTERVAL, max(INTERVAL, due - time.time()))
+
     def _run(self) -> None:
-        while not self._stop.wait(INTERVAL):
+        wait = INTERVAL
+        while not self._stop.wait(wait):
+            wait = INTERVAL
             try:
-                self.publish_due()
+                if not self.publish_due():
+                    wait = self.next_wait()
             except YADTQError as exc:
                 logger.warning("scheduler: %s", exc)
             except Exception:

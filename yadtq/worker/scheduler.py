@@ -244,9 +244,8 @@ class Scheduler:
         due = self.app.backend.next_due()
         if due is None:
             return IDLE_INTERVAL
-        # This host's clock, not the backend's (a round trip): a skew only moves the
-        # wake-up within [INTERVAL, IDLE_INTERVAL], and claim_due decides on its own clock.
-        return min(IDLE_INTERVAL, max(INTERVAL, due - time.time()))
+        # Due times are on the backend's clock: app.now() estimates it without a round trip.
+        return min(IDLE_INTERVAL, max(INTERVAL, due - self.app.now()))
 
     def _run(self) -> None:
         wait = INTERVAL

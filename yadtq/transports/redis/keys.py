@@ -27,3 +27,27 @@ RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest f
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
+
+__all__ = [
+    "DEDUPE_KEY",
+    "DEFAULT_PREFIX",
+    "EVENTS_KEY",
+    "EVENTS_MAXLEN",
+    "FAILURES_KEY",
+    "INBOX_CHANNEL",
+    "INSTANCES_KEY",
+    "LEASED_KEY",
+    "PROCESSING_KEY",
+    "RECENT_FAILED_KEY",
+    "RECENT_SUCCESS_KEY",
+    "RETRYING_KEY",
+    "REVOKED_KEY",
+    "SCHEDULE_KEY",
+    "STATS_KEY",
+    "TASK_KEY",
+    "WAITERS_KEY",
+    "WATCH_KEY",
+    "WORKERS_KEY",
+    "WORKERS_SEEN_KEY",
+    "WORKER_INSTANCE_KEY",
+]

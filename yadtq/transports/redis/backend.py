@@ -327,8 +327,8 @@ class RedisBackend(ResultBackend):
         keys = [self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(SCHEDULE_KEY),
                 self.key(LEASED_KEY), self.key(STATS_KEY), self.key(RECENT_SUCCESS_KEY),
                 self.key(RECENT_FAILED_KEY)]
-        stale = time.time() - self.settings.result_expires
-        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT), float_text(stale)]
+        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT),
+                float_text(self.settings.result_expires)]
         (processing, retrying, scheduled, stats, in_progress, waiting, due, successes,
          failures) = self._run("snapshot", keys, args)
         counters = {k.decode(): int(v) for k, v in zip(stats[::2], stats[1::2])}

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 from typing_extensions import Concatenate, ParamSpec
 
 from . import states
+from .canvas.builtins import register_builtins
+from .canvas.group_result import GroupResult
 from .envelope import Envelope, encode, pack
 from .exceptions import ConfigurationError, NotRegistered
 from .result import AsyncResult
@@ -84,6 +86,7 @@ class YADTQ:
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
+        register_builtins(self)
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -271,6 +274,14 @@ class YADTQ:
     def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:
         """A handle on the task with this id."""
         return AsyncResult(str(task_id), self)
+
+    def GroupResult(self, group_id: Union[str, GroupResult]) -> GroupResult:
+        """Reopen a group (or a chord's header) by its id, from any process.
+
+        Raises:
+            GroupNotFound: no group stored under that id (unknown or expired).
+        """
+        return GroupResult.restore(str(group_id), self)
 
     # ------------------------------------------------------------------ seed-compatible helpers
     def status(self, task_id: Union[str, _AsyncResult[Any]]) -> str:

@@ -122,6 +122,10 @@ class Envelope:
     created: float = 0.0
     #: Per-call options (e.g. ``time_limit``, ``max_retries``).
     options: dict[str, Any] = field(default_factory=dict)
+    #: What a canvas does after this task (``yadtq.canvas.steps``): the rest of its
+    #: chain, ``link``/``link_error`` callbacks, chord membership. Empty for plain tasks
+    #: and then left out of the message.
+    canvas: dict[str, Any] = field(default_factory=dict)
 
     def next_attempt(self, eta: float) -> Envelope:
         """The envelope of this task's next attempt, due at ``eta``."""
@@ -153,6 +157,8 @@ def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
     for name in _FIELDS:
         body[name] = getattr(envelope, name)
     body["args"] = list(envelope.args)
+    if envelope.canvas:  # added in 0.2, compatibly: older decoders ignore unknown keys
+        body["canvas"] = envelope.canvas
     payload = pack(body)
     if secret_key is None:
         return payload
@@ -202,6 +208,9 @@ def _from_body(body: Mapping[str, Any]) -> Envelope:
         raise ProtocolError("args must be an array and kwargs a map")
     if not all(isinstance(k, str) for k in kwargs):
         raise ProtocolError("kwargs keys must be strings")
+    canvas = body.get("canvas") or {}
+    if not isinstance(canvas, dict):
+        raise ProtocolError("canvas must be a map")
     try:
         return Envelope(
             id=task_id,
@@ -217,6 +226,7 @@ def _from_body(body: Mapping[str, Any]) -> Envelope:
             key=body.get("key"),
             created=float(body.get("created") or 0.0),
             options=dict(body.get("options") or {}),
+            canvas=canvas,
         )
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"malformed envelope field: {exc}") from None

@@ -70,6 +70,7 @@ from .base import (
     WorkerInfo,
 )
 from .records import summarize_scheduled, totals_from
+from .redis_canvas import RedisCanvas
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -245,10 +246,15 @@ def _decode_worker(raw: bytes) -> WorkerInfo:
     return WorkerInfo(**data)
 
 
-class RedisBackend(ResultBackend):
+class RedisBackend(RedisCanvas, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
+    # What the canvas steps (redis_canvas.py) share with this module.
+    _pack_member = staticmethod(_schedule_member)
+    _guard = staticmethod(_unavailable)
+    _task_key_name = TASK_KEY
+    _schedule_key_name = SCHEDULE_KEY
 
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
@@ -282,6 +288,13 @@ class RedisBackend(ResultBackend):
         """
         if not changes and not scheduled:
             return
+        script, keys, args = self._record_call(changes, scheduled)
+        with _unavailable("record"):
+            script(keys=keys, args=args)
+
+    def _record_call(self, changes: Sequence[StateChange],
+                     scheduled: Sequence[ScheduledMessage]) -> tuple[Script, list[str], list[Any]]:
+        """The record script with its keys and arguments (also run by ``record_joined``)."""
         batch = [[c.task_id, c.state, _float_text(c.timestamp), c.worker or "", c.name or "",
                   _history_entry(c.state, c.timestamp, c.worker), _change_fields(c), c.queue or "",
                   c.error.type if c.error else "",
@@ -294,7 +307,7 @@ class RedisBackend(ResultBackend):
         keys = [self.key(SCHEDULE_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
                 self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(RECENT_SUCCESS_KEY),
                 self.key(RECENT_FAILED_KEY)]
-        self._run("record", keys, args)
+        return self._scripts["record"], keys, args
 
     def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
         """Decide every claim of the batch in one script; makes a redelivered task run at most once."""

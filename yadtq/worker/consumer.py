@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from .. import states
+from ..canvas.followups import FollowUps
 from ..envelope import Envelope, decode, encode, peek_task_id
 from ..exceptions import NotRegistered, ProtocolError, YADTQError
 from ..transports.base import (
@@ -240,9 +241,11 @@ class TaskConsumer:
 
     def _store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
         changes, scheduled = [], []
+        follow_ups = FollowUps(self.app)  # canvas: stored in the same step as the outcomes
         for job, outcome in batch:
             envelope = job.envelope
             changes.append(outcome_change(envelope, outcome, self.identity.name))
+            follow_ups.add(envelope, outcome)
             if outcome.state == states.RETRYING and outcome.retry_eta is not None:
                 retry = envelope.next_attempt(outcome.retry_eta)
                 scheduled.append(ScheduledMessage(retry.id, outcome.retry_eta, Message(
@@ -250,7 +253,8 @@ class TaskConsumer:
                     retry.headers())))
             self._log(envelope, outcome)
         try:
-            persist("storing outcomes", lambda: self.app.backend.record(changes, scheduled), stop,
+            persist("storing outcomes",
+                    lambda: follow_ups.record(self.app.backend, changes, scheduled), stop,
                     self.backend_link)
         except YADTQError as exc:
             logger.critical("cannot store %d outcomes (%s); their tasks will be delivered again",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,13 @@ def add(x: int, y: int) -> int:
 @app.task
 def mul(x: int, y: int) -> int:
     return x * y
+
+
+@app.task
+def nap_add(x: int, y: int, seconds: float = 0.05) -> int:
+    """A chord member that takes a moment, so workers can be killed mid-chord."""
+    time.sleep(seconds)
+    return x + y
 
 
 @app.task

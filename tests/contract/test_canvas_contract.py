@@ -140,7 +140,7 @@ def test_concurrent_joins_fire_exactly_once(backend_peers: Callable[[int], list[
                 assert isinstance(peer, CanvasBackend)
                 finish(peer, spec, i)
                 finish(peer, spec, (i + 50) % 200)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(p, range(n * 50, n * 50 + 50)))

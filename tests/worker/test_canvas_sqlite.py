@@ -63,7 +63,6 @@ def test_chord_of_1000_runs_its_callback_once_while_workers_are_sigkilled(setup:
         return WorkerProcess(APP, setup.env, name, setup.logdir / f"{name}.log", ["-c", "4"])
 
     kills = scenarios.chord_survives_sigkills(setup.m, spawn, "sqlite-chord-callback")
-    print(f"killed {kills} workers")
     assert kills == 8
 
 

@@ -174,3 +174,10 @@ def test_walk_and_no_value(app: YADTQ, tasks: Any) -> None:
     envelopes = start(step, NO_VALUE, parent_id=None, root_id=None)
     assert [e.args for e in envelopes] == [(1, 1), (3, 3)]
     assert {e.parent_id for e in envelopes} == {step["id"]}
+
+
+def test_a_malformed_canvas_loses_its_follow_ups_not_the_outcome(app: YADTQ) -> None:
+    follow = FollowUps(app)
+    broken = Envelope(id="x", task="t", canvas={REST: [{"t": SIG}], MEMBER: {"id": "c"}})
+    follow.add(broken, outcome("x", SUCCESS, 1))
+    assert (follow.changes, follow.scheduled, follow.joins) == ([], [], [])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .. import states
 from ..envelope import Envelope, encode, unpack
-from ..exceptions import ChordError, SerializationError
+from ..exceptions import ChordError, SerializationError, YADTQError
 from ..transports.base import (
     ChordJoin,
     ErrorInfo,
@@ -52,10 +52,25 @@ class FollowUps:
 
     def add(self, envelope: Envelope, outcome: Outcome) -> None:
         """Add what ``outcome`` of ``envelope`` sets off (nothing for a plain task, or
-        for an attempt that will be retried)."""
-        canvas = envelope.canvas
-        if not canvas or outcome.state not in (states.SUCCESS, states.FAILED):
+        for an attempt that will be retried).
+
+        A malformed ``canvas`` field (only a client bug could send one: messages are
+        checked, and signed with ``secret_key``) loses its follow-ups, logged, and
+        never the outcome itself.
+        """
+        if not envelope.canvas or outcome.state not in (states.SUCCESS, states.FAILED):
             return
+        changes, scheduled, joins = len(self.changes), len(self.scheduled), len(self.joins)
+        try:
+            self._add(envelope, outcome)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, YADTQError) as exc:
+            del self.changes[changes:], self.scheduled[scheduled:], self.joins[joins:]
+            logger.error("task %s[%s]: malformed canvas, its follow-ups are dropped: %r",
+                         envelope.task, envelope.id, exc,
+                         extra={"task_id": envelope.id, "task": envelope.task})
+
+    def _add(self, envelope: Envelope, outcome: Outcome) -> None:
+        canvas = envelope.canvas
         now = time.time()
         root = envelope.root_id or envelope.id
         rest: list[Step] = canvas.get(REST) or []

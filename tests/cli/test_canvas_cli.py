@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 
 from yadtq import chord
 
-from .conftest import Cli
+from .conftest import ROOT, Cli
 
 APP = "tests.apps.canvas_app"
 
@@ -51,3 +53,17 @@ def test_inspect_and_monitor_show_a_chord_in_progress(cli: Cli, client: Any) -> 
     assert json.loads(cli.run("inspect", "chords", "-A", APP, "--json").stdout) == []
     info = client.app.GroupResult(c.parent.id).info()
     assert (info.done, info.state) == (3, "fired")
+
+
+@pytest.mark.timeout(180)
+def test_the_canvas_example_runs(cli: Cli) -> None:
+    cli.start_worker("-A", "examples.canvas_app", "-c", "4")
+    result = subprocess.run([sys.executable, "-m", "examples.canvas_app"], cwd=ROOT, env=cli.env,
+                            capture_output=True, text=True, timeout=150, check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "chain(add(2, 3), multiply(10))       = 50" in out
+    assert "chord(add(i, i)..., total)          = 90" in out
+    assert "add(1, 2) | group(*2, *3) | total  = 15" in out
+    assert "-> ChordError: chord" in out
+    assert "[[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]" in out

@@ -55,3 +55,28 @@ def test_chord_and_chord_error(m: Any) -> None:
 
 def test_parent_and_root_ids(m: Any) -> None:
     scenarios.lineage_is_set(m)
+
+
+def test_eager_mode_runs_a_canvas_in_the_caller() -> None:
+    from yadtq import YADTQ, ChordError, chain, chord, group
+
+    app = YADTQ("eager", eager=True)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def tsum(values: list[int]) -> int:
+        return sum(values)
+
+    @app.task(max_retries=0)
+    def boom() -> None:
+        raise KeyError("boom")
+
+    assert chain(add.s(1, 2), add.s(3)).apply_async().get(timeout=1) == 6
+    assert group(add.s(i, i) for i in range(3)).apply_async().get(timeout=1) == [0, 2, 4]
+    assert chord([add.s(1, 1), add.s(2, 2)], tsum.s()).apply_async().get(timeout=1) == 6
+    with pytest.raises(ChordError):
+        chord([add.s(1, 1), boom.s()], tsum.s()).apply_async().get(timeout=1)
+    app.close()

@@ -19,6 +19,7 @@ from ..exceptions import ConfigurationError
 from ..result import AsyncResult
 from ..task import current_request
 from ..transports.base import GroupSpec, Message, ScheduledMessage, StateChange
+from .eager import run_eagerly
 from .group_result import GroupResult, canvas_backend
 from .signature import Canvas, Signature, check_options, chord, group
 from .steps import (
@@ -150,7 +151,13 @@ def _message(app: YADTQ, envelope: Envelope) -> Message:
 
 
 def publish(app: YADTQ, envelopes: Sequence[Envelope], now: float) -> None:
-    """Publish envelopes due now in one batch; those with an eta go to the schedule."""
+    """Publish envelopes due now in one batch; those with an eta go to the schedule.
+    With ``eager=True`` they run here, now, with everything they set off."""
+    if app.settings.eager:
+        for envelope in envelopes:
+            _message(app, envelope)  # raises SerializationError before anything runs
+        run_eagerly(app, envelopes)
+        return
     due: list[Message] = []
     later: list[ScheduledMessage] = []
     changes: list[StateChange] = []

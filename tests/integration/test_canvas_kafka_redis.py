@@ -98,3 +98,4 @@ def test_nested_canvas(m: Any) -> None:
 def test_chord_error_and_lineage(m: Any) -> None:
     scenarios.chord_and_chord_error(m, "kafka")
     scenarios.lineage_is_set(m)
+    scenarios.unregistered_member_fails_the_chord(m)

@@ -136,3 +136,12 @@ def chord_survives_sigkills(m: Any, spawn: Callable[[], WorkerProcess], key: str
     finally:
         for worker in everyone:
             worker.stop()
+
+
+def unregistered_member_fails_the_chord(m: Any) -> None:
+    """A member no worker knows is dead-lettered, and fails its chord (no hang)."""
+    name = "tests.apps.canvas_app.only_on_the_client"
+    ghost = m.app.tasks.get(name) or m.app.task(name=name)(lambda x: x)
+    bad = chord([m.add.s(1, 1), ghost.s(1)], m.tsum.s()).apply_async()
+    with pytest.raises(ChordError, match=bad.parent.results[1].id):
+        bad.get(timeout=TIMEOUT)

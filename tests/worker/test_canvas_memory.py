@@ -80,3 +80,17 @@ def test_eager_mode_runs_a_canvas_in_the_caller() -> None:
     with pytest.raises(ChordError):
         chord([add.s(1, 1), boom.s()], tsum.s()).apply_async().get(timeout=1)
     app.close()
+
+
+def test_an_expired_member_fails_its_chord_and_chain_instead_of_leaving_them_pending(m: Any) -> None:
+    from datetime import datetime, timedelta
+
+    from yadtq import ChordError, Revoked, chain, chord
+
+    past = datetime.now() - timedelta(seconds=5)
+    c = chord([m.add.s(1, 1), m.add.s(2, 2).set(expires=past)], m.tsum.s()).apply_async()
+    with pytest.raises(ChordError, match=c.parent.results[1].id):
+        c.get(timeout=10)
+    r = chain(m.add.s(1, 1), m.add.s(2).set(expires=past), m.add.s(3)).apply_async()
+    with pytest.raises(Revoked):
+        r.get(timeout=10)

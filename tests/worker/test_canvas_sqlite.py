@@ -91,3 +91,4 @@ def test_nested_canvas(m: Any) -> None:
 def test_chord_and_chord_error(m: Any) -> None:
     scenarios.chord_and_chord_error(m, "sqlite")
     scenarios.lineage_is_set(m)
+    scenarios.unregistered_member_fails_the_chord(m)

@@ -52,31 +52,40 @@ class FollowUps:
 
     def add(self, envelope: Envelope, outcome: Outcome) -> None:
         """Add what ``outcome`` of ``envelope`` sets off (nothing for a plain task, or
-        for an attempt that will be retried).
+        for an attempt that will be retried)."""
+        self.ended(envelope, outcome.state, outcome.result, outcome.error)
+
+    def ended(self, envelope: Envelope, state: str, result: Optional[bytes] = None,
+              error: Optional[ErrorInfo] = None) -> None:
+        """Add what a task's final ``state`` sets off: on ``success`` the next step of its
+        chain, its ``link`` callbacks and its chord count; on ``failed`` its ``link_error``
+        callbacks; on ``failed`` or ``revoked`` (expired) the failure of the rest of its
+        chain and of its chord. Nothing for other states or plain tasks.
 
         A malformed ``canvas`` field (only a client bug could send one: messages are
         checked, and signed with ``secret_key``) loses its follow-ups, logged, and
         never the outcome itself.
         """
-        if not envelope.canvas or outcome.state not in (states.SUCCESS, states.FAILED):
+        if not envelope.canvas or state not in (states.SUCCESS, states.FAILED, states.REVOKED):
             return
         changes, scheduled, joins = len(self.changes), len(self.scheduled), len(self.joins)
         try:
-            self._add(envelope, outcome)
+            self._add(envelope, state, result, error)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, YADTQError) as exc:
             del self.changes[changes:], self.scheduled[scheduled:], self.joins[joins:]
             logger.error("task %s[%s]: malformed canvas, its follow-ups are dropped: %r",
                          envelope.task, envelope.id, exc,
                          extra={"task_id": envelope.id, "task": envelope.task})
 
-    def _add(self, envelope: Envelope, outcome: Outcome) -> None:
+    def _add(self, envelope: Envelope, state: str, result: Optional[bytes],
+             error: Optional[ErrorInfo]) -> None:
         canvas = envelope.canvas
         now = time.time()
         root = envelope.root_id or envelope.id
         rest: list[Step] = canvas.get(REST) or []
         member: Optional[dict[str, Any]] = canvas.get(MEMBER)
-        if outcome.state == states.SUCCESS:
-            value = unpack(outcome.result) if outcome.result is not None else None
+        if state == states.SUCCESS:
+            value = unpack(result) if result is not None else None
             if rest:
                 self._send(start(rest[0], value, parent_id=envelope.id, root_id=root,
                                  rest=rest[1:], now=now), now)
@@ -85,9 +94,11 @@ class FollowUps:
             if member:
                 self.joins.append(ChordJoin(member["id"], int(member["index"]), envelope.id))
             return
-        for errback in canvas.get(LINK_ERROR) or []:
-            self._send(start(errback, envelope.id, parent_id=envelope.id, root_id=root, now=now), now)
-        error = outcome.error or ErrorInfo("builtins.Exception", "task failed")
+        if state == states.FAILED:
+            for errback in canvas.get(LINK_ERROR) or []:
+                self._send(start(errback, envelope.id, parent_id=envelope.id, root_id=root,
+                                 now=now), now)
+        error = error or ErrorInfo("builtins.Exception", f"task {state}")
         for step in rest:  # the chain stops here, and this failure is the chain's
             for task in walk(step):
                 self._fail(task, error, now)

@@ -172,6 +172,7 @@ class TaskConsumer:
         settled: list[Delivery] = []
         changes: list[StateChange] = []
         scheduled: list[ScheduledMessage] = []
+        follow_ups = FollowUps(self.app)  # canvas: what an expired task of a canvas sets off
         for delivery in deliveries:
             envelope = self._decode(delivery)
             if envelope is None:
@@ -183,6 +184,7 @@ class TaskConsumer:
                 changes.append(StateChange(
                     envelope.id, states.REVOKED, now, worker=self.identity.name, name=envelope.task,
                     queue=envelope.queue, error=ErrorInfo("yadtq.exceptions.Revoked", "expired")))
+                follow_ups.ended(envelope, states.REVOKED, error=changes[-1].error)
                 settled.append(delivery)
             elif envelope.eta is not None and envelope.eta > now:
                 changes.append(StateChange(envelope.id, states.SCHEDULED, now, name=envelope.task,
@@ -198,7 +200,7 @@ class TaskConsumer:
                 runnable[attempt] = Pending(envelope, delivery)
         if changes:
             persist("recording scheduled and expired tasks",
-                    lambda: self.app.backend.record(changes, scheduled), self.stop,
+                    lambda: follow_ups.record(self.app.backend, changes, scheduled), self.stop,
                     self.backend_link)
         if settled:
             self.consumer.done(settled)
@@ -306,7 +308,11 @@ class TaskConsumer:
             record_id, states.FAILED, time.time(),
             worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
             error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]), dead_lettered=True)
-        persist("recording a rejected message", lambda: self.app.backend.record([change]), self.stop,
+        follow_ups = FollowUps(self.app)  # canvas: a rejected member fails its chain or chord
+        if envelope is not None and task_id is not None:
+            follow_ups.ended(envelope, states.FAILED, error=change.error)
+        persist("recording a rejected message",
+                lambda: follow_ups.record(self.app.backend, [change], []), self.stop,
                 self.backend_link)
         # Until the dead-letter queue has it, the message must not be reported done.
         persist("dead-lettering a message", lambda: self.consumer.dead_letter(delivery, reason), self.stop)

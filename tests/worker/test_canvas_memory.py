@@ -94,3 +94,11 @@ def test_an_expired_member_fails_its_chord_and_chain_instead_of_leaving_them_pen
     r = chain(m.add.s(1, 1), m.add.s(2).set(expires=past), m.add.s(3)).apply_async()
     with pytest.raises(Revoked):
         r.get(timeout=10)
+
+
+def test_a_chord_without_members_calls_back_with_an_empty_list(m: Any) -> None:
+    from yadtq import chord
+
+    c = chord([], m.tsum.s()).apply_async()
+    assert c.get(timeout=10) == 0
+    assert m.app.backend.open_chords() == []

@@ -139,6 +139,9 @@ class FollowUps:
     def record(self, backend: ResultBackend, changes: Sequence[StateChange],
                scheduled: Sequence[ScheduledMessage]) -> None:
         """Store ``changes``/``scheduled`` and these follow-ups in one atomic step."""
+        if not (self.changes or self.scheduled or self.joins):  # plain tasks: as before
+            backend.record(changes, scheduled)
+            return
         changes = [*changes, *self.changes]
         scheduled = [*scheduled, *self.scheduled]
         if self.joins:

@@ -139,7 +139,7 @@ def _group_spec(app: YADTQ, step: Step, root: str, now: float) -> GroupSpec:
         final = final_step(m)
         ids.append(final["id"] if final is not None else m["id"])
     callback = None
-    if step["t"] == CHORD:
+    if step["t"] == CHORD and ids:  # an empty chord's callback is sent at once, not counted
         envelope = _callback_envelope(step, root, now)
         callback = ScheduledMessage(envelope.id, now, _message(app, envelope))
     return GroupSpec(step["id"], tuple(ids), now, callback)

@@ -14,6 +14,7 @@ from typing_extensions import Concatenate, ParamSpec
 from . import states
 from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
+from .canvas.send import apply as send_canvas
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
@@ -33,6 +34,9 @@ from .transports.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .canvas.signature import Canvas
     from .transports.base import WorkerFailure
 
 logger = logging.getLogger(__name__)
@@ -291,6 +295,13 @@ class YADTQ:
     def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:
         """A handle on the task with this id."""
         return AsyncResult(str(task_id), self)
+
+    def send_canvas(self, canvas: Canvas, args: Iterable[Any] = (),
+                    kwargs: Optional[dict[str, Any]] = None,
+                    options: Optional[dict[str, Any]] = None) -> Union[_AsyncResult[Any], GroupResult]:
+        """Send a chain, group, chord or signature with callbacks (``yadtq.canvas.send``);
+        what their ``apply_async`` calls."""
+        return send_canvas(canvas, args, kwargs, options)
 
     def GroupResult(self, group_id: Union[str, GroupResult]) -> GroupResult:
         """Reopen a group (or a chord's header) by its id, from any process.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 
 from typing_extensions import ParamSpec
 
-from .canvas.signature import Signature, group
+from .canvas.signature import CHUNK_TASK, Signature, group
 from .exceptions import ConfigurationError, Retry
 
 if TYPE_CHECKING:
@@ -192,8 +192,6 @@ class Task(Generic[P, R]):
     def chunks(self, items: Iterable[Iterable[Any]], size: int) -> group:
         """A group of tasks, each calling this task for ``size`` argument tuples in one go;
         its result is a list of lists (one per chunk)."""
-        from .canvas.builtins import CHUNK_TASK
-
         if size < 1:
             raise ConfigurationError("chunks: size must be at least 1")
         pending = [list(item) for item in items]

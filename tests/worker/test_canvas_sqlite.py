@@ -63,7 +63,7 @@ def test_chord_of_1000_runs_its_callback_once_while_workers_are_sigkilled(setup:
         return WorkerProcess(APP, setup.env, name, setup.logdir / f"{name}.log", ["-c", "4"])
 
     kills = scenarios.chord_survives_sigkills(setup.m, spawn, "sqlite-chord-callback")
-    assert kills == 8
+    assert kills >= 4  # 8 planned; a chord that finished first skips the rest
 
 
 @pytest.mark.timeout(180)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..task import Task, TaskOptions
+from .signature import CHUNK_TASK
 
 if TYPE_CHECKING:
     from ..app import YADTQ
-
-CHUNK_TASK = "yadtq.chunk"
 
 
 def register_builtins(app: YADTQ) -> None:

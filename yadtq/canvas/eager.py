@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import states
 from ..envelope import Envelope, decode
+from ..worker.executor import execute, outcome_change
 from .followups import FollowUps
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ _LEASE = 3600.0
 
 def run_eagerly(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
     """Run ``envelopes`` and everything they set off, in order, in this thread."""
-    from ..worker.executor import execute, outcome_change
-
     pending = deque(envelopes)
     while pending:
         envelope = pending.popleft()

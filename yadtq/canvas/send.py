@@ -196,5 +196,3 @@ def result_of(step: Step, app: YADTQ, parent: Optional[Result] = None) -> Result
         return header
     return result_of(step["body"], app, header)
 
-
-__all__ = ["GROUP", "apply", "publish", "result_of", "send_steps"]

@@ -26,6 +26,8 @@ APPLY_OPTIONS = frozenset({
 })
 #: Options only a canvas (not a plain send) knows how to carry.
 CANVAS_OPTIONS = frozenset({"link", "link_error", "priority"})
+#: The built-in task that runs one chunk of ``task.chunks`` (``builtins.py``).
+CHUNK_TASK = "yadtq.chunk"
 
 
 def check_options(owner: str, options: dict[str, Any]) -> None:
@@ -34,16 +36,6 @@ def check_options(owner: str, options: dict[str, Any]) -> None:
     if unknown:
         raise ConfigurationError(f"{owner}: unknown option(s) {', '.join(unknown)} "
                                  f"(known: {', '.join(sorted(APPLY_OPTIONS))})")
-
-
-def _callbacks(value: Any) -> list[Canvas]:
-    if value is None:
-        return []
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    for item in items:
-        if not isinstance(item, CANVAS_TYPES):
-            raise ConfigurationError(f"a callback must be a signature or a canvas, not {item!r}")
-    return items
 
 
 class Signature(Generic[R]):
@@ -102,9 +94,7 @@ class Signature(Generic[R]):
         sig = self.clone(args, kwargs, **options)
         if not CANVAS_OPTIONS & set(sig.options):
             return sig.task.apply_async(sig.args, sig.kwargs, **sig.options)
-        from .send import apply
-
-        return apply(sig)  # type: ignore[return-value]
+        return sig.app.send_canvas(sig)  # type: ignore[return-value]
 
     def __call__(self, *args: Any, **kwargs: Any) -> R:
         """Run the task here, now, with ``args`` before its own arguments."""
@@ -166,9 +156,7 @@ class chain(_Composite):
         Options: ``link`` (called with the chain's result), ``link_error`` (called with
         the id of the step that failed), ``countdown``/``eta`` (for the first step).
         """
-        from .send import apply
-
-        return apply(self, args, kwargs, options)
+        return self._app().send_canvas(self, args, kwargs, options)
 
 
 class group(_Composite):
@@ -196,9 +184,7 @@ class group(_Composite):
     def apply_async(self, args: Iterable[Any] = (), kwargs: Optional[dict[str, Any]] = None,
                     **options: Any) -> GroupResult:
         """Send every member (each with ``args``/``kwargs`` added)."""
-        from .send import apply
-
-        return apply(self, args, kwargs, options)  # type: ignore[return-value]
+        return self._app().send_canvas(self, args, kwargs, options)  # type: ignore[return-value]
 
 
 class chord(_Composite):
@@ -233,9 +219,7 @@ class chord(_Composite):
         """Send the header's members; returns the callback's ``AsyncResult``."""
         if self.body is None:
             raise ConfigurationError("chord has no callback: chord(header, callback)")
-        from .send import apply
-
-        return apply(self, args, kwargs, options)
+        return self._app().send_canvas(self, args, kwargs, options)
 
 
 Canvas = Union[Signature[Any], chain, group, chord]

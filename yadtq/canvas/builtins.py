@@ -19,6 +19,6 @@ def register_builtins(app: YADTQ) -> None:
         task = app.resolve(task_name)
         return [task.run(*item) for item in items]
 
-    task = Task(app, chunk, TaskOptions(name=CHUNK_TASK, max_retries=0))
+    task: Task[Any, list[Any]] = Task(app, chunk, TaskOptions(name=CHUNK_TASK, max_retries=0))
     task.__name__ = CHUNK_TASK  # its short name is its full name: it takes no user task's short name
     app.tasks[CHUNK_TASK] = task

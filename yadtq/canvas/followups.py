@@ -13,7 +13,6 @@ published twice still runs once.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Optional
@@ -80,7 +79,7 @@ class FollowUps:
     def _add(self, envelope: Envelope, state: str, result: Optional[bytes],
              error: Optional[ErrorInfo]) -> None:
         canvas = envelope.canvas
-        now = time.time()
+        now = self.app.now()  # due times are on the backend's clock (clock.py)
         root = envelope.root_id or envelope.id
         rest: list[Step] = canvas.get(REST) or []
         member: Optional[dict[str, Any]] = canvas.get(MEMBER)

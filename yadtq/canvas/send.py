@@ -9,7 +9,6 @@ records its trigger, in that same atomic step (see ``followups.py``).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
@@ -102,7 +101,7 @@ def _with_first(item: Canvas, options: dict[str, Any]) -> Canvas:
 
 def send_steps(app: YADTQ, step: Step) -> None:
     """Store the groups of ``step``, then publish the tasks that begin it."""
-    now = time.time()
+    now = app.now()  # etas and due times are on the backend's clock (clock.py)
     request = current_request()
     parent_id = request.id if request is not None and request.id else None
     root_id = (request.root_id or request.id) if parent_id and request is not None else None

@@ -1,10 +1,10 @@
 """The Redis backend's canvas storage: groups and chord counts (``CanvasBackend`` in base.py).
 
-Keys, each after ``{prefix}:``:
+Keys (named in ``keys.py``), each after ``{prefix}:``:
 
 - ``group:{id}`` (hash): ``members`` (packed ids), ``size``, ``created``, and for a
   chord ``callback_id``, ``callback`` (the schedule member of its callback message,
-  packed as ``redis.py`` packs every schedule entry), ``state`` (open, fired,
+  packed as every schedule entry is: ``codec.schedule_member``), ``state`` (open, fired,
   failed), ``done`` and ``failed_member``. TTL ``result_expires``.
 - ``chord:done:{id}`` (set): the indexes of the members counted successful.
 - ``chords`` (sorted set): open chord id -> created, for the monitor.
@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import redis
 from redis.commands.core import Script
 from redis.typing import EncodableT, FieldT
 
-from ..envelope import pack, unpack
-from .base import (
+from ...envelope import pack, unpack
+from ..base import (
     CHORD_OPEN,
     RECENT_LIMIT,
     CanvasBackend,
@@ -36,20 +36,18 @@ from .base import (
     ScheduledMessage,
     StateChange,
 )
+from .codec import schedule_member
+from .keys import CHORD_DONE_KEY, GROUP_KEY, OPEN_CHORDS_KEY, SCHEDULE_KEY, TASK_KEY
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-GROUP_KEY = "group:"  # hash: a stored group (see the module docstring)
-CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful
-OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created
-
-_LUA_DIR = Path(__file__).parent / "lua"
+_SCRIPT_DIR = Path(__file__).parent / "scripts"
 
 
 @cache
 def _join_source() -> str:
-    return (_LUA_DIR / "common.lua").read_text() + "\n" + (_LUA_DIR / "join.lua").read_text()
+    return (_SCRIPT_DIR / "common.lua").read_text() + "\n" + (_SCRIPT_DIR / "join.lua").read_text()
 
 
 def _group_info(group_id: str, fields: dict[bytes, bytes]) -> Optional[GroupInfo]:
@@ -70,11 +68,6 @@ class RedisCanvas(CanvasBackend):
 
     _redis: redis.Redis
     _ttl: int
-    #: Packs a schedule entry exactly as the schedule stores it (``redis.py``).
-    _pack_member: Callable[[ScheduledMessage], bytes]
-    #: ``redis.py``'s names of the task record prefix and the schedule key.
-    _task_key_name: str
-    _schedule_key_name: str
 
     def key(self, name: str, suffix: str = "") -> str:
         raise NotImplementedError
@@ -103,7 +96,7 @@ class RedisCanvas(CanvasBackend):
                 fields: dict[FieldT, EncodableT] = {"members": pack(list(g.member_ids)),
                                           "size": len(g.member_ids), "created": repr(g.created)}
                 if g.callback is not None:
-                    fields.update(callback_id=g.callback.task_id, callback=self._pack_member(g.callback),
+                    fields.update(callback_id=g.callback.task_id, callback=schedule_member(g.callback),
                                   state=CHORD_OPEN, done=0)
                     pipe.zadd(self.key(OPEN_CHORDS_KEY), {g.group_id: g.created})
                 pipe.delete(name)
@@ -115,7 +108,7 @@ class RedisCanvas(CanvasBackend):
                       joins: Sequence[ChordJoin]) -> None:
         """``record.lua`` then ``join.lua`` in one MULTI/EXEC (see the module docstring)."""
         record, keys, args = self._record_call(changes, scheduled)
-        join_args: list[Any] = [self.key(GROUP_KEY), self.key(CHORD_DONE_KEY), self.key(self._task_key_name),
+        join_args: list[Any] = [self.key(GROUP_KEY), self.key(CHORD_DONE_KEY), self.key(TASK_KEY),
                                 self._ttl]
         for j in joins:
             join_args += [j.chord_id, j.index, j.task_id]
@@ -123,7 +116,7 @@ class RedisCanvas(CanvasBackend):
             pipe = self._redis.pipeline(transaction=True)
             if changes or scheduled:
                 record(keys=keys, args=args, client=pipe)
-            self._join_script()(keys=[self.key(self._schedule_key_name), self.key(OPEN_CHORDS_KEY)],
+            self._join_script()(keys=[self.key(SCHEDULE_KEY), self.key(OPEN_CHORDS_KEY)],
                                 args=join_args, client=pipe)
             pipe.execute()
 

@@ -153,3 +153,17 @@ def test_concurrent_joins_fire_exactly_once(backend_peers: Callable[[int], list[
     info = store.group_info(spec.group_id)
     assert info is not None and info.state == CHORD_FIRED and info.done == 200
     assert due_ids(peers[0]) == [spec.callback.task_id if spec.callback else ""]
+
+
+def test_redis_canvas_keys_expire_with_the_results(backend: ResultBackend) -> None:
+    from yadtq.transports.redis import RedisBackend
+    from yadtq.transports.redis.keys import CHORD_DONE_KEY, GROUP_KEY
+
+    if not isinstance(backend, RedisBackend):
+        pytest.skip("Redis key TTLs")
+    store, spec = chord_of(backend, 2)
+    finish(store, spec, 0)
+    client = backend._redis
+    limit = backend.settings.result_expires * 1000
+    assert 0 < client.pttl(backend.key(GROUP_KEY, spec.group_id)) <= limit
+    assert 0 < client.pttl(backend.key(CHORD_DONE_KEY, spec.group_id)) <= limit

@@ -102,3 +102,16 @@ def test_a_chord_without_members_calls_back_with_an_empty_list(m: Any) -> None:
     c = chord([], m.tsum.s()).apply_async()
     assert c.get(timeout=10) == 0
     assert m.app.backend.open_chords() == []
+
+
+def test_a_member_revoked_before_it_ran_fails_its_chord_and_chain(m: Any) -> None:
+    from yadtq import ChordError, Revoked, chain, chord
+
+    c = chord([m.add.s(1, 1), m.add.s(2, 2).set(countdown=1)], m.tsum.s()).apply_async()
+    c.parent.results[1].revoke()
+    with pytest.raises(ChordError, match=c.parent.results[1].id):
+        c.get(timeout=20)
+    r = chain(m.add.s(1, 1).set(countdown=1), m.add.s(2)).apply_async()
+    r.parent.revoke()
+    with pytest.raises(Revoked):
+        r.get(timeout=20)

@@ -149,6 +149,24 @@ class FollowUps:
             backend.record(changes, scheduled)
 
 
+def record_revoked(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
+    """For canvas tasks a claim did not run: those stored ``revoked`` (revoked before they
+    ran) fail the rest of their chain and their chord, in one step.
+
+    Called before their deliveries are reported done, so a crash in between only
+    means doing it again on the next delivery: every follow-up of a revoked task is
+    idempotent (changes to ready tasks are refused, chord joins count once, nothing is
+    sent).
+    """
+    records = app.backend.get([e.id for e in envelopes])
+    follow_ups = FollowUps(app)
+    for envelope, record in zip(envelopes, records):
+        if record is not None and record.state == states.REVOKED:
+            follow_ups.ended(envelope, states.REVOKED, error=record.error or ErrorInfo(
+                "yadtq.exceptions.Revoked", "revoked", ["revoked"]))
+    follow_ups.record(app.backend, [], [])
+
+
 def gather(app: YADTQ, envelope: Envelope) -> Envelope:
     """A chord callback's envelope with the members' results (in submission order) put
     before its arguments; any other envelope as it is.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from .. import states
-from ..canvas.followups import FollowUps
+from ..canvas.followups import FollowUps, record_revoked
 from ..envelope import Envelope, encode, from_body, peek_task_id, verify
 from ..exceptions import NotRegistered, ProtocolError, YADTQError
 from ..transports.base import (
@@ -238,6 +238,7 @@ class TaskConsumer:
         decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
                             self.stop, self.backend_link)
         spent: list[Delivery] = []
+        unrun: list[Envelope] = []  # canvas tasks not run: a revoked one fails what follows it
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
             if decision == RUN:
@@ -258,6 +259,11 @@ class TaskConsumer:
                 logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision,
                             extra=task_fields(envelope))
                 spent.extend(entry.deliveries())
+                if envelope.canvas:
+                    unrun.append(envelope)
+        if unrun:
+            persist("recording what revoked canvas tasks set off",
+                    lambda: record_revoked(self.app, unrun), self.stop, self.backend_link)
         if spent:
             self.consumer.done(spent)
 

@@ -161,7 +161,7 @@ def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
     for name in _FIELDS:
         body[name] = getattr(envelope, name)
     body["args"] = list(envelope.args)
-    if envelope.canvas:  # added in 0.2, compatibly: older decoders ignore unknown keys
+    if envelope.canvas:  # added compatibly (no version change): older decoders ignore it
         body["canvas"] = envelope.canvas
     payload = pack(body)
     if secret_key is None:

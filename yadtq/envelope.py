@@ -146,6 +146,10 @@ class Envelope:
     created: float = 0.0
     #: Per-call options (e.g. ``time_limit``, ``max_retries``).
     options: dict[str, Any] = field(default_factory=dict)
+    #: What a canvas does after this task (``yadtq.canvas.steps``): the rest of its
+    #: chain, ``link``/``link_error`` callbacks, chord membership. Empty for plain tasks
+    #: and then left out of the message.
+    canvas: dict[str, Any] = field(default_factory=dict)
 
     def next_attempt(self, eta: float) -> Envelope:
         """The envelope of this task's next attempt, due at ``eta``."""
@@ -181,10 +185,13 @@ def new_task_id() -> str:
 def body_of(envelope: Envelope) -> dict[str, Any]:
     """The msgpack map an envelope travels as (before signing)."""
     e = envelope
-    return {"v": PROTOCOL_VERSION, "id": e.id, "task": e.task, "args": list(e.args), "kwargs": e.kwargs,
+    body = {"v": PROTOCOL_VERSION, "id": e.id, "task": e.task, "args": list(e.args), "kwargs": e.kwargs,
             "queue": e.queue, "retries": e.retries, "eta": e.eta, "expires": e.expires,
             "parent_id": e.parent_id, "root_id": e.root_id, "key": e.key, "created": e.created,
             "options": e.options}
+    if e.canvas:  # added compatibly (no version change): older decoders ignore it
+        body["canvas"] = e.canvas
+    return body
 
 
 def new_body(task_id: str, task: str, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str,
@@ -298,6 +305,9 @@ def from_body(body: Mapping[str, Any]) -> Envelope:
     for option, valid in _OPTION_CHECKS.items():
         if not valid(options.get(option)):
             raise ProtocolError(f"malformed option {option}: {options[option]!r:.80}")
+    canvas = body.get("canvas") or {}
+    if not isinstance(canvas, dict) or not all(isinstance(k, str) for k in canvas):
+        raise ProtocolError("canvas must be a map with string keys")
     retries = body.get("retries") or 0
     if not _is_int(retries) or retries < 0:
         raise ProtocolError(f"malformed field retries: {retries!r:.80}")
@@ -315,6 +325,7 @@ def from_body(body: Mapping[str, Any]) -> Envelope:
         key=_opt_str(body, "key"),
         created=_opt_time(body, "created") or 0.0,
         options=dict(options),
+        canvas=canvas,
     )
 
 

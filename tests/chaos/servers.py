@@ -14,10 +14,9 @@ Run by hand (prints export lines, then keeps the servers up until Ctrl-C)::
 from __future__ import annotations
 
 import argparse
-import base64
 import atexit
+import base64
 import logging
-import os
 import shutil
 import signal
 import socket

@@ -44,3 +44,12 @@ def blob(self: Any, size: int) -> str:
     mark("S", self.request.id, self.request.retries)
     mark("F", self.request.id, self.request.retries)
     return "x" * size
+
+
+@app.task(bind=True, max_retries=0)
+def whoami(self: Any, seconds: float) -> int:
+    """Sleep ``seconds`` and return the pid that ran it (to see whose result is stored)."""
+    mark("S", self.request.id, self.request.retries)
+    time.sleep(seconds)
+    mark("F", self.request.id, self.request.retries)
+    return os.getpid()

@@ -208,6 +208,8 @@ class Summary:
     faults: int = 0
     send_errors: int = 0
     unexpected_exits: dict[str, Optional[int]] = field(default_factory=dict)
+    #: For unexplained second runs: "task: pid@time (worker), ..." of each run.
+    details: list[str] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
 
@@ -224,7 +226,8 @@ class Summary:
                 f"faults={self.faults} send_errors={self.send_errors} "
                 f"worker_exits={self.unexpected_exits or 0} took={self.seconds:.0f}s"
                 + (f" note={self.note}" if self.note else "")
-                + (f" lost_ids={self.lost[:5]}" if self.lost else ""))
+                + (f" lost_ids={self.lost[:5]}" if self.lost else "")
+                + (f" unexplained={self.details[:3]}" if self.details else ""))
 
     def report(self) -> None:
         """Append to ``YADTQ_CHAOS_REPORT`` (JSON lines) for scripts/chaos.sh's table."""
@@ -268,6 +271,12 @@ def summarize(scenario: str, sent: Sequence[str], entries: Sequence[Entry],
             earlier = runs[:-1]
             explained = all(e.pid in faults for e in earlier)
             summary.twice[task_id] = KILLED if explained else UNEXPLAINED
+            if not explained:
+                names = {w.pid: w.name for w in fleet.workers} if fleet is not None else {}
+                t_first = runs[0].at
+                summary.details.append(task_id[:8] + ": " + ", ".join(
+                    f"{e.kind} {names.get(e.pid, e.pid)} +{e.at - t_first:.1f}s"
+                    for e in sorted(by_task[task_id], key=lambda e: e.at)))
         # failover: from a fault on the worker running it to the next run elsewhere
         for first, second in zip(runs, runs[1:]):
             if first.pid in faults and second.pid != first.pid:

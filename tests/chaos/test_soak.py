@@ -14,7 +14,7 @@ from tests.chaos.servers import KafkaCluster, RedisServer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
-TASKS = 2500
+TASKS = 2000
 RATE = 100.0  # tasks per second: the driver sends for ~25 s
 KILL_EVERY = 4.0
 

@@ -140,7 +140,7 @@ class Hostile:
                 msg = consumer.poll(0.2)
                 if msg is None or msg.error():
                     continue
-                raw: list[tuple[str, Any]] = list(msg.headers() or [])
+                raw: list[tuple[str, Any]] = list(msg.headers() or [])  # type: ignore[arg-type]
                 headers = {k: v if isinstance(v, bytes) else b"" for k, v in raw}
                 source = headers.get("yadtq-dlq-source", b"").decode()
                 self.dlq[source] = headers.get("yadtq-dlq-reason", b"").decode("utf-8", "replace")

@@ -208,7 +208,7 @@ class Summary:
     faults: int = 0
     send_errors: int = 0
     unexpected_exits: dict[str, Optional[int]] = field(default_factory=dict)
-    #: For unexplained second runs: "task: pid@time (worker), ..." of each run.
+    #: Lost tasks and unexplained second runs: the task's ledger entries and state.
     details: list[str] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
@@ -226,8 +226,7 @@ class Summary:
                 f"faults={self.faults} send_errors={self.send_errors} "
                 f"worker_exits={self.unexpected_exits or 0} took={self.seconds:.0f}s"
                 + (f" note={self.note}" if self.note else "")
-                + (f" lost_ids={self.lost[:5]}" if self.lost else "")
-                + (f" unexplained={self.details[:3]}" if self.details else ""))
+                + (f" details={self.details[:5]}" if self.details else ""))
 
     def report(self) -> None:
         """Append to ``YADTQ_CHAOS_REPORT`` (JSON lines) for scripts/chaos.sh's table."""
@@ -267,6 +266,10 @@ def summarize(scenario: str, sent: Sequence[str], entries: Sequence[Entry],
             summary.completed += 1
         else:
             summary.lost.append(task_id)
+            names = {w.pid: w.name for w in fleet.workers} if fleet is not None else {}
+            summary.details.append(f"lost {task_id[:8]} state={states.get(task_id)}: " + ", ".join(
+                f"{e.kind} {names.get(e.pid, e.pid)}{'(faulted)' if e.pid in faults else ''}"
+                for e in sorted(by_task.get(task_id, []), key=lambda e: e.at)))
         if len(runs) > 1:
             earlier = runs[:-1]
             explained = all(e.pid in faults for e in earlier)
@@ -288,18 +291,22 @@ def summarize(scenario: str, sent: Sequence[str], entries: Sequence[Entry],
     return summary
 
 
-def wait_finished(ledger: Ledger, ids: Sequence[str], timeout: float,
-                  on_tick: Optional[Callable[[], None]] = None) -> bool:
-    """Wait until every task in ``ids`` has a finish entry; False at the deadline."""
+def wait_finished(ledger: Ledger, ids: Sequence[str], timeout: float, app: Any = None) -> bool:
+    """Wait until every task in ``ids`` has a finish entry (and, given ``app``, its
+    ``success`` stored: a worker killed between the two runs the task again); False at
+    the deadline."""
     want = set(ids)
     deadline = time.monotonic() + timeout
     while True:
         if want <= ledger.finished():
-            return True
+            if app is None:
+                return True
+            pending = [t for t, state in states_of(app, sorted(want)).items() if state != "success"]
+            if not pending:
+                return True
+            want = set(pending)
         if time.monotonic() > deadline:
             return False
-        if on_tick is not None:
-            on_tick()
         time.sleep(0.5)
 
 

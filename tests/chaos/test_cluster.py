@@ -47,7 +47,7 @@ def test_partition_leader_killed(rig: RigFactory, cluster3: KafkaCluster, chaos_
     cluster3.node(victim).stop(signal.SIGKILL)
     driver.finish(120)
     r.app.flush(60)
-    done = wait_finished(r.ledger, driver.sent, timeout=180)
+    done = wait_finished(r.ledger, driver.sent, timeout=180, app=r.app)
     summary = summarize("3-broker cluster, leader SIGKILLed", driver.sent, r.ledger.entries(),
                         states_of(r.app, driver.sent), fleet, started_at=t0, send_errors=len(driver.errors),
                         note=f"node {victim} led {partitions} of {len(leaders)} partitions; rf=3, "

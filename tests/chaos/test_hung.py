@@ -45,7 +45,7 @@ def test_hung_worker(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis: Re
         while "H" not in {f.worker for f in r.app.worker_failures()}:
             assert time.monotonic() < deadline, "H is not in the failure history"
             time.sleep(0.2)
-        done = wait_finished(r.ledger, sent, timeout=120)
+        done = wait_finished(r.ledger, sent, timeout=120, app=r.app)
         results_before = {t: r.app.AsyncResult(t).get(timeout=5) for t in on_hung} if done else {}
     finally:
         hung.proc.send_signal(signal.SIGCONT)

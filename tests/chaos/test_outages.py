@@ -38,7 +38,7 @@ def _outage_run(r_name: str, rig: RigFactory, kafka: KafkaCluster, redis_server:
         start()  # type: ignore[operator]
     driver.finish(120)
     r.app.flush(60)
-    done = wait_finished(r.ledger, driver.sent, timeout=180)
+    done = wait_finished(r.ledger, driver.sent, timeout=180, app=r.app)
     summary = summarize(r_name, driver.sent, r.ledger.entries(), states_of(r.app, driver.sent), fleet,
                         started_at=t0, send_errors=len(driver.errors),
                         note=f"3 workers, {TASKS} tasks at {RATE:.0f}/s, {OUTAGE:.0f}s outage")

@@ -50,7 +50,7 @@ def test_rolling_deploy(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis:
         fleet.stop(a)
     else:
         fleet.signal(a, signal.SIGKILL)
-    done = wait_finished(r.ledger, sent, timeout=90)
+    done = wait_finished(r.ledger, sent, timeout=90, app=r.app)
 
     summary = summarize(f"rolling deploy ({how})", sent, r.ledger.entries(), states_of(r.app, sent), fleet,
                         started_at=t0, note=f"{TASKS} x {TASK_SECONDS:.0f}s tasks on A, B joins, A {how}")

@@ -35,7 +35,7 @@ def test_sigkill_soak(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis: R
             fleet.start()
     driver.finish(60)
     r.app.flush(30)
-    done = wait_finished(r.ledger, driver.sent, timeout=240)
+    done = wait_finished(r.ledger, driver.sent, timeout=240, app=r.app)
     summary = summarize("sigkill soak", driver.sent, r.ledger.entries(), states_of(r.app, driver.sent),
                         fleet, started_at=t0, send_errors=len(driver.errors),
                         note=f"3 workers -c 4, {TASKS} x 20 ms tasks, SIGKILL every {KILL_EVERY:.0f}s")

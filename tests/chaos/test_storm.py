@@ -44,7 +44,7 @@ def test_rebalance_storm(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis
     r.app.flush(30)
     if len(fleet.live()) < MIN_WORKERS:
         fleet.start()
-    done = wait_finished(r.ledger, driver.sent, timeout=240)
+    done = wait_finished(r.ledger, driver.sent, timeout=240, app=r.app)
     summary = summarize("rebalance storm", driver.sent, r.ledger.entries(), states_of(r.app, driver.sent),
                         fleet, started_at=t0, send_errors=len(driver.errors),
                         note=f"{changes} joins/leaves (SIGTERM), one a second, {MIN_WORKERS}-{MAX_WORKERS} "

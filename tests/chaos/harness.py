@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tests.chaos.servers import ROOT
+from tests.chaos.servers import ROOT, own
 
 #: Reason given for a second run that the test's own faults explain.
 KILLED = "earlier run on a killed/frozen worker"
@@ -74,6 +74,7 @@ class Worker:
         with open(self.errfile, "ab") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err)
+        own(self.proc)
         self.pid = self.proc.pid
         self.started = time.time()
 

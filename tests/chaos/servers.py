@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import contextlib
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -36,7 +38,8 @@ _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
 _quiet.setLevel(logging.CRITICAL)
 
-#: Every process started here, killed at interpreter exit if still running.
+#: Every process the chaos suite starts (servers and workers), killed by pid at
+#: interpreter exit or on SIGTERM if still running.
 _OWNED: list[subprocess.Popen[bytes]] = []
 
 
@@ -46,6 +49,21 @@ def _kill_owned() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _kill_owned()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def own(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` by pid when this process exits or is SIGTERMed (atexit alone
+    does not run on SIGTERM)."""
+    if not _OWNED and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):  # not the main thread: atexit only
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    _OWNED.append(proc)
 
 
 def free_ports(count: int) -> list[int]:
@@ -146,7 +164,7 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
                             "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.dir}"),
                  "kafka.Kafka", str(self.props)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-        _OWNED.append(self.proc)
+        own(self.proc)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -253,7 +271,7 @@ class RedisServer:
             args += ["--appendonly", "no"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        _OWNED.append(self.proc)
+        own(self.proc)
         import redis
 
         client = redis.Redis(port=self.port, socket_connect_timeout=1)

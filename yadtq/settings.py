@@ -26,6 +26,8 @@ class Settings:
     default_queue: str = "default"
     #: Seconds a stored result (and a dedupe key) lives.
     result_expires: float = 86400.0
+    #: Largest encoded result a task may return; a larger one fails the task (0: no limit).
+    result_max_bytes: int = 16 * 1024 * 1024
     #: Partitions of the topics yadtq creates (Kafka).
     partitions: int = 8
     replication_factor: int = 1
@@ -37,6 +39,8 @@ class Settings:
     heartbeat_interval: float = 5.0
     #: A worker silent this long is ``unresponsive``.
     worker_unresponsive_after: float = 15.0
+    #: Seconds after its last heartbeat (offline or silent) a worker is pruned from the registry.
+    worker_retention: float = 86400.0
     #: Seconds a SQLite delivery stays invisible before another worker may take it.
     visibility_timeout: float = 300.0
     #: Seconds a stopping worker waits for in-flight tasks.
@@ -143,6 +147,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("max_retries must not be negative")
     if settings.heartbeat_interval <= 0:
         raise ConfigurationError("heartbeat_interval must be positive")
+    if settings.result_max_bytes < 0:
+        raise ConfigurationError("result_max_bytes must not be negative (0: no limit)")
 
 
 def redact_url(url: str) -> str:

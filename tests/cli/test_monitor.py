@@ -474,7 +474,7 @@ def test_live_kafka_redis_cluster(kafka_bootstrap: str, redis_url: str, unique: 
     cluster = LiveCluster(module.app, module, env, tmp_path)
     try:
         check_live_cluster(
-            cluster, app_path, module.add, lambda: module.sleep_then.delay("slow", 12.0),
+            cluster, app_path, module.add, lambda: module.sleep_then.delay("slow", 30.0),
             lambda: counters.get(f"{env['YADTQ_TEST_COUNTERS']}:slow:started") is not None)
     finally:
         module.app.close()

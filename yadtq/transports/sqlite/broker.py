@@ -63,7 +63,8 @@ class SqliteBroker(Broker):
             conn.executemany(
                 "INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)", rows)
 
-    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
+                 worker: Optional[str] = None) -> Consumer:
         # No rebalances here: a consumer keeps its leases until done or closed.
         return SqliteConsumer(self, list(queues))
 
@@ -81,6 +82,14 @@ class SqliteBroker(Broker):
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM yadtq_messages WHERE queue = ?", (queue,)).fetchone()
             return int(count)
+
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO yadtq_dead_letters (queue, body, key, headers, reason, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (message.queue, message.body, message.key, _pack_headers(message.headers),
+                 reason, time.time()))
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         with self._db.reading() as conn:

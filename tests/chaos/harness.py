@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -309,6 +310,18 @@ def wait_finished(ledger: Ledger, ids: Sequence[str], timeout: float, app: Any =
         if time.monotonic() > deadline:
             return False
         time.sleep(0.5)
+
+
+def wait_assigned(workers: Sequence[Worker], timeout: float = 90.0) -> None:
+    """Wait until each worker's log shows it was assigned at least one partition (a
+    heartbeat says a worker is alive, not that the group has given it work yet)."""
+    pattern = re.compile(r"assigned partitions \[\d")
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        while not (w.logfile.exists() and pattern.search(w.logfile.read_text(errors="replace"))):
+            assert w.running(), f"worker {w.name} exited\n{w.tail()}"
+            assert time.monotonic() < deadline, f"worker {w.name} got no partition\n{w.tail()}"
+            time.sleep(0.2)
 
 
 def wait_ready(app: Any, names: Sequence[str], timeout: float = 90.0,

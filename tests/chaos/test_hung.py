@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.chaos.conftest import RigFactory
-from tests.chaos.harness import states_of, summarize, wait_finished, wait_ready
+from tests.chaos.harness import states_of, summarize, wait_assigned, wait_finished, wait_ready
 from tests.chaos.servers import KafkaCluster, RedisServer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -27,6 +27,7 @@ def test_hung_worker(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis: Re
     t0 = time.time()
     hung, healthy = fleet.start("H"), fleet.start("B")
     wait_ready(r.app, ["H", "B"], fleet=fleet)
+    wait_assigned([hung, healthy])
     sent = [r.module.whoami.delay(TASK_SECONDS).id for _ in range(TASKS)]
     r.app.flush(30)
     deadline = time.monotonic() + 60

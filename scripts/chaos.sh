@@ -26,7 +26,7 @@ rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 print()
 print(f"chaos suite: {len(rows)} scenario reports, {sys.argv[2]} s wall time "
       f"({__import__('datetime').datetime.utcnow():%Y-%m-%d %H:%M} UTC)")
-head = f"{'scenario':40} {'sent':>6} {'done':>6} {'lost':>5} {'twice':>5} {'failover':>9}  why / note"
+head = f"{'scenario':40} {'sent':>6} {'done':>6} {'lost':>5} {'twice':>5} {'faults':>6} {'failover':>9}  why / note"
 print(head)
 print("-" * len(head))
 for r in rows:
@@ -36,6 +36,8 @@ for r in rows:
                                     f"send errors {r['send_errors']}" if r.get("send_errors") else "",
                                     f"worker exits {r['unexpected_exits']}" if r.get("unexpected_exits") else ""]))
     print(f"{r['scenario'][:40]:40} {r['sent']:>6} {r['completed']:>6} {r['lost']:>5} {r['twice']:>5} "
-          f"{fo:>9}  {extra}")
+          f"{r.get('faults', 0):>6} {fo:>9}  {extra}")
+    for d in r.get("details") or []:
+        print(f"{'':40} {d}")
 PY
 exit "$rc"

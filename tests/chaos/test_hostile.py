@@ -200,7 +200,7 @@ def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)  # the first one also starts the session's Kafka and two workers
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_message(hostile: Hostile, case: str) -> None:
     build, signed = HOSTILE[case]

@@ -72,11 +72,12 @@ HOSTILE: dict[str, tuple[Callable[[str], bytes], bool]] = {
     "name of a stdlib function": (lambda i: _body(id=i, task="os.getpid", args=[]), False),
     "wrong arity": (lambda i: _body(id=i, args=[1, 2, 3, 4]), False),  # see ARITY below
     "name not valid UTF-8": (_bad_utf8_name, False),
+    "unsigned with secret_key set": (lambda i: _valid(i), True),
+    "forged signature": (lambda i: _valid(i, secret="not-the-secret"), True),
+    # last: today it wedges the plain worker (see docs/reliability.md)
     # undecodable and just under the task topic's limit: its dead-letter copy (plus
     # headers) is over the default 1 MB limit of yadtq.dlq
     "oversize message": (lambda i: b"\xc1" + i.encode() + b"\x00" * 1_040_000, False),
-    "unsigned with secret_key set": (lambda i: _valid(i), True),
-    "forged signature": (lambda i: _valid(i, secret="not-the-secret"), True),
 }
 
 PARTITIONS = len(HOSTILE) + 1
@@ -200,7 +201,31 @@ def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.timeout(300)  # the first one also starts the session's Kafka and two workers
+def _failed_with(hostile: Hostile, task_id: str, error: str) -> bool:
+    record = hostile.app.backend.get([task_id])[0]
+    return (record is not None and record.state == "failed" and record.error is not None
+            and error in record.error.type)
+
+
+@pytest.mark.timeout(300)  # the first test here also starts the session's Kafka and two workers
+def test_result_over_result_max_bytes(hostile: Hostile) -> None:
+    side = hostile.sides[False]
+    part = len(HOSTILE)
+    big = uuid.uuid4().hex
+    body = _valid(big, task=f"{APP}.blob", args=(RESULT_MAX_BYTES * 3,), queue=side.queue)
+    hostile.produce(side.topic, body, big.encode(), part)
+    valid = uuid.uuid4().hex
+    end = hostile.produce(side.topic, _valid(valid, queue=side.queue), valid.encode(), part) + 1
+    _wait(lambda: valid in hostile.ledger.finished(), 90, "the valid task after the big result did not run")
+    _wait(lambda: hostile.app.status(big) in ("failed", "success"), 60, "the big result was never stored")
+    record = hostile.app.backend.get([big])[0]
+    assert record is not None and record.state == "failed", f"state {record and record.state}"
+    assert "result_max_bytes" in str(record.error or "") or "bytes" in str(record.error or ""), record
+    _wait(lambda: hostile.committed(side.topic, f"yadtq.{side.queue}", part) >= end, 60,
+          "committed offset stuck")
+
+
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_message(hostile: Hostile, case: str) -> None:
     build, signed = HOSTILE[case]
@@ -229,27 +254,3 @@ def test_hostile_message(hostile: Hostile, case: str) -> None:
           f"{case}: committed offset stuck below {end}")
     if signed:  # an unverified message changes no state under the id it claims
         assert hostile.app.backend.get([claimed]) == [None], f"{case}: state recorded under {claimed}"
-
-
-def _failed_with(hostile: Hostile, task_id: str, error: str) -> bool:
-    record = hostile.app.backend.get([task_id])[0]
-    return (record is not None and record.state == "failed" and record.error is not None
-            and error in record.error.type)
-
-
-@pytest.mark.timeout(180)
-def test_result_over_result_max_bytes(hostile: Hostile) -> None:
-    side = hostile.sides[False]
-    part = len(HOSTILE)
-    big = uuid.uuid4().hex
-    body = _valid(big, task=f"{APP}.blob", args=(RESULT_MAX_BYTES * 3,), queue=side.queue)
-    hostile.produce(side.topic, body, big.encode(), part)
-    valid = uuid.uuid4().hex
-    end = hostile.produce(side.topic, _valid(valid, queue=side.queue), valid.encode(), part) + 1
-    _wait(lambda: valid in hostile.ledger.finished(), 90, "the valid task after the big result did not run")
-    _wait(lambda: hostile.app.status(big) in ("failed", "success"), 60, "the big result was never stored")
-    record = hostile.app.backend.get([big])[0]
-    assert record is not None and record.state == "failed", f"state {record and record.state}"
-    assert "result_max_bytes" in str(record.error or "") or "bytes" in str(record.error or ""), record
-    _wait(lambda: hostile.committed(side.topic, f"yadtq.{side.queue}", part) >= end, 60,
-          "committed offset stuck")

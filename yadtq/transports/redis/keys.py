@@ -27,3 +27,7 @@ RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest f
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
+# Canvas (canvas.py): groups and chords.
+GROUP_KEY = "group:"  # hash: a stored group: members, and for a chord its callback and count
+CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful
+OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created

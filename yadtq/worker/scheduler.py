@@ -30,6 +30,7 @@ from ..transports.base import DeliveryErrorHook, ErrorInfo, ScheduledMessage, St
 if TYPE_CHECKING:
     from ..app import YADTQ
     from .links import Link
+    from .ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,16 @@ class Scheduler:
         app: the app whose schedule and broker are used.
         link: the worker's backend link, told of failures and recoveries (so an outage
             is logged once, not on every look at the schedule).
+        ticker: the worker's periodic ticker (``ticker.py``), run in the same loop, so
+            a tick it claims is published in the same pass.
     """
 
-    def __init__(self, app: YADTQ, link: Optional[Link] = None) -> None:
+    def __init__(self, app: YADTQ, link: Optional[Link] = None,
+                 ticker: Optional[Ticker] = None) -> None:
         self.app = app
         self.link = link
+        #: Claims due periodic ticks into the schedule just before each look at it.
+        self.ticker = ticker
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-scheduler", daemon=True)
         self._lock = threading.Lock()
@@ -223,6 +229,8 @@ class Scheduler:
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL):
             try:
+                if self.ticker is not None:
+                    self._tick()
                 self.publish_due()
             except YADTQError as exc:
                 self._failed(exc)
@@ -231,6 +239,16 @@ class Scheduler:
                 logger.exception("scheduler failed")
                 continue
             self._recovered()
+
+    def _tick(self) -> None:
+        """Claim due periodic ticks; a bug in the ticker never stops the publishing."""
+        assert self.ticker is not None
+        try:
+            self.ticker.turn()
+        except YADTQError:
+            raise
+        except Exception:
+            logger.exception("periodic ticker failed")
 
     def _failed(self, exc: YADTQError) -> None:
         """Log a failing look at the schedule once per outage, not ten times a second."""

@@ -71,6 +71,7 @@ from .keys import (
     WORKERS_KEY,
     WORKERS_SEEN_KEY,
 )
+from .periodic import RedisPeriodic
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -96,7 +97,7 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
-class RedisBackend(ResultBackend):
+class RedisBackend(RedisPeriodic, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

@@ -42,6 +42,7 @@ from ..records import (
     watch_after_beat,
 )
 from .notify import Notifier
+from .periodic import PERIODIC_SCHEMA, SqlitePeriodic
 from .schema import (
     BACKEND_SCHEMA,
     DEFAULT_WAIT_RECHECK,
@@ -111,7 +112,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(ResultBackend):
+class SqliteBackend(SqlitePeriodic, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -120,7 +121,7 @@ class SqliteBackend(ResultBackend):
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA, BackendUnavailable,
+        self._db = _Database(self.path, BACKEND_SCHEMA + PERIODIC_SCHEMA, BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
         try:

@@ -386,6 +386,15 @@ class YADTQ:
         print_worker_table(self.get_worker_status())
 
     # ------------------------------------------------------------------ periodic tasks
+    @overload
+    def periodic_task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def periodic_task(self, *, cron: Optional[str] = None, every: Optional[float] = None,
+                      timezone: str = "UTC", catch_up: str = CATCH_UP_ONCE,
+                      name: Optional[str] = None, args: tuple[Any, ...] = (),
+                      kwargs: Optional[dict[str, Any]] = None, **options: Any) -> TaskDecorator: ...
+
     def periodic_task(self, fn: Optional[Callable[..., Any]] = None, *, cron: Optional[str] = None,
                       every: Optional[float] = None, timezone: str = "UTC",
                       catch_up: str = CATCH_UP_ONCE, name: Optional[str] = None,

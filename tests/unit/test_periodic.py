@@ -19,7 +19,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def berlin(*args: int, fold: int = 0) -> float:
-    return datetime(*args, tzinfo=BERLIN, fold=fold).timestamp()  # type: ignore[misc]
+    return datetime(*args, tzinfo=BERLIN, fold=fold).timestamp()  # type: ignore[arg-type,misc]
 
 
 def ticks(schedule: Schedule, start: float, count: int) -> list[datetime]:

@@ -48,6 +48,16 @@ class ScheduleInfo:
         """``every 30 s`` / ``cron '0 3 * * *' UTC`` (``?`` when unreadable)."""
         return self.schedule.describe() if self.schedule is not None else "?"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (epoch-second times), for ``--json`` outputs and the dashboard."""
+        s = self.schedule
+        return {"name": self.name, "task": self.task, "schedule": self.describe(),
+                "cron": s.cron if s else None, "every": s.every if s else None,
+                "timezone": s.timezone if s else None, "args": list(s.args) if s else None,
+                "kwargs": dict(s.kwargs) if s else None, "catch_up": s.catch_up if s else None,
+                "queue": s.queue if s else None, "paused": self.paused, "next_run": self.next_run,
+                "last_run": self.last_run, "last_task_id": self.last_task_id}
+
 
 def _info(entry: PeriodicEntry) -> ScheduleInfo:
     try:
@@ -94,8 +104,21 @@ def save(app: YADTQ, schedule: Schedule) -> bool:
 
 
 def listing(app: YADTQ) -> list[ScheduleInfo]:
-    """Every schedule stored in the backend, by name."""
+    """Every schedule stored in the backend, by name.
+
+    Raises:
+        ConfigurationError: the backend keeps no periodic schedules.
+    """
     return [_info(e) for e in periodic_store(app.backend).periodic_entries()]
+
+
+def listing_if_kept(app: YADTQ) -> list[ScheduleInfo]:
+    """:func:`listing`, or an empty list on a backend that keeps no schedules (the monitor)."""
+    try:
+        store = periodic_store(app.backend)
+    except ConfigurationError:
+        return []
+    return [_info(e) for e in store.periodic_entries()]
 
 
 def find(app: YADTQ, name: str) -> ScheduleInfo:

@@ -55,6 +55,19 @@ def test_schedule_commands_manage_the_stored_schedules(runner: CliRunner, memory
     assert listed_in(runner) == {}
 
 
+def test_monitor_and_inspect_show_schedules(runner: CliRunner, memory_app: YADTQ) -> None:
+    invoke(runner, "schedule", "add", *MEM, "often", "add", "1", "2", "--every", "30")
+    invoke(runner, "schedule", "pause", *MEM, "often")
+    snapshot = json.loads(invoke(runner, "monitor", *MEM, "--json", "--interval", "0.1").stdout)
+    (often,) = snapshot["schedules"]
+    assert (often["name"], often["every"], often["paused"], often["last_run"]) == ("often", 30.0, True, None)
+    assert "often" in invoke(runner, "monitor", *MEM, "--once", "--interval", "0.1").stdout
+    inspected = json.loads(invoke(runner, "inspect", "schedules", *MEM, "--json").stdout)
+    assert [(i["name"], i["task"]) for i in inspected] == [("often", "tests.apps.cli_app.add")]
+    table = invoke(runner, "inspect", "schedules", *MEM).stdout
+    assert "often" in table and "paused" in table and "every 30 s" in table
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["pause", "ghost"], "no periodic schedule named 'ghost'"),
     (["resume", "ghost"], "no periodic schedule named 'ghost'"),

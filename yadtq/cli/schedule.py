@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 from rich.table import Table
@@ -56,15 +56,6 @@ def schedule_table(infos: list[ScheduleInfo], now: float) -> Table:
     return table
 
 
-def _as_json(info: ScheduleInfo) -> dict[str, Any]:
-    s = info.schedule
-    return {"name": info.name, "task": info.task, "schedule": info.describe(),
-            "cron": s.cron if s else None, "every": s.every if s else None,
-            "timezone": s.timezone if s else None, "args": list(s.args) if s else None,
-            "kwargs": dict(s.kwargs) if s else None, "paused": info.paused,
-            "next_run": info.next_run, "last_run": info.last_run, "last_task_id": info.last_task_id}
-
-
 @click.group("schedule")
 def schedule() -> None:
     """Periodic schedules kept in the backend (see docs/periodic.md)."""
@@ -78,7 +69,7 @@ def list_command(app_path: str, as_json: bool) -> None:
     app = load_app(app_path)
     infos = app.periodic_tasks()
     if as_json:
-        click.echo(json.dumps([_as_json(i) for i in infos], indent=2, default=str))
+        click.echo(json.dumps([i.to_dict() for i in infos], indent=2, default=str))
         return
     if not infos:
         click.echo("no periodic schedules")

@@ -157,3 +157,37 @@ def test_ticker_claims_each_tick_once_among_many_tickers() -> None:
     assert app.periodic_tasks()[0].paused
     app.resume_periodic_task("hourly")
     assert app.periodic_tasks()[0].next_run > app.now()  # resumed from the next future tick
+
+
+def test_workers_save_declared_schedules_idempotently() -> None:
+    from yadtq.worker.ticker import register
+
+    app = YADTQ("p", broker="memory://", backend="memory://")
+
+    @app.task
+    def job(n: int) -> int:
+        return n
+
+    app.add_periodic_task("a", job.s(1), every=60)
+    app.add_periodic_task("b", job.s(2), every=60)
+    store = periodic_store(app.backend)
+    assert register(app, store) == 2
+    assert register(app, store) == 0  # a second worker starting changes nothing
+    app.pause_periodic_task("a")
+    # The code changes "a" and no longer declares "b": "a" is updated (still paused),
+    # "b" stays stored until removed.
+    app.periodic_schedules.clear()
+    app.add_periodic_task("a", job.s(1), cron="0 * * * *")
+    assert register(app, store) == 1
+    infos = {i.name: i for i in app.periodic_tasks()}
+    assert infos["a"].schedule is not None and infos["a"].schedule.cron == "0 * * * *"
+    assert infos["a"].paused and set(infos) == {"a", "b"}
+
+
+def test_example_app_declares_its_schedules() -> None:
+    from examples import periodic_app
+
+    specs = periodic_app.app.periodic_schedules
+    assert specs["report"].timezone == "Europe/Berlin" and specs["report"].catch_up == "none"
+    assert specs["nightly-cleanup"].kwargs == {"days": 7}
+    assert specs[periodic_app.heartbeat.name].every == 10.0

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 from typing_extensions import Concatenate, ParamSpec
 
 from . import schedules, states
+from .canvas.builtins import register_builtins
+from .canvas.group_result import GroupResult
+from .canvas.send import apply as send_canvas
 from .clock import BackendClock
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode, pack
@@ -33,6 +36,9 @@ from .transports.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .canvas.signature import Canvas
     from .transports.base import WorkerFailure
 
 logger = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class YADTQ:
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
+        register_builtins(self)
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -327,6 +334,21 @@ class YADTQ:
     def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:
         """A handle on the task with this id."""
         return AsyncResult(str(task_id), self)
+
+    def send_canvas(self, canvas: Canvas, args: Iterable[Any] = (),
+                    kwargs: Optional[dict[str, Any]] = None,
+                    options: Optional[dict[str, Any]] = None) -> Union[_AsyncResult[Any], GroupResult]:
+        """Send a chain, group, chord or signature with callbacks (``yadtq.canvas.send``);
+        what their ``apply_async`` calls."""
+        return send_canvas(canvas, args, kwargs, options)
+
+    def GroupResult(self, group_id: Union[str, GroupResult]) -> GroupResult:
+        """Reopen a group (or a chord's header) by its id, from any process.
+
+        Raises:
+            GroupNotFound: no group stored under that id (unknown or expired).
+        """
+        return GroupResult.restore(str(group_id), self)
 
     # ------------------------------------------------------------------ seed-compatible helpers
     def status(self, task_id: Union[str, _AsyncResult[Any]]) -> str:

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, Optional
 from .envelope import peek_created
 from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
-from .transports.base import RECENT_LIMIT, BackendSnapshot, WorkerFailure, WorkerInfo
+from .transports.base import (
+    RECENT_LIMIT,
+    BackendSnapshot,
+    CanvasBackend,
+    GroupInfo,
+    WorkerFailure,
+    WorkerInfo,
+)
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -73,6 +80,8 @@ class ClusterSnapshot:
     throughput: Optional[float] = None
     #: The periodic schedules, by name (none on a backend that keeps none).
     schedules: tuple[ScheduleInfo, ...] = ()
+    #: Chords waiting for members, oldest first (empty if the backend stores none).
+    chords: tuple[GroupInfo, ...] = ()
 
     @property
     def queued(self) -> Optional[int]:
@@ -117,6 +126,8 @@ class ClusterSnapshot:
             "workers": [worker_dict(w, self.taken) for w in self.workers],
             "worker_failures": [dataclasses.asdict(f) for f in self.failures],
             "schedules": [info.to_dict() for info in self.schedules],
+            "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
+                        "callback_id": c.callback_id, "created": c.created} for c in self.chords],
         }
 
 
@@ -188,6 +199,7 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
         failures=failures, tasks=tasks, schedules=tuple(listing_if_kept(app)),
+        chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
     )
     if previous is not None:
         snapshot = dataclasses.replace(snapshot, throughput=throughput(previous, snapshot))

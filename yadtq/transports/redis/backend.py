@@ -33,6 +33,7 @@ from ..base import (
     WorkerInfo,
 )
 from ..records import OUTAGE_INTERVALS, PRUNE_BATCH, Watch, silence, summarize_scheduled, totals_from
+from .canvas import RedisCanvas
 from .codec import (
     change_fields,
     decode_member,
@@ -97,10 +98,12 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
-class RedisBackend(RedisPeriodic, ResultBackend):
+class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
+    #: How the canvas steps (canvas.py) translate redis-py's exceptions.
+    _guard = staticmethod(_unavailable)
 
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
@@ -136,6 +139,13 @@ class RedisBackend(RedisPeriodic, ResultBackend):
         """
         if not changes and not scheduled:
             return
+        script, keys, args = self._record_call(changes, scheduled)
+        with _unavailable("record"):
+            script(keys=keys, args=args)
+
+    def _record_call(self, changes: Sequence[StateChange],
+                     scheduled: Sequence[ScheduledMessage]) -> tuple[Script, list[str], list[Any]]:
+        """The record script with its keys and arguments (also run by ``record_joined``)."""
         batch = [[c.task_id, c.state, float_text(c.timestamp), c.worker or "", c.name or "",
                   history_entry(c.state, c.timestamp, c.worker), change_fields(c), c.queue or "",
                   c.error.type if c.error else "",
@@ -148,7 +158,7 @@ class RedisBackend(RedisPeriodic, ResultBackend):
         keys = [self.key(SCHEDULE_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
                 self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(RECENT_SUCCESS_KEY),
                 self.key(RECENT_FAILED_KEY)]
-        self._run("record", keys, args)
+        return self._scripts["record"], keys, args
 
     def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         """Decide every claim of the batch in one script; makes a redelivered task run at

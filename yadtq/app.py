@@ -384,6 +384,7 @@ class YADTQ:
             w.worker: {
                 "status": self.worker_state(w, now),
                 "last_heartbeat": w.last_heartbeat,
+                "silent": w.silent,
                 "tasks_done": w.tasks_done,
                 "tasks_failed": w.tasks_failed,
                 "active": w.active,

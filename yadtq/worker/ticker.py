@@ -76,6 +76,13 @@ class Ticker:
         #: Schedules whose stored spec is unreadable, logged once each.
         self._broken: set[str] = set()
 
+    def wait_hint(self) -> float:
+        """Longest the scheduler loop should sleep before the next look: ``LOOK_INTERVAL``
+        when the app declares schedules (so a tick starts promptly), else no limit (a
+        schedule added with ``yadtq schedule add`` to an app that declares none is then
+        claimed at the scheduler's idle pace, at most about a second late)."""
+        return LOOK_INTERVAL if self.app.periodic_schedules else float("inf")
+
     def turn(self) -> int:
         """Look at the periodic schedules if it is time to; how many ticks this worker
         claimed. Backend errors propagate (the scheduler loop logs them once per outage)."""

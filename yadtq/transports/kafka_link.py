@@ -79,7 +79,7 @@ class KafkaLink:
 
         def callback(stats: str) -> None:
             with self._lock:
-                if client not in self._down:
+                if client not in self._down and self._ever_up:
                     return  # the common case: nothing to parse
             try:
                 brokers = json.loads(stats).get("brokers", {})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from . import states
 from .app import YADTQ
+from .canvas import GroupResult, Signature, chain, chord, group
 from .exceptions import (
     BackendUnavailable,
     BrokerUnavailable,
+    ChordError,
     ConfigurationError,
     NotRegistered,
     Retry,
@@ -17,7 +19,7 @@ from .exceptions import (
     YADTQError,
 )
 from .result import AsyncResult
-from .task import Signature, Task
+from .task import Task
 
 __version__ = "0.1.0"
 
@@ -26,7 +28,9 @@ __all__ = [
     "AsyncResult",
     "BackendUnavailable",
     "BrokerUnavailable",
+    "ChordError",
     "ConfigurationError",
+    "GroupResult",
     "NotRegistered",
     "Retry",
     "Revoked",
@@ -37,5 +41,8 @@ __all__ = [
     "TimeoutError",
     "YADTQError",
     "__version__",
+    "chain",
+    "chord",
+    "group",
     "states",
 ]

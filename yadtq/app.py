@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
 from typing_extensions import Concatenate, ParamSpec
 
 from . import states
+from .canvas.builtins import register_builtins
+from .canvas.group_result import GroupResult
+from .canvas.send import apply as send_canvas
 from .clock import BackendClock
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
-from .envelope import Envelope, encode, pack
+from .envelope import Envelope, encode_body, headers_for, new_body, new_task_id, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
 from .result import AsyncResult
 from .settings import Settings, load_settings
@@ -32,6 +34,9 @@ from .transports.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .canvas.signature import Canvas
     from .transports.base import WorkerFailure
 
 logger = logging.getLogger(__name__)
@@ -90,6 +95,7 @@ class YADTQ:
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
+        register_builtins(self)
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -266,46 +272,40 @@ class YADTQ:
             extra["max_retries"] = max_retries
         if time_limit is not None:
             extra["time_limit"] = time_limit
-        envelope = Envelope(
-            id=task_id or uuid.uuid4().hex,
-            task=name,
-            args=args,
-            kwargs=kwargs,
-            queue=queue or (opts.queue if opts and opts.queue else self.settings.default_queue),
-            eta=run_at,
-            expires=(_epoch(expires) if isinstance(expires, datetime) else now + expires)
-            if expires is not None else None,
-            key=key,
-            created=now,
-            options=extra,
-        )
-        body = encode(envelope, self.settings.secret_key)  # raises SerializationError
+        # The hot path of .delay(): one dict, one encode, one non-blocking publish; an
+        # Envelope object is built only for an eager run.
+        tid = task_id or new_task_id()
+        to = queue or (opts.queue if opts and opts.queue else self.settings.default_queue)
+        fields = new_body(tid, name, args, kwargs, to, run_at,
+                          (_epoch(expires) if isinstance(expires, datetime) else now + expires)
+                          if expires is not None else None, key, now, extra)
+        body = encode_body(fields, self.settings.secret_key)  # raises SerializationError
         if dedupe_key is None and opts is not None and opts.dedupe:
             dedupe_key = f"{name}:{pack([list(args), kwargs]).hex()}"
         if dedupe_key is not None:
-            winner = self.backend.claim_dedupe(dedupe_key, envelope.id, self.settings.result_expires)
-            if winner != envelope.id:
-                logger.debug("task %s deduplicated to %s (%s)", envelope.id, winner, name)
+            winner = self.backend.claim_dedupe(dedupe_key, tid, self.settings.result_expires)
+            if winner != tid:
+                logger.debug("task %s deduplicated to %s (%s)", tid, winner, name)
                 return AsyncResult(winner, self)
         if self.settings.eager:
-            return self._run_eagerly(envelope)
-        message = Message(queue=envelope.queue, body=body, key=envelope.routing_key(),
-                          headers=envelope.headers())
+            return self._run_eagerly(Envelope(id=tid, task=name, args=args, kwargs=kwargs, queue=to,
+                                              eta=run_at, expires=fields["expires"], key=key,
+                                              created=now, options=extra))
+        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers_for(name, tid))
         try:
             if run_at is not None and run_at > now:
                 self.backend.record(
-                    [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
-                                 eta=run_at)],
-                    [ScheduledMessage(envelope.id, run_at, message)],
+                    [StateChange(tid, states.SCHEDULED, now, name=name, queue=to, eta=run_at)],
+                    [ScheduledMessage(tid, run_at, message)],
                 )
             else:
                 self.broker.publish([message])
                 self.deliveries.sent()
         except BaseException:
             if dedupe_key is not None:  # never sent: the key must not keep pointing at it
-                self._release_dedupe(dedupe_key, envelope.id)
+                self._release_dedupe(dedupe_key, tid)
             raise
-        return AsyncResult(envelope.id, self)
+        return AsyncResult(tid, self)
 
     def _release_dedupe(self, key: str, task_id: str) -> None:
         try:
@@ -324,6 +324,21 @@ class YADTQ:
     def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:
         """A handle on the task with this id."""
         return AsyncResult(str(task_id), self)
+
+    def send_canvas(self, canvas: Canvas, args: Iterable[Any] = (),
+                    kwargs: Optional[dict[str, Any]] = None,
+                    options: Optional[dict[str, Any]] = None) -> Union[_AsyncResult[Any], GroupResult]:
+        """Send a chain, group, chord or signature with callbacks (``yadtq.canvas.send``);
+        what their ``apply_async`` calls."""
+        return send_canvas(canvas, args, kwargs, options)
+
+    def GroupResult(self, group_id: Union[str, GroupResult]) -> GroupResult:
+        """Reopen a group (or a chord's header) by its id, from any process.
+
+        Raises:
+            GroupNotFound: no group stored under that id (unknown or expired).
+        """
+        return GroupResult.restore(str(group_id), self)
 
     # ------------------------------------------------------------------ seed-compatible helpers
     def status(self, task_id: Union[str, _AsyncResult[Any]]) -> str:
@@ -359,6 +374,7 @@ class YADTQ:
             w.worker: {
                 "status": self.worker_state(w, now),
                 "last_heartbeat": w.last_heartbeat,
+                "silent": w.silent,
                 "tasks_done": w.tasks_done,
                 "tasks_failed": w.tasks_failed,
                 "active": w.active,

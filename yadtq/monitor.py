@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .envelope import peek_created
 from .settings import redact_url
-from .transports.base import RECENT_LIMIT, BackendSnapshot, WorkerFailure, WorkerInfo
+from .transports.base import (
+    RECENT_LIMIT,
+    BackendSnapshot,
+    CanvasBackend,
+    GroupInfo,
+    WorkerFailure,
+    WorkerInfo,
+)
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -70,6 +77,8 @@ class ClusterSnapshot:
     tasks: BackendSnapshot
     #: Tasks finished (succeeded or failed) per second since the previous snapshot.
     throughput: Optional[float] = None
+    #: Chords waiting for members, oldest first (empty if the backend stores none).
+    chords: tuple[GroupInfo, ...] = ()
 
     @property
     def queued(self) -> Optional[int]:
@@ -113,6 +122,8 @@ class ClusterSnapshot:
             "recent_failures": [dataclasses.asdict(t) for t in tasks.recent_failures],
             "workers": [worker_dict(w, self.taken) for w in self.workers],
             "worker_failures": [dataclasses.asdict(f) for f in self.failures],
+            "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
+                        "callback_id": c.callback_id, "created": c.created} for c in self.chords],
         }
 
 
@@ -184,6 +195,7 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
         failures=failures, tasks=tasks,
+        chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
     )
     if previous is not None:
         snapshot = dataclasses.replace(snapshot, throughput=throughput(previous, snapshot))

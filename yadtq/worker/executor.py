@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import states
+from ..canvas.followups import gather
 from ..envelope import Envelope, encode, pack
-from ..exceptions import NotRegistered, Retry, SerializationError, WorkerLostError
+from ..exceptions import ChordError, NotRegistered, Retry, SerializationError, WorkerLostError
 from ..retry import retry_delay
 from ..task import Request, Task, set_current_request
 from ..transports.base import ErrorInfo, StateChange
@@ -89,6 +90,13 @@ def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Out
     task = app.tasks.get(envelope.task)
     if task is None:
         return failed(NotRegistered(f"task {envelope.task!r} is not registered"), False)
+    if envelope.canvas:
+        try:
+            envelope = gather(app, envelope)  # a chord's callback: its members' results first
+        except ChordError as exc:
+            return failed(exc, False)
+        except Exception as exc:  # e.g. the backend is unreachable: try again later
+            return _retry_or_fail(task, envelope, exc, started, None, None)
     try:
         _check_arguments(task, envelope)
     except TypeError as exc:

@@ -266,7 +266,7 @@ class Worker:
         # flight still gets stored) and stop the worker, so those deliveries come back.
         recorder = supervisor.spawn("recorder", lambda: tasks.record_forever(recorder_stop),
                                     fatal=True)
-        scheduler = Scheduler(self.app)
+        scheduler = Scheduler(self.app, backend_link, activity=lambda: self.stats.retried)
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 
 from typing_extensions import Concatenate, ParamSpec
 
-from . import states
+from . import schedules, states
 from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
 from .canvas.send import apply as send_canvas
@@ -18,6 +18,7 @@ from .clock import BackendClock
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode_body, headers_for, new_body, new_task_id, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
+from .periodic import CATCH_UP_ONCE, Schedule
 from .result import AsyncResult
 from .settings import Settings, load_settings
 from .task import Task, TaskOptions, build_options
@@ -84,6 +85,8 @@ class YADTQ:
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: short name ("add") -> full names, for the CLI and send_task.
         self._aliases: dict[str, set[str]] = {}
+        #: Periodic schedules declared in code, by name: saved by every worker at start.
+        self.periodic_schedules: dict[str, Schedule] = {}
         self._broker: Optional[Broker] = None
         self._backend: Optional[ResultBackend] = None
         self._lock = threading.Lock()
@@ -397,6 +400,66 @@ class YADTQ:
         from .cli.render import print_worker_table
 
         print_worker_table(self.get_worker_status())
+
+    # ------------------------------------------------------------------ periodic tasks
+    @overload
+    def periodic_task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def periodic_task(self, *, cron: Optional[str] = None, every: Optional[float] = None,
+                      timezone: str = "UTC", catch_up: str = CATCH_UP_ONCE,
+                      name: Optional[str] = None, args: tuple[Any, ...] = (),
+                      kwargs: Optional[dict[str, Any]] = None, **options: Any) -> TaskDecorator: ...
+
+    def periodic_task(self, fn: Optional[Callable[..., Any]] = None, *, cron: Optional[str] = None,
+                      every: Optional[float] = None, timezone: str = "UTC",
+                      catch_up: str = CATCH_UP_ONCE, name: Optional[str] = None,
+                      args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None,
+                      **options: Any) -> Any:
+        """Register a task that runs on a schedule: ``@app.periodic_task(cron="*/5 * * * *",
+        timezone="Europe/Berlin")`` or ``@app.periodic_task(every=30)``.
+
+        The schedule is named after the task (``name=`` overrides), ``args``/``kwargs`` are
+        what each tick passes, ``catch_up`` is ``"once"`` (a tick missed while no worker ran
+        runs once when one returns) or ``"none"``; other options go to ``@app.task``.
+        Workers save the schedule in the backend when they start (``docs/periodic.md``).
+
+        Raises:
+            ConfigurationError: a bad cron expression, timezone, ``every`` or ``catch_up``.
+        """
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            task: Task[Any, Any] = self.task(**options)(func)
+            schedules.declare(self, name or task.name, task, cron=cron, every=every, timezone=timezone,
+                    catch_up=catch_up, args=args, kwargs=kwargs)
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def add_periodic_task(self, name: str, task: Any, *, cron: Optional[str] = None,
+                          every: Optional[float] = None, timezone: str = "UTC",
+                          catch_up: str = CATCH_UP_ONCE, queue: Optional[str] = None) -> Schedule:
+        """Declare schedule ``name`` running ``task`` (a task, its name, or a signature such
+        as ``cleanup.s(days=7)``) on ``cron`` or ``every`` seconds. Workers save it in the
+        backend when they start; ``yadtq schedule add`` saves one without code.
+
+        Raises:
+            ConfigurationError: a bad spec.
+        """
+        return schedules.declare(self, name, task, cron=cron, every=every, timezone=timezone,
+                       catch_up=catch_up, queue=queue)
+
+    def periodic_tasks(self) -> list[schedules.ScheduleInfo]:
+        """The schedules stored in the backend, each with ``name``, ``next_run``, ``paused``,
+        ``last_run`` and ``last_task_id``."""
+        return schedules.listing(self)
+
+    def pause_periodic_task(self, name: str) -> None:
+        """Stop schedule ``name`` from firing (cluster-wide) until resumed."""
+        schedules.pause(self, name)
+
+    def resume_periodic_task(self, name: str) -> None:
+        """Let schedule ``name`` fire again from its next tick after now."""
+        schedules.resume(self, name)
 
 
 def _epoch(value: Union[datetime, float]) -> float:

@@ -124,3 +124,18 @@ def test_binding_beyond_this_machine_needs_a_token() -> None:
         check_bind("192.168.1.5", None)
     with pytest.raises(ConfigurationError, match="empty"):
         check_bind("127.0.0.1", " ")
+
+
+def test_a_schedule_is_listed_and_paused_from_the_api(app: YADTQ, serve_dashboard: Serve) -> None:
+    app.add_periodic_task("hourly-add", app.tasks["d.add"].s(1, 2), every=3600)
+    worker = Worker(app, name="ticker", concurrency=1).start()
+    try:
+        client = serve_dashboard(app)
+        wait_for(lambda: client.get("/api/overview").json()["schedules"], 30, "the schedule listed")
+        reply = client.post("/api/schedules/hourly-add/pause", headers=ACT, json_body={"paused": True})
+        assert reply.status_code == 200, reply.text
+        assert [s.paused for s in app.periodic_tasks() if s.name == "hourly-add"] == [True]
+        client.post("/api/schedules/hourly-add/pause", headers=ACT, json_body={"paused": False})
+        assert [s.paused for s in app.periodic_tasks() if s.name == "hourly-add"] == [False]
+    finally:
+        worker.stop(timeout=30)

@@ -20,6 +20,7 @@ from .monitor import monitor
 from .operate import control, retry, revoke
 from .options import EXIT_INTERRUPTED
 from .render import one_line
+from .schedule import schedule
 from .shell import shell
 from .tasks import purge, result, status, submit
 from .worker import worker
@@ -52,7 +53,7 @@ def main() -> None:
 
 
 for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
-                 revoke, retry, dlq, control, dashboard, bench, shell):
+                 schedule, revoke, retry, dlq, control, dashboard, bench, shell):
     main.add_command(_command)
 
 __all__ = ["main"]

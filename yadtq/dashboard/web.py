@@ -165,11 +165,12 @@ def create_app(app: YADTQ, token: Optional[str] = None) -> Starlette:
 
     def pause(request: Request, body: dict[str, Any]) -> Any:
         name = request.path_params["name"]
-        pauser = getattr(app, "pause_periodic_task", None)
-        if pauser is None:
+        paused = bool(body.get("paused", True))
+        change = getattr(app, "pause_periodic_task" if paused else "resume_periodic_task", None)
+        if change is None:
             raise ConfigurationError("this yadtq has no periodic schedules to pause")
-        pauser(name, bool(body.get("paused", True)))
-        return {"schedule": name, "paused": bool(body.get("paused", True))}
+        change(name)
+        return {"schedule": name, "paused": paused}
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})

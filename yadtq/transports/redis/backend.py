@@ -73,6 +73,7 @@ from .keys import (
     WORKERS_SEEN_KEY,
 )
 from .operations import RedisOperations
+from .periodic import RedisPeriodic
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -98,7 +99,7 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
-class RedisBackend(RedisOperations, RedisCanvas, ResultBackend):
+class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from . import states
@@ -108,6 +109,25 @@ class AsyncResult(Generic[R]):
                 as themselves, others as ``TaskError``), or ``Revoked``.
         """
         record = self._ready or self.app.backend.wait(self.id, timeout)
+        return self._settle(record, timeout, propagate)
+
+    wait = get
+
+    async def aget(self, timeout: Optional[float] = None, propagate: bool = True) -> R:
+        """``get`` for asyncio code: waits without blocking the event loop, woken by
+        notification. ``await result`` is ``await result.aget()``.
+
+        Raises:
+            yadtq.TimeoutError: not finished within ``timeout`` seconds.
+            Exception: as :meth:`get`.
+        """
+        record = self._ready or await self.app.backend.wait_async(self.id, timeout)
+        return self._settle(record, timeout, propagate)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.aget().__await__()
+
+    def _settle(self, record: Optional[TaskRecord], timeout: Optional[float], propagate: bool) -> R:
         if record is None:
             raise ResultTimeout(f"task {self.id} not ready after {timeout} s")
         self._ready = record
@@ -117,8 +137,6 @@ class AsyncResult(Generic[R]):
         if propagate:
             raise exc
         return exc  # type: ignore[return-value]
-
-    wait = get
 
     def _exception(self, record: TaskRecord) -> BaseException:
         if record.state == states.REVOKED:

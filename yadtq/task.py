@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import inspect
-import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, TypeVar, Union
@@ -62,16 +63,24 @@ class Request:
     root_id: Optional[str] = None
 
 
-_context = threading.local()
+#: The running task's request: per thread, and per asyncio task (a context variable,
+#: so many coroutines on one loop each see their own).
+_request: contextvars.ContextVar[Optional[Request]] = contextvars.ContextVar("yadtq_request",
+                                                                             default=None)
 
 
 def current_request() -> Optional[Request]:
-    """The request of the task running in this thread, if any."""
-    return getattr(_context, "request", None)
+    """The request of the task running in this thread (or asyncio task), if any."""
+    return _request.get()
 
 
-def set_current_request(request: Optional[Request]) -> None:
-    _context.request = request
+def set_current_request(request: Optional[Request]) -> contextvars.Token[Optional[Request]]:
+    """Make ``request`` current; returns the token for :func:`reset_current_request`."""
+    return _request.set(request)
+
+
+def reset_current_request(token: contextvars.Token[Optional[Request]]) -> None:
+    _request.reset(token)
 
 
 class Task(Generic[P, R]):
@@ -89,6 +98,11 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the function is an ``async def`` (run on the worker's event loop)."""
+        return inspect.iscoroutinefunction(self.fn)
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -120,6 +134,16 @@ class Task(Generic[P, R]):
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Send the task to a worker with these arguments; returns at once."""
         return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """``delay`` for asyncio code: ``await add.adelay(2, 3)`` sends without blocking the loop."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(self, args: Any = (), kwargs: Optional[dict[str, Any]] = None,
+                           **options: Any) -> AsyncResult[R]:
+        """``apply_async`` for asyncio code (the send runs in a thread: brokers are blocking clients)."""
+        return await asyncio.to_thread(
+            functools.partial(self.apply_async, args, kwargs, **options))
 
     def apply_async(
         self,

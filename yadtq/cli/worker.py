@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 @app_option
 @click.option("-n", "--name", help="Worker id (default: hostname.pid).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1),
-              help="Tasks run at once (default: 8 threads, or one process per CPU).")
-@click.option("--pool", type=click.Choice(["threads", "processes"]), default="threads", show_default=True,
-              help="Run tasks in threads, or in child processes (needed for time_limit).")
+              help="Tasks run at once (default: 8 threads, one process per CPU, or 100 coroutines).")
+@click.option("--pool", type=click.Choice(["threads", "processes", "asyncio"]), default="threads",
+              show_default=True,
+              help="Run tasks in threads, in child processes (needed for time_limit), or as "
+                   "coroutines of an event loop (async def tasks; sync ones in a few threads).")
 @queues_option("Queues to consume (default: the app's default queue).")
 @click.option("-l", "--loglevel", default="info", show_default=True, metavar="LEVEL",
               help="debug, info, warning, error or critical.")

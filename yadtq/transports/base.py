@@ -11,7 +11,11 @@ Transports are found by URL scheme through the ``yadtq.brokers`` and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BROKER_GROUP = "yadtq.brokers"
+#: Seconds one blocking wait of :meth:`ResultBackend.wait_async`'s default lasts.
+ASYNC_WAIT_SLICE = 1.0
 BACKEND_GROUP = "yadtq.backends"
 
 
@@ -391,6 +397,44 @@ class ResultBackend(ABC):
     @abstractmethod
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
         """Block until the task is ready, woken by notification; ``None`` on timeout."""
+
+    async def wait_async(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        """:meth:`wait` for asyncio callers, without blocking the event loop.
+
+        This default hands the blocking :meth:`wait` (still woken by notification) to a
+        thread of its own, in slices of :data:`ASYNC_WAIT_SLICE` seconds so that a
+        cancelled caller frees its thread soon; a backend with an asyncio client
+        overrides it (Redis).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Optional[TaskRecord]] = loop.create_future()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def deliver(outcome: Any, failed: bool) -> None:
+            if not future.done():
+                if failed:
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+        def hand_off() -> None:
+            outcome: Any = None
+            failed = False
+            try:
+                while not future.done():  # done: the caller was cancelled
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    piece = ASYNC_WAIT_SLICE if remaining is None else max(
+                        0.0, min(remaining, ASYNC_WAIT_SLICE))
+                    outcome = self.wait(task_id, piece)
+                    if outcome is not None or (remaining is not None and remaining <= piece):
+                        break
+            except BaseException as exc:  # handed over to the awaiting coroutine
+                outcome, failed = exc, True
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(deliver, outcome, failed)
+
+        threading.Thread(target=hand_off, name=f"yadtq-wait-{task_id[:8]}", daemon=True).start()
+        return await future
 
     @abstractmethod
     def forget(self, task_ids: Sequence[str]) -> None:

@@ -34,12 +34,14 @@ the same however many results are stored.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -70,6 +72,7 @@ from .base import (
     WorkerInfo,
 )
 from .records import summarize_scheduled, totals_from
+from .redis_aio import AsyncInbox
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -204,6 +207,13 @@ def _decode_record(task_id: str, fields: Mapping[bytes, bytes]) -> Optional[Task
     )
 
 
+def _ready_reply(flat: list[Any]) -> bool:
+    """Whether a ``watch`` reply (``HGETALL`` pairs) holds a ready state."""
+    fields = dict(zip(flat[::2], flat[1::2]))
+    state = fields.get(b"state")
+    return state is not None and state.decode() in READY_STATES
+
+
 def _schedule_member(entry: ScheduledMessage) -> bytes:
     """The schedule's member for an entry: it carries everything, so a leased one is rebuilt."""
     m = entry.message
@@ -263,6 +273,9 @@ class RedisBackend(ResultBackend):
         self._scripts: dict[str, Script] = {n: self._redis.register_script(_lua(n)) for n in _SCRIPTS}
         self._inbox: Optional[_Inbox] = None
         self._inbox_lock = threading.Lock()
+        #: One inbox per event loop that waits (``wait_async``).
+        self._async_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncInbox] = (
+            weakref.WeakKeyDictionary())
 
     def key(self, name: str, suffix: str = "") -> str:
         """The full name of key ``name`` (a ``*_KEY`` constant), followed by ``suffix``."""
@@ -343,6 +356,27 @@ class RedisBackend(ResultBackend):
                 event.wait(remaining)
         finally:
             inbox.forget(task_id, event)
+
+    async def wait_async(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        """Wait from asyncio code with ``redis.asyncio`` (see ``redis_aio.py``), woken by
+        notification through the running loop's own inbox; no thread is used."""
+        inbox = await self._async_inbox()
+        keys = [self.key(TASK_KEY, task_id), self.key(WAITERS_KEY, task_id)]
+        flat = await inbox.wait(task_id, keys, self._ttl, timeout, _ready_reply)
+        return None if flat is None else _decode_record(task_id, dict(zip(flat[::2], flat[1::2])))
+
+    async def _async_inbox(self) -> AsyncInbox:
+        loop = asyncio.get_running_loop()
+        inbox = self._async_inboxes.get(loop)
+        if inbox is None or not inbox.usable():
+            options = dict(self.settings.backend_options)
+            options.pop("prefix", None)
+            options["decode_responses"] = False
+            inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),
+                               _lua("watch"))
+            self._async_inboxes[loop] = inbox
+            await inbox.open()
+        return inbox
 
     def _watch(self, task_id: str, channel: str) -> Optional[TaskRecord]:
         keys = [self.key(TASK_KEY, task_id), self.key(WAITERS_KEY, task_id)]

@@ -6,17 +6,19 @@ claim); this module turns a call into success, a retry, or a failure.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import states
 from ..envelope import Envelope, pack
 from ..exceptions import NotRegistered, Retry, SerializationError
 from ..retry import retry_delay
-from ..task import Request, Task, set_current_request
+from ..task import Request, Task, reset_current_request, set_current_request
 from ..transports.base import ErrorInfo, StateChange
 
 if TYPE_CHECKING:
@@ -73,47 +75,90 @@ def _should_retry(task: Task[Any, Any], exc: BaseException) -> bool:
     return isinstance(exc, Exception)
 
 
-def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Outcome:
-    """Run one attempt of the task an envelope names.
+class Attempt:
+    """One attempt of a task being run: what the sync and the async runners share.
 
-    Any exception is retried (up to ``max_retries``, default 3) unless the task's
-    ``autoretry_for`` narrows that; ``NotRegistered`` and argument mismatches
-    fail at once, without retries.
+    :func:`prepare` makes one (or an :class:`Outcome` when the task cannot run);
+    the runner calls the function, then :meth:`concluded` or :meth:`raised`.
     """
-    started = time.time()
 
-    def failed(exc: BaseException, with_traceback: bool = True) -> Outcome:
-        return Outcome(envelope.id, states.FAILED, started, time.time(),
+    def __init__(self, app: YADTQ, envelope: Envelope, task: Task[Any, Any], worker: Optional[str],
+                 started: float) -> None:
+        self.app = app
+        self.envelope = envelope
+        self.task = task
+        self.worker = worker
+        self.started = started
+        self.request = Request(
+            id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
+            retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
+            parent_id=envelope.parent_id, root_id=envelope.root_id,
+        )
+
+    def call(self) -> Any:
+        """Call the function (an ``async def`` task gives its coroutine)."""
+        return self.task.run(*self.envelope.args, **self.envelope.kwargs)
+
+    def failed(self, exc: BaseException, with_traceback: bool = True) -> Outcome:
+        return Outcome(self.envelope.id, states.FAILED, self.started, time.time(),
                        error=error_info(exc, with_traceback=with_traceback))
 
+    def concluded(self, value: Any) -> Outcome:
+        """The outcome of a call that returned ``value``."""
+        try:
+            result = pack(value)
+        except SerializationError as exc:
+            return self.failed(SerializationError(f"cannot serialize the result of {self.task.name}: {exc}"))
+        return Outcome(self.envelope.id, states.SUCCESS, self.started, time.time(), result=result)
+
+    def raised(self, exc: Exception) -> Outcome:
+        """The outcome of a call that raised ``exc``: a retry or a failure."""
+        if isinstance(exc, Retry):
+            cause = exc.exc or exc
+            return _retry_or_fail(self.task, self.envelope, cause, self.started, exc.countdown,
+                                  exc.max_retries)
+        if _should_retry(self.task, exc):
+            return _retry_or_fail(self.task, self.envelope, exc, self.started, None, None)
+        return self.failed(exc)
+
+
+def prepare(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Union[Attempt, Outcome]:
+    """An attempt at the task an envelope names, or the failure if it cannot run at all
+    (``NotRegistered``, arguments that do not fit: never retried)."""
+    started = time.time()
     task = app.tasks.get(envelope.task)
     if task is None:
-        return failed(NotRegistered(f"task {envelope.task!r} is not registered"), False)
+        return Outcome(envelope.id, states.FAILED, started, time.time(), error=error_info(
+            NotRegistered(f"task {envelope.task!r} is not registered"), with_traceback=False))
     try:
         _check_arguments(task, envelope)
     except TypeError as exc:
-        return failed(exc, False)
+        return Outcome(envelope.id, states.FAILED, started, time.time(),
+                       error=error_info(exc, with_traceback=False))
+    return Attempt(app, envelope, task, worker, started)
 
-    set_current_request(Request(
-        id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
-        retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
-        parent_id=envelope.parent_id, root_id=envelope.root_id,
-    ))
+
+def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Outcome:
+    """Run one attempt of the task an envelope names, in this thread.
+
+    Any exception is retried (up to ``max_retries``, default 3) unless the task's
+    ``autoretry_for`` narrows that; ``NotRegistered`` and argument mismatches
+    fail at once, without retries. An ``async def`` task runs on an event loop of
+    its own here (the asyncio pool and the thread pool run them on a shared loop).
+    """
+    attempt = prepare(app, envelope, worker)
+    if isinstance(attempt, Outcome):
+        return attempt
+    token = set_current_request(attempt.request)
     try:
-        value = task.run(*envelope.args, **envelope.kwargs)
-        result = pack(value)
-    except Retry as request:
-        cause = request.exc or request
-        return _retry_or_fail(task, envelope, cause, started, request.countdown, request.max_retries)
-    except SerializationError as exc:
-        return failed(SerializationError(f"cannot serialize the result of {task.name}: {exc}"))
+        value = attempt.call()
+        if inspect.iscoroutine(value):
+            value = asyncio.run(value)
     except Exception as exc:
-        if _should_retry(task, exc):
-            return _retry_or_fail(task, envelope, exc, started, None, None)
-        return failed(exc)
+        return attempt.raised(exc)
     finally:
-        set_current_request(None)
-    return Outcome(envelope.id, states.SUCCESS, started, time.time(), result=result)
+        reset_current_request(token)
+    return attempt.concluded(value)
 
 
 def _retry_or_fail(task: Task[Any, Any], envelope: Envelope, exc: BaseException, started: float,

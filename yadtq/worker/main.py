@@ -17,17 +17,35 @@ from typing import TYPE_CHECKING, Optional
 from ..exceptions import BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
+from .aio import AsyncioPool
 from .consumer import Identity, TaskConsumer, WorkerStats
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
-from .pools import Job, Pool, create_pool
+from .pools import Job, Pool, Sink, create_pool
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
+
+POOL_KINDS = ("threads", "processes", "asyncio")
+#: Default ``-c`` of an asyncio pool: coroutines are cheap.
+ASYNCIO_CONCURRENCY = 100
+
+
+def _default_concurrency(pool: str) -> int:
+    if pool == "asyncio":
+        return ASYNCIO_CONCURRENCY
+    return 8 if pool == "threads" else (os.cpu_count() or 2)
+
+
+def _make_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
+               app_path: Optional[str]) -> Pool:
+    if kind == "asyncio":
+        return AsyncioPool(app, size, worker, sink)
+    return create_pool(kind, app, size, worker, sink, app_path)
 
 
 class Worker:
@@ -36,8 +54,10 @@ class Worker:
     Args:
         app: the app whose tasks this worker runs.
         name: worker id (default ``hostname.pid``).
-        concurrency: tasks run at once (default 8 threads, or one process per core).
-        pool: ``threads`` or ``processes`` (needed for ``time_limit``).
+        concurrency: tasks run at once (default 8 threads, one process per core, or
+            100 coroutines).
+        pool: ``threads``, ``processes`` (needed for ``time_limit`` on sync tasks) or
+            ``asyncio`` (``async def`` tasks as coroutines of one loop, sync ones in threads).
         queues: queue names (default: the app's default queue).
         app_path: import path of the app, so process-pool children can import it.
     """
@@ -45,15 +65,15 @@ class Worker:
     def __init__(self, app: YADTQ, *, name: Optional[str] = None,
                  concurrency: Optional[int] = None, pool: str = "threads",
                  queues: Optional[Sequence[str]] = None, app_path: Optional[str] = None) -> None:
-        if pool not in ("threads", "processes"):
-            raise ConfigurationError(f"unknown pool {pool!r} (use threads or processes)")
+        if pool not in POOL_KINDS:
+            raise ConfigurationError(f"unknown pool {pool!r} (use threads, processes or asyncio)")
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
         self.app = app
         self.name = name or default_worker_name()
         self.identity = Identity(self.name, f"{self.name}#{uuid.uuid4().hex[:12]}")
         self.pool_kind = pool
-        self.concurrency = concurrency or (8 if pool == "threads" else (os.cpu_count() or 2))
+        self.concurrency = concurrency or _default_concurrency(pool)
         self.queues = list(queues or [app.settings.default_queue])
         self.app_path = app_path
         self.stats = WorkerStats()
@@ -167,13 +187,14 @@ class Worker:
     def _serve(self) -> None:
         settings = self.app.settings
         self.started = time.time()
-        if self.pool_kind == "threads":
-            limited = sorted(n for n, t in self.app.tasks.items() if t.options.time_limit)
+        if self.pool_kind != "processes":
+            limited = sorted(n for n, t in self.app.tasks.items()
+                             if t.options.time_limit and not t.is_async)
             if limited:
-                logger.warning("time_limit is enforced only with --pool processes (tasks: %s)",
-                               ", ".join(limited))
-        pool = self._pool = create_pool(self.pool_kind, self.app, self.concurrency, self.name,
-                                        self._sink, self.app_path)
+                logger.warning("time_limit is enforced on sync tasks only with --pool processes "
+                               "(tasks: %s)", ", ".join(limited))
+        pool = self._pool = _make_pool(self.pool_kind, self.app, self.concurrency, self.name,
+                                       self._sink, self.app_path)
         pool.start()  # before any other thread, so forked children inherit none
         broker_link = Link("broker", redact_url(settings.broker_url))
         backend_link = Link("backend", redact_url(settings.backend_url))

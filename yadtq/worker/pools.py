@@ -24,6 +24,7 @@ from ..envelope import Envelope, decode, encode, pack, unpack
 from ..exceptions import TimeLimitExceeded, YADTQError
 from ..transports.base import Delivery, ErrorInfo
 from .executor import Outcome, error_info, execute
+from .loop import LoopThread, run_attempt
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -100,7 +101,8 @@ class Pool(ABC):
 
 
 class ThreadPool(Pool):
-    """Tasks run in threads of the worker process. ``time_limit`` is not enforced."""
+    """Tasks run in threads of the worker process. ``time_limit`` is not enforced on
+    sync tasks; ``async def`` tasks run on an event loop thread, within the same bound."""
 
     kind = "threads"
 
@@ -108,6 +110,7 @@ class ThreadPool(Pool):
         super().__init__(app, size, worker, sink)
         self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._loop: Optional[LoopThread] = None
 
     def start(self) -> None:
         for n in range(self.size):
@@ -117,7 +120,17 @@ class ThreadPool(Pool):
 
     def submit(self, job: Job) -> None:
         self._begin(job)
-        self._jobs.put(job)
+        task = self.app.tasks.get(job.envelope.task)
+        if task is not None and task.is_async:
+            if self._loop is None:  # only the consumer thread submits
+                self._loop = LoopThread("yadtq-threads-loop")
+                self._loop.start()
+            self._loop.spawn(self._run_async(job))
+        else:
+            self._jobs.put(job)
+
+    async def _run_async(self, job: Job) -> None:
+        self._finish(job, await run_attempt(self.app, job.envelope, self.worker))
 
     def _run(self) -> None:
         while True:
@@ -137,6 +150,8 @@ class ThreadPool(Pool):
     def stop(self) -> None:
         for _ in self._threads:
             self._jobs.put(None)
+        if self._loop is not None:
+            self._loop.stop()
 
 
 # --------------------------------------------------------------------------- processes

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
@@ -14,9 +16,10 @@ from typing_extensions import Concatenate, ParamSpec
 from . import states
 from .envelope import Envelope, encode, pack
 from .exceptions import ConfigurationError, NotRegistered
+from .naming import default_task_name
 from .result import AsyncResult
 from .settings import Settings, load_settings
-from .task import Task, TaskOptions, build_options
+from .task import AsyncTask, Task, TaskOptions, build_options
 from .transports.base import (
     Broker,
     ErrorInfo,
@@ -41,14 +44,23 @@ ALIVE, UNRESPONSIVE, OFFLINE = "alive", "unresponsive", "offline"
 
 
 class TaskDecorator(Protocol):
-    """What ``@app.task(...)`` returns: keeps the function's parameters and return type."""
+    """What ``@app.task(...)`` returns: keeps the function's parameters and return type
+    (for an ``async def``, the type its coroutine returns)."""
 
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 class BoundTaskDecorator(Protocol):
     """What ``@app.task(bind=True, ...)`` returns: the first parameter (the task) is dropped."""
 
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
     def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
 
 
@@ -134,6 +146,9 @@ class YADTQ:
 
     # ------------------------------------------------------------------ registry
     @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
+
+    @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
     @overload
@@ -150,10 +165,10 @@ class YADTQ:
         ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``.
         """
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
-            if func.__module__ == "__main__" and "name" not in options:
-                name = func.__qualname__
-            task: Task[Any, Any] = Task(self, func, build_options(name, self._task_defaults, options))
+            name = options.pop("name", None) or default_task_name(func)
+            cls = AsyncTask if inspect.iscoroutinefunction(func) else Task
+            task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options))
+            self._check_unique(name, func)
             self.tasks[name] = task
             short = func.__name__
             # Short names ("add") work for send_task and the CLI when they are unambiguous.
@@ -165,6 +180,19 @@ class YADTQ:
                 raise ConfigurationError("use @app.task or @app.task(**options)")
             return register(fn)
         return register
+
+    def _check_unique(self, name: str, func: Callable[..., Any]) -> None:
+        """Two functions under one name is an error; the same function again (a module
+        reloaded) replaces its earlier registration."""
+        earlier = self.tasks.get(name)
+        if earlier is None:
+            return
+        same = (default_task_name(earlier.fn) == default_task_name(func)
+                and getattr(earlier.fn, "__module__", None) == getattr(func, "__module__", None))
+        if not same:
+            raise ConfigurationError(
+                f"two tasks named {name!r}: {default_task_name(earlier.fn)} and "
+                f"{default_task_name(func)} (give one another name=...)")
 
     def resolve(self, name: str) -> Task[Any, Any]:
         """The task registered as ``name`` (or under the unambiguous short name ``name``).

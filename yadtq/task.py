@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, TypeVar, Union
@@ -198,6 +199,14 @@ class Task(Generic[P, R]):
                 with ``exc`` once ``max_retries`` is reached.
         """
         raise Retry(exc, countdown=countdown, max_retries=max_retries)
+
+
+class AsyncTask(Task[P, R]):
+    """A task whose function is ``async def``: ``delay(...).get()`` gives what the coroutine
+    returns, and calling it here gives the coroutine (await it)."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:  # type: ignore[override]
+        return self.run(*args, **kwargs)  # type: ignore[return-value]
 
 
 class Signature(Generic[R]):

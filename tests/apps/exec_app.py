@@ -76,3 +76,59 @@ async def hangs(key: str) -> str:
 async def async_fails(message: str) -> None:
     await asyncio.sleep(0)
     raise LookupError(message)
+
+
+def effect_count(name: str) -> int:
+    path = Path(os.environ["YADTQ_TEST_SIDE_EFFECTS"]) / name
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@app.task(retry_delay=0.05, max_retries=3)
+def flaky(key: str, failures: int) -> str:
+    mark(key)
+    if effect_count(key) <= failures:
+        raise ConnectionError(f"attempt failed ({key})")
+    return "recovered"
+
+
+if os.environ.get("YADTQ_TEST_HOOKS"):  # only in the workers a hooks test starts
+    from yadtq import signals
+
+    @signals.task_prerun.connect
+    def _broken(**extra: object) -> None:
+        raise RuntimeError("a broken hook must not change the outcome")
+
+    @signals.task_prerun.connect
+    def _prerun(task_id: str, task: object, args: tuple[object, ...], kwargs: dict[str, object],
+                **extra: object) -> None:
+        mark("hooks", f"prerun {task_id} {getattr(task, 'name', '?')} {list(args)} {kwargs}")
+
+    @signals.task_postrun.connect()
+    def _postrun(task_id: str, task: object, args: object, kwargs: object, state: str, result: object,
+                 **extra: object) -> None:
+        mark("hooks", f"postrun {task_id} {state} {type(result).__name__}")
+
+    @signals.task_success.connect
+    def _success(task_id: str, task: object, result: object, **extra: object) -> None:
+        mark("hooks", f"success {task_id} {result!r}")
+
+    @signals.task_failure.connect
+    def _failure(task_id: str, task: object, exception: BaseException, traceback: str,
+                 **extra: object) -> None:
+        mark("hooks", f"failure {task_id} {type(exception).__name__} {'Traceback' in traceback}")
+
+    @signals.task_retry.connect
+    def _retry(task_id: str, task: object, reason: BaseException, eta: float, **extra: object) -> None:
+        mark("hooks", f"retry {task_id} {type(reason).__name__} {eta > 0}")
+
+    @signals.worker_ready.connect
+    def _ready(worker: object, **extra: object) -> None:
+        mark("hooks", f"ready {getattr(worker, 'name', '?')} {os.getpid()}")
+
+    @signals.worker_shutdown.connect
+    def _shutdown(worker: object, **extra: object) -> None:
+        mark("hooks", f"shutdown {getattr(worker, 'name', '?')}")
+
+    @signals.worker_process_init.connect
+    def _child(worker: str, **extra: object) -> None:
+        mark("hooks", f"child {worker} {os.getpid()}")

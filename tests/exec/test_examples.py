@@ -61,3 +61,14 @@ def test_fastapi_example_awaits_results(sqlite_env: dict[str, str], async_app: M
 
     with running_workers(1, "examples.async_app", sqlite_env, tmp_path, ["--pool", "asyncio"]):
         asyncio.run(asyncio.wait_for(client(), 90))
+
+
+def test_hooks_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    with running_workers(1, "examples.hooks_app", sqlite_env, tmp_path, ["-c", "2"]) as workers:
+        done = subprocess.run([sys.executable, "examples/hooks_app.py"], cwd=ROOT, env=sqlite_env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "6 / 3 = 2.0" in done.stdout and "1 / 0 failed: division by zero" in done.stdout
+    log = workers[0].log()
+    assert "worker w0 ready" in log and "starting examples.hooks_app.divide(6, 3)" in log
+    assert "examples.hooks_app.divide ended success" in log and "failed: division by zero" in log

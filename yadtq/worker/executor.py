@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from .. import states
+from .. import signals, states
 from ..envelope import Envelope, pack
 from ..exceptions import NotRegistered, Retry, SerializationError
 from ..retry import retry_delay
@@ -96,12 +96,17 @@ class Attempt:
         )
 
     def call(self) -> Any:
-        """Call the function (an ``async def`` task gives its coroutine)."""
+        """Send ``task_prerun``, then call the function (an ``async def`` task gives its
+        coroutine)."""
+        signals.task_prerun.send(task_id=self.envelope.id, task=self.task, args=self.envelope.args,
+                                 kwargs=self.envelope.kwargs)
         return self.task.run(*self.envelope.args, **self.envelope.kwargs)
 
     def failed(self, exc: BaseException, with_traceback: bool = True) -> Outcome:
-        return Outcome(self.envelope.id, states.FAILED, self.started, time.time(),
-                       error=error_info(exc, with_traceback=with_traceback))
+        """A failure for good (no retry) with ``exc``."""
+        outcome = Outcome(self.envelope.id, states.FAILED, self.started, time.time(),
+                          error=error_info(exc, with_traceback=with_traceback))
+        return self._report(outcome, exc)
 
     def concluded(self, value: Any) -> Outcome:
         """The outcome of a call that returned ``value``."""
@@ -109,17 +114,35 @@ class Attempt:
             result = pack(value)
         except SerializationError as exc:
             return self.failed(SerializationError(f"cannot serialize the result of {self.task.name}: {exc}"))
-        return Outcome(self.envelope.id, states.SUCCESS, self.started, time.time(), result=result)
+        outcome = Outcome(self.envelope.id, states.SUCCESS, self.started, time.time(), result=result)
+        return self._report(outcome, value)
 
     def raised(self, exc: Exception) -> Outcome:
         """The outcome of a call that raised ``exc``: a retry or a failure."""
         if isinstance(exc, Retry):
             cause = exc.exc or exc
-            return _retry_or_fail(self.task, self.envelope, cause, self.started, exc.countdown,
-                                  exc.max_retries)
+            outcome = _retry_or_fail(self.task, self.envelope, cause, self.started, exc.countdown,
+                                     exc.max_retries)
+            return self._report(outcome, cause)
         if _should_retry(self.task, exc):
-            return _retry_or_fail(self.task, self.envelope, exc, self.started, None, None)
+            return self._report(_retry_or_fail(self.task, self.envelope, exc, self.started, None, None),
+                                exc)
         return self.failed(exc)
+
+    def _report(self, outcome: Outcome, result: Any) -> Outcome:
+        """Send the signals of an ended attempt (``result``: the value, or the exception).
+        A receiver that raises is logged by the signal and changes nothing here."""
+        task_id, task = self.envelope.id, self.task
+        if outcome.state == states.SUCCESS:
+            signals.task_success.send(task_id=task_id, task=task, result=result)
+        elif outcome.state == states.RETRYING:
+            signals.task_retry.send(task_id=task_id, task=task, reason=result, eta=outcome.retry_eta)
+        else:
+            signals.task_failure.send(task_id=task_id, task=task, exception=result,
+                                      traceback=outcome.error.traceback if outcome.error else None)
+        signals.task_postrun.send(task_id=task_id, task=task, args=self.envelope.args,
+                                  kwargs=self.envelope.kwargs, state=outcome.state, result=result)
+        return outcome
 
 
 def prepare(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Union[Attempt, Outcome]:

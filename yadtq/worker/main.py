@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Optional
 
+from .. import signals
 from ..exceptions import BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
@@ -211,6 +212,7 @@ class Worker:
         scheduler.start()
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
                     self.pool_kind, self.concurrency)
+        signals.worker_ready.send(worker=self)
         backoff = 0.1
         try:
             while not self._stop.is_set():
@@ -254,3 +256,4 @@ class Worker:
             self.app.flush(10)
             logger.info("worker %s left (%d done, %d failed)", self.name, self.stats.done,
                         self.stats.failed)
+            signals.worker_shutdown.send(worker=self)

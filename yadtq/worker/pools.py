@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .. import states
+from .. import signals, states
 from ..envelope import Envelope, decode, encode, pack, unpack
 from ..exceptions import TimeLimitExceeded, YADTQError
 from ..transports.base import Delivery, ErrorInfo
@@ -165,6 +165,7 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
         from ..cli.loading import load_app
 
         app = load_app(app_path or "")
+    signals.worker_process_init.send(worker=worker)
     while True:
         try:
             data = conn.recv_bytes()

@@ -7,18 +7,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
 from typing_extensions import Concatenate, ParamSpec
 
 from . import states
+from .config import autodiscover, route, settings_from_object
 from .envelope import Envelope, encode, pack
 from .exceptions import ConfigurationError, NotRegistered
 from .naming import default_task_name
 from .result import AsyncResult
-from .settings import Settings, load_settings
+from .settings import Settings, explicit_settings, load_settings, validate
 from .task import AsyncTask, Task, TaskOptions, build_options
 from .transports.base import (
     Broker,
@@ -84,6 +85,8 @@ class YADTQ:
                  backend: Optional[str] = None, **settings: Any) -> None:
         self.name = name or "yadtq"
         self.settings: Settings = load_settings(broker=broker, backend=backend, **settings)
+        #: Settings given as arguments: configuration objects never override them.
+        self._explicit = explicit_settings(broker, backend, settings)
         if self.settings.eager:
             self.settings = self.settings.replace(broker_url="memory://", backend_url="memory://")
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -92,10 +95,49 @@ class YADTQ:
         self._broker: Optional[Broker] = None
         self._backend: Optional[ResultBackend] = None
         self._lock = threading.Lock()
-        self._task_defaults = TaskOptions(
+        self._task_defaults = self._defaults_from_settings()
+
+    def _defaults_from_settings(self) -> TaskOptions:
+        return TaskOptions(
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
+
+    def config_from_object(self, obj: Any) -> None:
+        """Read settings from a module, an import path (``"pkg.settings"``,
+        ``"pkg.mod:attr"``) or any object (a class, an instance, a dict).
+
+        Lower-case names are settings (modules, classes and functions among them are
+        skipped). They override the environment, never the arguments given to
+        ``YADTQ(...)``. Call it before the app sends anything; task defaults
+        (``max_retries``...) apply to tasks registered after it.
+
+        Raises:
+            ConfigurationError: an unknown setting, a bad value, or an import failing.
+        """
+        values = {k: v for k, v in settings_from_object(obj).items() if k not in self._explicit}
+        updated = self.settings.replace(**values)
+        if updated.eager:
+            updated = updated.replace(broker_url="memory://", backend_url="memory://")
+        validate(updated)
+        with self._lock:
+            if ((self._broker is not None and updated.broker_url != self.settings.broker_url)
+                    or (self._backend is not None and updated.backend_url != self.settings.backend_url)):
+                raise ConfigurationError("config_from_object changes a transport already in use: "
+                                         "configure the app before sending tasks")
+            self.settings = updated
+            self._task_defaults = self._defaults_from_settings()
+        logger.debug("app %s configured from %r: %s", self.name, obj, ", ".join(sorted(values)))
+
+    def autodiscover_tasks(self, packages: Sequence[str], related_name: str = "tasks") -> None:
+        """Import each package's ``tasks`` module and those of its sub-packages, so their
+        tasks register (``yadtq worker -A package`` does this for its package).
+
+        Raises:
+            ConfigurationError: a ``tasks`` module fails to import.
+        """
+        for package in packages:
+            autodiscover(package, related_name)
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -260,7 +302,8 @@ class YADTQ:
             task=name,
             args=args,
             kwargs=kwargs,
-            queue=queue or (opts.queue if opts and opts.queue else self.settings.default_queue),
+            queue=queue or (opts.queue if opts and opts.queue else None)
+            or route(self.settings.task_routes, name) or self.settings.default_queue,
             eta=run_at,
             expires=(_epoch(expires) if isinstance(expires, datetime) else now + expires)
             if expires is not None else None,

@@ -46,6 +46,8 @@ class TaskOptions:
     expires: Optional[float] = None
     dedupe: bool = False
     bind: bool = False
+    #: Store no return value: the task ends ``success`` and ``get()`` returns ``None``.
+    ignore_result: bool = False
 
 
 @dataclass(frozen=True)

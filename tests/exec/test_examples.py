@@ -72,3 +72,12 @@ def test_hooks_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: Pa
     log = workers[0].log()
     assert "worker w0 ready" in log and "starting examples.hooks_app.divide(6, 3)" in log
     assert "examples.hooks_app.divide ended success" in log and "failed: division by zero" in log
+
+
+def test_routing_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    with running_workers(1, "examples.routing_app", sqlite_env, tmp_path, ["-Q", "reports,default"]):
+        done = subprocess.run([sys.executable, "examples/routing_app.py"], cwd=ROOT, env=sqlite_env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "report_daily -> report for 2030-01-01" in done.stdout
+    assert "notify -> None (success)" in done.stdout and "queues: reports default" in done.stdout

@@ -109,9 +109,9 @@ class Attempt:
         return self._report(outcome, exc)
 
     def concluded(self, value: Any) -> Outcome:
-        """The outcome of a call that returned ``value``."""
+        """The outcome of a call that returned ``value`` (not stored with ``ignore_result``)."""
         try:
-            result = pack(value)
+            result = None if self.task.options.ignore_result else pack(value)
         except SerializationError as exc:
             return self.failed(SerializationError(f"cannot serialize the result of {self.task.name}: {exc}"))
         outcome = Outcome(self.envelope.id, states.SUCCESS, self.started, time.time(), result=result)

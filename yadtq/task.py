@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,7 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 
 from typing_extensions import ParamSpec
 
-from .exceptions import ConfigurationError, Retry
+from .envelope import pack
+from .exceptions import ConfigurationError, Retry, Revoked
+from .running import progress_sender, revocations
+from .transports.base import Progress
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -21,6 +25,9 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: The custom state ``progress()`` reports (and ``update_state`` without a state).
+PROGRESS = "PROGRESS"
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,46 @@ class Task(Generic[P, R]):
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
         """A signature: this task with arguments, to be sent later."""
         return Signature(self, tuple(args), dict(kwargs))
+
+    def update_state(self, state: Optional[str] = None, meta: Optional[dict[str, Any]] = None) -> None:
+        """Inside a bound task: report a custom state (``"PROGRESS"`` if not given) and a
+        ``meta`` dict, shown by ``AsyncResult.state``/``.meta`` while the task runs.
+
+        Updates are throttled (at most about one write per second per task; the
+        latest wins), so calling this often is cheap.
+
+        Raises:
+            Revoked: the task was revoked with ``terminate=True`` (stop now).
+            SerializationError: ``meta`` cannot be carried by the wire format.
+            ConfigurationError: not called from a running task.
+        """
+        request = self._running_request("update_state")
+        packed = pack(meta) if meta is not None else None
+        progress_sender.report(self.app, Progress(request.id, request.retries, state or PROGRESS,
+                                                  packed, time.time()))
+
+    def progress(self, done: float, total: Optional[float] = None) -> None:
+        """Inside a bound task: report ``done`` of ``total`` (``AsyncResult.progress``);
+        ``update_state("PROGRESS", {"done": done, "total": total})``.
+
+        Raises:
+            Revoked: the task was revoked with ``terminate=True`` (stop now).
+        """
+        self.update_state(PROGRESS, {"done": done, "total": total})
+
+    def is_revoked(self) -> bool:
+        """Inside a running task: whether it was revoked with ``terminate=True`` (a
+        thread-pool task should then stop; the other pools stop it themselves)."""
+        request = current_request()
+        return request is not None and request.id in revocations
+
+    def _running_request(self, what: str) -> Request:
+        request = current_request()
+        if request is None or not request.id:
+            raise ConfigurationError(f"{what}() works only inside a running task")
+        if request.id in revocations:
+            raise Revoked(f"task {request.id} revoked (terminate)")
+        return request
 
     def retry(
         self,

@@ -10,7 +10,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from yadtq import YADTQ
 
@@ -132,3 +132,31 @@ if os.environ.get("YADTQ_TEST_HOOKS"):  # only in the workers a hooks test start
     @signals.worker_process_init.connect
     def _child(worker: str, **extra: object) -> None:
         mark("hooks", f"child {worker} {os.getpid()}")
+
+
+@app.task(bind=True)
+def steps(self: Any, key: str, count: int, pause: float) -> int:
+    """Report progress ``count`` times, ``pause`` seconds apart, until the file ``key.go`` exists
+    (when ``count`` is 0: forever, so a test controls when it ends)."""
+    done = 0
+    while True:
+        done += 1
+        self.progress(done, count or None)
+        if count and done >= count:
+            break
+        if (Path(os.environ["YADTQ_TEST_SIDE_EFFECTS"]) / f"{key}.go").exists():
+            break
+        time.sleep(pause)
+    self.update_state("FINISHING", {"done": done, "note": "last step"})
+    return done
+
+
+@app.task(bind=True)
+def chatty(self: Any, seconds: float) -> int:
+    """Report progress as fast as it can for ``seconds``; returns how many reports it made."""
+    made = 0
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        made += 1
+        self.progress(made, None)
+    return made

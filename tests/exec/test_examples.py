@@ -81,3 +81,13 @@ def test_routing_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: 
     assert done.returncode == 0, done.stderr
     assert "report_daily -> report for 2030-01-01" in done.stdout
     assert "notify -> None (success)" in done.stdout and "queues: reports default" in done.stdout
+
+
+def test_progress_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    with running_workers(1, "examples.progress_app", sqlite_env, tmp_path):
+        done = subprocess.run([sys.executable, "examples/progress_app.py"], cwd=ROOT, env=sqlite_env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("PROGRESS {'done': ") for line in lines), lines
+    assert lines[-2].startswith("success {'files': 60}") and lines[-1] == "resized 60"

@@ -223,6 +223,19 @@ class TaskRecord:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """The latest custom state and ``meta`` a running task reported (``update_state``)."""
+
+    task_id: str
+    #: The attempt it belongs to (``TaskRecord.retries`` while that attempt runs).
+    retries: int
+    state: str
+    #: The packed ``meta`` dict (``envelope.pack``), or ``None``.
+    meta: Optional[bytes]
+    timestamp: float
+
+
+@dataclass(frozen=True)
 class Claim:
     """A worker's request to start running one delivery of a task."""
 
@@ -443,6 +456,20 @@ class ResultBackend(ABC):
     @abstractmethod
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         """Mark tasks revoked: one that has not started will never start."""
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        """Store the latest progress of each task (replacing its earlier one), for as long
+        as results are kept. The worker throttles updates to about one per second per task.
+
+        This default stores nothing (progress then stays invisible); the bundled
+        backends implement it.
+        """
+        logger.debug("%s stores no progress", type(self).__name__)
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        """The latest progress stored for each task (``None``: none reported)."""
+        return [None] * len(task_ids)
 
     # -- schedule
     @abstractmethod

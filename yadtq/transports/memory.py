@@ -25,6 +25,7 @@ from .base import (
     Delivery,
     DrainCallback,
     Message,
+    Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -172,6 +173,7 @@ class MemoryBackend(ResultBackend):
         self._workers: dict[str, WorkerInfo] = {}
         self._failures: deque[WorkerFailure] = deque(maxlen=settings.failure_history)
         self._dedupe: dict[str, tuple[str, float]] = {}
+        self._progress: dict[str, tuple[Progress, float]] = {}
         # Monitoring: ids by state (dicts as ordered sets), totals, latest finished tasks.
         self._by_state: dict[str, dict[str, None]] = {PROCESSING: {}, RETRYING: {}}
         self._totals: Counter[str] = Counter()
@@ -190,6 +192,7 @@ class MemoryBackend(ResultBackend):
 
     def _drop(self, task_id: str) -> None:
         self._records.pop(task_id, None)
+        self._progress.pop(task_id, None)
         for ids in self._by_state.values():
             ids.pop(task_id, None)
 
@@ -277,6 +280,20 @@ class MemoryBackend(ResultBackend):
                     if updated is not None:
                         self._store(updated, now)
             self._cond.notify_all()
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        now = time.time()
+        with self._cond:
+            for update in updates:
+                self._progress[update.task_id] = (update, now + self.settings.result_expires)
+            self._cond.notify_all()
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        now = time.time()
+        with self._cond:
+            found = [self._progress.get(t) for t in task_ids]
+        return [entry[0] if entry is not None and entry[1] >= now else None for entry in found]
 
     # -- schedule
     def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:

@@ -63,6 +63,7 @@ from .base import (
     Claim,
     ErrorInfo,
     Message,
+    Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -97,6 +98,7 @@ PROCESSING_KEY = "processing"  # sorted set: id of a task processing -> when it 
 RETRYING_KEY = "retrying"  # sorted set: id of a task retrying -> when its attempt failed
 RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest first
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
+PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
 
@@ -395,6 +397,7 @@ class RedisBackend(ResultBackend):
             with _unavailable("forget"):
                 pipe = self._redis.pipeline(transaction=True)
                 pipe.delete(*(self.key(TASK_KEY, t) for t in task_ids))
+                pipe.delete(*(self.key(PROGRESS_KEY, t) for t in task_ids))
                 pipe.zrem(self.key(PROCESSING_KEY), *task_ids)
                 pipe.zrem(self.key(RETRYING_KEY), *task_ids)
                 pipe.execute()
@@ -407,6 +410,35 @@ class RedisBackend(ResultBackend):
         keys = [self.key(EVENTS_KEY), self.key(STATS_KEY), self.key(PROCESSING_KEY),
                 self.key(RETRYING_KEY)]
         self._run("revoke", keys, args)
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        """One pipelined SET per task (the latest update replaces the earlier one)."""
+        if not updates:
+            return
+        with _unavailable("record_progress"):
+            pipe = self._redis.pipeline(transaction=False)
+            for u in updates:
+                pipe.set(self.key(PROGRESS_KEY, u.task_id),
+                         _packb([u.retries, u.state, u.meta, u.timestamp]), px=self._ttl)
+            pipe.execute()
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        if not task_ids:
+            return []
+        with _unavailable("get_progress"):
+            pipe = self._redis.pipeline(transaction=False)  # not MGET: keys may be in several slots
+            for t in task_ids:
+                pipe.get(self.key(PROGRESS_KEY, t))
+            rows = cast("list[Optional[bytes]]", pipe.execute())
+        found: list[Optional[Progress]] = []
+        for task_id, raw in zip(task_ids, rows):
+            if raw is None:
+                found.append(None)
+                continue
+            retries, state, meta, timestamp = msgpack.unpackb(raw, raw=False)
+            found.append(Progress(task_id, int(retries), state, meta, float(timestamp)))
+        return found
 
     # -- schedule
     def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:

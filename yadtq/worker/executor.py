@@ -18,6 +18,7 @@ from .. import signals, states
 from ..envelope import Envelope, pack
 from ..exceptions import NotRegistered, Retry, SerializationError
 from ..retry import retry_delay
+from ..running import progress_sender
 from ..task import Request, Task, reset_current_request, set_current_request
 from ..transports.base import ErrorInfo, StateChange
 
@@ -133,6 +134,7 @@ class Attempt:
         """Send the signals of an ended attempt (``result``: the value, or the exception).
         A receiver that raises is logged by the signal and changes nothing here."""
         task_id, task = self.envelope.id, self.task
+        progress_sender.finished(task_id)  # a throttled update left over is of no use now
         if outcome.state == states.SUCCESS:
             signals.task_success.send(task_id=task_id, task=task, result=result)
         elif outcome.state == states.RETRYING:

@@ -19,6 +19,7 @@ from ..base import (
     Claim,
     ErrorInfo,
     Message,
+    Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -161,7 +162,7 @@ class SqliteBackend(ResultBackend):
         self._next_purge = now + PURGE_INTERVAL
         behind = False
         with self._db.transaction() as conn:
-            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked"):
+            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", "yadtq_progress"):
                 cursor = conn.execute(
                     f"DELETE FROM {table} WHERE rowid IN"
                     f" (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)", (now, PURGE_BATCH))
@@ -292,6 +293,8 @@ class SqliteBackend(ResultBackend):
         with self._db.transaction() as conn:
             conn.executemany("DELETE FROM yadtq_tasks WHERE task_id = ?",
                              [(t,) for t in task_ids])
+            conn.executemany("DELETE FROM yadtq_progress WHERE task_id = ?",
+                             [(t,) for t in task_ids])
 
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         """Mark tasks revoked; one not processing is recorded ``revoked`` at once."""
@@ -316,6 +319,31 @@ class SqliteBackend(ResultBackend):
             self._add_totals(conn, Counter({TOTAL_OF_STATE[REVOKED]: len(changed)}))
             ready = list(changed)
         self._notifier.notify(ready)
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        if not updates:
+            return
+        expires = time.time() + self.settings.result_expires
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO yadtq_progress (task_id, retries, state, meta, updated, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(u.task_id, u.retries, u.state, u.meta, u.timestamp, expires) for u in updates])
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        if not task_ids:
+            return []
+        now = time.time()
+        found: dict[str, Progress] = {}
+        with self._db.reading() as conn:
+            for chunk in _chunks(list(set(task_ids))):
+                cursor = conn.execute(
+                    f"SELECT task_id, retries, state, meta, updated FROM yadtq_progress"
+                    f" WHERE task_id IN ({_marks(len(chunk))}) AND expires >= ?", (*chunk, now))
+                for task_id, retries, state, meta, updated in cursor:
+                    found[task_id] = Progress(task_id, retries, state, meta, updated)
+        return [found.get(t) for t in task_ids]
 
     # -- schedule
     def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:

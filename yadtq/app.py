@@ -15,8 +15,9 @@ from typing_extensions import Concatenate, ParamSpec
 
 from . import states
 from .config import autodiscover, route, settings_from_object
+from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode, pack
-from .exceptions import ConfigurationError, NotRegistered
+from .exceptions import ConfigurationError, NotRegistered, YADTQError
 from .naming import default_task_name
 from .result import AsyncResult
 from .settings import Settings, explicit_settings, load_settings, validate
@@ -95,6 +96,9 @@ class YADTQ:
         self._broker: Optional[Broker] = None
         self._backend: Optional[ResultBackend] = None
         self._lock = threading.Lock()
+        #: Delivery reports of sent tasks, and the refusals they brought (``delivery.py``).
+        self.deliveries = DeliveryWatch()
+        self._exit_flush = False
         self._task_defaults = self._defaults_from_settings()
 
     def _defaults_from_settings(self) -> TaskOptions:
@@ -151,17 +155,28 @@ class YADTQ:
                 if self._broker is None:
                     broker = create_broker(self.settings.broker_url, self.settings)
                     broker.on_delivery_error = self._on_delivery_error
+                    self.deliveries.watch(broker)
+                    if delivers_later(broker) and not self._exit_flush:
+                        self._exit_flush = True
+                        flush_at_exit(self)  # a script exiting right after .delay() loses nothing
                     self._broker = broker
         return self._broker
 
     def _on_delivery_error(self, task_id: Optional[str], error: str) -> None:
-        """A sent task's message was finally refused by the broker: the task fails."""
+        """A sent task's message was finally refused by the broker: the task fails, and
+        ``get()`` in this process raises ``BrokerUnavailable`` at once."""
         logger.error("task %s could not be delivered to the broker: %s", task_id or "?", error,
                      extra={"task_id": task_id})
-        if task_id is not None:
+        if task_id is None:
+            return
+        self.deliveries.refused(task_id, error)
+        try:
             self.backend.record([StateChange(task_id, states.FAILED, time.time(), error=ErrorInfo(
                 "yadtq.exceptions.BrokerUnavailable", f"not delivered to the broker: {error}",
                 [f"not delivered to the broker: {error}"]))])
+        except YADTQError as exc:
+            logger.error("cannot record that task %s was not delivered: %s", task_id, exc,
+                         extra={"task_id": task_id})
 
     @property
     def backend(self) -> ResultBackend:
@@ -182,6 +197,7 @@ class YADTQ:
             broker, backend = self._broker, self._backend
             self._broker = self._backend = None
         if broker is not None:
+            self.deliveries.stop()
             broker.close()
         if backend is not None:
             backend.close()
@@ -331,6 +347,7 @@ class YADTQ:
             )
         else:
             self.broker.publish([message])
+            self.deliveries.sent()
         return AsyncResult(envelope.id, self)
 
     def _run_eagerly(self, envelope: Envelope) -> _AsyncResult[Any]:

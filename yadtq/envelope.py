@@ -10,10 +10,11 @@ import datetime as dt
 import decimal
 import hashlib
 import hmac
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import msgpack
 
@@ -96,8 +97,11 @@ def unpack(data: bytes) -> Any:
     """
     try:
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise ProtocolError(f"undecodable message: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("undecodable message: nested too deeply") from None
+    except Exception as exc:  # hostile bytes: any failure of msgpack or of an ext hook
+        # (a Decimal extension with bad text raises decimal.InvalidOperation, not ValueError).
+        raise ProtocolError(f"undecodable message: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -161,11 +165,21 @@ def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
 
 
 def decode(data: bytes, secret_key: Optional[str] = None) -> Envelope:
-    """Decode and (when a key is given) verify a message.
+    """Decode, verify (when a key is given) and validate a message.
 
     Raises:
         ProtocolError: the message is malformed, of an unknown version, unsigned
-            while a key is set, or its signature does not match.
+            while a key is set, its signature does not match, or a field has the
+            wrong type or value.
+    """
+    return from_body(verify(data, secret_key))
+
+
+def verify(data: bytes, secret_key: Optional[str] = None) -> dict[str, Any]:
+    """The body map of a message, its signature checked when a key is given; not validated.
+
+    Raises:
+        ProtocolError: undecodable, unsigned while a key is set, or forged.
     """
     body = unpack(data)
     if not isinstance(body, dict):
@@ -184,12 +198,33 @@ def decode(data: bytes, secret_key: Optional[str] = None) -> Envelope:
             raise ProtocolError("signed payload is not a msgpack map")
     elif secret_key is not None:
         raise ProtocolError("unsigned message rejected (secret_key is set)")
-    return _from_body(body)
+    return body
 
 
-def _from_body(body: Mapping[str, Any]) -> Envelope:
+#: Options a worker acts on, each with a check of its value (other keys are carried as they are).
+def _valid_max_retries(value: Any) -> bool:
+    return value is None or (_is_int(value) and value >= 0)
+
+
+def _valid_time_limit(value: Any) -> bool:
+    return value is None or (_is_number(value) and value >= 0)
+
+
+_OPTION_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "max_retries": _valid_max_retries,
+    "time_limit": _valid_time_limit,
+}
+
+
+def from_body(body: Mapping[str, Any]) -> Envelope:
+    """Validate a decoded body map fully and build its envelope, so that nothing a
+    worker does later (scheduling, the pool, retries) can fail on a field's type.
+
+    Raises:
+        ProtocolError: naming the first field that is missing or wrong.
+    """
     version = body.get("v")
-    if version != PROTOCOL_VERSION:
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
         raise ProtocolError(f"unsupported protocol version {version!r}")
     task_id, name = body.get("id"), body.get("task")
     if not isinstance(task_id, str) or not task_id:
@@ -202,28 +237,55 @@ def _from_body(body: Mapping[str, Any]) -> Envelope:
         raise ProtocolError("args must be an array and kwargs a map")
     if not all(isinstance(k, str) for k in kwargs):
         raise ProtocolError("kwargs keys must be strings")
-    try:
-        return Envelope(
-            id=task_id,
-            task=name,
-            args=tuple(args),
-            kwargs=kwargs,
-            queue=str(body.get("queue") or "default"),
-            retries=int(body.get("retries") or 0),
-            eta=_opt_float(body.get("eta")),
-            expires=_opt_float(body.get("expires")),
-            parent_id=body.get("parent_id"),
-            root_id=body.get("root_id"),
-            key=body.get("key"),
-            created=float(body.get("created") or 0.0),
-            options=dict(body.get("options") or {}),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed envelope field: {exc}") from None
+    options = body.get("options") or {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ProtocolError("options must be a map with string keys")
+    for option, valid in _OPTION_CHECKS.items():
+        if not valid(options.get(option)):
+            raise ProtocolError(f"malformed option {option}: {options[option]!r:.80}")
+    retries = body.get("retries") or 0
+    if not _is_int(retries) or retries < 0:
+        raise ProtocolError(f"malformed field retries: {retries!r:.80}")
+    return Envelope(
+        id=task_id,
+        task=name,
+        args=tuple(args),
+        kwargs=kwargs,
+        queue=_opt_str(body, "queue") or "default",
+        retries=retries,
+        eta=_opt_time(body, "eta"),
+        expires=_opt_time(body, "expires"),
+        parent_id=_opt_str(body, "parent_id"),
+        root_id=_opt_str(body, "root_id"),
+        key=_opt_str(body, "key"),
+        created=_opt_time(body, "created") or 0.0,
+        options=dict(options),
+    )
 
 
-def _opt_float(value: Any) -> Optional[float]:
-    return None if value is None else float(value)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _opt_str(body: Mapping[str, Any], name: str) -> Optional[str]:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ProtocolError(f"malformed field {name}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_time(body: Mapping[str, Any], name: str) -> Optional[float]:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise ProtocolError(f"malformed field {name}: expected epoch seconds, got {value!r:.80}")
+    return float(value)
 
 
 def _peek(data: bytes, name: str) -> Any:

@@ -47,6 +47,11 @@ class TimeLimitExceeded(YADTQError):
     """A task ran longer than its ``time_limit`` and was killed."""
 
 
+class WorkerLostError(YADTQError):
+    """The process running a task died under it (killed by a signal or the OOM killer);
+    the attempt is retried within ``max_retries``."""
+
+
 class Retry(YADTQError):
     """Raised by ``self.retry()`` inside a bound task to schedule another attempt."""
 
@@ -99,6 +104,7 @@ _OWN: dict[str, type[YADTQError]] = {
     "SerializationError": SerializationError,
     "ProtocolError": ProtocolError,
     "TimeLimitExceeded": TimeLimitExceeded,
+    "WorkerLostError": WorkerLostError,
     "Revoked": Revoked,
     "BrokerUnavailable": BrokerUnavailable,
     "BackendUnavailable": BackendUnavailable,

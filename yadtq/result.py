@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from . import states
 from .envelope import unpack
-from .exceptions import Revoked, rebuild_exception
+from .exceptions import BackendUnavailable, BrokerUnavailable, Revoked, rebuild_exception
 from .exceptions import TimeoutError as ResultTimeout
 
 if TYPE_CHECKING:
@@ -164,11 +164,24 @@ class AsyncResult(Generic[R]):
 
         Raises:
             yadtq.TimeoutError: not finished within ``timeout`` seconds.
+            BrokerUnavailable: the broker refused the task's message (known in this
+                process as soon as the broker reports it; the task is ``failed``).
             Exception: with ``propagate``, the task's own exception (builtin types
                 as themselves, others as ``TaskError``), or ``Revoked``.
         """
-        record = self._ready or self.app.backend.wait(self.id, timeout)
-        return self._settle(record, timeout, propagate)
+        refused = self._refused()
+        if refused is not None:
+            if propagate:
+                raise refused
+            return refused  # type: ignore[return-value]
+        try:
+            record = self._ready or self.app.backend.wait(self.id, timeout)
+        except BackendUnavailable:
+            refused = self._refused()
+            if refused is None:
+                raise
+            record = None
+        return self._settle(record, timeout, propagate, refused)
 
     wait = get
 
@@ -180,15 +193,32 @@ class AsyncResult(Generic[R]):
             yadtq.TimeoutError: not finished within ``timeout`` seconds.
             Exception: as :meth:`get`.
         """
-        record = self._ready or await self.app.backend.wait_async(self.id, timeout)
-        return self._settle(record, timeout, propagate)
+        refused = self._refused()
+        if refused is not None:
+            if propagate:
+                raise refused
+            return refused  # type: ignore[return-value]
+        try:
+            record = self._ready or await self.app.backend.wait_async(self.id, timeout)
+        except BackendUnavailable:
+            refused = self._refused()
+            if refused is None:
+                raise
+            record = None
+        return self._settle(record, timeout, propagate, refused)
 
     def __await__(self) -> Generator[Any, None, R]:
         return self.aget().__await__()
 
-    def _settle(self, record: Optional[TaskRecord], timeout: Optional[float], propagate: bool) -> R:
+    def _settle(self, record: Optional[TaskRecord], timeout: Optional[float], propagate: bool,
+                refused: Optional[BrokerUnavailable]) -> R:
         if record is None:
-            raise ResultTimeout(f"task {self.id} not ready after {timeout} s")
+            refused = refused or self._refused()
+            if refused is None:
+                raise ResultTimeout(f"task {self.id} not ready after {timeout} s")
+            if propagate:
+                raise refused
+            return refused  # type: ignore[return-value]
         self._ready = record
         if record.state == states.SUCCESS:
             return unpack(record.result) if record.result is not None else None  # type: ignore[no-any-return, return-value]
@@ -196,6 +226,25 @@ class AsyncResult(Generic[R]):
         if propagate:
             raise exc
         return exc  # type: ignore[return-value]
+
+    def _refused(self) -> Optional[BrokerUnavailable]:
+        """The error to raise when this process saw the task's message refused by the
+        broker and the backend holds no outcome that says otherwise."""
+        if self._ready is not None:
+            return None
+        error = self.app.deliveries.refusal(self.id)
+        if error is None:
+            return None
+        try:
+            record = self.app.backend.get([self.id])[0]
+        except BackendUnavailable:
+            record = None
+        if record is not None and record.state in states.READY_STATES:
+            self._ready = record
+            if record.state != states.FAILED or record.error is None or \
+                    not record.error.type.endswith(".BrokerUnavailable"):
+                return None  # sent again under the same id and finished
+        return BrokerUnavailable(f"task {self.id} not delivered to the broker: {error}")
 
     def _exception(self, record: TaskRecord) -> BaseException:
         if record.state == states.REVOKED:

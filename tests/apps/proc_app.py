@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -61,3 +62,19 @@ def slow(key: str, seconds: float) -> str:
 def record_time(key: str) -> float:
     _mark(key)
     return time.time()
+
+
+@app.task(retry_delay=0.05)
+def dies_once(key: str) -> int:
+    """Killed by SIGKILL (as by the OOM killer) on its first attempt."""
+    if _mark(key) <= 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@app.task
+def slow_pid(key: str, seconds: float) -> int:
+    _mark(f"{key}.started")
+    time.sleep(seconds)
+    _mark(f"{key}.finished")
+    return os.getpid()

@@ -163,7 +163,7 @@ def test_dead_letters_are_counted_and_listed(app: YADTQ, worker: Worker) -> None
     by_type = {t.error_type: t for t in snap.tasks.recent_failures}
     assert by_type["yadtq.exceptions.NotRegistered"].task_id == unknown.id
     # No readable id: listed under a made-up one.
-    assert by_type["yadtq.exceptions.ProtocolError"].task_id.startswith("unreadable-")
+    assert by_type["yadtq.exceptions.ProtocolError"].task_id.startswith("dlq-")
     assert len(app.broker.dead_letters()) == 2
 
 
@@ -474,7 +474,7 @@ def test_live_kafka_redis_cluster(kafka_bootstrap: str, redis_url: str, unique: 
     cluster = LiveCluster(module.app, module, env, tmp_path)
     try:
         check_live_cluster(
-            cluster, app_path, module.add, lambda: module.sleep_then.delay("slow", 4.0),
+            cluster, app_path, module.add, lambda: module.sleep_then.delay("slow", 30.0),
             lambda: counters.get(f"{env['YADTQ_TEST_COUNTERS']}:slow:started") is not None)
     finally:
         module.app.close()

@@ -17,13 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class WorkerProcess:
     def __init__(self, app: str, env: dict[str, str], name: str, logfile: Path,
-                 extra: Sequence[str] = ()) -> None:
+                 extra: Sequence[str] = (), new_session: bool = False) -> None:
         self.name = name
         self.logfile = logfile
         cmd = [sys.executable, "-m", "yadtq.cli", "worker", "-A", app, "-n", name, "-l", "info",
                "--logfile", str(logfile), *extra]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=new_session)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -36,6 +37,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case a test stopped it
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)

@@ -309,8 +309,15 @@ def test_signed_app_rejects_unsigned_and_forged_messages(counter: Counter) -> No
         plain = unsigned.send_task(guarded.name)
         assert guarded.delay().get(timeout=10) == "ran"
         wait_until(lambda: len(app.broker.dead_letters()) == 2)
+        # Issue 8 case 5: an unverified message never changes the state of the id it names;
+        # each rejection is recorded under a dead-letter id of its own.
         for bad in (forged, plain):
-            assert app.AsyncResult(bad.id).state == states.FAILED
+            assert app.AsyncResult(bad.id).state != states.FAILED
+        wait_until(lambda: len(app.backend.snapshot().recent_failures) == 2)
+        failures = app.backend.snapshot().recent_failures
+        assert all(f.task_id.startswith("dlq-") for f in failures)
+        assert {f.error_message.split(" (claims")[0] for f in failures if f.error_message} == {
+            "message signature does not match", "unsigned message rejected (secret_key is set)"}
         assert counter["guarded"] == 1
     finally:
         worker.stop(10)

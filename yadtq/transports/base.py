@@ -104,6 +104,12 @@ class Consumer(ABC):
         """Deliveries handed out and not yet done (for health and tests)."""
         return 0
 
+    def owns(self, delivery: Delivery) -> bool:
+        """Whether ``delivery`` is still this consumer's to report done (Kafka: its
+        partition was not revoked since); a worker drops deliveries it kept waiting
+        once they are not. Any thread."""
+        return True
+
 
 #: Called with (task id or ``None``, error text) for a message the broker finally refused.
 DeliveryErrorHook = Callable[[Optional[str], str], None]

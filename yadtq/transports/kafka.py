@@ -70,12 +70,12 @@ from confluent_kafka.admin import AdminClient
 from ..envelope import HEADER_ID, HEADER_TASK, decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
 from .base import Broker, Consumer, Delivery, DrainCallback, Message
+from .kafka_link import STATS_INTERVAL_MS, KafkaLink
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 logger = logging.getLogger(__name__)
-rdkafka_logger = logging.getLogger(__name__ + ".librdkafka")
 
 TOPIC_PREFIX = "yadtq."
 GROUP_PREFIX = "yadtq."
@@ -85,6 +85,8 @@ HEADER_DLQ_REASON = "yadtq-dlq-reason"
 HEADER_DLQ_SOURCE = "yadtq-dlq-source"  # "topic:partition:offset"
 #: yadtq's own option in ``broker_options`` (never passed to librdkafka).
 MAX_IN_FLIGHT_OPTION = "kafka_max_in_flight"
+#: yadtq's own option: derive ``group.instance.id`` from the worker name.
+STATIC_MEMBERSHIP_OPTION = "kafka_static_membership"
 DEFAULT_MAX_IN_FLIGHT = 1000
 DEFAULT_PORT = 9092
 #: Producer batching delay. Measured on loopback: 5 ms puts ~7 ms on every
@@ -95,6 +97,15 @@ DEFAULT_LINGER_MS = 0
 #: librdkafka's prefetch ceiling per consumer (its default, 64 MB, is a lot for a
 #: worker that holds at most ``kafka_max_in_flight`` messages per partition).
 DEFAULT_PREFETCH_KBYTES = 16384
+
+#: Consumer group timing for the classic protocol (``broker_options`` override them): a
+#: SIGKILLed worker's partitions move after ``session.timeout.ms`` (librdkafka's default,
+#: 45 s, is three times the 15 s after which yadtq calls a worker unresponsive).
+CLASSIC_GROUP_DEFAULTS: dict[str, Any] = {
+    "partition.assignment.strategy": "cooperative-sticky",
+    "session.timeout.ms": 10000,
+    "heartbeat.interval.ms": 2000,
+}
 
 #: Seconds between two asynchronous commits of what is done.
 COMMIT_INTERVAL = 0.2
@@ -198,6 +209,11 @@ def _error_text(exc: BaseException) -> str:
     return str(exc)
 
 
+def _reader(group: str) -> dict[str, Any]:
+    """Settings of a short-lived consumer that only reads: it never commits."""
+    return {"group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}
+
+
 def _identify(body: bytes) -> tuple[Optional[str], Optional[str]]:
     """(task id, task name) of an encoded envelope, as far as readable."""
     try:
@@ -227,6 +243,8 @@ class KafkaBroker(Broker):
             self.max_in_flight = max(1, int(options.pop(MAX_IN_FLIGHT_OPTION, DEFAULT_MAX_IN_FLIGHT)))
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"broker_options[{MAX_IN_FLIGHT_OPTION!r}]: {exc}") from None
+        self.static_membership = str(options.pop(STATIC_MEMBERSHIP_OPTION, "")).lower() in (
+            "1", "true", "yes", "on")
         self.options = options
         self.delivery_errors = 0
         self._lock = threading.Lock()
@@ -237,29 +255,51 @@ class KafkaBroker(Broker):
         self._admin: Optional[Any] = None
         self._producer_fatal: Optional[str] = None
         self._client_id = f"yadtq-{socket.gethostname()}-{os.getpid()}"
+        #: This process's link to the cluster, shared by all its clients.
+        self.link = KafkaLink(self.servers)
 
     # ------------------------------------------------------------------ configuration
-    def config(self, role: str, **forced: Any) -> dict[str, Any]:
+    def config(self, role: str, *, client: Optional[str] = None, **forced: Any) -> dict[str, Any]:
         """librdkafka configuration for a ``producer``, ``consumer`` or ``admin`` client:
-        yadtq's defaults, then ``broker_options`` that apply to that role, then ``forced``."""
+        yadtq's defaults, then ``broker_options`` that apply to that role, then ``forced``.
+
+        ``client`` names the client for :class:`KafkaLink`: its connection errors and
+        log lines then become one "lost"/"restored" pair per outage (see kafka_link.py).
+        """
+        name = client or role
         conf: dict[str, Any] = {
             "bootstrap.servers": self.servers,
             "client.id": self._client_id,
-            "logger": rdkafka_logger,
+            "logger": self.link.log_sink(name),
+            "error_cb": self.link.error_cb(name, self._other_error(name)),
         }
+        if client is not None and role != "admin":
+            conf.update({"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self.link.stats_cb(name)})
         if role == "producer":
             conf.update({"enable.idempotence": True, "acks": "all", "linger.ms": DEFAULT_LINGER_MS,
                          "delivery.report.only.error": True})
         elif role == "consumer":
-            conf.update({"partition.assignment.strategy": "cooperative-sticky",
-                         "auto.offset.reset": "earliest",
+            conf.update({"auto.offset.reset": "earliest",
                          "queued.max.messages.kbytes": DEFAULT_PREFETCH_KBYTES})
+            if str(self.options.get("group.protocol", "classic")).lower() == "classic":
+                # KIP-848 ("consumer") sets these broker-side and refuses them here.
+                conf.update(CLASSIC_GROUP_DEFAULTS)
         else:
             conf["allow.auto.create.topics"] = False
         skip = {"producer": CONSUMER_ONLY, "consumer": PRODUCER_ONLY}.get(role, PRODUCER_ONLY | CONSUMER_ONLY)
         conf.update({k: v for k, v in self.options.items() if k not in skip})
         conf.update(forced)
         return conf
+
+    @staticmethod
+    def _other_error(client: str) -> Callable[[Any], None]:
+        def log(err: Any) -> None:
+            if err.fatal():
+                logger.critical("Kafka %s: fatal error: %s", client, err.str())
+            else:
+                logger.warning("Kafka %s: %s", client, err.str())
+
+        return log
 
     def _client(self, factory: Callable[[dict[str, Any]], Any], conf: dict[str, Any]) -> Any:
         try:
@@ -272,6 +312,7 @@ class KafkaBroker(Broker):
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._producer = self._dlq_producer = self._admin = None
+            self.link = KafkaLink(self.servers)
 
     @property
     def producer(self) -> Any:
@@ -289,7 +330,8 @@ class KafkaBroker(Broker):
             self._producer_fatal = None
             if self._producer is None:
                 self._producer = self._client(Producer, self.config(
-                    "producer", error_cb=self._on_producer_error, on_delivery=self._on_delivery))
+                    "producer", client="producer", on_delivery=self._on_delivery,
+                    error_cb=self.link.error_cb("producer", self._on_producer_error)))
             return self._producer
 
     @property
@@ -361,6 +403,7 @@ class KafkaBroker(Broker):
         else:
             logger.warning("Kafka producer: %s", err.str())
 
+
     def flush(self, timeout: Optional[float] = None) -> int:
         producer = self._producer
         if producer is None or os.getpid() != self._pid:
@@ -421,15 +464,23 @@ class KafkaBroker(Broker):
         return sorted(meta.partitions)
 
     # ------------------------------------------------------------------ consuming
-    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
-        """A consumer of ``queues`` (one group member per queue), owned by the calling thread."""
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
+                 worker: Optional[str] = None) -> Consumer:
+        """A consumer of ``queues`` (one group member per queue), owned by the calling thread.
+
+        With ``broker_options["kafka_static_membership"]`` on, ``worker`` (the worker's
+        name) becomes the members' ``group.instance.id``: a worker restarted under the
+        same name within ``session.timeout.ms`` gets its partitions back without a
+        rebalance. Two live workers must then never share a name.
+        """
         names = list(dict.fromkeys(queues))
         if not names:
             raise ConfigurationError("a consumer needs at least one queue")
         drain_timeout = min(self.settings.shutdown_timeout, DRAIN_TIMEOUT_MAX)
         from .kafka_consumer import KafkaConsumer  # the consumer module imports this one
 
-        return KafkaConsumer(self, names, on_drain, self.max_in_flight, drain_timeout)
+        member_name = f"yadtq-{worker}" if worker and self.static_membership else None
+        return KafkaConsumer(self, names, on_drain, self.max_in_flight, drain_timeout, member_name)
 
     # ------------------------------------------------------------------ queue inspection
     def _lag(self, queue: str) -> Optional[dict[int, int]]:
@@ -476,8 +527,7 @@ class KafkaBroker(Broker):
         process when that request meets NOT_COORDINATOR, as it does after a
         coordinator move.)
         """
-        probe = self._client(RdConsumer, self.config("consumer", **{
-            "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}))
+        probe = self._client(RdConsumer, self.config("consumer", **_reader(group)))
         try:
             return {tp.partition: tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
         finally:
@@ -558,8 +608,7 @@ class KafkaBroker(Broker):
             with self._lock:
                 if self._dlq_producer is None:
                     self._dlq_producer = self._client(Producer, self.config(
-                        "producer", **{"delivery.report.only.error": False},
-                        error_cb=lambda err: logger.warning("Kafka dead-letter producer: %s", err.str())))
+                        "producer", client="dead-letter producer", **{"delivery.report.only.error": False}))
         return self._dlq_producer
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
@@ -572,8 +621,7 @@ class KafkaBroker(Broker):
             if not partitions:
                 return []
             reader = self._client(RdConsumer, self.config(
-                "consumer", **{"group.id": GROUP_PREFIX + "dlq-reader", "enable.auto.commit": False,
-                               "enable.auto.offset.store": False},
+                "consumer", **_reader(GROUP_PREFIX + "dlq-reader"),
                 error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
         except KafkaException as exc:
             raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc

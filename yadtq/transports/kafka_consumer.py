@@ -58,6 +58,8 @@ class _Member:
         self.assigned: set[TP] = set()
         self.paused: set[TP] = set()
         self.fatal: Optional[str] = None
+        #: Its name for the link state (kafka_link.py).
+        self.name = f"consumer of {queue}"
 
     def discard_buffered(self, tps: set[TP]) -> None:
         if any(self.buffered.get(tp) for tp in tps):
@@ -75,8 +77,10 @@ class KafkaConsumer(Consumer):
     """
 
     def __init__(self, broker: KafkaBroker, queues: Sequence[str], on_drain: Optional[DrainCallback],
-                 max_in_flight: int, drain_timeout: float) -> None:
+                 max_in_flight: int, drain_timeout: float, member_name: Optional[str] = None) -> None:
         self._broker = broker
+        #: ``group.instance.id`` (static membership), or ``None``.
+        self._member_name = member_name
         self._on_drain = on_drain
         self._max_in_flight = max_in_flight
         self._drain_timeout = drain_timeout
@@ -91,6 +95,8 @@ class KafkaConsumer(Consumer):
         self._closed = False
         #: Partitions revoked or lost so far (for health and tests).
         self.revocations = 0
+        #: Members rebuilt after a fatal error (for health and tests).
+        self.rebuilds = 0
         try:
             for queue in queues:
                 self._members.append(self._join(queue))
@@ -102,6 +108,7 @@ class KafkaConsumer(Consumer):
     def _join(self, queue: str) -> _Member:
         member = _Member(queue)
         self._broker.ensure_topic(member.topic)
+        link = self._broker.link
 
         def on_error(err: Any) -> None:
             if err.fatal():
@@ -110,10 +117,13 @@ class KafkaConsumer(Consumer):
             else:
                 logger.warning("Kafka consumer of %s: %s", queue, err.str())
 
+        static: dict[str, Any] = {}
+        if self._member_name:
+            static["group.instance.id"] = self._member_name
         member.client = self._broker._client(RdConsumer, self._broker.config(
-            "consumer", **{"group.id": group_for(queue), "enable.auto.commit": False,
-                           "enable.auto.offset.store": False},
-            on_commit=self._on_commit, error_cb=on_error))
+            "consumer", client=member.name, **{"group.id": group_for(queue), "enable.auto.commit": False,
+                                        "enable.auto.offset.store": False, **static},
+            on_commit=self._on_commit, error_cb=link.error_cb(member.name, on_error)))
         try:
             member.client.subscribe(
                 [member.topic],
@@ -135,6 +145,7 @@ class KafkaConsumer(Consumer):
         """
         if self._closed:
             raise BrokerUnavailable("the Kafka consumer is closed")
+        self._recover_fatal()
         deadline = time.monotonic() + max(0.0, timeout)
         out: list[Delivery] = []
         pulled = 0
@@ -156,12 +167,38 @@ class KafkaConsumer(Consumer):
                     pulled += got
                     if got:
                         break
-        except KafkaException as exc:
+        except (KafkaException, RuntimeError) as exc:
+            if out:
+                # Deliveries already handed out are outstanding in the tracker: they must
+                # reach the worker, or their partition's offset could never move past them.
+                logger.warning("Kafka consume failed after %d deliveries were taken: %s",
+                               len(out), _error_text(exc))
+                return out
+            if isinstance(exc, RuntimeError):  # the client was closed underneath us
+                raise BrokerUnavailable(f"Kafka consumer unusable: {exc}") from exc
             raise BrokerUnavailable(f"Kafka consume failed: {_error_text(exc)}") from exc
-        except RuntimeError as exc:  # the client was closed underneath us
-            raise BrokerUnavailable(f"Kafka consumer unusable: {exc}") from exc
         self._adjust_flow()
         return out
+
+    def _recover_fatal(self) -> None:
+        """Replace each member whose librdkafka consumer hit a fatal error (e.g. fenced):
+        a fatal consumer never works again, so its partitions are released as lost
+        (nothing committed: they may be someone else's already) and it joins anew."""
+        for index, member in enumerate(self._members):
+            if member.fatal is None:
+                continue
+            logger.error("Kafka consumer of %s hit a fatal error (%s); rebuilding it", member.queue,
+                         member.fatal)
+            self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
+            member.buffer.clear()
+            member.buffered.clear()
+            try:
+                member.client.close()
+            except (KafkaException, RuntimeError) as exc:
+                logger.debug("closing the failed consumer of %s: %s", member.queue, _error_text(exc))
+            self._broker.link.forget(member.name)
+            self._members[index] = self._join(member.queue)  # BrokerUnavailable: retried next turn
+            self.rebuilds += 1
 
     def _rotated(self) -> list[_Member]:
         members = self._members
@@ -173,7 +210,7 @@ class KafkaConsumer(Consumer):
     def _pull(self, member: _Member, count: int, timeout: float) -> int:
         """Move up to ``count`` messages from librdkafka into the member's buffer."""
         if member.fatal is not None:
-            raise BrokerUnavailable(f"Kafka consumer of {member.queue}: {member.fatal}")
+            return 0  # rebuilt at the next fetch
         if timeout > 0:
             first = member.client.poll(timeout)  # returns at its first message
             messages = [first] if first is not None else []
@@ -184,7 +221,9 @@ class KafkaConsumer(Consumer):
             err = msg.error()
             if err is not None:
                 if err.fatal():
-                    raise BrokerUnavailable(f"Kafka consumer of {member.queue}: {err.str()}")
+                    logger.critical("Kafka consumer of %s: fatal error: %s", member.queue, err.str())
+                    member.fatal = f"{err.name()}: {err.str()}"
+                    continue
                 if err.code() != KafkaError._PARTITION_EOF:
                     logger.warning("Kafka consumer of %s: %s", member.queue, err.str())
                 continue
@@ -366,6 +405,14 @@ class KafkaConsumer(Consumer):
     def in_flight(self) -> int:
         return self._tracker.in_flight()
 
+    def owns(self, delivery: Delivery) -> bool:
+        """Whether the delivery's partition is still assigned under the same generation."""
+        token = delivery.token
+        if not isinstance(token, KafkaToken):
+            return False
+        with self._lock:
+            return self._generations.get((token.topic, token.partition)) == token.generation
+
     def assignment(self) -> set[TP]:
         """The (topic, partition) pairs this consumer owns now."""
         with self._lock:
@@ -383,6 +430,7 @@ class KafkaConsumer(Consumer):
                 member.client.close()  # leaves the group (revocation callbacks run inside)
             except (KafkaException, RuntimeError) as exc:
                 problems.append(f"{member.queue}: {_error_text(exc)}")
+            self._broker.link.forget(member.name)
         self._closed = True
         left = self._tracker.in_flight()
         for tp in self._tracker.partitions():

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .loop import LoopThread, run_attempt
-from .pools import Job, Pool, Sink
+from .pools import Job, Pool, Sink, Spawn, plain_spawn
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -28,8 +28,9 @@ class AsyncioPool(Pool):
 
     kind = "asyncio"
 
-    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink) -> None:
-        super().__init__(app, size, worker, sink)
+    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink,
+                 spawn: Spawn = plain_spawn) -> None:
+        super().__init__(app, size, worker, sink, spawn)
         self._loop = LoopThread("yadtq-asyncio")
         self._sync = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(size, SYNC_THREADS), thread_name_prefix="yadtq-sync")

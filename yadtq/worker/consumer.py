@@ -8,6 +8,7 @@ moment loses no task, because nothing is done before its outcome is stored.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from .. import states
-from ..envelope import Envelope, decode, encode, peek_task_id
+from ..envelope import Envelope, encode, from_body, peek_task_id, verify
 from ..exceptions import NotRegistered, ProtocolError, YADTQError
 from ..transports.base import (
+    BUSY,
     RUN,
     Claim,
     Consumer,
@@ -45,6 +47,9 @@ T = TypeVar("T")
 FETCH_TIMEOUT = 0.1
 #: Most outcomes stored in one backend round trip.
 RECORD_BATCH = 512
+#: Longest wait between two claims of a parked delivery (also at most ``heartbeat_interval``):
+#: a task whose holder died runs again within ``worker_unresponsive_after`` plus this.
+RECLAIM_INTERVAL = 1.0
 
 
 @dataclass
@@ -77,8 +82,36 @@ class Identity:
     instance: str
 
 
+#: A task's attempt: (task id, retries). Two attempts of one task are distinct deliveries.
+AttemptKey = tuple[str, int]
+
+
+def attempt_of(envelope: Envelope) -> AttemptKey:
+    """The attempt a delivery carries."""
+    return envelope.id, envelope.retries
+
+
+@dataclass
+class Pending:
+    """A decoded delivery waiting for a claim decision, with repeats of the same attempt."""
+
+    envelope: Envelope
+    delivery: Delivery
+    duplicates: list[Delivery] = field(default_factory=list)
+
+    def deliveries(self) -> list[Delivery]:
+        return [self.delivery, *self.duplicates]
+
+
 class TaskConsumer:
-    """Moves deliveries from a consumer through a pool and records their outcomes."""
+    """Moves deliveries from a consumer through a pool and records their outcomes.
+
+    A claim answered ``BUSY`` (the task runs on another live instance) leaves its
+    delivery *parked*: outstanding (so its offset is not committed), not in the
+    pool, claimed again every ``reclaim_interval`` seconds until the task is ready
+    (then reported done) or its holder is found dead (then run here). So a task
+    stays recoverable until its outcome is stored, whoever held it.
+    """
 
     def __init__(self, app: YADTQ, consumer: Consumer, pool: Pool, identity: Identity,
                  stats: WorkerStats, outcomes: queue.SimpleQueue[tuple[Job, Outcome]],
@@ -93,17 +126,31 @@ class TaskConsumer:
         self.on_stored = on_stored
         self.stop = stop
         self.backend_link = backend_link
-        #: Tasks this worker is running, by id: a second delivery of one is attached to
+        #: Attempts this worker is running: a second delivery of one is attached to
         #: its job (and reported done with it) instead of being claimed again.
-        self._running: dict[str, Job] = {}
+        self._running: dict[AttemptKey, Job] = {}
         self._running_lock = threading.Lock()
-        self.secret_key = app.settings.secret_key
+        #: Attempts running on another live instance, oldest first (owner thread only).
+        self._parked: dict[AttemptKey, Pending] = {}
+        self._next_reclaim = 0.0
+        settings = app.settings
+        self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
+        self.secret_key = settings.secret_key
+
+    @property
+    def parked(self) -> int:
+        """Deliveries waiting for a task that runs on another live worker."""
+        return len(self._parked)
 
     # ------------------------------------------------------------------ owner thread
     def turn(self) -> int:
-        """One iteration: fetch what the pool has room for and dispatch it."""
+        """One iteration: claim parked deliveries again when due, fetch what the pool has
+        room for and dispatch it."""
         self.stats.last_turn = time.monotonic()
         free = self.pool.free_slots()
+        if self._parked and free > 0 and time.monotonic() >= self._next_reclaim:
+            self.reclaim(free)
+            free = self.pool.free_slots()
         if free <= 0:
             self.pool.wait_for_slot(FETCH_TIMEOUT)
             self.consumer.fetch(0, 0)  # keep the connection serviced while the pool is full
@@ -114,23 +161,21 @@ class TaskConsumer:
         return len(deliveries)
 
     def dispatch(self, deliveries: Sequence[Delivery]) -> None:
-        """Decode, set aside what must wait or must not run, claim the rest, start it."""
+        """Decode, set aside what must wait or must not run, claim the rest, start it.
+
+        Never raises for a bad message: whatever fails to decode or validate is
+        dead-lettered with its reason and the rest of the batch goes on.
+        """
         now = time.time()
-        runnable: dict[str, tuple[Envelope, Delivery]] = {}
-        repeats: dict[str, list[Delivery]] = {}  # more deliveries of a task in this batch
+        runnable: dict[AttemptKey, Pending] = {}
         settled: list[Delivery] = []
         changes: list[StateChange] = []
         scheduled: list[ScheduledMessage] = []
         for delivery in deliveries:
-            try:
-                envelope = decode(delivery.body, self.secret_key)
-            except ProtocolError as exc:
-                self.reject(delivery, str(exc), peek_task_id(delivery.body))
+            envelope = self._decode(delivery)
+            if envelope is None:
                 continue
-            if envelope.task not in self.app.tasks:
-                self.reject(delivery, f"task {envelope.task!r} is not registered", envelope.id,
-                            NotRegistered.__name__, envelope)
-                continue
+            attempt = attempt_of(envelope)
             if envelope.expires is not None and envelope.expires < now:
                 logger.info("task %s[%s] expired before it ran", envelope.task, envelope.id,
                             extra=task_fields(envelope))
@@ -144,10 +189,12 @@ class TaskConsumer:
                 scheduled.append(ScheduledMessage(envelope.id, envelope.eta, Message(
                     delivery.queue, delivery.body, delivery.key, delivery.headers)))
                 settled.append(delivery)
-            elif envelope.id in runnable:
-                repeats.setdefault(envelope.id, []).append(delivery)
+            elif attempt in runnable:
+                runnable[attempt].duplicates.append(delivery)
+            elif attempt in self._parked:
+                self._parked[attempt].duplicates.append(delivery)
             elif not self._attach_to_running(envelope, delivery):
-                runnable[envelope.id] = (envelope, delivery)
+                runnable[attempt] = Pending(envelope, delivery)
         if changes:
             persist("recording scheduled and expired tasks",
                     lambda: self.app.backend.record(changes, scheduled), self.stop,
@@ -155,38 +202,82 @@ class TaskConsumer:
         if settled:
             self.consumer.done(settled)
         if runnable:
-            self._claim_and_start(list(runnable.values()), repeats, now)
+            self._claim_and_start(list(runnable.values()), now)
 
-    def _claim_and_start(self, runnable: list[tuple[Envelope, Delivery]],
-                         repeats: dict[str, list[Delivery]], now: float) -> None:
+    def _decode(self, delivery: Delivery) -> Optional[Envelope]:
+        """The delivery's envelope, or ``None`` once it is dead-lettered as unrunnable."""
+        try:
+            body = verify(delivery.body, self.secret_key)
+        except ProtocolError as exc:
+            self.reject(delivery, str(exc), claimed_id=peek_task_id(delivery.body))
+            return None
+        try:
+            envelope = from_body(body)
+        except ProtocolError as exc:
+            # A verified signature vouches for the id: the submitter learns of the failure.
+            task_id = body.get("id") if self.secret_key is not None else None
+            self.reject(delivery, str(exc), task_id if isinstance(task_id, str) and task_id else None,
+                        claimed_id=peek_task_id(delivery.body))
+            return None
+        if envelope.task not in self.app.tasks:
+            self.reject(delivery, f"task {envelope.task!r} is not registered", envelope.id,
+                        NotRegistered.__name__, envelope)
+            return None
+        return envelope
+
+    def _claim_and_start(self, pending: list[Pending], now: float) -> None:
+        """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
+        it (running on another live instance)."""
         alive_after = now - self.app.settings.worker_unresponsive_after
-        claims = [Claim(e.id, e.task, e.queue, e.retries, self.identity.instance, self.identity.name,
-                        now, e.created) for e, _ in runnable]
+        claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
+                        self.identity.instance, self.identity.name, now, p.envelope.created)
+                  for p in pending]
         decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
                             self.stop, self.backend_link)
-        skipped: list[Delivery] = []
-        for (envelope, delivery), decision in zip(runnable, decisions):
+        spent: list[Delivery] = []
+        for entry, decision in zip(pending, decisions):
+            envelope = entry.envelope
             if decision == RUN:
                 if logger.isEnabledFor(logging.INFO):
                     logger.info("task %s[%s] received", envelope.task, envelope.id,
                                 extra=task_fields(envelope))
-                job = Job(envelope, delivery, duplicates=repeats.pop(envelope.id, []))
+                job = Job(envelope, entry.delivery, duplicates=entry.duplicates)
                 with self._running_lock:
-                    self._running[envelope.id] = job
+                    self._running[attempt_of(envelope)] = job
                 self.pool.submit(job)
+            elif decision == BUSY:
+                attempt = attempt_of(envelope)
+                if attempt not in self._parked:
+                    logger.info("task %s[%s] runs on another live worker; waiting for its outcome",
+                                envelope.task, envelope.id, extra=task_fields(envelope))
+                self._parked[attempt] = entry
             else:
                 logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision,
                             extra=task_fields(envelope))
-                skipped.append(delivery)
-                skipped.extend(repeats.pop(envelope.id, []))
-        if skipped:
-            self.consumer.done(skipped)
+                spent.extend(entry.deliveries())
+        if spent:
+            self.consumer.done(spent)
+
+    def reclaim(self, free: int) -> None:
+        """Claim up to ``free`` parked deliveries again (oldest first); drop those whose
+        partition this worker no longer owns (its next owner takes over)."""
+        self._next_reclaim = time.monotonic() + self.reclaim_interval
+        gone = [a for a, p in self._parked.items() if not self.consumer.owns(p.delivery)]
+        for attempt in gone:
+            del self._parked[attempt]
+        if gone:
+            logger.debug("dropped %d parked deliveries of partitions no longer owned", len(gone))
+        due = list(itertools.islice(self._parked, free))
+        if not due:
+            return
+        # Claimed ones leave the parked set; those still busy go back at its end.
+        self._claim_and_start([self._parked.pop(attempt) for attempt in due], time.time())
 
     def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
-        """Whether ``delivery`` repeats a task this worker is running; if so it is reported
+        """Whether ``delivery`` repeats an attempt this worker is running; if so it is reported
         done together with the running one, so the task neither runs twice nor is lost."""
         with self._running_lock:
-            job = self._running.get(envelope.id)
+            job = self._running.get(attempt_of(envelope))
             if job is None:
                 return False
             job.duplicates.append(delivery)
@@ -194,18 +285,24 @@ class TaskConsumer:
                     extra=task_fields(envelope))
         return True
 
-    def reject(self, delivery: Delivery, reason: str, task_id: Optional[str],
-               error_type: str = ProtocolError.__name__, envelope: Optional[Envelope] = None) -> None:
+    def reject(self, delivery: Delivery, reason: str, task_id: Optional[str] = None,
+               error_type: str = ProtocolError.__name__, envelope: Optional[Envelope] = None,
+               claimed_id: Optional[str] = None) -> None:
         """Record a message that can never run as failed and dead-letter it; consumption goes on.
 
-        A message whose task id is unreadable is recorded under a made-up id
-        (``unreadable-<hex>``), so the monitor counts and lists it like the others.
+        ``task_id`` is given only when the message vouches for it (decoded, and signed
+        when a ``secret_key`` is set). Any other message is recorded under a
+        dead-letter id of its own (``dlq-<hex>``), never under the id its unverified
+        body claims (``claimed_id``, only quoted in the error), so writing to a queue
+        cannot change another task's state.
         """
-        logger.error("dead-lettering a message from %s: %s (task id %s)", delivery.queue, reason,
-                     task_id or "unreadable",
-                     extra={"task_id": task_id, "task": envelope.task if envelope else None})
+        if task_id is None and claimed_id is not None:
+            reason = f"{reason} (claims task id {claimed_id[:64]!r})"
+        record_id = task_id or f"dlq-{uuid.uuid4().hex}"
+        logger.error("dead-lettering a message from %s: %s (recorded as %s)", delivery.queue, reason,
+                     record_id, extra={"task_id": record_id, "task": envelope.task if envelope else None})
         change = StateChange(
-            task_id or f"unreadable-{uuid.uuid4().hex}", states.FAILED, time.time(),
+            record_id, states.FAILED, time.time(),
             worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
             error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]), dead_lettered=True)
         persist("recording a rejected message", lambda: self.app.backend.record([change]), self.stop,
@@ -259,7 +356,7 @@ class TaskConsumer:
         finished: list[Delivery] = []
         with self._running_lock:
             for job, _ in batch:
-                self._running.pop(job.envelope.id, None)
+                self._running.pop(attempt_of(job.envelope), None)
                 finished.append(job.delivery)
                 finished.extend(job.duplicates)
         self.consumer.done(finished)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import signals, states
-from ..envelope import Envelope, pack
-from ..exceptions import NotRegistered, Retry, SerializationError
+from ..envelope import Envelope, encode, pack
+from ..exceptions import NotRegistered, Retry, SerializationError, WorkerLostError
 from ..retry import retry_delay
 from ..running import progress_sender
 from ..task import Request, Task, reset_current_request, set_current_request
@@ -198,8 +198,36 @@ def _retry_or_fail(task: Task[Any, Any], envelope: Envelope, exc: BaseException,
         envelope.retries, backoff=opts.retry_backoff, delay=opts.retry_delay,
         maximum=opts.retry_backoff_max, jitter=opts.retry_jitter,
     )
+    try:
+        _check_schedulable(envelope.next_attempt(finished + delay))
+    except Exception as problem:  # the retry could never be stored: fail now, with the reason
+        return Outcome(envelope.id, states.FAILED, started, finished, error=error_info(
+            SerializationError(f"cannot schedule a retry of {task.name}: {problem} "
+                               f"(after {type(exc).__name__}: {exc})"), with_traceback=False))
     return Outcome(envelope.id, states.RETRYING, started, finished, error=error_info(exc),
                    retry_eta=finished + delay)
+
+
+def _check_schedulable(retry: Envelope) -> None:
+    """Raise unless the message of a retry can be built (the recorder builds it; a message
+    that cannot be built must fail its task here, never take the recorder down)."""
+    encode(retry)
+    retry.routing_key()
+    retry.headers()
+
+
+def worker_lost(app: YADTQ, envelope: Envelope, reason: str, started: float) -> Outcome:
+    """The outcome of an attempt whose process died under it (a signal, the OOM killer).
+
+    Not the task's own error: it is retried within ``max_retries`` whatever
+    ``autoretry_for`` says, like any other failure of the attempt.
+    """
+    exc = WorkerLostError(reason)
+    task = app.tasks.get(envelope.task)
+    if task is None:
+        return Outcome(envelope.id, states.FAILED, started, time.time(),
+                       error=error_info(exc, with_traceback=False))
+    return _retry_or_fail(task, envelope, exc, started, None, None)
 
 
 def execute_eagerly(app: YADTQ, envelope: Envelope) -> list[StateChange]:

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Optional
 
 from .. import signals
-from ..exceptions import BrokerUnavailable, ConfigurationError, YADTQError
+from ..exceptions import BackendUnavailable, BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
 from .aio import AsyncioPool
@@ -23,8 +23,9 @@ from .consumer import Identity, TaskConsumer, WorkerStats
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
-from .pools import Job, Pool, Sink, create_pool
+from .pools import Job, Pool, Sink, Spawn, create_pool
 from .scheduler import Scheduler
+from .supervise import Supervisor
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -43,10 +44,14 @@ def _default_concurrency(pool: str) -> int:
 
 
 def _make_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
-               app_path: Optional[str]) -> Pool:
+               app_path: Optional[str], spawn: Spawn) -> Pool:
     if kind == "asyncio":
-        return AsyncioPool(app, size, worker, sink)
-    return create_pool(kind, app, size, worker, sink, app_path)
+        return AsyncioPool(app, size, worker, sink, spawn)
+    return create_pool(kind, app, size, worker, sink, app_path, spawn=spawn)
+
+
+#: Seconds the worker waits at start for the backend to take its first heartbeat.
+START_TIMEOUT = 15.0
 
 
 class Worker:
@@ -89,10 +94,19 @@ class Worker:
         self._pool: Optional[Pool] = None
         self._consumer: Optional[Consumer] = None
         self._state = RUNNING
+        self._exit_code = 0
+        self._supervisor = Supervisor(3 * app.settings.heartbeat_interval, on_fatal=self._fatal)
+        self._links: list[Link] = []
 
     # ------------------------------------------------------------------ public control
     def run(self) -> int:
-        """Serve until stopped (SIGTERM/SIGINT in the main thread); returns the exit code."""
+        """Serve until stopped (SIGTERM/SIGINT in the main thread); returns the exit code:
+        0 after a graceful stop, 1 after a worker thread crashed in a way that may have lost
+        the outcomes it held (their deliveries are delivered again).
+
+        Raises:
+            BackendUnavailable: the backend cannot be reached at start.
+        """
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -100,7 +114,7 @@ class Worker:
             self._serve()
         finally:
             self._stopped.set()
-        return 0
+        return self._exit_code
 
     def start(self) -> Worker:
         """Serve in a background thread (for tests and embedding); returns self."""
@@ -127,6 +141,14 @@ class Worker:
         finally:
             self._stopped.set()
 
+    def _fatal(self, reason: str) -> None:
+        """A supervised thread crashed where a restart alone is unsafe: stop, exit non-zero."""
+        if self._exit_code == 0:
+            logger.critical("worker %s stopping with exit status 1 (%s): what it has not stored "
+                            "will be delivered again", self.name, reason)
+        self._exit_code = 1
+        self._stop.set()
+
     def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
         self._signals += 1
         if self._signals > 1:
@@ -141,15 +163,27 @@ class Worker:
         """This worker's heartbeat contents."""
         stats = self.stats
         interval = self.app.settings.heartbeat_interval
+        problems = self.problems()
+        extra: dict[str, object] = {"retried": stats.retried}
+        if problems:
+            extra["problems"] = problems
         return WorkerInfo(
             worker=self.name, instance=self.identity.instance, hostname=socket.gethostname(),
             pid=os.getpid(), queues=tuple(self.queues), concurrency=self.concurrency,
             pool=self.pool_kind, started=self.started, last_heartbeat=time.time(),
             tasks_done=stats.done, tasks_failed=stats.failed,
             active=len(self._pool.active()) if self._pool else 0, state=self._state,
-            healthy=self._state == STOPPED or time.monotonic() - stats.last_turn <= 2 * interval,
-            extra={"retried": stats.retried},
+            healthy=not problems and (self._state == STOPPED
+                                      or time.monotonic() - stats.last_turn <= 2 * interval),
+            extra=extra,
         )
+
+    def problems(self) -> list[str]:
+        """Why this worker is unhealthy now (empty when it is not): recent crashes and
+        errors of its threads, and lost connections."""
+        problems = self._supervisor.problems()
+        problems.extend(f"{link.name} connection lost" for link in self._links if not link.up)
+        return problems
 
     def _sink(self, job: Job, outcome: Outcome) -> None:
         with self._pending_cond:
@@ -185,8 +219,34 @@ class Worker:
                 link.ok()
                 return consumer
 
+    def _register(self) -> None:
+        """The first heartbeat, bounded by ``START_TIMEOUT``: a backend that refuses or does
+        not answer fails the start with one clear error instead of a hang."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def first_beat() -> None:
+            try:
+                self.app.backend.heartbeat(self.report())
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        url = redact_url(self.app.settings.backend_url)
+        threading.Thread(target=first_beat, name="yadtq-register", daemon=True).start()
+        if not done.wait(START_TIMEOUT):
+            raise BackendUnavailable(f"worker {self.name} cannot start: the backend {url} did not "
+                                     f"answer within {START_TIMEOUT:.0f} s")
+        if failure:
+            if isinstance(failure[0], YADTQError):
+                raise BackendUnavailable(f"worker {self.name} cannot start: backend {url}: "
+                                         f"{failure[0]}") from None
+            raise failure[0]
+
     def _serve(self) -> None:
         settings = self.app.settings
+        supervisor = self._supervisor
         self.started = time.time()
         if self.pool_kind != "processes":
             limited = sorted(n for n, t in self.app.tasks.items()
@@ -195,21 +255,30 @@ class Worker:
                 logger.warning("time_limit is enforced on sync tasks only with --pool processes "
                                "(tasks: %s)", ", ".join(limited))
         pool = self._pool = _make_pool(self.pool_kind, self.app, self.concurrency, self.name,
-                                       self._sink, self.app_path)
+                                       self._sink, self.app_path, supervisor.spawn)
         pool.start()  # before any other thread, so forked children inherit none
         broker_link = Link("broker", redact_url(settings.broker_url))
         backend_link = Link("backend", redact_url(settings.backend_url))
+        self._links = [broker_link, backend_link]
+        heartbeat = Heartbeat(self.app, self.report, backend_link)
+        try:
+            self._register()
+        except BaseException:
+            pool.stop()
+            supervisor.close()
+            raise
+        backend_link.ok()
         consumer = self._consumer = self._connect(broker_link)
         tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
                              self._stop, on_stored=self._stored, backend_link=backend_link)
         recorder_stop = threading.Event()
-        recorder = threading.Thread(target=tasks.record_forever, args=(recorder_stop,),
-                                    name="yadtq-recorder", daemon=True)
-        recorder.start()
-        heartbeat = Heartbeat(self.app, self.report, backend_link)
+        # A crash may lose the batch of outcomes the recorder held: restart it (what is in
+        # flight still gets stored) and stop the worker, so those deliveries come back.
+        recorder = supervisor.spawn("recorder", lambda: tasks.record_forever(recorder_stop),
+                                    fatal=True)
         scheduler = Scheduler(self.app)
-        heartbeat.start()
-        scheduler.start()
+        beats = supervisor.spawn("heartbeat", heartbeat._run)
+        schedules = supervisor.spawn("scheduler", scheduler._run)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
                     self.pool_kind, self.concurrency)
         signals.worker_ready.send(worker=self)
@@ -225,10 +294,12 @@ class Worker:
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                 except YADTQError as exc:
+                    supervisor.fault("consume loop", exc)
                     logger.warning("consume loop: %s; retrying in %.1f s", exc, backoff)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
-                except Exception:
+                except Exception as exc:
+                    supervisor.fault("consume loop", exc)
                     logger.exception("consume loop failed; continuing")
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -236,18 +307,21 @@ class Worker:
             logger.info("worker %s stopping: waiting up to %.0f s for %d in-flight tasks",
                         self.name, settings.shutdown_timeout, len(pool.active()))
             scheduler.stop()
+            schedules.join(5)
             if not pool.join(settings.shutdown_timeout):
                 logger.warning("%d tasks still running at shutdown; they will be redelivered",
                                len(pool.active()))
             self._drain(5.0)
             recorder_stop.set()
             recorder.join(10)
+            supervisor.close()
             try:
                 consumer.close()
             except YADTQError as exc:
                 logger.warning("closing the consumer: %s", exc)
             self._state = STOPPED
             heartbeat.stop()
+            beats.join(5)
             try:
                 heartbeat.beat()
             except YADTQError as exc:

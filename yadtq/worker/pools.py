@@ -2,7 +2,12 @@
 
 A pool runs :func:`executor.execute` for each submitted :class:`Job` and hands
 ``(job, outcome)`` to a sink. The worker submits only when :meth:`Pool.free_slots`
-says a slot is free, so a claimed task always starts at once.
+says a slot is free, so a claimed task always starts at once. ``submit`` never
+raises: a job that cannot start ends with a retryable outcome, so every claimed
+job reaches the sink.
+
+A pool's threads are started through ``spawn`` (the worker passes its
+supervisor's, see ``supervise.py``), so none of them dies silently.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import signals, states
 from ..envelope import Envelope, decode, encode, pack, unpack
-from ..exceptions import TimeLimitExceeded, YADTQError
+from ..exceptions import ConfigurationError, TimeLimitExceeded
 from ..transports.base import Delivery, ErrorInfo
-from .executor import Outcome, error_info, execute
+from .executor import Outcome, error_info, execute, worker_lost
 from .loop import LoopThread, run_attempt
 
 if TYPE_CHECKING:
@@ -44,6 +49,15 @@ class Job:
 
 
 Sink = Callable[[Job, Outcome], None]
+#: Starts a named pool thread running a loop: ``spawn(name, target) -> Thread``.
+Spawn = Callable[[str, Callable[[], None]], threading.Thread]
+
+
+def plain_spawn(name: str, target: Callable[[], None]) -> threading.Thread:
+    """A bare daemon thread (when no supervisor is given)."""
+    thread = threading.Thread(target=target, name=f"yadtq-{name}", daemon=True)
+    thread.start()
+    return thread
 
 
 class Pool(ABC):
@@ -51,11 +65,13 @@ class Pool(ABC):
 
     kind = ""
 
-    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink) -> None:
+    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink,
+                 spawn: Spawn = plain_spawn) -> None:
         self.app = app
         self.size = size
         self.worker = worker
         self.sink = sink
+        self.spawn = spawn
         self._cond = threading.Condition()
         self._active: dict[str, Job] = {}
 
@@ -106,17 +122,16 @@ class ThreadPool(Pool):
 
     kind = "threads"
 
-    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink) -> None:
-        super().__init__(app, size, worker, sink)
+    def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink,
+                 spawn: Spawn = plain_spawn) -> None:
+        super().__init__(app, size, worker, sink, spawn)
         self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: Optional[LoopThread] = None
 
     def start(self) -> None:
         for n in range(self.size):
-            thread = threading.Thread(target=self._run, name=f"yadtq-exec-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(self.spawn(f"exec-{n}", self._run))
 
     def submit(self, job: Job) -> None:
         self._begin(job)
@@ -158,9 +173,15 @@ class ThreadPool(Pool):
 
 
 def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str], worker: str) -> None:
-    """A pool child: receive encoded envelopes, send back encoded outcomes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """A pool child: receive encoded envelopes, send back encoded outcomes.
+
+    It ignores SIGINT and SIGTERM: a stop signal sent to the whole process group
+    (Ctrl-C, systemd's KillMode=control-group, container inits) reaches the
+    parent too, and the parent alone decides: it lets running tasks finish, then
+    closes the pipe (the child's cue to exit) or kills the child.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if app is None:
         from ..cli.loading import load_app
 
@@ -172,7 +193,11 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
         except (EOFError, OSError):
             return
         envelope = decode(data)
-        outcome = execute(app, envelope, worker)
+        try:
+            outcome = execute(app, envelope, worker)
+        except BaseException as exc:  # a task that raises SystemExit must not end the child
+            now = time.time()
+            outcome = Outcome(envelope.id, states.FAILED, now, now, error=error_info(exc))
         err = outcome.error
         conn.send_bytes(pack([
             outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
@@ -205,8 +230,8 @@ class ProcessPool(Pool):
     kind = "processes"
 
     def __init__(self, app: YADTQ, size: int, worker: str, sink: Sink,
-                 app_path: Optional[str] = None) -> None:
-        super().__init__(app, size, worker, sink)
+                 app_path: Optional[str] = None, spawn: Spawn = plain_spawn) -> None:
+        super().__init__(app, size, worker, sink, spawn)
         self.app_path = app_path
         method = "forkserver" if app_path else "fork"
         self._ctx = multiprocessing.get_context(method)
@@ -228,8 +253,7 @@ class ProcessPool(Pool):
 
     def start(self) -> None:
         self._children = [self._spawn() for _ in range(self.size)]
-        self._collector = threading.Thread(target=self._collect, name="yadtq-pool", daemon=True)
-        self._collector.start()
+        self._collector = self.spawn("pool", self._collect)
 
     def _time_limit(self, job: Job) -> Optional[float]:
         limit = job.envelope.options.get("time_limit")
@@ -239,15 +263,42 @@ class ProcessPool(Pool):
         return float(limit) if limit else None
 
     def submit(self, job: Job) -> None:
-        limit = self._time_limit(job)
-        with self._lock:
-            child = next(c for c in self._children if c.job is None)
-            child.job = job
-            child.deadline = time.monotonic() + limit if limit else None
+        """Hand ``job`` to an idle child; a child found dead is replaced first.
+
+        Never raises: a job no child can take ends with a retryable outcome.
+        """
         self._begin(job)
-        logger.debug("task %s[%s] started in pool child %s", job.envelope.task, job.envelope.id,
-                     child.process.pid, extra={"task_id": job.envelope.id, "task": job.envelope.task})
-        child.conn.send_bytes(encode(job.envelope))
+        try:
+            limit = self._time_limit(job)
+            body = encode(job.envelope)
+        except Exception as exc:  # an option or argument no child could take: fail the job
+            now = time.time()
+            self._finish(job, Outcome(job.envelope.id, states.FAILED, now, now,
+                                      error=error_info(exc, with_traceback=False)))
+            return
+        for _attempt in range(2):
+            with self._lock:
+                child = next(c for c in self._children if c.job is None)
+                child.job = job
+                child.deadline = time.monotonic() + limit if limit else None
+            try:
+                child.conn.send_bytes(body)
+            except (OSError, ValueError) as exc:  # the idle child is gone: replace it, try again
+                with self._lock:
+                    child.job, child.deadline = None, None
+                logger.warning("pool child %s is gone (%s); replacing it", child.process.pid, exc)
+                try:
+                    self._renew(child)
+                except Exception:
+                    logger.exception("cannot start a pool child")
+                    break
+                continue
+            logger.debug("task %s[%s] started in pool child %s", job.envelope.task, job.envelope.id,
+                         child.process.pid, extra={"task_id": job.envelope.id,
+                                                   "task": job.envelope.task})
+            return
+        self._finish(job, worker_lost(self.app, job.envelope, "no pool child could take the task",
+                                      job.submitted))
 
     def _collect(self) -> None:
         while not self._stopping.is_set():
@@ -262,13 +313,13 @@ class ProcessPool(Pool):
                 try:
                     outcome = _outcome_from(conn.recv_bytes())  # type: ignore[union-attr]
                 except (EOFError, OSError):
-                    self._replace(child, f"pool child {child.process.pid} died while running it")
+                    self._replace(child, died=True)
                     continue
                 self._release(child, outcome)
             now = time.monotonic()
             for child in list(conns.values()):
                 if child.deadline is not None and child.job is not None and now > child.deadline:
-                    self._replace(child, None)
+                    self._replace(child, died=False)
 
     def _release(self, child: _Child, outcome: Outcome) -> None:
         with self._lock:
@@ -276,27 +327,47 @@ class ProcessPool(Pool):
         if job is not None:
             self._finish(job, outcome)
 
-    def _replace(self, child: _Child, died: Optional[str]) -> None:
-        job = child.job
-        if died is None and job is not None:
-            limit = self._time_limit(job)
-            exc: YADTQError = TimeLimitExceeded(
-                f"task {job.envelope.task}[{job.envelope.id}] exceeded its time limit of {limit} s")
-            logger.error("%s; killing pool child %s", exc, child.process.pid)
-        else:
-            exc = YADTQError(died or "pool child died")
-            logger.error("%s", exc)
+    def _replace(self, child: _Child, died: bool) -> None:
+        """End a child that died under its job, or overran its time limit, and start another.
+
+        A death (a signal, the OOM killer) is no fault of the task: the attempt is
+        retried. A time limit fails the task with ``TimeLimitExceeded``.
+        """
+        with self._lock:
+            job, child.job, child.deadline = child.job, None, None
+        if died:
+            child.process.join(1)  # it is exiting: let it, so its exit status tells why
+        elif job is not None:
+            logger.error("task %s[%s] exceeded its time limit of %s s; killing pool child %s",
+                         job.envelope.task, job.envelope.id, self._time_limit(job), child.process.pid)
         with contextlib.suppress(OSError):
             child.process.kill()
         child.process.join(5)
+        if job is not None:
+            # The outcome first: replacing the child may fail, the job must not wait on it.
+            if died:
+                reason = _death(child.process)
+                logger.error("task %s[%s]: %s; it will be retried", job.envelope.task,
+                             job.envelope.id, reason)
+                outcome = worker_lost(self.app, job.envelope, reason, job.submitted)
+            else:
+                exc = TimeLimitExceeded(f"task {job.envelope.task}[{job.envelope.id}] exceeded its "
+                                        f"time limit of {self._time_limit(job)} s")
+                outcome = Outcome(job.envelope.id, states.FAILED, job.submitted, time.time(),
+                                  error=error_info(exc, with_traceback=False))
+            self._finish(job, outcome)
+        self._renew(child)
+
+    def _renew(self, child: _Child) -> None:
+        """Put a fresh child in ``child``'s place (unless the pool is stopping)."""
+        with contextlib.suppress(OSError):
+            child.process.kill()
+        child.process.join(1)
         child.conn.close()
         with self._lock:
-            if not self._stopping.is_set():
-                self._children[self._children.index(child)] = self._spawn()
-        if job is not None:
-            now = time.time()
-            self._finish(job, Outcome(job.envelope.id, states.FAILED, job.submitted, now,
-                                      error=error_info(exc, with_traceback=False)))
+            if self._stopping.is_set():
+                return
+            self._children[self._children.index(child)] = self._spawn()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -305,8 +376,10 @@ class ProcessPool(Pool):
         with self._lock:
             children = list(self._children)
         for child in children:
-            child.conn.close()
-            child.process.terminate()
+            if child.job is not None:  # abandoned: it will be delivered again
+                with contextlib.suppress(OSError):
+                    child.process.kill()
+            child.conn.close()  # an idle child reads EOF and exits
         deadline = time.monotonic() + 5
         for child in children:
             child.process.join(max(0.0, deadline - time.monotonic()))
@@ -314,13 +387,26 @@ class ProcessPool(Pool):
                 child.process.kill()
 
 
+def _death(process: Any) -> str:
+    """How a pool child ended, for the task's error."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"pool child {process.pid} was killed by {name}{hint} while running it"
+    return f"pool child {process.pid} died (exit status {code}) while running it"
+
+
 def create_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
-                app_path: Optional[str] = None) -> Pool:
-    """A pool of ``kind`` (``threads`` or ``processes``)."""
+                app_path: Optional[str] = None, spawn: Spawn = plain_spawn) -> Pool:
+    """A pool of ``kind`` (``threads`` or ``processes``), its threads started by ``spawn``."""
     if kind == "threads":
-        return ThreadPool(app, size, worker, sink)
+        return ThreadPool(app, size, worker, sink, spawn)
     if kind == "processes":
-        return ProcessPool(app, size, worker, sink, app_path)
-    raise YADTQError(f"unknown pool {kind!r} (use threads or processes)")
+        return ProcessPool(app, size, worker, sink, app_path, spawn)
+    raise ConfigurationError(f"unknown pool {kind!r} (use threads or processes)")
 
 

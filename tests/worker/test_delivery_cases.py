@@ -1,0 +1,258 @@
+"""Issue 8's consumer-side cases on memory://: BUSY claims park their delivery (case 1),
+attempts are told apart (case 2), any bad message is dead-lettered and the batch goes on
+(case 4). The same paths run against real Kafka+Redis in tests/integration."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import pytest
+
+from yadtq import YADTQ, states
+from yadtq.envelope import PROTOCOL_VERSION, Envelope, encode, pack
+from yadtq.transports import memory
+from yadtq.transports.base import BUSY, RUN, SKIP, Claim, Message, StateChange, WorkerInfo
+from yadtq.transports.records import decide_claim
+from yadtq.worker.main import Worker
+
+from .helpers import wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+GHOST = "ghost#1"
+
+
+def _decide_with_busy(current: Any, claim: Claim, *, revoked: bool,
+                      instance_alive: Any) -> tuple[str, Any]:
+    """The claim rule with BUSY for a task held by another live instance (what the
+    backends return once they implement BUSY; a no-op wrapper then)."""
+    decision, record = decide_claim(current, claim, revoked=revoked, instance_alive=instance_alive)
+    if (decision == SKIP and current is not None and current.state == states.PROCESSING
+            and current.retries <= claim.retries and current.instance != claim.instance):
+        return BUSY, None
+    return decision, record
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[YADTQ]:
+    monkeypatch.setattr(memory, "decide_claim", _decide_with_busy)
+    app = YADTQ("cases", broker="memory://", backend="memory://", heartbeat_interval=0.2,
+                worker_unresponsive_after=2.0)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+class Runs:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[Any] = []
+
+    def hit(self, value: Any) -> None:
+        with self.lock:
+            self.calls.append(value)
+
+    def count(self, value: Any) -> int:
+        with self.lock:
+            return self.calls.count(value)
+
+
+def ghost_beat(app: YADTQ, age: float = 0.0) -> None:
+    app.backend.heartbeat(WorkerInfo(worker="ghost", instance=GHOST, last_heartbeat=time.time() - age))
+
+
+def held_by_ghost(app: YADTQ, envelope: Envelope) -> None:
+    """The task is ``processing`` on a live other instance (e.g. the partition's old owner)."""
+    ghost_beat(app)
+    claim = Claim(envelope.id, envelope.task, envelope.queue, envelope.retries, GHOST, "ghost",
+                  time.time())
+    assert app.backend.claim([claim], time.time() - 60) == [RUN]
+
+
+def publish(app: YADTQ, envelope: Envelope) -> None:
+    app.broker.publish([Message(envelope.queue, encode(envelope), envelope.routing_key(),
+                                envelope.headers())])
+
+
+def test_busy_delivery_is_parked_and_runs_once_its_holder_is_dead(app: YADTQ) -> None:
+    runs = Runs()
+
+    @app.task
+    def job(x: int) -> int:
+        runs.hit(x)
+        return x
+
+    held = Envelope(id="held-task", task=job.name, args=(1,))
+    held_by_ghost(app, held)
+    worker = Worker(app, name="w", concurrency=2).start()
+    try:
+        publish(app, held)
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 1, 10)
+        # Parked: neither run nor reported done, and it blocks nothing behind it.
+        assert [job.delay(n).get(timeout=10) for n in range(2, 12)] == list(range(2, 12))
+        assert runs.count(1) == 0 and worker._consumer.in_flight() == 1
+        assert app.AsyncResult(held.id).state == states.PROCESSING
+        ghost_beat(app, age=60)  # the holder dies: its claim is no longer alive
+        died = time.monotonic()
+        assert app.AsyncResult(held.id).get(timeout=15) == 1
+        # worker_unresponsive_after (2 s) has passed already: the next reclaim (0.2 s) runs it
+        assert time.monotonic() - died < 5
+        assert runs.count(1) == 1
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 0, 10)
+    finally:
+        worker.stop(10)
+
+
+def test_busy_delivery_is_done_once_its_holder_stores_the_outcome(app: YADTQ) -> None:
+    runs = Runs()
+
+    @app.task
+    def job(x: int) -> int:
+        runs.hit(x)
+        return x
+
+    held = Envelope(id="held-task-2", task=job.name, args=(7,))
+    held_by_ghost(app, held)
+    stop = threading.Event()
+
+    def keep_ghost_alive() -> None:
+        while not stop.wait(0.2):
+            ghost_beat(app)
+
+    beater = threading.Thread(target=keep_ghost_alive, daemon=True)
+    beater.start()
+    worker = Worker(app, name="w2", concurrency=2).start()
+    try:
+        publish(app, held)
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 1, 10)
+        time.sleep(0.5)  # a few reclaim rounds while the ghost lives: still parked
+        assert worker._consumer.in_flight() == 1 and runs.count(7) == 0
+        app.backend.record([StateChange(held.id, states.SUCCESS, time.time(), worker="ghost",
+                                        result=pack(70))])
+        wait_until(lambda: worker._consumer.in_flight() == 0, 10)  # type: ignore[union-attr]
+        assert runs.count(7) == 0 and app.AsyncResult(held.id).get(timeout=1) == 70
+    finally:
+        stop.set()
+        worker.stop(10)
+
+
+def test_stop_leaves_a_parked_delivery_unfinished(app: YADTQ) -> None:
+    @app.task
+    def job(x: int) -> int:
+        return x
+
+    held = Envelope(id="held-task-3", task=job.name, args=(3,))
+    held_by_ghost(app, held)
+    worker = Worker(app, name="w3", concurrency=1).start()
+    publish(app, held)
+    wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 1, 10)
+    worker.stop(10)
+    # memory:// puts unfinished deliveries back: nothing reported it done
+    consumer = app.broker.consumer([held.queue])
+    try:
+        taken = consumer.fetch(10, 2.0)
+        assert [d.headers.get("yadtq-id") for d in taken] == [held.id.encode()]
+    finally:
+        consumer.close()
+
+
+def test_attempt_and_retry_in_one_batch_are_told_apart(app: YADTQ) -> None:
+    runs = Runs()
+
+    @app.task
+    def flaky(x: int) -> int:
+        runs.hit(x)
+        return x
+
+    first = Envelope(id="two-attempts", task=flaky.name, args=(5,))
+    retry = first.next_attempt(eta=0.0)
+    # Attempt 0 is spent (it failed and scheduled attempt 1): as the worker records it.
+    app.backend.record([StateChange(first.id, states.RETRYING, time.time(), retries=1)])
+    publish(app, first)
+    publish(app, retry)
+    publish(app, first)  # a redelivery of the old attempt, in the same batch
+    worker = Worker(app, name="w5", concurrency=4).start()
+    try:
+        assert app.AsyncResult(first.id).get(timeout=10) == 5
+        assert runs.count(5) == 1
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 0, 10)
+    finally:
+        worker.stop(10)
+
+
+def _raw(body: dict[str, Any]) -> bytes:
+    return pack(body)
+
+
+def _bad_messages(task: str) -> list[tuple[str, bytes]]:
+    def body(**fields: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": "victim", "task": task, "args": [1]}
+        out.update(fields)
+        return out
+
+    return [
+        ("decimal", b"\x82\xa1v\x01\xa4args\x91\xd5\x04zz"),  # Decimal ext with text "zz"
+        ("time_limit", _raw(body(options={"time_limit": "soon"}))),
+        ("max_retries", _raw(body(options={"max_retries": "many"}))),
+        ("queue", _raw(body(queue=5))),
+        ("key", _raw(body(key=["k"]))),
+        ("options", _raw(body(options=[1, 2]))),
+        ("retries", _raw(body(retries="x"))),
+        ("eta", _raw(body(eta="tomorrow"))),
+        ("bad-utf8", b"\x83\xa1v\x01\xa2id\xa2ok\xa4task\xa3\xff\xfe\xfd"),
+        ("version", _raw(body(v=True))),
+    ]
+
+
+def test_bad_messages_are_dead_lettered_and_the_batch_goes_on(app: YADTQ) -> None:
+    runs = Runs()
+
+    @app.task
+    def job(x: int) -> int:
+        runs.hit(x)
+        return x
+
+    bad = _bad_messages(job.name)
+    for _, data in bad:
+        app.broker.publish([Message("default", data)])
+    after = [job.delay(n) for n in range(100, 105)]
+    worker = Worker(app, name="w6", concurrency=2, pool="threads").start()
+    try:
+        assert [r.get(timeout=10) for r in after] == list(range(100, 105))
+        wait_until(lambda: len(app.broker.dead_letters()) == len(bad), 10)
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 0, 10)
+        assert runs.count(1) == 0
+        # Unverified ids are never failed: each rejection has a dead-letter id of its own.
+        assert app.AsyncResult("victim").state != states.FAILED
+        failures = app.backend.snapshot().recent_failures
+        assert len([f for f in failures if f.task_id.startswith("dlq-")]) == len(bad)
+    finally:
+        worker.stop(10)
+
+
+def _signed_with(secret: Optional[str]) -> YADTQ:
+    return YADTQ("s", broker="memory://", backend="memory://", secret_key=secret)
+
+
+def test_signed_but_invalid_message_fails_its_own_task() -> None:
+    """A verified signature vouches for the id: the submitter learns why its task failed."""
+    app = _signed_with("k")
+    try:
+        @app.task
+        def job(x: int) -> int:
+            return x
+
+        envelope = Envelope(id="signed-bad", task=job.name, args=(1,), options={"time_limit": "soon"})
+        app.broker.publish([Message("default", encode(envelope, "k"))])
+        worker = Worker(app, name="w7", concurrency=1).start()
+        try:
+            with pytest.raises(Exception, match="time_limit"):
+                app.AsyncResult(envelope.id).get(timeout=10)
+        finally:
+            worker.stop(10)
+    finally:
+        app.close()

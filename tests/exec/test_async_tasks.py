@@ -55,7 +55,9 @@ def test_time_limit_cancels_an_async_task(stack: Stack, pool: str) -> None:
             result.get(timeout=30)
         assert m.add.delay(1, 2).get(timeout=30) == 3  # the worker goes on
     assert result.state == states.FAILED
-    assert stack.effect_lines("limited.started") and not stack.effect_lines("limited.finished")
+    assert not stack.effect_lines("limited.finished")
+    if pool == "asyncio":  # (a process child may still be importing the app when the limit strikes)
+        assert stack.effect_lines("limited.started")
 
 
 def test_asyncio_client_awaits_results(stack: Stack) -> None:

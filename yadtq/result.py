@@ -10,6 +10,7 @@ from . import states
 from .envelope import unpack
 from .exceptions import BackendUnavailable, BrokerUnavailable, Revoked, rebuild_exception
 from .exceptions import TimeoutError as ResultTimeout
+from .transports.base import ErrorInfo, StateChange
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -255,9 +256,21 @@ class AsyncResult(Generic[R]):
         err = record.error
         return rebuild_exception(err.type, err.message, err.args, err.traceback)
 
-    def revoke(self) -> None:
-        """Make sure the task never starts; it ends ``revoked`` unless it already started."""
-        self.app.backend.revoke([self.id], time.time())
+    def revoke(self, terminate: bool = False) -> None:
+        """Make sure the task never starts; it ends ``revoked`` unless it already started.
+
+        With ``terminate=True`` a running task is stopped too: its state is ``revoked``
+        at once and stays so (whatever the attempt does next is refused, it is never
+        retried, ``get()`` raises ``Revoked``), and its worker stops it within a
+        second: a process-pool child is killed and replaced, a coroutine is cancelled,
+        a thread-pool task is told (``self.is_revoked()``; ``update_state`` and
+        ``progress`` raise ``Revoked``) since threads cannot be stopped from outside.
+        """
+        now = time.time()
+        self.app.backend.revoke([self.id], now)
+        if terminate:
+            self.app.backend.record([StateChange(self.id, states.REVOKED, now, error=ErrorInfo(
+                "yadtq.exceptions.Revoked", "terminated", ["terminated"]))])
 
     def forget(self) -> None:
         """Delete the stored state and result."""

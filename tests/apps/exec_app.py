@@ -160,3 +160,49 @@ def chatty(self: Any, seconds: float) -> int:
         made += 1
         self.progress(made, None)
     return made
+
+
+@app.task(bind=True, max_retries=3)
+def spin(self: Any, key: str) -> str:
+    """Report progress until revoked (``Revoked`` from ``progress`` stops it), or 60 s."""
+    mark(f"{key}.started")
+    try:
+        ends = time.monotonic() + 60
+        while time.monotonic() < ends:
+            self.progress(1, None)
+            time.sleep(0.02)
+        return "ran to the end"
+    finally:
+        mark(f"{key}.stopped")
+
+
+@app.task(bind=True)
+def polite(self: Any, key: str) -> str:
+    """Check ``is_revoked()`` and stop early."""
+    mark(f"{key}.started")
+    ends = time.monotonic() + 60
+    while time.monotonic() < ends and not self.is_revoked():
+        time.sleep(0.02)
+    mark(f"{key}.stopped")
+    return "stopped early"
+
+
+@app.task(max_retries=3)
+def sleeper(key: str) -> str:
+    """Sleep 60 s without looking: only killing its process stops it."""
+    mark(f"{key}.started")
+    time.sleep(60)
+    mark(f"{key}.finished")
+    return key
+
+
+@app.task(max_retries=3)
+async def async_sleeper(key: str) -> str:
+    mark(f"{key}.started")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        mark(f"{key}.cancelled")
+        raise
+    mark(f"{key}.finished")
+    return key

@@ -91,3 +91,13 @@ def test_progress_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path:
     lines = done.stdout.splitlines()
     assert any(line.startswith("PROGRESS {'done': ") for line in lines), lines
     assert lines[-2].startswith("success {'files': 60}") and lines[-1] == "resized 60"
+
+
+def test_cancel_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    with running_workers(1, "examples.cancel_app", sqlite_env, tmp_path) as workers:
+        done = subprocess.run([sys.executable, "examples/cancel_app.py"], cwd=ROOT, env=sqlite_env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "running: PROGRESS" in done.stdout and "after revoke: revoked" in done.stdout
+    assert "get() raised Revoked" in done.stdout
+    assert "revoked while running: stopping it" in workers[0].log()

@@ -70,7 +70,7 @@ class WorkerStats:
                     self.done += 1
                 elif outcome.state == states.FAILED:
                     self.failed += 1
-                else:
+                elif outcome.state == states.RETRYING:
                     self.retried += 1
 
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import signals, states
 from ..envelope import Envelope, encode, pack
-from ..exceptions import NotRegistered, Retry, SerializationError, WorkerLostError
+from ..exceptions import NotRegistered, Retry, Revoked, SerializationError, WorkerLostError
 from ..retry import retry_delay
-from ..running import progress_sender
+from ..running import progress_sender, revocations
 from ..task import Request, Task, reset_current_request, set_current_request
 from ..transports.base import ErrorInfo, StateChange
 
@@ -33,7 +33,7 @@ class Outcome:
     """How one attempt of a task ended."""
 
     task_id: str
-    #: ``success``, ``failed`` or ``retrying``.
+    #: ``success``, ``failed``, ``retrying``, or ``revoked`` (stopped by ``revoke(terminate=True)``).
     state: str
     started: float
     finished: float
@@ -111,6 +111,8 @@ class Attempt:
 
     def concluded(self, value: Any) -> Outcome:
         """The outcome of a call that returned ``value`` (not stored with ``ignore_result``)."""
+        if self.envelope.id in revocations:  # revoked meanwhile: it stays revoked
+            return self.revoked()
         try:
             result = None if self.task.options.ignore_result else pack(value)
         except SerializationError as exc:
@@ -119,7 +121,10 @@ class Attempt:
         return self._report(outcome, value)
 
     def raised(self, exc: Exception) -> Outcome:
-        """The outcome of a call that raised ``exc``: a retry or a failure."""
+        """The outcome of a call that raised ``exc``: a retry or a failure, or ``revoked``
+        (never retried) when it was revoked with ``terminate=True`` meanwhile."""
+        if isinstance(exc, Revoked) or self.envelope.id in revocations:
+            return self.revoked()
         if isinstance(exc, Retry):
             cause = exc.exc or exc
             outcome = _retry_or_fail(self.task, self.envelope, cause, self.started, exc.countdown,
@@ -130,6 +135,11 @@ class Attempt:
                                 exc)
         return self.failed(exc)
 
+    def revoked(self) -> Outcome:
+        """The attempt was stopped because the task was revoked with ``terminate=True``."""
+        outcome = revoked_outcome(self.envelope, self.started)
+        return self._report(outcome, Revoked(f"task {self.envelope.id} terminated"))
+
     def _report(self, outcome: Outcome, result: Any) -> Outcome:
         """Send the signals of an ended attempt (``result``: the value, or the exception).
         A receiver that raises is logged by the signal and changes nothing here."""
@@ -139,12 +149,18 @@ class Attempt:
             signals.task_success.send(task_id=task_id, task=task, result=result)
         elif outcome.state == states.RETRYING:
             signals.task_retry.send(task_id=task_id, task=task, reason=result, eta=outcome.retry_eta)
-        else:
+        elif outcome.state == states.FAILED:
             signals.task_failure.send(task_id=task_id, task=task, exception=result,
                                       traceback=outcome.error.traceback if outcome.error else None)
         signals.task_postrun.send(task_id=task_id, task=task, args=self.envelope.args,
                                   kwargs=self.envelope.kwargs, state=outcome.state, result=result)
         return outcome
+
+
+def revoked_outcome(envelope: Envelope, started: float) -> Outcome:
+    """How an attempt stopped by ``revoke(terminate=True)`` ends: ``revoked``, never retried."""
+    return Outcome(envelope.id, states.REVOKED, started, time.time(), error=ErrorInfo(
+        "yadtq.exceptions.Revoked", "terminated", ["terminated"]))
 
 
 def prepare(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Union[Attempt, Outcome]:

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 #: Why a coroutine was cancelled on purpose.
 TIME_LIMIT = "time_limit"
+REVOKED = "revoked"
 
 
 class LoopThread:
@@ -134,6 +135,25 @@ class Interruptible:
             self._task.cancel()
 
 
+#: Coroutines running now, by task id, with their loops (for ``revoke(terminate=True)``).
+_running: dict[str, tuple[asyncio.AbstractEventLoop, Interruptible]] = {}
+_running_lock = threading.Lock()
+
+
+def cancel_coroutine(task_id: str) -> bool:
+    """Cancel the coroutine running ``task_id`` here (it ends ``revoked``); whether one was."""
+    with _running_lock:
+        found = _running.get(task_id)
+    if found is None:
+        return False
+    loop, running = found
+    try:
+        loop.call_soon_threadsafe(running.cancel, REVOKED)
+    except RuntimeError:  # its loop is closed
+        return False
+    return True
+
+
 async def execute_async(app: YADTQ, envelope: Envelope, worker: Optional[str],
                         sync_executor: Optional[concurrent.futures.Executor] = None) -> Outcome:
     """Run one attempt on the running loop: an ``async def`` task as a coroutine of this
@@ -150,13 +170,17 @@ async def execute_async(app: YADTQ, envelope: Envelope, worker: Optional[str],
     limit = time_limit_of(app, envelope)
     token = set_current_request(attempt.request)  # this asyncio task's own context
     timers: list[asyncio.TimerHandle] = []
+    running = Interruptible(attempt.call())
+    with _running_lock:
+        _running[envelope.id] = (asyncio.get_running_loop(), running)
     try:
-        running = Interruptible(attempt.call())
         if limit:
             timers.append(asyncio.get_running_loop().call_later(limit, running.cancel, TIME_LIMIT))
         try:
             value = await running
         except asyncio.CancelledError:
+            if running.reason == REVOKED:
+                return attempt.revoked()
             if running.reason != TIME_LIMIT:
                 raise
             exc = TimeLimitExceeded(f"task {envelope.task}[{envelope.id}] exceeded its time limit "
@@ -168,6 +192,8 @@ async def execute_async(app: YADTQ, envelope: Envelope, worker: Optional[str],
     finally:
         for timer in timers:
             timer.cancel()
+        with _running_lock:
+            _running.pop(envelope.id, None)
         reset_current_request(token)
     return attempt.concluded(value)
 

@@ -26,6 +26,7 @@ from .links import Link
 from .pools import Job, Pool, Sink, Spawn, create_pool
 from .scheduler import Scheduler
 from .supervise import Supervisor
+from .terminate import Terminator
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -279,6 +280,8 @@ class Worker:
         scheduler = Scheduler(self.app)
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
+        terminator = Terminator(self.app, pool)
+        terminations = supervisor.spawn("terminator", terminator.run)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
                     self.pool_kind, self.concurrency)
         signals.worker_ready.send(worker=self)
@@ -311,6 +314,8 @@ class Worker:
             if not pool.join(settings.shutdown_timeout):
                 logger.warning("%d tasks still running at shutdown; they will be redelivered",
                                len(pool.active()))
+            terminator.stop()
+            terminations.join(5)
             self._drain(5.0)
             recorder_stop.set()
             recorder.join(10)

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from .. import signals, states
 from ..envelope import Envelope, decode, encode, pack, unpack
 from ..exceptions import ConfigurationError, TimeLimitExceeded
+from ..running import revocations
 from ..transports.base import Delivery, ErrorInfo
-from .executor import Outcome, error_info, execute, worker_lost
-from .loop import LoopThread, run_attempt
+from .executor import Outcome, error_info, execute, revoked_outcome, worker_lost
+from .loop import LoopThread, cancel_coroutine, run_attempt
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -97,10 +98,17 @@ class Pool(ABC):
         with self._cond:
             self._active[job.envelope.id] = job
 
+    def terminate(self, task_id: str) -> None:
+        """Stop a running task revoked with ``terminate=True``: a coroutine is cancelled;
+        a thread is told (cooperative: ``is_revoked()``, ``Revoked`` from ``progress``)."""
+        if not cancel_coroutine(task_id):
+            revocations.add(task_id)
+
     def _finish(self, job: Job, outcome: Outcome) -> None:
         try:
             self.sink(job, outcome)
         finally:
+            revocations.discard(job.envelope.id)
             with self._cond:
                 self._active.pop(job.envelope.id, None)
                 self._cond.notify_all()
@@ -217,6 +225,8 @@ class _Child:
     conn: Connection
     job: Optional[Job] = None
     deadline: Optional[float] = None
+    #: Its job was revoked with ``terminate=True``: kill it (``deadline`` is then now).
+    revoked: bool = False
 
 
 class ProcessPool(Pool):
@@ -300,6 +310,14 @@ class ProcessPool(Pool):
         self._finish(job, worker_lost(self.app, job.envelope, "no pool child could take the task",
                                       job.submitted))
 
+    def terminate(self, task_id: str) -> None:
+        """Kill the child running ``task_id`` and start another; the task ends ``revoked``."""
+        with self._lock:
+            for child in self._children:
+                if child.job is not None and child.job.envelope.id == task_id:
+                    child.revoked, child.deadline = True, 0.0  # the collector kills it now
+                    return
+
     def _collect(self) -> None:
         while not self._stopping.is_set():
             with self._lock:
@@ -335,8 +353,12 @@ class ProcessPool(Pool):
         """
         with self._lock:
             job, child.job, child.deadline = child.job, None, None
+            revoked, child.revoked = child.revoked, False
         if died:
             child.process.join(1)  # it is exiting: let it, so its exit status tells why
+        elif revoked and job is not None:
+            logger.info("task %s[%s] revoked: killing pool child %s", job.envelope.task,
+                        job.envelope.id, child.process.pid)
         elif job is not None:
             logger.error("task %s[%s] exceeded its time limit of %s s; killing pool child %s",
                          job.envelope.task, job.envelope.id, self._time_limit(job), child.process.pid)
@@ -345,7 +367,9 @@ class ProcessPool(Pool):
         child.process.join(5)
         if job is not None:
             # The outcome first: replacing the child may fail, the job must not wait on it.
-            if died:
+            if revoked and not died:
+                outcome = revoked_outcome(job.envelope, job.submitted)
+            elif died:
                 reason = _death(child.process)
                 logger.error("task %s[%s]: %s; it will be retried", job.envelope.task,
                              job.envelope.id, reason)

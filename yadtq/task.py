@@ -49,6 +49,8 @@ class TaskOptions:
     queue: Optional[str] = None
     #: Seconds before the worker kills the task (process pool).
     time_limit: Optional[float] = None
+    #: Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task (every pool).
+    soft_time_limit: Optional[float] = None
     #: Seconds after submission past which the task is revoked instead of run.
     expires: Optional[float] = None
     dedupe: bool = False
@@ -309,4 +311,6 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:
         raise ConfigurationError(f"task {name!r}: time_limit must be positive")
+    if options.soft_time_limit is not None and options.soft_time_limit <= 0:
+        raise ConfigurationError(f"task {name!r}: soft_time_limit must be positive")
     return options

@@ -206,3 +206,51 @@ async def async_sleeper(key: str) -> str:
         raise
     mark(f"{key}.finished")
     return key
+
+
+@app.task(soft_time_limit=0.5)
+def soft_loop(key: str) -> str:
+    """Short sleeps: a soft limit reaches it on every pool (threads: between two sleeps)."""
+    from yadtq import SoftTimeLimitExceeded
+
+    mark(f"{key}.started")
+    try:
+        for _ in range(1200):
+            time.sleep(0.05)
+    except SoftTimeLimitExceeded:
+        mark(f"{key}.caught")
+        return "cleaned up"
+    return "ran to the end"
+
+
+@app.task(soft_time_limit=0.5)
+def soft_block(key: str) -> str:
+    """One long blocking sleep: only a signal (process pool) interrupts it."""
+    from yadtq import SoftTimeLimitExceeded
+
+    mark(f"{key}.started")
+    try:
+        time.sleep(60)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "ran to the end"
+
+
+@app.task(soft_time_limit=0.5)
+async def soft_async(key: str) -> str:
+    from yadtq import SoftTimeLimitExceeded
+
+    mark(f"{key}.started")
+    try:
+        await asyncio.sleep(60)
+    except SoftTimeLimitExceeded:
+        await asyncio.sleep(0.01)  # the coroutine goes on after catching it
+        return "cleaned up"
+    return "ran to the end"
+
+
+@app.task(soft_time_limit=0.3, max_retries=3)
+async def soft_uncaught(key: str) -> str:
+    mark(f"{key}.started")
+    await asyncio.sleep(60)
+    return "ran to the end"

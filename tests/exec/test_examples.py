@@ -101,3 +101,14 @@ def test_cancel_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: P
     assert "running: PROGRESS" in done.stdout and "after revoke: revoked" in done.stdout
     assert "get() raised Revoked" in done.stdout
     assert "revoked while running: stopping it" in workers[0].log()
+
+
+def test_limits_example_runs_as_a_script(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    with running_workers(1, "examples.limits_app", sqlite_env, tmp_path, ["--pool", "processes",
+                                                                         "-c", "2"]):
+        done = subprocess.run([sys.executable, "examples/limits_app.py"], cwd=ROOT, env=sqlite_env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "all 5 rows" and lines[1].startswith("partial: ")
+    assert lines[2].startswith("stuck: ") and "time limit of 1" in lines[2]

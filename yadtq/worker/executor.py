@@ -7,7 +7,6 @@ claim); this module turns a call into success, a retry, or a failure.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import traceback
@@ -16,11 +15,19 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import signals, states
 from ..envelope import Envelope, encode, pack
-from ..exceptions import NotRegistered, Retry, Revoked, SerializationError, WorkerLostError
+from ..exceptions import (
+    NotRegistered,
+    Retry,
+    Revoked,
+    SerializationError,
+    SoftTimeLimitExceeded,
+    WorkerLostError,
+)
 from ..retry import retry_delay
 from ..running import progress_sender, revocations
 from ..task import Request, Task, reset_current_request, set_current_request
 from ..transports.base import ErrorInfo, StateChange
+from .limits import run_with_soft_limit, soft_limit, soft_limit_of
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -69,6 +76,9 @@ def _check_arguments(task: Task[Any, Any], envelope: Envelope) -> None:
 
 def _should_retry(task: Task[Any, Any], exc: BaseException) -> bool:
     opts = task.options
+    if isinstance(exc, SoftTimeLimitExceeded) and not (
+            opts.autoretry_for and issubclass(SoftTimeLimitExceeded, opts.autoretry_for)):
+        return False  # like the hard limit: retried only when asked for by name
     if opts.dont_autoretry_for and isinstance(exc, opts.dont_autoretry_for):
         return False
     if opts.autoretry_for:
@@ -191,10 +201,13 @@ def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Out
     if isinstance(attempt, Outcome):
         return attempt
     token = set_current_request(attempt.request)
+    soft = soft_limit_of(app, envelope)
     try:
-        value = attempt.call()
-        if inspect.iscoroutine(value):
-            value = asyncio.run(value)
+        if attempt.task.is_async:  # its own loop: the soft limit strikes at its current await
+            value = asyncio.run(run_with_soft_limit(attempt.call(), envelope, soft))
+        else:
+            with soft_limit(envelope, soft):
+                value = attempt.call()
     except Exception as exc:
         return attempt.raised(exc)
     finally:

@@ -20,6 +20,7 @@ from ..envelope import Envelope
 from ..exceptions import TimeLimitExceeded
 from ..task import reset_current_request, set_current_request
 from .executor import Outcome, error_info, execute, prepare
+from .limits import Interruptible, soft_limit_error, soft_limit_of
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -82,59 +83,6 @@ def time_limit_of(app: YADTQ, envelope: Envelope) -> Optional[float]:
     return float(limit) if limit else None
 
 
-class Interruptible:
-    """Awaits a coroutine, and can make its current ``await`` raise a chosen exception.
-
-    ``interrupt(exc)`` cancels the asyncio task awaiting it; the ``CancelledError``
-    that asyncio then throws in is replaced by ``exc`` on its way into the coroutine,
-    so the task sees e.g. ``SoftTimeLimitExceeded`` where it waits, and may catch it.
-    """
-
-    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._coro = coro
-        self._pending: Optional[BaseException] = None
-        self._task: Optional[asyncio.Task[Any]] = None
-        #: Why the awaiting task was cancelled on purpose (``time_limit``, ``revoked``).
-        self.reason: Optional[str] = None
-
-    def __await__(self) -> Interruptible:
-        self._task = asyncio.current_task()
-        return self
-
-    def __iter__(self) -> Interruptible:
-        return self
-
-    def __next__(self) -> Any:
-        return self._coro.send(None)
-
-    def send(self, value: Any) -> Any:
-        return self._coro.send(value)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        exc = typ if isinstance(typ, BaseException) else (val if isinstance(val, BaseException)
-                                                           else typ())
-        if self._pending is not None and isinstance(exc, asyncio.CancelledError):
-            exc, self._pending = self._pending, None
-            if self._task is not None and hasattr(self._task, "uncancel"):
-                self._task.uncancel()  # the cancel was only the way in (Python 3.11+)
-        return self._coro.throw(exc)
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def interrupt(self, exc: BaseException) -> None:
-        """Raise ``exc`` at the coroutine's current ``await`` (call on the loop)."""
-        if self._task is not None and not self._task.done():
-            self._pending = exc
-            self._task.cancel()
-
-    def cancel(self, reason: str) -> None:
-        """Cancel the coroutine with ``CancelledError``, remembering why (call on the loop)."""
-        if self._task is not None and not self._task.done():
-            self.reason = reason
-            self._task.cancel()
-
-
 #: Coroutines running now, by task id, with their loops (for ``revoke(terminate=True)``).
 _running: dict[str, tuple[asyncio.AbstractEventLoop, Interruptible]] = {}
 _running_lock = threading.Lock()
@@ -174,8 +122,12 @@ async def execute_async(app: YADTQ, envelope: Envelope, worker: Optional[str],
     with _running_lock:
         _running[envelope.id] = (asyncio.get_running_loop(), running)
     try:
+        loop = asyncio.get_running_loop()
         if limit:
-            timers.append(asyncio.get_running_loop().call_later(limit, running.cancel, TIME_LIMIT))
+            timers.append(loop.call_later(limit, running.cancel, TIME_LIMIT))
+        soft = soft_limit_of(app, envelope)
+        if soft:
+            timers.append(loop.call_later(soft, running.interrupt, soft_limit_error(envelope, soft)))
         try:
             value = await running
         except asyncio.CancelledError:

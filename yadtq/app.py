@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 from typing_extensions import Concatenate, ParamSpec
 
 from . import states
+from .clock import BackendClock
 from .config import autodiscover, route, settings_from_object
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode, pack
@@ -99,6 +100,7 @@ class YADTQ:
         #: Delivery reports of sent tasks, and the refusals they brought (``delivery.py``).
         self.deliveries = DeliveryWatch()
         self._exit_flush = False
+        self._clock: Optional[BackendClock] = None
         self._task_defaults = self._defaults_from_settings()
 
     def _defaults_from_settings(self) -> TaskOptions:
@@ -164,19 +166,29 @@ class YADTQ:
 
     def _on_delivery_error(self, task_id: Optional[str], error: str) -> None:
         """A sent task's message was finally refused by the broker: the task fails, and
-        ``get()`` in this process raises ``BrokerUnavailable`` at once."""
-        logger.error("task %s could not be delivered to the broker: %s", task_id or "?", error,
-                     extra={"task_id": task_id})
+        ``get()`` in this process raises ``BrokerUnavailable`` at once, unless another copy
+        can still run it (it is scheduled, waiting to retry or running: the backend
+        decides that in the same atomic step, see :attr:`StateChange.undelivered`)."""
         if task_id is None:
+            logger.error("a message could not be delivered to the broker: %s", error)
             return
-        self.deliveries.refused(task_id, error)
         try:
             self.backend.record([StateChange(task_id, states.FAILED, time.time(), error=ErrorInfo(
                 "yadtq.exceptions.BrokerUnavailable", f"not delivered to the broker: {error}",
-                [f"not delivered to the broker: {error}"]))])
+                [f"not delivered to the broker: {error}"]), undelivered=True)])
+            record = self.backend.get([task_id])[0]
         except YADTQError as exc:
             logger.error("cannot record that task %s was not delivered: %s", task_id, exc,
                          extra={"task_id": task_id})
+            record = None
+        if record is not None and record.state != states.FAILED:
+            logger.warning("a copy of task %s was not delivered to the broker (%s); the task is "
+                           "%s, so it is not failed", task_id, error, record.state,
+                           extra={"task_id": task_id})
+            return
+        logger.error("task %s could not be delivered to the broker: %s", task_id, error,
+                     extra={"task_id": task_id})
+        self.deliveries.refused(task_id, error)
 
     @property
     def backend(self) -> ResultBackend:
@@ -184,8 +196,19 @@ class YADTQ:
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
-                    self._backend = create_backend(self.settings.backend_url, self.settings)
+                    backend = create_backend(self.settings.backend_url, self.settings)
+                    self._clock = BackendClock(backend)
+                    self._backend = backend
         return self._backend
+
+    def now(self) -> float:
+        """The backend's clock, as this process estimates it (``clock.py``): what every
+        eta, expiry and retry due time is taken on, so hosts' clocks are never compared."""
+        backend = self.backend
+        clock = self._clock
+        if clock is None or clock.backend is not backend:
+            clock = self._clock = BackendClock(backend)
+        return clock.now()
 
     def flush(self, timeout: Optional[float] = None) -> int:
         """Wait until sent tasks are delivered to the broker; returns how many are still pending."""
@@ -303,7 +326,7 @@ class YADTQ:
         Raises:
             SerializationError: an argument cannot be carried (nothing is sent).
         """
-        now = time.time()
+        now = self.now()
         opts = task.options if task is not None else None
         if expires is None and opts is not None and opts.expires is not None:
             expires = opts.expires
@@ -339,16 +362,29 @@ class YADTQ:
             return self._run_eagerly(envelope)
         message = Message(queue=envelope.queue, body=body, key=envelope.routing_key(),
                           headers=envelope.headers())
-        if run_at is not None and run_at > now:
-            self.backend.record(
-                [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
-                             eta=run_at)],
-                [ScheduledMessage(envelope.id, run_at, message)],
-            )
-        else:
-            self.broker.publish([message])
-            self.deliveries.sent()
+        try:
+            if run_at is not None and run_at > now:
+                self.backend.record(
+                    [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
+                                 eta=run_at)],
+                    [ScheduledMessage(envelope.id, run_at, message)],
+                )
+            else:
+                self.broker.publish([message])
+                self.deliveries.sent()
+        except BaseException:
+            if dedupe_key is not None:  # never sent: the key must not keep pointing at it
+                self._release_dedupe(dedupe_key, envelope.id)
+            raise
         return AsyncResult(envelope.id, self)
+
+    def _release_dedupe(self, key: str, task_id: str) -> None:
+        try:
+            self.backend.release_dedupe(key, task_id)
+        except YADTQError as exc:
+            logger.error("task %s was not sent and its dedupe key could not be released (%s); "
+                         "identical tasks resolve to it until it expires", task_id, exc,
+                         extra={"task_id": task_id})
 
     def _run_eagerly(self, envelope: Envelope) -> _AsyncResult[Any]:
         from .worker.executor import execute_eagerly
@@ -374,11 +410,15 @@ class YADTQ:
         return self.broker.purge(queue or self.settings.default_queue)
 
     def worker_state(self, info: WorkerInfo, now: Optional[float] = None) -> str:
-        """``alive``, ``unresponsive`` or ``offline`` for one worker report."""
+        """``alive``, ``unresponsive`` or ``offline`` for one worker report.
+
+        Judged by :attr:`WorkerInfo.silent`, which the backend measures on its own clock
+        (``now`` is not used: comparing this host's clock with a heartbeat's would
+        make clock skew look like silence).
+        """
         if info.state == "stopped":
             return OFFLINE
-        now = time.time() if now is None else now
-        if now - info.last_heartbeat > self.settings.worker_unresponsive_after:
+        if info.silent > self.settings.worker_unresponsive_after:
             return UNRESPONSIVE
         return ALIVE
 

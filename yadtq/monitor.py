@@ -170,7 +170,7 @@ def worker_dict(worker: WorkerStatus, now: float) -> dict[str, Any]:
         "tasks_failed": info.tasks_failed,
         "active": info.active,
         "last_heartbeat": info.last_heartbeat,
-        "heartbeat_age": max(0.0, now - info.last_heartbeat),
+        "heartbeat_age": info.silent,
         "hostname": info.hostname,
         "pid": info.pid,
         "queues": list(info.queues),

@@ -37,6 +37,8 @@ class Settings:
     heartbeat_interval: float = 5.0
     #: A worker silent this long is ``unresponsive``.
     worker_unresponsive_after: float = 15.0
+    #: Seconds after its last heartbeat (offline or silent) a worker is pruned from the registry.
+    worker_retention: float = 86400.0
     #: Seconds a SQLite delivery stays invisible before another worker may take it.
     visibility_timeout: float = 300.0
     #: Seconds a stopping worker waits for in-flight tasks.

@@ -5,6 +5,7 @@ The behaviour every backend shares is held to ``memory.py`` by ``tests/contract`
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ import redis
 from yadtq.exceptions import BackendUnavailable, ConfigurationError
 from yadtq.settings import Settings
 from yadtq.transports.base import (
+    BUSY,
     REVOKED,
     RUN,
     SKIP,
@@ -29,6 +31,7 @@ from yadtq.transports.base import (
     WorkerInfo,
     create_backend,
 )
+from yadtq.transports.records import PRUNE_BATCH
 from yadtq.transports.redis import (
     EVENTS_KEY,
     EVENTS_MAXLEN,
@@ -37,6 +40,9 @@ from yadtq.transports.redis import (
     STATS_KEY,
     TASK_KEY,
     WAITERS_KEY,
+    WORKER_INSTANCE_KEY,
+    WORKERS_KEY,
+    WORKERS_SEEN_KEY,
     RedisBackend,
 )
 
@@ -229,7 +235,7 @@ def test_concurrent_claims_of_the_same_task_grant_exactly_one_run(backend: Redis
     for task_id, got in decisions.items():
         runs = [inst for d, inst in got if d == RUN]
         assert len(got) == 4 and len(runs) == 1, (task_id, got)
-        assert sorted(d for d, _ in got) == [RUN, SKIP, SKIP, SKIP]
+        assert sorted(d for d, _ in got) == [BUSY, BUSY, BUSY, RUN]
         record = backend.get([task_id])[0]
         assert record is not None and record.state == "processing" and record.instance == runs[0]
         assert [h[0] for h in record.history] == ["processing"]
@@ -287,11 +293,12 @@ def test_a_change_never_leaves_a_ready_state_and_counters_follow(backend: RedisB
     assert stats == {b"succeeded": b"1", b"failed": b"1", b"retried": b"1"}
 
 
-def test_claim_skips_a_live_instance_and_takes_over_from_a_dead_one(backend: RedisBackend) -> None:
+def test_claim_is_busy_for_a_live_instance_and_takes_over_from_a_dead_one(
+        backend: RedisBackend) -> None:
     now = time.time()
     backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=now))
     assert backend.claim([Claim("t", "add", "q", 0, "i1", "w1", now)], now - 15) == [RUN]
-    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [SKIP]
+    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [BUSY]
     # The same worker name restarted: its old instance is no longer alive.
     backend.heartbeat(WorkerInfo("w1", "i9", last_heartbeat=now))
     assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [RUN]
@@ -321,7 +328,7 @@ def test_a_claim_replayed_after_a_lost_reply_is_still_granted(
     assert backend.claim(claims, now - 15) == [RUN]
     # ... while another live instance may not
     backend.heartbeat(WorkerInfo("w2", "i2", last_heartbeat=now))
-    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [SKIP]
+    assert backend.claim([Claim("t", "add", "q", 0, "i2", "w2", now)], now - 15) == [BUSY]
 
 
 def test_revoke_marks_and_claim_records_revoked(backend: RedisBackend, client: redis.Redis) -> None:
@@ -495,8 +502,31 @@ def test_heartbeat_stores_the_report_and_instance_liveness(backend: RedisBackend
     info = WorkerInfo("w1", "i1", hostname="h", pid=42, queues=("a", "b"), concurrency=4, pool="threads",
                       started=1.0, last_heartbeat=2.5, tasks_done=7, extra={"rss": 1024})
     backend.heartbeat(info)
-    assert backend.workers() == [info]
-    assert client.hget(backend.key(INSTANCES_KEY), "i1") == b"2.5"
+    (stored,) = backend.workers()
+    # Stamped with Redis's clock (TIME), whatever the worker's clock said.
+    heard = float(client.hget(backend.key(INSTANCES_KEY), "i1") or 0)
+    assert abs(heard - backend.time()) < 5 and stored.last_heartbeat == pytest.approx(heard)
+    assert dataclasses.replace(stored, last_heartbeat=2.5, silent=0.0) == info
+    assert client.zscore(backend.key(WORKERS_SEEN_KEY), "w1") == pytest.approx(heard)
     backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=3.0, state="stopped"))
     assert client.hget(backend.key(INSTANCES_KEY), "i1") is None
     assert [w.state for w in backend.workers()] == ["stopped"]
+
+
+def test_pruning_costs_a_bounded_batch_per_heartbeat(make_backend: Callable[..., RedisBackend],
+                                                     client: redis.Redis) -> None:
+    backend = make_backend(worker_retention=3600.0)
+    old = backend.time() - 7200
+    # Workers last heard two hours ago (as an old deployment would have left them).
+    for n in range(PRUNE_BATCH + 20):
+        client.hset(backend.key(WORKERS_KEY), f"old{n}", b"\x80")
+        client.hset(backend.key(WORKER_INSTANCE_KEY), f"old{n}", f"i-old{n}")
+        client.hset(backend.key(INSTANCES_KEY), f"i-old{n}", old)
+        client.zadd(backend.key(WORKERS_SEEN_KEY), {f"old{n}": old})
+    backend.heartbeat(WorkerInfo("w1", "i1"))
+    assert client.zcard(backend.key(WORKERS_SEEN_KEY)) == 21  # w1, and 20 left for later
+    backend.heartbeat(WorkerInfo("w1", "i1"))
+    assert client.zrange(backend.key(WORKERS_SEEN_KEY), 0, -1) == [b"w1"]
+    assert client.hkeys(backend.key(INSTANCES_KEY)) == [b"i1"]
+    assert client.hkeys(backend.key(WORKER_INSTANCE_KEY)) == [b"w1"]
+    assert client.hkeys(backend.key(WORKERS_KEY)) == [b"w1"]

@@ -363,12 +363,15 @@ def test_unresponsive_worker_is_noticed(counter: Counter) -> None:
 
     app = YADTQ("hb", broker="memory://", backend="memory://", heartbeat_interval=0.05,
                 worker_unresponsive_after=0.2)
-    app.backend.heartbeat(WorkerInfo(worker="ghost", instance="ghost#1", last_heartbeat=time.time() - 5))
+    # One heartbeat, then silence: judged on the backend's clock, whatever its own said.
+    app.backend.heartbeat(WorkerInfo(worker="ghost", instance="ghost#1", last_heartbeat=time.time() + 60))
+    heard = time.time()
     worker = Worker(app, name="watcher").start()
     try:
         wait_until(lambda: app.worker_failures(), timeout=5)
         failure = app.worker_failures()[0]
-        assert failure.worker == "ghost" and failure.last_heartbeat < time.time() - 4
+        assert failure.worker == "ghost" and failure.last_heartbeat == pytest.approx(heard, abs=0.1)
+        assert failure.detected - failure.last_heartbeat > 0.2
         status = app.get_worker_status()
         assert status["ghost"]["status"] == "unresponsive" and status["watcher"]["status"] == "alive"
     finally:

@@ -135,7 +135,7 @@ def workers_table(workers: Sequence[WorkerStatus], now: float) -> Table:
             str(info.tasks_done),
             Text(str(info.tasks_failed), style="red" if info.tasks_failed else ""),
             f"{info.active}/{info.concurrency}" if info.concurrency else str(info.active),
-            format_age(now - info.last_heartbeat) if info.last_heartbeat else "never",
+            format_age(info.silent) if info.last_heartbeat else "never",
             Text(", ".join(info.queues)),
         )
     return table

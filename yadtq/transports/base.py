@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from importlib_metadata import entry_points
 
-from ..exceptions import ConfigurationError
+from ..exceptions import BrokerUnavailable, ConfigurationError
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -151,6 +151,15 @@ class Broker(ABC):
         """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
         return []
 
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        """Put a message that was never delivered and never can be (e.g. a scheduled one
+        the broker refuses) in the dead-letter queue, with ``reason``.
+
+        Raises:
+            BrokerUnavailable: not stored (the default: this broker keeps no dead letters).
+        """
+        raise BrokerUnavailable(f"the {self.scheme}:// broker cannot dead-letter {reason!r}")
+
     def peek(self, queue: str) -> Optional[Delivery]:
         """The oldest message waiting in ``queue`` without taking it (``None``: empty or
         unknown). For the monitor's oldest-queued age; must not scan the queue."""
@@ -196,6 +205,12 @@ class StateChange:
     #: The message was dead-lettered: counted in :attr:`TaskTotals.dead_lettered` even
     #: when the change itself is refused (the task was already ready).
     dead_lettered: bool = False
+    #: The change records that the broker refused a copy of the task's message: it
+    #: applies only while no other copy can still run the task, so not to a task that
+    #: is ``scheduled`` or ``retrying`` (its schedule entry publishes it again) or
+    #: ``processing`` (another copy reached a worker). Decided in the backend's atomic
+    #: step, so a scheduler releasing the entry meanwhile cannot slip in between.
+    undelivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -289,6 +304,9 @@ class WorkerInfo:
     concurrency: int = 0
     pool: str = ""
     started: float = 0.0
+    #: When the backend last heard from the worker, on the backend's clock: the backend
+    #: sets it on receipt (what the worker sends is ignored), so clocks of worker hosts
+    #: are never compared.
     last_heartbeat: float = 0.0
     tasks_done: int = 0
     tasks_failed: int = 0
@@ -297,6 +315,13 @@ class WorkerInfo:
     state: str = "running"
     healthy: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The worker's previous heartbeat failed (it could not reach the backend): sent with
+    #: the first one that succeeds again, so the backend knows an outage just ended.
+    resumed: bool = False
+    #: Set by :meth:`ResultBackend.workers`: seconds the backend has not heard from the
+    #: worker, on its own clock, leaving out any time it heard from no worker at all (its
+    #: own outage): see :func:`yadtq.transports.records.silence`.
+    silent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -395,18 +420,25 @@ class ResultBackend(ABC):
         """
 
     @abstractmethod
-    def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
+    def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         """Decide, atomically per task, whether each delivery may run; one decision each.
 
-        ``RUN`` (now ``processing`` by the claimant) unless the task is ready
-        (``SKIP``), was revoked (``REVOKED``, recorded), has moved on to a later
-        attempt than ``claim.retries`` (``SKIP``), or is ``processing`` by another
-        instance whose heartbeat is newer than ``alive_after`` (``BUSY``: the
-        claimant keeps the delivery and claims again later).
-        A claim by the instance already holding the task is granted again, so a
-        claim retried after a lost reply is not lost; the worker itself never
+        ``RUN`` (now ``processing`` by the claimant) unless the task is ready or has
+        moved on to a later attempt than ``claim.retries`` (``SKIP``), is ``processing``
+        by another live instance (``BUSY``: the claimant keeps the delivery and claims
+        again later; also when the task was revoked since it started, because a task
+        that started runs to its stored outcome), or was revoked (``REVOKED``,
+        recorded). A claim by the instance already holding the task is granted again,
+        so a claim retried after a lost reply is not lost; the worker itself never
         claims a task its pool is running.
         This is what makes a redelivered task run at most once.
+
+        An instance is live unless the backend, on its own clock, has heard no
+        heartbeat from it for ``settings.worker_unresponsive_after`` seconds while it
+        kept hearing other workers (:func:`yadtq.transports.records.instance_alive`):
+        neither clock skew between worker hosts nor an outage of the backend itself
+        makes a live worker look dead. ``alive_after`` is ignored (callers written
+        before liveness moved to the backend's clock pass it).
         """
 
     @abstractmethod
@@ -479,9 +511,12 @@ class ResultBackend(ABC):
 
     # -- schedule
     @abstractmethod
-    def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
-        """Take up to ``limit`` due messages for ``lease`` seconds.
+    def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
+        """Take up to ``limit`` messages due at ``now`` for ``lease`` seconds.
 
+        ``now`` is ``None`` for the backend's own clock, which is what workers pass, so
+        the clocks of worker hosts never decide what is due or when a lease ends; a
+        number is for tests and tools.
         Each due message goes to exactly one caller; one not released within the
         lease (its claimant died) becomes claimable again, so none is lost.
         """
@@ -497,11 +532,20 @@ class ResultBackend(ABC):
     # -- workers
     @abstractmethod
     def heartbeat(self, info: WorkerInfo) -> None:
-        """Record a worker's liveness and counters."""
+        """Record a worker's liveness and counters, stamped with the backend's clock.
+
+        The same step prunes (a bounded number of) workers not heard from for
+        ``settings.worker_retention`` seconds from the registry.
+        """
 
     @abstractmethod
     def workers(self) -> list[WorkerInfo]:
-        """Every known worker's latest report."""
+        """Every known worker's latest report, with ``last_heartbeat`` and ``silent``
+        on the backend's clock."""
+
+    def time(self) -> float:
+        """The backend's clock (seconds since the epoch)."""
+        return time.time()
 
     @abstractmethod
     def record_failure(self, failure: WorkerFailure) -> None:
@@ -523,6 +567,11 @@ class ResultBackend(ABC):
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
         """Atomically: the id of an earlier task under ``key`` that is not failed or
         revoked, else store ``task_id`` under ``key`` for ``ttl`` seconds and return it."""
+
+    @abstractmethod
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        """Atomically: drop ``key`` if it still holds ``task_id`` (a task that was never
+        sent must not stand for identical ones)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -600,6 +600,11 @@ class KafkaBroker(Broker):
         task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")
         logger.warning("task %s[%s] dead-lettered from %s: %s", task, task_id, source, reason)
 
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        """A message never delivered (e.g. a scheduled one the cluster refuses) to ``yadtq.dlq``."""
+        self.send_dead_letter(Delivery(body=message.body, queue=message.queue,
+                                       headers=dict(message.headers), key=message.key), reason)
+
     def _dead_letter_producer(self) -> Any:
         # Its own producer, so waiting for a dead letter never waits for ordinary
         # publishing and per-message delivery reports stay on (``only.error`` off).

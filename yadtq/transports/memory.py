@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
 from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, SUCCESS
@@ -36,12 +37,17 @@ from .base import (
 )
 from .records import (
     DEAD_LETTERED,
+    PRUNE_BATCH,
     TOTAL_OF_STATE,
+    Watch,
     apply_change,
     decide_claim,
+    instance_alive,
+    silence,
     summarize,
     summarize_scheduled,
     totals_from,
+    watch_after_beat,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +89,10 @@ class MemoryBroker(Broker):
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         with self._cond:
             return list(self._dead)[-limit:]
+
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        self._dead_letter(Delivery(body=message.body, queue=message.queue,
+                                   headers=dict(message.headers), key=message.key))
 
     def peek(self, queue: str) -> Optional[Delivery]:
         with self._cond:
@@ -170,7 +180,9 @@ class MemoryBackend(ResultBackend):
         self._records: dict[str, tuple[TaskRecord, float]] = {}
         self._revoked: dict[str, float] = {}
         self._schedule: dict[tuple[str, float], tuple[ScheduledMessage, float]] = {}
-        self._workers: dict[str, WorkerInfo] = {}
+        #: worker name -> (its latest report, when it arrived on this backend's clock)
+        self._workers: dict[str, tuple[WorkerInfo, float]] = {}
+        self._watch = Watch(0.0)
         self._failures: deque[WorkerFailure] = deque(maxlen=settings.failure_history)
         self._dedupe: dict[str, tuple[str, float]] = {}
         self._progress: dict[str, tuple[Progress, float]] = {}
@@ -225,15 +237,16 @@ class MemoryBackend(ResultBackend):
                     self._store(updated, now)
             self._cond.notify_all()
 
-    def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
+    def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         now = time.time()
         decisions = []
         with self._cond:
+            watch = replace(self._watch, now=now)
             for claim in claims:
                 decision, record = decide_claim(
                     self._current(claim.task_id, now), claim,
                     revoked=claim.task_id in self._revoked,
-                    instance_alive=lambda inst: self._instance_alive(inst, alive_after),
+                    instance_alive=lambda inst: self._instance_alive(inst, watch),
                 )
                 if record is not None:
                     self._store(record, now)
@@ -241,9 +254,11 @@ class MemoryBackend(ResultBackend):
             self._cond.notify_all()
         return decisions
 
-    def _instance_alive(self, instance: str, alive_after: float) -> bool:
-        return any(w.instance == instance and w.state == "running"
-                   and w.last_heartbeat >= alive_after for w in self._workers.values())
+    def _instance_alive(self, instance: str, watch: Watch) -> bool:
+        seen = next((at for w, at in self._workers.values()
+                     if w.instance == instance and w.state == "running"), None)
+        return instance_alive(seen, watch, self.settings.worker_unresponsive_after,
+                              self.settings.heartbeat_interval)
 
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
         now = time.time()
@@ -296,7 +311,8 @@ class MemoryBackend(ResultBackend):
         return [entry[0] if entry is not None and entry[1] >= now else None for entry in found]
 
     # -- schedule
-    def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
+    def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
+        now = time.time() if now is None else now
         taken: list[ScheduledMessage] = []
         with self._cond:
             for key, (entry, leased_until) in sorted(self._schedule.items(), key=lambda kv: kv[1][0].due):
@@ -319,12 +335,20 @@ class MemoryBackend(ResultBackend):
 
     # -- workers
     def heartbeat(self, info: WorkerInfo) -> None:
+        now = time.time()
         with self._cond:
-            self._workers[info.worker] = info
+            self._watch = watch_after_beat(replace(self._watch, now=now), info.resumed)
+            self._workers[info.worker] = (info, now)
+            # Bounded: at most PRUNE_BATCH workers leave per heartbeat.
+            stale = now - self.settings.worker_retention
+            for name in [n for n, (_, seen) in self._workers.items() if seen < stale][:PRUNE_BATCH]:
+                del self._workers[name]
 
     def workers(self) -> list[WorkerInfo]:
         with self._cond:
-            return list(self._workers.values())
+            watch = replace(self._watch, now=time.time())
+            return [replace(info, last_heartbeat=seen, silent=silence(seen, watch))
+                    for info, seen in self._workers.values()]
 
     def record_failure(self, failure: WorkerFailure) -> None:
         with self._cond:
@@ -370,3 +394,9 @@ class MemoryBackend(ResultBackend):
                     return earlier[0]
             self._dedupe[key] = (task_id, now + ttl)
             return task_id
+
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        with self._cond:
+            earlier = self._dedupe.get(key)
+            if earlier is not None and earlier[0] == task_id:
+                del self._dedupe[key]

@@ -166,7 +166,7 @@ class TaskConsumer:
         Never raises for a bad message: whatever fails to decode or validate is
         dead-lettered with its reason and the rest of the batch goes on.
         """
-        now = time.time()
+        now = self.app.now()  # eta and expiry are on the backend's clock, not this host's
         runnable: dict[AttemptKey, Pending] = {}
         settled: list[Delivery] = []
         changes: list[StateChange] = []

@@ -233,8 +233,9 @@ def _retry_or_fail(task: Task[Any, Any], envelope: Envelope, exc: BaseException,
         return Outcome(envelope.id, states.FAILED, started, finished, error=error_info(
             SerializationError(f"cannot schedule a retry of {task.name}: {problem} "
                                f"(after {type(exc).__name__}: {exc})"), with_traceback=False))
+    # Due on the backend's clock, which the schedule is kept on (never this host's).
     return Outcome(envelope.id, states.RETRYING, started, finished, error=error_info(exc),
-                   retry_eta=finished + delay)
+                   retry_eta=task.app.now() + delay)
 
 
 def _check_schedulable(retry: Envelope) -> None:

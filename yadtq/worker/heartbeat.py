@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import threading
-import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..exceptions import YADTQError
@@ -27,7 +27,8 @@ class Heartbeat:
     A worker whose consume loop has not turned for twice the interval reports
     itself unhealthy while its process lives. Each beat also records, once,
     any other worker silent for ``worker_unresponsive_after`` seconds in the
-    failure history.
+    failure history (the backend's failure history keeps one entry per instance,
+    whichever worker noticed it).
     """
 
     def __init__(self, app: YADTQ, report: Callable[[], WorkerInfo], link: Optional[Link] = None) -> None:
@@ -36,6 +37,7 @@ class Heartbeat:
         self.link = link
         self.interval = app.settings.heartbeat_interval
         self._noticed: set[str] = set()
+        self._missed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-heartbeat", daemon=True)
 
@@ -49,12 +51,17 @@ class Heartbeat:
             self._thread.join(5)
 
     def beat(self) -> None:
+        """Send one heartbeat. The first that succeeds after a failed one says so
+        (``resumed``): the backend then knows an outage ended and gives every worker a
+        full ``worker_unresponsive_after`` to be heard again before judging it dead."""
         try:
-            self.app.backend.heartbeat(self.report())
+            self.app.backend.heartbeat(replace(self.report(), resumed=self._missed))
         except YADTQError as exc:
+            self._missed = True
             if self.link is not None:
                 self.link.failed(exc)
             raise
+        self._missed = False
         if self.link is not None:
             self.link.ok()
 
@@ -69,16 +76,19 @@ class Heartbeat:
                 logger.exception("heartbeat failed")
 
     def notice_failures(self) -> None:
-        now = time.time()
+        """Record, once per instance, every running worker the backend has not heard from
+        for ``worker_unresponsive_after`` seconds. Silences are the backend's
+        (:attr:`WorkerInfo.silent`, on its own clock, outages left out), so neither this
+        host's clock nor a backend that was just down makes a live worker look dead."""
         silent_after = self.app.settings.worker_unresponsive_after
         for info in self.app.backend.workers():
-            if (info.state == RUNNING and now - info.last_heartbeat > silent_after
+            if (info.state == RUNNING and info.silent > silent_after
                     and info.instance not in self._noticed):
                 self._noticed.add(info.instance)
                 logger.error("worker %s failed: unresponsive (last heartbeat %.0f s ago)",
-                             info.worker, now - info.last_heartbeat)
-                self.app.backend.record_failure(
-                    WorkerFailure(info.worker, info.instance, info.last_heartbeat, now))
+                             info.worker, info.silent)
+                self.app.backend.record_failure(WorkerFailure(
+                    info.worker, info.instance, info.last_heartbeat, self.app.backend.time()))
 
 
 def default_worker_name() -> str:

@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Optional
 
 from ...envelope import pack, unpack
@@ -30,12 +30,17 @@ from ..base import (
 from ..base import REVOKED as DECISION_REVOKED
 from ..records import (
     DEAD_LETTERED,
+    PRUNE_BATCH,
     TOTAL_OF_STATE,
+    Watch,
     apply_change,
     decide_claim,
+    instance_alive,
+    silence,
     summarize,
     summarize_scheduled,
     totals_from,
+    watch_after_beat,
 )
 from .notify import Notifier
 from .schema import (
@@ -205,7 +210,7 @@ class SqliteBackend(ResultBackend):
         except BackendUnavailable as exc:  # the changes are stored; purging can wait
             logger.warning("could not purge expired sqlite rows: %s", exc)
 
-    def claim(self, claims: Sequence[Claim], alive_after: float) -> list[str]:
+    def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         """Decide each claim inside one ``BEGIN IMMEDIATE`` transaction: atomic across
         processes, so a redelivered task runs at most once while its worker lives."""
         if not claims:
@@ -221,21 +226,20 @@ class SqliteBackend(ResultBackend):
                 revoked.update(row[0] for row in conn.execute(
                     f"SELECT task_id FROM yadtq_revoked WHERE expires >= ?"
                     f" AND task_id IN ({_marks(len(chunk))})", (now, *chunk)))
-            alive: Optional[set[str]] = None
+            watch = self._watch(conn, now)
 
-            def instance_alive(instance: str) -> bool:
-                nonlocal alive
-                if alive is None:
-                    alive = {row[0] for row in conn.execute(
-                        "SELECT instance FROM yadtq_workers"
-                        " WHERE state = 'running' AND last_heartbeat >= ?", (alive_after,))}
-                return instance in alive
+            def alive(instance: str) -> bool:
+                row = conn.execute("SELECT last_heartbeat FROM yadtq_workers"
+                                   " WHERE instance = ? AND state = 'running'", (instance,)).fetchone()
+                return instance_alive(None if row is None else float(row[0]), watch,
+                                      self.settings.worker_unresponsive_after,
+                                      self.settings.heartbeat_interval)
 
             changed: dict[str, TaskRecord] = {}
             for claim in claims:
                 decision, record = decide_claim(
                     records.get(claim.task_id), claim, revoked=claim.task_id in revoked,
-                    instance_alive=instance_alive)
+                    instance_alive=alive)
                 if record is not None:
                     records[claim.task_id] = changed[claim.task_id] = record
                 if decision == DECISION_REVOKED:
@@ -346,11 +350,12 @@ class SqliteBackend(ResultBackend):
         return [found.get(t) for t in task_ids]
 
     # -- schedule
-    def claim_due(self, now: float, limit: int, lease: float) -> list[ScheduledMessage]:
+    def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
         """Lease up to ``limit`` due messages in one transaction: each goes to one caller,
         and one not released within ``lease`` seconds is handed out again."""
         if limit <= 0:
             return []
+        now = time.time() if now is None else now
         with self._db.transaction() as conn:
             rows = conn.execute(
                 "SELECT task_id, due, queue, body, key, headers FROM yadtq_schedule"
@@ -376,17 +381,39 @@ class SqliteBackend(ResultBackend):
         return None if due is None else float(due)
 
     # -- workers
+    @staticmethod
+    def _watch(conn: sqlite3.Connection, now: float) -> Watch:
+        row = conn.execute("SELECT since, last FROM yadtq_watch WHERE id = 1").fetchone()
+        return Watch(now) if row is None else Watch(now, float(row[0]), float(row[1]))
+
     def heartbeat(self, info: WorkerInfo) -> None:
+        """Store the report stamped with this machine's clock, move the watch on and
+        prune at most ``PRUNE_BATCH`` workers older than ``worker_retention``."""
+        now = time.time()
         with self._db.transaction() as conn:
+            watch = watch_after_beat(self._watch(conn, now), info.resumed)
+            conn.execute("INSERT OR REPLACE INTO yadtq_watch (id, since, last) VALUES (1, ?, ?)",
+                         (watch.since, watch.last))
             conn.execute(
                 "INSERT OR REPLACE INTO yadtq_workers (worker, instance, state, last_heartbeat,"
                 " info) VALUES (?, ?, ?, ?, ?)",
-                (info.worker, info.instance, info.state, info.last_heartbeat, pack(asdict(info))))
+                (info.worker, info.instance, info.state, now, pack(asdict(info))))
+            conn.execute(
+                "DELETE FROM yadtq_workers WHERE rowid IN (SELECT rowid FROM yadtq_workers"
+                " WHERE last_heartbeat < ? LIMIT ?)", (now - self.settings.worker_retention, PRUNE_BATCH))
 
     def workers(self) -> list[WorkerInfo]:
+        now = time.time()
         with self._db.reading() as conn:
-            rows = conn.execute("SELECT info FROM yadtq_workers ORDER BY worker").fetchall()
-        return [_unpack_worker(row[0]) for row in rows]
+            conn.execute("BEGIN")
+            try:
+                watch = self._watch(conn, now)
+                rows = conn.execute(
+                    "SELECT info, last_heartbeat FROM yadtq_workers ORDER BY worker").fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))
+                for blob, seen in rows]
 
     def record_failure(self, failure: WorkerFailure) -> None:
         with self._db.transaction() as conn:
@@ -459,6 +486,10 @@ class SqliteBackend(ResultBackend):
             conn.execute("INSERT OR REPLACE INTO yadtq_dedupe (key, task_id, expires)"
                          " VALUES (?, ?, ?)", (key, task_id, now + ttl))
         return task_id
+
+    def release_dedupe(self, key: str, task_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM yadtq_dedupe WHERE key = ? AND task_id = ?", (key, task_id))
 
     def close(self) -> None:
         self._db.close()

@@ -82,6 +82,14 @@ class SqliteBroker(Broker):
                 "SELECT COUNT(*) FROM yadtq_messages WHERE queue = ?", (queue,)).fetchone()
             return int(count)
 
+    def dead_letter_message(self, message: Message, reason: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO yadtq_dead_letters (queue, body, key, headers, reason, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (message.queue, message.body, message.key, _pack_headers(message.headers),
+                 reason, time.time()))
+
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         with self._db.reading() as conn:
             rows = conn.execute(

@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS yadtq_workers (
     last_heartbeat REAL NOT NULL,
     info BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS yadtq_workers_seen ON yadtq_workers (last_heartbeat);
+CREATE TABLE IF NOT EXISTS yadtq_watch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    since REAL NOT NULL,
+    last REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS yadtq_failures (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     instance TEXT NOT NULL UNIQUE,

@@ -3,7 +3,8 @@
 -- ARGV: task prefix, waiters prefix, ttl ms, events maxlen,
 --       changes: one msgpack array of [id, state, ts, worker|'', name|'', history entry,
 --                [field, value, ...] (the fields to set besides state and history),
---                queue|'', error type|'', error message|'', '1' if dead-lettered else ''],
+--                queue|'', error type|'', error message|'', '1' if dead-lettered else '',
+--                '1' if undelivered (a refused copy: see StateChange.undelivered) else ''],
 --       most recent successes/failures kept, then (due, member) per schedule entry.
 local task_prefix, waiters_prefix = ARGV[1], ARGV[2]
 local ttl, maxlen, recent = ARGV[3], ARGV[4], tonumber(ARGV[6])
@@ -23,8 +24,9 @@ for c = 1, #changes do
     redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
   end
   local current = redis.call('HMGET', key, 'state', 'name', 'history', 'started', 'worker', 'queue')
-  -- A ready task (success, failed, revoked) never changes again.
-  if not READY[current[1]] then
+  -- A ready task (success, failed, revoked) never changes again; a refused copy of a
+  -- task that is scheduled, waiting to retry or running does not fail it.
+  if not READY[current[1]] and not (change[12] == '1' and STILL_DELIVERABLE[current[1]]) then
     local fields = change[7]
     fields[#fields + 1] = 'state'
     fields[#fields + 1] = state

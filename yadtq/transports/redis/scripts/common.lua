@@ -4,6 +4,8 @@
 
 -- States after which a task never changes again (states.READY_STATES).
 local READY = {success = true, failed = true, revoked = true}
+-- States in which a refused copy of a task's message does not fail it (records.STILL_DELIVERABLE).
+local STILL_DELIVERABLE = {scheduled = true, retrying = true, processing = true}
 -- Counters kept in the stats hash, by the state a task entered.
 local STAT = {success = 'succeeded', failed = 'failed', retrying = 'retried', revoked = 'revoked'}
 
@@ -43,4 +45,17 @@ local function index_state(processing, retrying, id, previous, state, ts)
   elseif previous == 'retrying' then
     redis.call('ZREM', retrying, id)
   end
+end
+
+-- Redis's clock in seconds: every liveness and lease decision is taken on it, so the
+-- clocks of worker hosts are never compared with each other.
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- The watch (records.Watch): {since, last} from the watch hash, 0 when never heard.
+local function read_watch(key)
+  local w = redis.call('HMGET', key, 'since', 'last')
+  return tonumber(w[1]) or 0, tonumber(w[2]) or 0
 end

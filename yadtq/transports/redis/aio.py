@@ -1,6 +1,6 @@
 """Waiting for results from asyncio code on Redis, with ``redis.asyncio``: no thread per wait.
 
-The same protocol as the blocking :class:`yadtq.transports.redis.RedisBackend.wait`:
+The same protocol as the blocking :meth:`yadtq.transports.redis.RedisBackend.wait`:
 each event loop gets one :class:`AsyncInbox`, a pub/sub channel of its own with
 one listener task. A wait runs the ``watch`` script (read the record and, unless it
 is ready, register the inbox as a waiter in the same step) and then sleeps until
@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import redis
 import redis.asyncio as aioredis
 
-from ..exceptions import BackendUnavailable
+from ...exceptions import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 

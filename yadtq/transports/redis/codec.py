@@ -1,0 +1,140 @@
+"""How the Redis backend packs what it stores and reads it back (see ``__init__``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import msgpack
+
+from ...envelope import pack, unpack
+from ...exceptions import SerializationError
+from ..base import ErrorInfo, Message, ScheduledMessage, StateChange, TaskRecord, TaskSummary, WorkerInfo
+
+logger = logging.getLogger(__name__)
+
+WORKER_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkerInfo))
+
+
+def ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def packb(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def history_entry(state: str, timestamp: float, worker: Optional[str]) -> bytes:
+    return packb([state, timestamp, worker])
+
+
+def pack_error(error: ErrorInfo) -> bytes:
+    try:
+        return pack([error.type, error.message, error.args, error.traceback])
+    except SerializationError:
+        logger.debug("error args of type %s cannot be stored; keeping the message", error.type)
+        return pack([error.type, error.message, (error.message,), error.traceback])
+
+
+def lua_batch(items: list[list[Any]]) -> bytes:
+    """One script argument for a whole batch, decoded in Lua by ``cmsgpack.unpack``.
+
+    Much cheaper for the client than one argument per field. Items hold only str,
+    bytes and int: Redis's cmsgpack reads no bin type (hence ``use_bin_type=False``,
+    bytes travel as raw strings) and Lua would round floats, so those go as text.
+    """
+    return msgpack.packb(items, use_bin_type=False)  # type: ignore[no-any-return]
+
+
+def float_text(value: float) -> str:
+    return repr(float(value))
+
+
+def change_fields(change: StateChange) -> list[Any]:
+    """Field/value pairs a change sets besides ``state`` and ``history`` (``None``: keep)."""
+    fields: list[Any] = []
+    for name in ("name", "queue", "result", "worker"):
+        value = getattr(change, name)
+        if value is not None:
+            fields += [name, value]
+    if change.retries is not None:
+        fields += ["retries", str(int(change.retries))]
+    if change.eta is not None:
+        fields += ["eta", float_text(change.eta)]
+    if change.error is not None:
+        fields += ["error", pack_error(change.error)]
+    return fields
+
+
+def text(fields: Mapping[bytes, bytes], name: bytes) -> Optional[str]:
+    value = fields.get(name)
+    return None if value is None else value.decode()
+
+
+def decode_record(task_id: str, fields: Mapping[bytes, bytes]) -> Optional[TaskRecord]:
+    state = fields.get(b"state")
+    if state is None:
+        return None
+    error = None
+    if b"error" in fields:
+        type_name, message, args, traceback = unpack(fields[b"error"])
+        error = ErrorInfo(type_name, message, args, traceback)
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(fields.get(b"history", b""))
+    eta = fields.get(b"eta")
+    return TaskRecord(
+        task_id=task_id,
+        state=state.decode(),
+        name=text(fields, b"name"),
+        queue=text(fields, b"queue"),
+        result=fields.get(b"result"),
+        error=error,
+        retries=int(fields.get(b"retries", b"0")),
+        worker=text(fields, b"worker"),
+        eta=None if eta is None else float(eta),
+        instance=text(fields, b"instance"),
+        history=tuple((s, float(ts), w) for s, ts, w in unpacker),
+    )
+
+
+def schedule_member(entry: ScheduledMessage) -> bytes:
+    """The schedule's member for an entry: it carries everything, so a leased one is rebuilt."""
+    m = entry.message
+    return packb([entry.task_id, float(entry.due), m.queue, m.body, m.key, dict(m.headers)])
+
+
+def decode_member(member: bytes) -> ScheduledMessage:
+    task_id, due, queue, body, key, headers = msgpack.unpackb(member, raw=False)
+    return ScheduledMessage(task_id, due, Message(queue, body, key, headers))
+
+
+def optional(raw: bytes) -> Optional[str]:
+    return raw.decode(errors="replace") if raw else None
+
+
+def indexed_summary(row: Sequence[bytes]) -> TaskSummary:
+    """A row of ``snapshot.lua``'s index listing: ``[id, since, name, worker, queue]``."""
+    task_id, since, name, worker, queue = row
+    return TaskSummary(task_id=task_id.decode(), name=optional(name), worker=optional(worker),
+                       queue=optional(queue), timestamp=float(since))
+
+
+def finished_summary(raw: bytes) -> TaskSummary:
+    """An entry of a recent list (``record.lua``): ``[id, name, worker, queue, finished,
+    started, error type, error message]``, as Lua's cmsgpack packs strings."""
+    task_id, name, worker, queue, finished, started, error_type, message = msgpack.unpackb(raw, raw=True)
+    return TaskSummary(
+        task_id=task_id.decode(), name=optional(name), worker=optional(worker),
+        queue=optional(queue), timestamp=float(finished),
+        runtime=max(0.0, float(finished) - float(started)) if started else None,
+        error_type=optional(error_type),
+        error_message=message.decode(errors="replace") if error_type else None,
+    )
+
+
+def decode_worker(raw: bytes) -> WorkerInfo:
+    data = {k: v for k, v in unpack(raw).items() if k in WORKER_FIELDS}
+    data["queues"] = tuple(data.get("queues", ()))
+    return WorkerInfo(**data)

@@ -1,0 +1,30 @@
+"""Every Redis key name of the backend, in one place (each after ``{prefix}:``).
+
+Names ending in ``:`` are followed by an id. The Lua scripts get every key name
+from the Python side, so this module is the only place they are spelled.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PREFIX = "yadtq"
+TASK_KEY = "task:"  # hash: the task record
+REVOKED_KEY = "revoked:"  # string: revoke timestamp; TTL result_expires
+WAITERS_KEY = "waiters:"  # set: inbox channels of processes waiting on the task
+DEDUPE_KEY = "dedupe:"  # string: the task id that holds the dedupe key; TTL given
+INBOX_CHANNEL = "inbox:"  # pub/sub channel of one backend instance; messages are task ids
+SCHEDULE_KEY = "schedule"  # sorted set: packed entry -> due
+LEASED_KEY = "schedule:leased"  # sorted set: packed entry -> lease deadline
+WORKERS_KEY = "workers"  # hash: worker name -> packed WorkerInfo
+WORKER_INSTANCE_KEY = "workers:instance"  # hash: worker name -> its current instance
+INSTANCES_KEY = "instances"  # hash: instance of a running worker -> last heard (Redis clock)
+WORKERS_SEEN_KEY = "workers:seen"  # sorted set: worker name -> last heard (Redis clock)
+WATCH_KEY = "watch"  # hash: since, last (records.Watch, on the Redis clock)
+FAILURES_KEY = "failures"  # list: packed worker failures, newest first
+STATS_KEY = "stats"  # hash: succeeded, failed, retried, revoked, dead_lettered totals
+PROCESSING_KEY = "processing"  # sorted set: id of a task processing -> when it started
+RETRYING_KEY = "retrying"  # sorted set: id of a task retrying -> when its attempt failed
+RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest first
+RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
+PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
+EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
+EVENTS_MAXLEN = 10_000

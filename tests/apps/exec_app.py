@@ -254,3 +254,21 @@ async def soft_uncaught(key: str) -> str:
     mark(f"{key}.started")
     await asyncio.sleep(60)
     return "ran to the end"
+
+
+_hoard: list[bytearray] = []
+
+
+@app.task
+def pid_of(n: int) -> int:
+    mark("pid_of", f"{n} {os.getpid()}")
+    return os.getpid()
+
+
+@app.task
+def hog(megabytes: int) -> int:
+    """Keep ``megabytes`` more of memory for good (a leak); returns the process id."""
+    block = bytearray(megabytes * 1024 * 1024)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page: resident, not just reserved
+    _hoard.append(block)
+    return os.getpid()

@@ -23,7 +23,8 @@ from .consumer import Identity, TaskConsumer, WorkerStats
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
-from .pools import Job, Pool, Sink, Spawn, create_pool
+from .pools import Job, Pool, ProcessPool, Sink, Spawn, create_pool
+from .recycle import Recycling
 from .scheduler import Scheduler
 from .supervise import Supervisor
 from .terminate import Terminator
@@ -67,15 +68,24 @@ class Worker:
             ``asyncio`` (``async def`` tasks as coroutines of one loop, sync ones in threads).
         queues: queue names (default: the app's default queue).
         app_path: import path of the app, so process-pool children can import it.
+        max_tasks_per_child: replace a process-pool child after this many tasks.
+        max_memory_per_child: replace a process-pool child, between tasks, once its
+            resident memory exceeds this many megabytes.
     """
 
     def __init__(self, app: YADTQ, *, name: Optional[str] = None,
                  concurrency: Optional[int] = None, pool: str = "threads",
-                 queues: Optional[Sequence[str]] = None, app_path: Optional[str] = None) -> None:
+                 queues: Optional[Sequence[str]] = None, app_path: Optional[str] = None,
+                 max_tasks_per_child: Optional[int] = None,
+                 max_memory_per_child: Optional[float] = None) -> None:
         if pool not in POOL_KINDS:
             raise ConfigurationError(f"unknown pool {pool!r} (use threads, processes or asyncio)")
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        self.recycling = Recycling(max_tasks_per_child, max_memory_per_child)
+        if self.recycling.active and pool != "processes":
+            raise ConfigurationError("--max-tasks-per-child and --max-memory-per-child need "
+                                     "--pool processes")
         self.app = app
         self.name = name or default_worker_name()
         self.identity = Identity(self.name, f"{self.name}#{uuid.uuid4().hex[:12]}")
@@ -257,6 +267,8 @@ class Worker:
                                "(tasks: %s)", ", ".join(limited))
         pool = self._pool = _make_pool(self.pool_kind, self.app, self.concurrency, self.name,
                                        self._sink, self.app_path, supervisor.spawn)
+        if isinstance(pool, ProcessPool):
+            pool.recycling = self.recycling
         pool.start()  # before any other thread, so forked children inherit none
         broker_link = Link("broker", redact_url(settings.broker_url))
         backend_link = Link("backend", redact_url(settings.backend_url))

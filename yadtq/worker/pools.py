@@ -31,6 +31,7 @@ from ..running import revocations
 from ..transports.base import Delivery, ErrorInfo
 from .executor import Outcome, error_info, execute, revoked_outcome, worker_lost
 from .loop import LoopThread, cancel_coroutine, run_attempt
+from .recycle import Recycling
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -227,6 +228,8 @@ class _Child:
     deadline: Optional[float] = None
     #: Its job was revoked with ``terminate=True``: kill it (``deadline`` is then now).
     revoked: bool = False
+    #: Tasks it finished (for ``--max-tasks-per-child``).
+    tasks: int = 0
 
 
 class ProcessPool(Pool):
@@ -249,6 +252,9 @@ class ProcessPool(Pool):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._collector: Optional[threading.Thread] = None
+        #: When to replace a child between tasks (``--max-tasks-per-child`` and
+        #: ``--max-memory-per-child``); set by the worker before :meth:`start`.
+        self.recycling = Recycling()
 
     def _spawn(self) -> _Child:
         parent, child = self._ctx.Pipe()
@@ -341,7 +347,16 @@ class ProcessPool(Pool):
 
     def _release(self, child: _Child, outcome: Outcome) -> None:
         with self._lock:
-            job, child.job, child.deadline = child.job, None, None
+            job = child.job
+            child.tasks += 1
+        # Replaced before its slot is free again, so no task is ever handed to it meanwhile.
+        reason = self.recycling.reason(child.process.pid, child.tasks) if self.recycling.active else None
+        if reason is not None:  # still holding its job: no submit picks it while it is replaced
+            logger.info("replacing pool child %s: %s", child.process.pid, reason)
+            self._renew(child)
+        else:
+            with self._lock:
+                child.job, child.deadline = None, None
         if job is not None:
             self._finish(job, outcome)
 

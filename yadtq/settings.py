@@ -26,6 +26,8 @@ class Settings:
     default_queue: str = "default"
     #: Seconds a stored result (and a dedupe key) lives.
     result_expires: float = 86400.0
+    #: Largest encoded result a task may return; a larger one fails the task (0: no limit).
+    result_max_bytes: int = 16 * 1024 * 1024
     #: Partitions of the topics yadtq creates (Kafka).
     partitions: int = 8
     replication_factor: int = 1
@@ -191,6 +193,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("heartbeat_interval must be positive")
     if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in settings.task_routes.items()):
         raise ConfigurationError("task_routes must map task names or globs to queue names")
+    if settings.result_max_bytes < 0:
+        raise ConfigurationError("result_max_bytes must not be negative (0: no limit)")
 
 
 def redact_url(url: str) -> str:

@@ -118,6 +118,41 @@ def test_a_message_whose_retry_could_not_be_built_is_dead_lettered_and_the_worke
         worker.stop(10)
 
 
+def test_a_recorder_that_makes_no_progress_makes_the_worker_unhealthy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from yadtq.worker.main import Worker
+
+    app = YADTQ("stuck", broker="memory://", backend="memory://", heartbeat_interval=0.1)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    release = threading.Event()
+    record = app.backend.record
+
+    def hangs(changes: object, scheduled: object = ()) -> None:  # a backend call that never returns
+        if any(c.state == states.SUCCESS for c in changes):  # type: ignore[attr-defined]
+            release.wait(60)
+        record(changes, scheduled)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.backend, "record", hangs)
+    worker = Worker(app, name="stuck").start()
+    try:
+        result = add.delay(2, 3)
+        wait_until(lambda: any("recorder: 1 outcomes waiting" in p for p in worker.problems()),
+                   timeout=30)
+        wait_until(lambda: _info(app, "stuck").healthy is False, timeout=10)  # type: ignore[attr-defined]
+        release.set()
+        assert result.get(timeout=10) == 5
+        wait_until(lambda: _info(app, "stuck").healthy is True, timeout=10)  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        worker.stop(10)
+
+
 # --------------------------------------------------------------------------- process pool
 
 

@@ -136,8 +136,10 @@ class Broker(ABC):
         """
 
     @abstractmethod
-    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
-        """A new consumer of ``queues``, owned by the calling thread."""
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
+                 worker: Optional[str] = None) -> Consumer:
+        """A new consumer of ``queues``, owned by the calling thread. ``worker`` is the
+        consuming worker's name (Kafka may use it for static group membership)."""
 
     @abstractmethod
     def purge(self, queue: str) -> int:

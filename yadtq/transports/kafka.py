@@ -31,6 +31,10 @@ Delivery semantics (DESIGN.md §4), all enforced here and in ``offsets.py``:
   Every delivery carries its assignment generation, so a late ``done`` for a
   partition lost and re-acquired meanwhile is ignored.
 
+Modules: this one publishes and configures clients; ``kafka_consumer.py`` consumes,
+``kafka_queues.py`` inspects queues and handles dead letters, ``kafka_link.py``
+reports the link to the cluster (lost/restored) instead of every connection error.
+
 Publishing never waits for the network (except to create a queue's topic on
 first use): messages go to librdkafka's queue, idempotent with ``acks=all``;
 ``flush`` waits for them. A message the cluster finally refuses is counted and
@@ -58,16 +62,13 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 from confluent_kafka import (
-    OFFSET_END,
     KafkaError,
     KafkaException,
     Producer,
-    TopicPartition,
 )
-from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka.admin import AdminClient
 
-from ..envelope import HEADER_ID, HEADER_TASK, decode, peek_task_id
+from ..envelope import decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
 from .base import Broker, Consumer, Delivery, DrainCallback, Message
 from .kafka_link import STATS_INTERVAL_MS, KafkaLink
@@ -404,6 +405,17 @@ class KafkaBroker(Broker):
             logger.warning("Kafka producer: %s", err.str())
 
 
+    def serve_callbacks(self) -> None:
+        """Serve the producers' queued callbacks (delivery reports, errors, statistics) now.
+
+        A worker's producers publish rarely; without this their connection events
+        would be served late, at their next publish, and report an outage long over."""
+        if os.getpid() != self._pid:
+            return
+        for producer in (self._producer, self._dlq_producer):
+            if producer is not None:
+                producer.poll(0)
+
     def flush(self, timeout: Optional[float] = None) -> int:
         producer = self._producer
         if producer is None or os.getpid() != self._pid:
@@ -482,61 +494,13 @@ class KafkaBroker(Broker):
         member_name = f"yadtq-{worker}" if worker and self.static_membership else None
         return KafkaConsumer(self, names, on_drain, self.max_in_flight, drain_timeout, member_name)
 
-    # ------------------------------------------------------------------ queue inspection
-    def _lag(self, queue: str) -> Optional[dict[int, int]]:
-        """Messages after the group's committed offset, per partition (``None``: no topic).
-
-        Retries briefly on retriable errors (a new topic's leaders are still being elected).
-        """
-        for attempt in range(10):
-            try:
-                return self._lag_once(queue)
-            except BrokerUnavailable as exc:
-                cause = exc.__cause__
-                error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
-                if attempt == 9 or not (isinstance(error, KafkaError) and (
-                        error.retriable() or error.code() in _LEADERSHIP_ERRORS)):
-                    raise
-                time.sleep(0.2)
-        return None  # not reached
-
-    def _lag_once(self, queue: str) -> Optional[dict[int, int]]:
-        topic, group = topic_for(queue), group_for(queue)
-        admin = self.admin
-        try:
-            partitions = self._partitions(topic)
-            if partitions is None:
-                return None
-            tps = [TopicPartition(topic, p) for p in partitions]
-            spec = _admin.OffsetSpec
-            high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
-            low_f = admin.list_offsets({TopicPartition(topic, p): spec.earliest() for p in partitions},
-                                       request_timeout=ADMIN_TIMEOUT)
-            committed = self._committed(group, tps)
-            high = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
-            low = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot read offsets of {topic}: {_error_text(exc)}") from exc
-        # No commit yet, or a commit below the log start (purged): count from the log start.
-        return {p: max(0, high[p] - max(low[p], committed.get(p, -1))) for p in partitions}
-
-    def _committed(self, group: str, tps: list[Any]) -> dict[int, int]:
-        """The group's committed offsets, read by a consumer that does not join the group.
-
-        (Not ``AdminClient.list_consumer_group_offsets``: librdkafka 2.16 crashes the
-        process when that request meets NOT_COORDINATOR, as it does after a
-        coordinator move.)
-        """
-        probe = self._client(RdConsumer, self.config("consumer", **_reader(group)))
-        try:
-            return {tp.partition: tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
-        finally:
-            probe.close()
-
+    # ------------------------------------------------------------------ queues and dead letters
     def depth(self, queue: str) -> Optional[int]:
         """The group's lag on the queue's topic: messages not yet consumed and committed."""
-        lag = self._lag(queue)
-        return 0 if lag is None else sum(lag.values())
+        from .kafka_queues import lag  # kafka_queues imports this module
+
+        found = lag(self, queue)
+        return 0 if found is None else sum(found.values())
 
     def purge(self, queue: str) -> int:
         """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).
@@ -544,24 +508,10 @@ class KafkaBroker(Broker):
         Works while workers consume: their next fetch finds its position below the
         new log start and resets to it. Returns the group's lag before the purge.
         """
-        self.flush(ADMIN_TIMEOUT)  # what was published before the purge is purged too
-        lag = self._lag(queue)
-        if lag is None:
-            return 0
-        topic = topic_for(queue)
-        try:
-            futures = self.admin.delete_records([TopicPartition(topic, p, OFFSET_END) for p in lag],
-                                                request_timeout=ADMIN_TIMEOUT,
-                                                operation_timeout=ADMIN_TIMEOUT)
-            for future in futures.values():
-                future.result(ADMIN_TIMEOUT + 5)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot purge {topic}: {_error_text(exc)}") from exc
-        purged = sum(lag.values())
-        logger.info("purged queue %s: %d waiting messages dropped", queue, purged)
-        return purged
+        from .kafka_queues import purge
 
-    # ------------------------------------------------------------------ dead letters
+        return purge(self, queue)
+
     def send_dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
 
@@ -569,36 +519,16 @@ class KafkaBroker(Broker):
             BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
                 must then not report the delivery done.
         """
-        token = delivery.token
-        source = (f"{token.topic}:{token.partition}:{token.offset}" if isinstance(token, KafkaToken)
-                  else TOPIC_PREFIX + delivery.queue)
-        headers = [(k, v) for k, v in delivery.headers.items()
-                   if k not in (HEADER_DLQ_REASON, HEADER_DLQ_SOURCE)]
-        headers += [(HEADER_DLQ_REASON, reason.encode("utf-8", "replace")),
-                    (HEADER_DLQ_SOURCE, source.encode())]
-        # Low volume: one partition (0, even if the topic has more) keeps them in order.
-        self.ensure_topic(DLQ_TOPIC, partitions=1)
-        producer = self._dead_letter_producer()
-        delivered = threading.Event()
-        failure: list[str] = []
+        from .kafka_queues import send_dead_letter
 
-        def on_delivery(err: Any, msg: Any) -> None:
-            if err is not None:
-                failure.append(f"{err.name()}: {err.str()}")
-            delivered.set()
+        send_dead_letter(self, delivery, reason)
 
-        try:
-            producer.produce(DLQ_TOPIC, delivery.body, delivery.key, partition=0, headers=headers,
-                             on_delivery=on_delivery)
-            producer.flush(DLQ_TIMEOUT)
-        except (KafkaException, BufferError) as exc:
-            raise BrokerUnavailable(f"cannot dead-letter {source}: {_error_text(exc)}") from exc
-        if not delivered.wait(1.0) or failure:
-            raise BrokerUnavailable(f"dead letter from {source} not delivered: "
-                                    f"{failure[0] if failure else 'timed out'}")
-        task_id = delivery.headers.get(HEADER_ID, b"?").decode("utf-8", "replace")
-        task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")
-        logger.warning("task %s[%s] dead-lettered from %s: %s", task, task_id, source, reason)
+    def dead_letters(self, limit: int = 100) -> list[Delivery]:
+        """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
+        (queue, key, original headers). Reads the topic's tail; commits nothing."""
+        from .kafka_queues import read_dead_letters
+
+        return read_dead_letters(self, limit)
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
         """A message never delivered (e.g. a scheduled one the cluster refuses) to ``yadtq.dlq``."""
@@ -616,49 +546,3 @@ class KafkaBroker(Broker):
                         "producer", client="dead-letter producer", **{"delivery.report.only.error": False}))
         return self._dlq_producer
 
-    def dead_letters(self, limit: int = 100) -> list[Delivery]:
-        """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
-        (queue, key, original headers). Reads the topic's tail; commits nothing."""
-        if limit <= 0:
-            return []
-        try:
-            partitions = self._partitions(DLQ_TOPIC)
-            if not partitions:
-                return []
-            reader = self._client(RdConsumer, self.config(
-                "consumer", **_reader(GROUP_PREFIX + "dlq-reader"),
-                error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
-        found: list[Any] = []
-        try:
-            ends: dict[int, int] = {}
-            starts = []
-            for p in partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(DLQ_TOPIC, p), ADMIN_TIMEOUT)
-                if high > low:
-                    ends[p] = high
-                    starts.append(TopicPartition(DLQ_TOPIC, p, max(low, high - limit)))
-            reader.assign(starts)
-            deadline = time.monotonic() + ADMIN_TIMEOUT
-            while ends and time.monotonic() < deadline:
-                for msg in reader.consume(500, 0.2):
-                    if msg.error() is None:
-                        found.append(msg)
-                        if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                            ends.pop(msg.partition(), None)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
-        finally:
-            reader.close()
-        found.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-        result = []
-        for msg in found[-limit:]:
-            headers = {k: bytes(v or b"") for k, v in msg.headers() or ()}
-            headers.pop(HEADER_DLQ_REASON, None)
-            source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
-            topic = source.split(":", 1)[0]
-            queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"
-            result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
-                                   token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
-        return result

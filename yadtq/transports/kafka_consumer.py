@@ -41,8 +41,19 @@ from .kafka import (
 
 logger = logging.getLogger(__name__)
 
+#: Commit errors that only mean "the group coordinator is moving or unreachable".
+_COORDINATOR_ERRORS = frozenset({KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
+                                 KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TRANSPORT,
+                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS})
+
 #: Assignment generations, unique within the process.
 _generations = itertools.count(1)
+
+
+def _is_fatal(err: Any) -> bool:
+    """A fatal librdkafka error: the client never works again (a fenced static member, say).
+    A consumer reports it as a message error of code ``_FATAL`` with ``fatal()`` false."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
 
 
 class _Member:
@@ -111,7 +122,7 @@ class KafkaConsumer(Consumer):
         link = self._broker.link
 
         def on_error(err: Any) -> None:
-            if err.fatal():
+            if _is_fatal(err):
                 logger.critical("Kafka consumer of %s: fatal error: %s", queue, err.str())
                 member.fatal = f"{err.name()}: {err.str()}"
             else:
@@ -189,6 +200,12 @@ class KafkaConsumer(Consumer):
                 continue
             logger.error("Kafka consumer of %s hit a fatal error (%s); rebuilding it", member.queue,
                          member.fatal)
+            if self._member_name is not None and "FENCED" in member.fatal.upper():
+                # Another live consumer uses this group.instance.id (two workers with one
+                # name): fencing it back would start an endless duel, so join dynamically.
+                logger.error("another consumer uses group.instance.id %s (two workers named alike?); "
+                             "continuing without static membership", self._member_name)
+                self._member_name = None
             self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
             member.buffer.clear()
             member.buffered.clear()
@@ -220,7 +237,7 @@ class KafkaConsumer(Consumer):
         for msg in messages:
             err = msg.error()
             if err is not None:
-                if err.fatal():
+                if _is_fatal(err):
                     logger.critical("Kafka consumer of %s: fatal error: %s", member.queue, err.str())
                     member.fatal = f"{err.name()}: {err.str()}"
                     continue
@@ -282,6 +299,7 @@ class KafkaConsumer(Consumer):
         if now - self._last_commit < COMMIT_INTERVAL:
             return
         self._last_commit = now
+        self._broker.serve_callbacks()
         positions = self._tracker.committable()
         if not positions:
             return
@@ -319,8 +337,12 @@ class KafkaConsumer(Consumer):
             return
         failed = [(p.topic, p.partition) for p in partitions or () if err is not None or p.error is not None]
         if failed:
-            logger.warning("commit failed for %s: %s", failed, err.str() if err is not None else
-                           next(p.error.str() for p in partitions if p.error is not None))
+            error = err if err is not None else next(p.error for p in partitions if p.error is not None)
+            # Retried with the next commit: while the coordinator moves or the link is down
+            # that is expected, and said once by the link (kafka_link.py), not per commit.
+            expected = error.retriable() or error.code() in _COORDINATOR_ERRORS or not self._broker.link.up
+            logger.log(logging.INFO if expected else logging.WARNING, "commit failed for %s: %s",
+                       failed, error.str())
             self._tracker.forget_committed(failed)
 
     # ------------------------------------------------------------------ rebalance (owner thread)

@@ -30,8 +30,10 @@ CONNECTION_ERRORS = frozenset({
     KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TIMED_OUT,
 })
 #: librdkafka log facilities that repeat per connection attempt, or while a restarted
-#: broker loads its coordinators and elects leaders (all retried by librdkafka).
-NOISY_FACILITIES = frozenset({"FAIL", "REQTMOUT", "BROKERFAIL", "CONNECT", "METADATAUPDATE", "GETPID"})
+#: broker loads its coordinators and elects leaders (all retried by librdkafka), or that
+#: yadtq reports itself (a session timeout: "partitions ... lost").
+NOISY_FACILITIES = frozenset({"FAIL", "REQTMOUT", "BROKERFAIL", "CONNECT", "METADATAUPDATE", "GETPID",
+                              "SESSTMOUT"})
 
 
 class KafkaLink:

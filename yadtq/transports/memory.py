@@ -74,7 +74,8 @@ class MemoryBroker(Broker):
                 self._queues.setdefault(m.queue, deque()).append(delivery)
             self._cond.notify_all()
 
-    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
+                 worker: Optional[str] = None) -> Consumer:
         return MemoryConsumer(self, list(queues))
 
     def purge(self, queue: str) -> int:

@@ -15,12 +15,12 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from .. import states
 from ..envelope import Envelope, encode, from_body, peek_task_id, verify
-from ..exceptions import NotRegistered, ProtocolError, YADTQError
+from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQError
 from ..transports.base import (
     BUSY,
     RUN,
@@ -47,6 +47,8 @@ T = TypeVar("T")
 FETCH_TIMEOUT = 0.1
 #: Most outcomes stored in one backend round trip.
 RECORD_BATCH = 512
+#: Most result and error bytes stored in one backend round trip (one larger outcome goes alone).
+RECORD_BATCH_BYTES = 8 * 1024 * 1024
 #: Longest wait between two claims of a parked delivery (also at most ``heartbeat_interval``):
 #: a task whose holder died runs again within ``worker_unresponsive_after`` plus this.
 RECLAIM_INTERVAL = 1.0
@@ -228,11 +230,10 @@ class TaskConsumer:
     def _claim_and_start(self, pending: list[Pending], now: float) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
         it (running on another live instance)."""
-        alive_after = now - self.app.settings.worker_unresponsive_after
         claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
                         self.identity.instance, self.identity.name, now, p.envelope.created)
                   for p in pending]
-        decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims, alive_after),
+        decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims),
                             self.stop, self.backend_link)
         spent: list[Delivery] = []
         for entry, decision in zip(pending, decisions):
@@ -262,16 +263,21 @@ class TaskConsumer:
         """Claim up to ``free`` parked deliveries again (oldest first); drop those whose
         partition this worker no longer owns (its next owner takes over)."""
         self._next_reclaim = time.monotonic() + self.reclaim_interval
-        gone = [a for a, p in self._parked.items() if not self.consumer.owns(p.delivery)]
-        for attempt in gone:
-            del self._parked[attempt]
-        if gone:
-            logger.debug("dropped %d parked deliveries of partitions no longer owned", len(gone))
+        dropped = 0
+        for attempt, entry in list(self._parked.items()):
+            owned = [d for d in entry.deliveries() if self.consumer.owns(d)]
+            dropped += len(entry.duplicates) + 1 - len(owned)
+            if not owned:
+                del self._parked[attempt]
+            elif len(owned) <= len(entry.duplicates):  # keep what came since, e.g. reassigned
+                self._parked[attempt] = Pending(entry.envelope, owned[0], owned[1:])
+        if dropped:
+            logger.debug("dropped %d parked deliveries of partitions no longer owned", dropped)
         due = list(itertools.islice(self._parked, free))
         if not due:
             return
         # Claimed ones leave the parked set; those still busy go back at its end.
-        self._claim_and_start([self._parked.pop(attempt) for attempt in due], time.time())
+        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now())
 
     def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
         """Whether ``delivery`` repeats an attempt this worker is running; if so it is reported
@@ -321,11 +327,14 @@ class TaskConsumer:
                     return
                 continue
             batch = [first]
-            while len(batch) < RECORD_BATCH:
+            size = outcome_size(first[1])
+            while len(batch) < RECORD_BATCH and size < RECORD_BATCH_BYTES:
                 try:
-                    batch.append(self.outcomes.get_nowait())
+                    item = self.outcomes.get_nowait()
                 except queue.Empty:
                     break
+                batch.append(item)
+                size += outcome_size(item[1])
             self.store(batch, stop)
 
     def store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
@@ -337,6 +346,8 @@ class TaskConsumer:
 
     def _store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
         changes, scheduled = [], []
+        limit = self.app.settings.result_max_bytes
+        batch = [(job, bounded(job.envelope, outcome, limit)) for job, outcome in batch]
         for job, outcome in batch:
             envelope = job.envelope
             changes.append(outcome_change(envelope, outcome, self.identity.name))
@@ -380,6 +391,27 @@ class TaskConsumer:
             logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
                          outcome.runtime, err.type if err else "?", err.message if err else "",
                          extra=fields)
+
+
+def outcome_size(outcome: Outcome) -> int:
+    """Roughly the bytes an outcome adds to a backend round trip."""
+    size = len(outcome.result or b"")
+    if outcome.error is not None:
+        size += len(outcome.error.message) + len(outcome.error.traceback or "")
+    return size
+
+
+def bounded(envelope: Envelope, outcome: Outcome, limit: int) -> Outcome:
+    """``outcome``, or a permanent failure if its result is larger than ``limit`` bytes
+    (``result_max_bytes``): one oversized result must not make its batch unstorable."""
+    size = len(outcome.result or b"")
+    if limit <= 0 or size <= limit:
+        return outcome
+    message = (f"the result of {envelope.task}[{envelope.id}] is {size} bytes, more than "
+               f"result_max_bytes ({limit}); return a reference (a path, a key) instead")
+    logger.error("%s", message, extra=task_fields(envelope))
+    return replace(outcome, state=states.FAILED, result=None, retry_eta=None,
+                   error=ErrorInfo(f"yadtq.exceptions.{SerializationError.__name__}", message, [message]))
 
 
 def persist(what: str, call: Callable[[], T], stop: threading.Event, link: Optional[Link] = None) -> T:

@@ -54,6 +54,8 @@ def _make_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
 
 #: Seconds the worker waits at start for the backend to take its first heartbeat.
 START_TIMEOUT = 15.0
+#: Least seconds outcomes wait for the recorder before the worker reports itself unhealthy.
+RECORDER_STUCK_MIN = 5.0
 
 
 class Worker:
@@ -101,6 +103,8 @@ class Worker:
         self._signals = 0
         self._outcomes: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
         self._pending = 0
+        #: When the recorder last stored a batch, or outcomes started waiting for it.
+        self._recorded = time.monotonic()
         self._pending_cond = threading.Condition()
         self._pool: Optional[Pool] = None
         self._consumer: Optional[Consumer] = None
@@ -108,6 +112,9 @@ class Worker:
         self._exit_code = 0
         self._supervisor = Supervisor(3 * app.settings.heartbeat_interval, on_fatal=self._fatal)
         self._links: list[Link] = []
+        #: Outcomes waiting this long for the recorder make the worker unhealthy (a backend
+        #: call that never returns fails nothing, so only its lack of progress shows it).
+        self._stuck_after = max(10 * app.settings.heartbeat_interval, RECORDER_STUCK_MIN)
 
     # ------------------------------------------------------------------ public control
     def run(self) -> int:
@@ -194,16 +201,22 @@ class Worker:
         errors of its threads, and lost connections."""
         problems = self._supervisor.problems()
         problems.extend(f"{link.name} connection lost" for link in self._links if not link.up)
+        waited = time.monotonic() - self._recorded
+        if self._pending > 0 and waited > self._stuck_after:
+            problems.append(f"recorder: {self._pending} outcomes waiting to be stored for {waited:.0f} s")
         return problems
 
     def _sink(self, job: Job, outcome: Outcome) -> None:
         with self._pending_cond:
+            if self._pending <= 0:
+                self._recorded = time.monotonic()
             self._pending += 1
         self._outcomes.put((job, outcome))
 
     def _stored(self, count: int) -> None:
         with self._pending_cond:
             self._pending -= count
+            self._recorded = time.monotonic()
             self._pending_cond.notify_all()
 
     def _drain(self, timeout: float) -> None:
@@ -220,7 +233,7 @@ class Worker:
         delay = 0.5
         while True:
             try:
-                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain)
+                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain, worker=self.name)
             except BrokerUnavailable as exc:
                 link.failed(exc)
                 if self._stop.wait(delay):

@@ -12,13 +12,16 @@ supervisor's, see ``supervise.py``), so none of them dies silently.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -37,6 +40,9 @@ if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between an idle pool child's checks that its parent is still there.
+PARENT_CHECK_INTERVAL = 1.0
 
 
 @dataclass
@@ -191,6 +197,7 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
     if app is None:
         from ..cli.loading import load_app
 
@@ -198,8 +205,13 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
     signals.worker_process_init.send(worker=worker)
     while True:
         try:
+            while not conn.poll(PARENT_CHECK_INTERVAL):
+                if os.getppid() != parent:  # orphaned (the worker exited at once): leave too
+                    return
             data = conn.recv_bytes()
         except (EOFError, OSError):
+            return
+        if not data:  # the parent's stop
             return
         envelope = decode(data)
         try:
@@ -208,10 +220,13 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
             now = time.time()
             outcome = Outcome(envelope.id, states.FAILED, now, now, error=error_info(exc))
         err = outcome.error
-        conn.send_bytes(pack([
-            outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
-            [err.type, err.message, err.args, err.traceback] if err else None, outcome.retry_eta,
-        ]))
+        try:
+            conn.send_bytes(pack([
+                outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
+                [err.type, err.message, err.args, err.traceback] if err else None, outcome.retry_eta,
+            ]))
+        except OSError:  # the parent is gone (it exited at once): the task is delivered again
+            return
 
 
 def _outcome_from(data: bytes) -> Outcome:
@@ -270,6 +285,7 @@ class ProcessPool(Pool):
     def start(self) -> None:
         self._children = [self._spawn() for _ in range(self.size)]
         self._collector = self.spawn("pool", self._collect)
+        _started.add(self)
 
     def _time_limit(self, job: Job) -> Optional[float]:
         limit = job.envelope.options.get("time_limit")
@@ -337,6 +353,10 @@ class ProcessPool(Pool):
                 try:
                     outcome = _outcome_from(conn.recv_bytes())  # type: ignore[union-attr]
                 except (EOFError, OSError):
+                    self._replace(child, died=True)
+                    continue
+                except Exception:  # an unreadable answer: the child is not to be trusted
+                    logger.exception("bad answer from pool child %s; replacing it", child.process.pid)
                     self._replace(child, died=True)
                     continue
                 self._release(child, outcome)
@@ -409,6 +429,7 @@ class ProcessPool(Pool):
             self._children[self._children.index(child)] = self._spawn()
 
     def stop(self) -> None:
+        _started.discard(self)
         self._stopping.set()
         if self._collector is not None:
             self._collector.join(2)
@@ -418,12 +439,26 @@ class ProcessPool(Pool):
             if child.job is not None:  # abandoned: it will be delivered again
                 with contextlib.suppress(OSError):
                     child.process.kill()
-            child.conn.close()  # an idle child reads EOF and exits
+            else:  # an empty message: exit (EOF alone may not come: forked siblings share pipes)
+                with contextlib.suppress(OSError, ValueError):
+                    child.conn.send_bytes(b"")
+            child.conn.close()
         deadline = time.monotonic() + 5
         for child in children:
             child.process.join(max(0.0, deadline - time.monotonic()))
             if child.process.is_alive():
                 child.process.kill()
+
+
+#: Process pools not yet stopped. Children ignore SIGTERM, so multiprocessing's own exit
+#: handler (terminate, then join) would wait on them forever: stop them first.
+_started: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_pools_at_exit() -> None:
+    for pool in list(_started):
+        pool.stop()
 
 
 def _death(process: Any) -> str:

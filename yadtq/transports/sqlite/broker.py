@@ -63,7 +63,8 @@ class SqliteBroker(Broker):
             conn.executemany(
                 "INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)", rows)
 
-    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None) -> Consumer:
+    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
+                 worker: Optional[str] = None) -> Consumer:
         # No rebalances here: a consumer keeps its leases until done or closed.
         return SqliteConsumer(self, list(queues))
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from . import states
 from .app import YADTQ
+from .canvas import GroupResult, Signature, chain, chord, group
 from .exceptions import (
     BackendUnavailable,
     BrokerUnavailable,
+    ChordError,
     ConfigurationError,
     NotRegistered,
     Retry,
@@ -18,7 +20,7 @@ from .exceptions import (
     YADTQError,
 )
 from .result import AsyncResult
-from .task import Signature, Task
+from .task import Task
 
 __version__ = "0.1.0"
 
@@ -27,7 +29,9 @@ __all__ = [
     "AsyncResult",
     "BackendUnavailable",
     "BrokerUnavailable",
+    "ChordError",
     "ConfigurationError",
+    "GroupResult",
     "NotRegistered",
     "Retry",
     "Revoked",
@@ -39,5 +43,8 @@ __all__ = [
     "TimeoutError",
     "YADTQError",
     "__version__",
+    "chain",
+    "chord",
+    "group",
     "states",
 ]

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 from typing_extensions import Concatenate, ParamSpec
 
 from . import states
+from .canvas.builtins import register_builtins
+from .canvas.group_result import GroupResult
+from .canvas.send import apply as send_canvas
 from .clock import BackendClock
 from .config import autodiscover, route, settings_from_object
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
@@ -36,6 +39,9 @@ from .transports.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .canvas.signature import Canvas
     from .transports.base import WorkerFailure
 
 logger = logging.getLogger(__name__)
@@ -108,6 +114,7 @@ class YADTQ:
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
+        register_builtins(self)
 
     def config_from_object(self, obj: Any) -> None:
         """Read settings from a module, an import path (``"pkg.settings"``,
@@ -396,6 +403,21 @@ class YADTQ:
         """A handle on the task with this id."""
         return AsyncResult(str(task_id), self)
 
+    def send_canvas(self, canvas: Canvas, args: Iterable[Any] = (),
+                    kwargs: Optional[dict[str, Any]] = None,
+                    options: Optional[dict[str, Any]] = None) -> Union[_AsyncResult[Any], GroupResult]:
+        """Send a chain, group, chord or signature with callbacks (``yadtq.canvas.send``);
+        what their ``apply_async`` calls."""
+        return send_canvas(canvas, args, kwargs, options)
+
+    def GroupResult(self, group_id: Union[str, GroupResult]) -> GroupResult:
+        """Reopen a group (or a chord's header) by its id, from any process.
+
+        Raises:
+            GroupNotFound: no group stored under that id (unknown or expired).
+        """
+        return GroupResult.restore(str(group_id), self)
+
     # ------------------------------------------------------------------ seed-compatible helpers
     def status(self, task_id: Union[str, _AsyncResult[Any]]) -> str:
         """The state of a task (``queued`` if no worker has seen it yet)."""
@@ -430,6 +452,7 @@ class YADTQ:
             w.worker: {
                 "status": self.worker_state(w, now),
                 "last_heartbeat": w.last_heartbeat,
+                "silent": w.silent,
                 "tasks_done": w.tasks_done,
                 "tasks_failed": w.tasks_failed,
                 "active": w.active,

@@ -126,6 +126,10 @@ class Envelope:
     created: float = 0.0
     #: Per-call options (e.g. ``time_limit``, ``max_retries``).
     options: dict[str, Any] = field(default_factory=dict)
+    #: What a canvas does after this task (``yadtq.canvas.steps``): the rest of its
+    #: chain, ``link``/``link_error`` callbacks, chord membership. Empty for plain tasks
+    #: and then left out of the message.
+    canvas: dict[str, Any] = field(default_factory=dict)
 
     def next_attempt(self, eta: float) -> Envelope:
         """The envelope of this task's next attempt, due at ``eta``."""
@@ -157,6 +161,8 @@ def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
     for name in _FIELDS:
         body[name] = getattr(envelope, name)
     body["args"] = list(envelope.args)
+    if envelope.canvas:  # added compatibly (no version change): older decoders ignore it
+        body["canvas"] = envelope.canvas
     payload = pack(body)
     if secret_key is None:
         return payload
@@ -243,6 +249,9 @@ def from_body(body: Mapping[str, Any]) -> Envelope:
     for option, valid in _OPTION_CHECKS.items():
         if not valid(options.get(option)):
             raise ProtocolError(f"malformed option {option}: {options[option]!r:.80}")
+    canvas = body.get("canvas") or {}
+    if not isinstance(canvas, dict) or not all(isinstance(k, str) for k in canvas):
+        raise ProtocolError("canvas must be a map with string keys")
     retries = body.get("retries") or 0
     if not _is_int(retries) or retries < 0:
         raise ProtocolError(f"malformed field retries: {retries!r:.80}")
@@ -260,6 +269,7 @@ def from_body(body: Mapping[str, Any]) -> Envelope:
         key=_opt_str(body, "key"),
         created=_opt_time(body, "created") or 0.0,
         options=dict(options),
+        canvas=canvas,
     )
 
 

@@ -76,6 +76,14 @@ class Revoked(YADTQError):
     """The task was revoked or expired before it ran."""
 
 
+class ChordError(YADTQError):
+    """A chord's callback did not run: one of its members failed (the message names it)."""
+
+
+class GroupNotFound(YADTQError, LookupError):
+    """No group is stored under this id (never stored, or expired with its results)."""
+
+
 class BrokerUnavailable(YADTQError):
     """The broker cannot be reached or refused an operation."""
 
@@ -112,6 +120,7 @@ _OWN: dict[str, type[YADTQError]] = {
     "SoftTimeLimitExceeded": SoftTimeLimitExceeded,
     "WorkerLostError": WorkerLostError,
     "Revoked": Revoked,
+    "ChordError": ChordError,
     "BrokerUnavailable": BrokerUnavailable,
     "BackendUnavailable": BackendUnavailable,
 }

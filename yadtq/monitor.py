@@ -22,6 +22,8 @@ from .settings import redact_url
 from .transports.base import (
     RECENT_LIMIT,
     BackendSnapshot,
+    CanvasBackend,
+    GroupInfo,
     Progress,
     TaskSummary,
     WorkerFailure,
@@ -80,6 +82,8 @@ class ClusterSnapshot:
     throughput: Optional[float] = None
     #: The latest progress reported by tasks in progress, by task id.
     progress: Mapping[str, Progress] = dataclasses.field(default_factory=dict)
+    #: Chords waiting for members, oldest first (empty if the backend stores none).
+    chords: tuple[GroupInfo, ...] = ()
 
     @property
     def queued(self) -> Optional[int]:
@@ -124,6 +128,8 @@ class ClusterSnapshot:
             "recent_failures": [dataclasses.asdict(t) for t in tasks.recent_failures],
             "workers": [worker_dict(w, self.taken) for w in self.workers],
             "worker_failures": [dataclasses.asdict(f) for f in self.failures],
+            "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
+                        "callback_id": c.callback_id, "created": c.created} for c in self.chords],
         }
 
 
@@ -227,6 +233,7 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
+        chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
     )
     if previous is not None:
         snapshot = dataclasses.replace(snapshot, throughput=throughput(previous, snapshot))

@@ -26,6 +26,9 @@ class AsyncResult(Generic[R]):
         self.id = task_id
         self.app = app
         self._ready: Optional[TaskRecord] = None
+        #: The result this one follows in a chain (an ``AsyncResult`` or a
+        #: ``GroupResult``), when it came from a canvas sent here.
+        self.parent: Optional[Any] = None
 
     def __str__(self) -> str:
         return self.id

@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 
 from typing_extensions import ParamSpec
 
+from .canvas.signature import CHUNK_TASK, Signature, group
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
 from .running import progress_sender, revocations
 from .transports.base import Progress
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .app import YADTQ
     from .result import AsyncResult
 
@@ -171,6 +174,8 @@ class Task(Generic[P, R]):
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
+        link: Any = None,
+        link_error: Any = None,
     ) -> AsyncResult[R]:
         """Send the task with options.
 
@@ -182,18 +187,30 @@ class Task(Generic[P, R]):
             queue: the queue (Kafka topic ``yadtq.<queue>``) to send it to.
             key: routing key; tasks with one key land on one partition, in order.
             dedupe_key: return an earlier task's id while it is queued, running or succeeded.
+            link: signature(s) sent with this task's result as first argument once it succeeds.
+            link_error: signature(s) sent with this task's id as first argument if it fails.
 
         Raises:
             SerializationError: an argument cannot be carried by the wire format.
         """
+        if link is not None or link_error is not None:
+            options = {k: v for k, v in (
+                ("countdown", countdown), ("eta", eta), ("expires", expires), ("task_id", task_id),
+                ("queue", queue), ("key", key), ("max_retries", max_retries),
+                ("time_limit", time_limit), ("link", link), ("link_error", link_error),
+            ) if v is not None}
+            if dedupe_key is not None:
+                raise ConfigurationError("dedupe_key cannot be combined with link/link_error")
+            return Signature(self, tuple(args), dict(kwargs or {}), options).apply_async()
         return self.app.submit(
             self.name, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
             expires=expires, task_id=task_id, queue=queue, key=key, dedupe_key=dedupe_key,
             max_retries=max_retries, time_limit=time_limit, task=self,
         )  # type: ignore[return-value]
 
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
-        """A signature: this task with arguments, to be sent later."""
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """A signature: this task with (some of) its arguments, to be sent later or
+        composed (in a chain it gets the previous result as its first argument)."""
         return Signature(self, tuple(args), dict(kwargs))
 
     def update_state(self, state: Optional[str] = None, meta: Optional[dict[str, Any]] = None) -> None:
@@ -236,6 +253,27 @@ class Task(Generic[P, R]):
             raise Revoked(f"task {request.id} revoked (terminate)")
         return request
 
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """An immutable signature: in a chain it ignores the previous result."""
+        return Signature(self, tuple(args), dict(kwargs), immutable=True)
+
+    def map(self, items: Iterable[Any]) -> group:
+        """A group calling the task once per item: ``add1.map([1, 2, 3])``."""
+        return group(self.s(item) for item in items)
+
+    def starmap(self, items: Iterable[Iterable[Any]]) -> group:
+        """A group calling the task once per argument tuple: ``add.starmap([(1, 2), (3, 4)])``."""
+        return group(self.s(*item) for item in items)
+
+    def chunks(self, items: Iterable[Iterable[Any]], size: int) -> group:
+        """A group of tasks, each calling this task for ``size`` argument tuples in one go;
+        its result is a list of lists (one per chunk)."""
+        if size < 1:
+            raise ConfigurationError("chunks: size must be at least 1")
+        pending = [list(item) for item in items]
+        runner = self.app.tasks[CHUNK_TASK]
+        return group(runner.s(self.name, pending[i:i + size]) for i in range(0, len(pending), size))
+
     def retry(
         self,
         exc: Optional[BaseException] = None,
@@ -258,34 +296,6 @@ class AsyncTask(Task[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:  # type: ignore[override]
         return self.run(*args, **kwargs)  # type: ignore[return-value]
-
-
-class Signature(Generic[R]):
-    """A task with its arguments and options, ready to send or call."""
-
-    def __init__(self, task: Task[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 options: Optional[dict[str, Any]] = None) -> None:
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs
-        self.options = dict(options or {})
-
-    def __repr__(self) -> str:
-        params = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"{self.task.name}({', '.join(params)})"
-
-    def set(self, **options: Any) -> Signature[R]:
-        """A copy with more ``apply_async`` options."""
-        return Signature(self.task, self.args, self.kwargs, {**self.options, **options})
-
-    def delay(self) -> AsyncResult[R]:
-        return self.apply_async()
-
-    def apply_async(self, **options: Any) -> AsyncResult[R]:
-        return self.task.apply_async(self.args, self.kwargs, **{**self.options, **options})
-
-    def __call__(self) -> R:
-        return self.task.run(*self.args, **self.kwargs)
 
 
 def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -> TaskOptions:

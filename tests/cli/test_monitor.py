@@ -445,7 +445,7 @@ def test_live_sqlite_cluster(tmp_path: Path, sqlite_url: str, monkeypatch: pytes
     cluster = LiveCluster(module.app, module, env, tmp_path)
     try:
         check_live_cluster(
-            cluster, app_path, module.add, lambda: module.slow.delay("slow", 4.0),
+            cluster, app_path, module.add, lambda: module.slow.delay("slow", 20.0),
             lambda: (effects / "slow.started").exists())
         wait_for_file_lines(effects / "slow.finished", 1)
     finally:

@@ -13,7 +13,8 @@ from rich.text import Text
 
 from .. import states
 from ..monitor import monitored_queues, progress_of, worker_dict, worker_statuses
-from ..transports.base import TaskSummary
+from ..transports.base import CanvasBackend, TaskSummary
+from .chords import chord_dict, chords_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import stdout_console
@@ -29,7 +30,7 @@ from .views import (
 if TYPE_CHECKING:
     from ..app import YADTQ
 
-INSPECT_TARGETS = ("workers", "active", "scheduled", "failed")
+INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords")
 TASK_STATES = (states.QUEUED, states.SCHEDULED, states.PROCESSING, states.RETRYING, states.SUCCESS,
                states.FAILED, states.REVOKED)
 DEFAULT_LIMIT = 50
@@ -53,7 +54,7 @@ def _task_dicts(tasks: tuple[TaskSummary, ...]) -> list[dict[str, Any]]:
 
 
 @click.command("inspect")
-@click.argument("what", type=click.Choice(INSPECT_TARGETS), metavar="workers|active|scheduled|failed")
+@click.argument("what", type=click.Choice(INSPECT_TARGETS), metavar="workers|active|scheduled|failed|chords")
 @app_option
 @limit_option
 @json_option
@@ -66,6 +67,7 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
       active     tasks in progress, longest running first
       scheduled  messages waiting for a countdown, eta or retry, soonest first
       failed     the latest failures, newest first
+      chords     chords waiting for members, oldest first: members done of all
 
     With --json: a JSON list of objects (timestamps in epoch seconds).
     """
@@ -80,6 +82,13 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
             console.print(Text("no workers have reported yet", style="dim"))
         else:
             console.print(workers_table(workers, now))
+        return
+    if what == "chords":
+        chords = app.backend.open_chords(limit) if isinstance(app.backend, CanvasBackend) else []
+        if as_json:
+            _dump([chord_dict(c, now) for c in chords])
+        else:
+            console.print(chords_table(chords, now))
         return
     snapshot = app.backend.snapshot(limit)
     if what == "active":

@@ -17,6 +17,7 @@ from rich.text import Text
 from ..app import YADTQ
 from ..exceptions import YADTQError
 from ..monitor import ClusterSnapshot, take_snapshot
+from .chords import chords_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import one_line, stdout_console
@@ -88,6 +89,8 @@ def render(snapshot: ClusterSnapshot, *, rows: int = 10, error: Optional[str] = 
         failures_table(tasks.recent_failures[:rows], now),
         workers_table(snapshot.workers, now),
     ]
+    if snapshot.chords:
+        parts.insert(-1, chords_table(snapshot.chords[:rows], now))
     if snapshot.failures:
         parts.append(worker_failures_table(snapshot.failures[:rows], now))
     else:

@@ -13,18 +13,25 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
-from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, SUCCESS
+from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
 from .base import (
+    CHORD_FAILED,
+    CHORD_FIRED,
+    CHORD_OPEN,
     RECENT_LIMIT,
     BackendSnapshot,
     Broker,
+    CanvasBackend,
+    ChordJoin,
     Claim,
     Consumer,
     Delivery,
     DrainCallback,
+    GroupInfo,
+    GroupSpec,
     Message,
     Progress,
     ResultBackend,
@@ -165,7 +172,7 @@ class MemoryConsumer(Consumer):
             self._broker._requeue(left)
 
 
-class MemoryBackend(ResultBackend):
+class MemoryBackend(ResultBackend, CanvasBackend):
     """Records, schedule, heartbeats and dedupe keys in dicts behind one condition.
 
     For the monitor it keeps, updated with every stored record, the ids of the tasks
@@ -187,6 +194,7 @@ class MemoryBackend(ResultBackend):
         self._failures: deque[WorkerFailure] = deque(maxlen=settings.failure_history)
         self._dedupe: dict[str, tuple[str, float]] = {}
         self._progress: dict[str, tuple[Progress, float]] = {}
+        self._groups: dict[str, _StoredGroup] = {}
         # Monitoring: ids by state (dicts as ordered sets), totals, latest finished tasks.
         self._by_state: dict[str, dict[str, None]] = {PROCESSING: {}, RETRYING: {}}
         self._totals: Counter[str] = Counter()
@@ -228,15 +236,19 @@ class MemoryBackend(ResultBackend):
                scheduled: Sequence[ScheduledMessage] = ()) -> None:
         now = time.time()
         with self._cond:
-            for entry in scheduled:
-                self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
-            for change in changes:
-                if change.dead_lettered:
-                    self._totals[DEAD_LETTERED] += 1
-                updated = apply_change(self._current(change.task_id, now), change)
-                if updated is not None:
-                    self._store(updated, now)
+            self._record_locked(changes, scheduled, now)
             self._cond.notify_all()
+
+    def _record_locked(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
+                       now: float) -> None:
+        for entry in scheduled:
+            self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
+        for change in changes:
+            if change.dead_lettered:
+                self._totals[DEAD_LETTERED] += 1
+            updated = apply_change(self._current(change.task_id, now), change)
+            if updated is not None:
+                self._store(updated, now)
 
     def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         now = time.time()
@@ -401,3 +413,66 @@ class MemoryBackend(ResultBackend):
             earlier = self._dedupe.get(key)
             if earlier is not None and earlier[0] == task_id:
                 del self._dedupe[key]
+
+    # -- canvas (groups and chords): see CanvasBackend in base.py
+    def save_groups(self, groups: Sequence[GroupSpec]) -> None:
+        now = time.time()
+        with self._cond:
+            for spec in groups:
+                info = GroupInfo(spec.group_id, spec.member_ids, spec.created,
+                                 callback_id=spec.callback.task_id if spec.callback else None,
+                                 state=CHORD_OPEN if spec.callback else None)
+                self._groups[spec.group_id] = _StoredGroup(info, spec.callback, set(),
+                                                           now + self.settings.result_expires)
+
+    def record_joined(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
+                      joins: Sequence[ChordJoin]) -> None:
+        now = time.time()
+        with self._cond:
+            self._record_locked(changes, scheduled, now)
+            for join in joins:
+                self._join(join, now)
+            self._cond.notify_all()
+
+    def _join(self, join: ChordJoin, now: float) -> None:
+        stored = self._group(join.chord_id, now)
+        record = self._current(join.task_id, now)
+        if stored is None or stored.callback is None or stored.info.state != CHORD_OPEN or record is None:
+            return
+        if record.state in (FAILED, REVOKED):
+            stored.info = replace(stored.info, state=CHORD_FAILED, failed_member=join.task_id)
+        elif record.state == SUCCESS:
+            stored.done.add(join.index)
+            stored.info = replace(stored.info, done=len(stored.done))
+            if len(stored.done) >= stored.info.size:
+                stored.info = replace(stored.info, state=CHORD_FIRED)
+                entry = stored.callback
+                self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
+
+    def _group(self, group_id: str, now: float) -> Optional[_StoredGroup]:
+        stored = self._groups.get(group_id)
+        if stored is not None and stored.expires < now:
+            del self._groups[group_id]
+            return None
+        return stored
+
+    def group_info(self, group_id: str) -> Optional[GroupInfo]:
+        with self._cond:
+            stored = self._group(group_id, time.time())
+            return stored.info if stored is not None else None
+
+    def open_chords(self, limit: int = RECENT_LIMIT) -> list[GroupInfo]:
+        now = time.time()
+        with self._cond:
+            found = [s.info for s in list(self._groups.values())
+                     if s.info.state == CHORD_OPEN and s.expires >= now]
+        return sorted(found, key=lambda info: info.created)[:max(limit, 0)]
+
+
+@dataclass
+class _StoredGroup:
+    info: GroupInfo
+    callback: Optional[ScheduledMessage]
+    #: Indexes of the chord's members counted successful.
+    done: set[int]
+    expires: float

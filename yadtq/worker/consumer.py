@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from .. import states
+from ..canvas.followups import FollowUps, record_revoked
 from ..envelope import Envelope, encode, from_body, peek_task_id, verify
 from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQError
 from ..transports.base import (
@@ -173,6 +174,7 @@ class TaskConsumer:
         settled: list[Delivery] = []
         changes: list[StateChange] = []
         scheduled: list[ScheduledMessage] = []
+        follow_ups = FollowUps(self.app)  # canvas: what an expired task of a canvas sets off
         for delivery in deliveries:
             envelope = self._decode(delivery)
             if envelope is None:
@@ -184,6 +186,7 @@ class TaskConsumer:
                 changes.append(StateChange(
                     envelope.id, states.REVOKED, now, worker=self.identity.name, name=envelope.task,
                     queue=envelope.queue, error=ErrorInfo("yadtq.exceptions.Revoked", "expired")))
+                follow_ups.ended(envelope, states.REVOKED, error=changes[-1].error)
                 settled.append(delivery)
             elif envelope.eta is not None and envelope.eta > now:
                 changes.append(StateChange(envelope.id, states.SCHEDULED, now, name=envelope.task,
@@ -199,7 +202,7 @@ class TaskConsumer:
                 runnable[attempt] = Pending(envelope, delivery)
         if changes:
             persist("recording scheduled and expired tasks",
-                    lambda: self.app.backend.record(changes, scheduled), self.stop,
+                    lambda: follow_ups.record(self.app.backend, changes, scheduled), self.stop,
                     self.backend_link)
         if settled:
             self.consumer.done(settled)
@@ -236,6 +239,7 @@ class TaskConsumer:
         decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims),
                             self.stop, self.backend_link)
         spent: list[Delivery] = []
+        unrun: list[Envelope] = []  # canvas tasks not run: a revoked one fails what follows it
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
             if decision == RUN:
@@ -256,6 +260,11 @@ class TaskConsumer:
                 logger.info("task %s[%s] not run: %s", envelope.task, envelope.id, decision,
                             extra=task_fields(envelope))
                 spent.extend(entry.deliveries())
+                if envelope.canvas:
+                    unrun.append(envelope)
+        if unrun:
+            persist("recording what revoked canvas tasks set off",
+                    lambda: record_revoked(self.app, unrun), self.stop, self.backend_link)
         if spent:
             self.consumer.done(spent)
 
@@ -311,7 +320,11 @@ class TaskConsumer:
             record_id, states.FAILED, time.time(),
             worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
             error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]), dead_lettered=True)
-        persist("recording a rejected message", lambda: self.app.backend.record([change]), self.stop,
+        follow_ups = FollowUps(self.app)  # canvas: a rejected member fails its chain or chord
+        if envelope is not None and task_id is not None:
+            follow_ups.ended(envelope, states.FAILED, error=change.error)
+        persist("recording a rejected message",
+                lambda: follow_ups.record(self.app.backend, [change], []), self.stop,
                 self.backend_link)
         # Until the dead-letter queue has it, the message must not be reported done.
         persist("dead-lettering a message", lambda: self.consumer.dead_letter(delivery, reason), self.stop)
@@ -348,9 +361,11 @@ class TaskConsumer:
         changes, scheduled = [], []
         limit = self.app.settings.result_max_bytes
         batch = [(job, bounded(job.envelope, outcome, limit)) for job, outcome in batch]
+        follow_ups = FollowUps(self.app)  # canvas: stored in the same step as the outcomes
         for job, outcome in batch:
             envelope = job.envelope
             changes.append(outcome_change(envelope, outcome, self.identity.name))
+            follow_ups.add(envelope, outcome)
             if outcome.state == states.RETRYING and outcome.retry_eta is not None:
                 retry = envelope.next_attempt(outcome.retry_eta)
                 scheduled.append(ScheduledMessage(retry.id, outcome.retry_eta, Message(
@@ -358,7 +373,8 @@ class TaskConsumer:
                     retry.headers())))
             self._log(envelope, outcome)
         try:
-            persist("storing outcomes", lambda: self.app.backend.record(changes, scheduled), stop,
+            persist("storing outcomes",
+                    lambda: follow_ups.record(self.app.backend, changes, scheduled), stop,
                     self.backend_link)
         except YADTQError as exc:
             logger.critical("cannot store %d outcomes (%s); their tasks will be delivered again",
@@ -426,10 +442,11 @@ def persist(what: str, call: Callable[[], T], stop: threading.Event, link: Optio
             value = call()
         except YADTQError as exc:
             if link is not None:
-                link.failed(exc)
+                link.failed(exc)  # logs the outage once; each retry only at debug level
             if stop.is_set() and delay > 1:
                 raise
-            logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            level = logging.WARNING if link is None and delay == 0.1 else logging.DEBUG
+            logger.log(level, "%s failed (%s); retrying in %.1f s", what, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         else:

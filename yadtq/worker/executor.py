@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import signals, states
+from ..canvas.followups import gather
 from ..envelope import Envelope, encode, pack
 from ..exceptions import (
+    ChordError,
     NotRegistered,
     Retry,
     Revoked,
@@ -177,15 +179,25 @@ def prepare(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Uni
     """An attempt at the task an envelope names, or the failure if it cannot run at all
     (``NotRegistered``, arguments that do not fit: never retried)."""
     started = time.time()
+
+    def failed(exc: BaseException) -> Outcome:
+        return Outcome(envelope.id, states.FAILED, started, time.time(),
+                       error=error_info(exc, with_traceback=False))
+
     task = app.tasks.get(envelope.task)
     if task is None:
-        return Outcome(envelope.id, states.FAILED, started, time.time(), error=error_info(
-            NotRegistered(f"task {envelope.task!r} is not registered"), with_traceback=False))
+        return failed(NotRegistered(f"task {envelope.task!r} is not registered"))
+    if envelope.canvas:
+        try:
+            envelope = gather(app, envelope)  # a chord's callback: its members' results first
+        except ChordError as exc:
+            return failed(exc)
+        except Exception as exc:  # e.g. the backend is unreachable: try again later
+            return _retry_or_fail(task, envelope, exc, started, None, None)
     try:
         _check_arguments(task, envelope)
     except TypeError as exc:
-        return Outcome(envelope.id, states.FAILED, started, time.time(),
-                       error=error_info(exc, with_traceback=False))
+        return failed(exc)
     return Attempt(app, envelope, task, worker, started)
 
 

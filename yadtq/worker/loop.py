@@ -109,12 +109,14 @@ async def execute_async(app: YADTQ, envelope: Envelope, worker: Optional[str],
 
     Same outcomes as :func:`executor.execute`.
     """
+    task = app.tasks.get(envelope.task)
+    if task is not None and not task.is_async:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(sync_executor, execute, app, envelope, worker)
     attempt = prepare(app, envelope, worker)
     if isinstance(attempt, Outcome):
         return attempt
-    if not attempt.task.is_async:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(sync_executor, execute, app, envelope, worker)
+    envelope = attempt.envelope  # a chord callback's, with its members' results
     limit = time_limit_of(app, envelope)
     token = set_current_request(attempt.request)  # this asyncio task's own context
     timers: list[asyncio.TimerHandle] = []

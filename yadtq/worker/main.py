@@ -302,7 +302,7 @@ class Worker:
         # flight still gets stored) and stop the worker, so those deliveries come back.
         recorder = supervisor.spawn("recorder", lambda: tasks.record_forever(recorder_stop),
                                     fatal=True)
-        scheduler = Scheduler(self.app)
+        scheduler = Scheduler(self.app, backend_link)
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
         terminator = Terminator(self.app, pool)

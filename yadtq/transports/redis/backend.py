@@ -37,6 +37,7 @@ from ..base import (
 )
 from ..records import OUTAGE_INTERVALS, PRUNE_BATCH, Watch, silence, summarize_scheduled, totals_from
 from .aio import AsyncInbox
+from .canvas import RedisCanvas
 from .codec import (
     change_fields,
     decode_member,
@@ -51,7 +52,7 @@ from .codec import (
     packb,
     schedule_member,
 )
-from .inbox import Inbox
+from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
     DEFAULT_PREFIX,
@@ -108,10 +109,12 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(ResultBackend):
+class RedisBackend(RedisCanvas, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
+    #: How the canvas steps (canvas.py) translate redis-py's exceptions.
+    _guard = staticmethod(_unavailable)
 
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
@@ -150,6 +153,13 @@ class RedisBackend(ResultBackend):
         """
         if not changes and not scheduled:
             return
+        script, keys, args = self._record_call(changes, scheduled)
+        with _unavailable("record"):
+            script(keys=keys, args=args)
+
+    def _record_call(self, changes: Sequence[StateChange],
+                     scheduled: Sequence[ScheduledMessage]) -> tuple[Script, list[str], list[Any]]:
+        """The record script with its keys and arguments (also run by ``record_joined``)."""
         batch = [[c.task_id, c.state, float_text(c.timestamp), c.worker or "", c.name or "",
                   history_entry(c.state, c.timestamp, c.worker), change_fields(c), c.queue or "",
                   c.error.type if c.error else "",
@@ -162,7 +172,7 @@ class RedisBackend(ResultBackend):
         keys = [self.key(SCHEDULE_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
                 self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(RECENT_SUCCESS_KEY),
                 self.key(RECENT_FAILED_KEY)]
-        self._run("record", keys, args)
+        return self._scripts["record"], keys, args
 
     def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         """Decide every claim of the batch in one script; makes a redelivered task run at
@@ -197,19 +207,38 @@ class RedisBackend(ResultBackend):
         return [decode_record(t, cast("Mapping[bytes, bytes]", row)) for t, row in zip(task_ids, rows)]
 
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
-        """Block until the task is ready, woken through this instance's inbox channel."""
+        """Block until the task is ready, woken through this instance's inbox channel.
+
+        An outage that starts while waiting is ridden out until ``timeout`` (the inbox
+        logs it once lost and once back; reads are retried quietly, at most every
+        ``RECONNECT_DELAY_MAX`` seconds): only a backend that cannot be reached at the
+        start raises ``BackendUnavailable``.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         inbox = self._open_inbox()
         event = inbox.expect(task_id)
+        reached = False
+        delay = 0.05
+        pause: Optional[float]
         try:
             while True:
                 event.clear()  # before reading: a notification from now on is not missed
-                record = self._watch(task_id, inbox.channel)
+                try:
+                    record: Optional[TaskRecord] = self._watch(task_id, inbox.channel)
+                except BackendUnavailable:
+                    if not reached:
+                        raise
+                    record, pause = None, delay
+                    delay = min(delay * 2, RECONNECT_DELAY_MAX)
+                else:
+                    reached, pause, delay = True, None, 0.05
                 if record is not None and record.state in READY_STATES:
                     return record
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
+                if pause is not None:
+                    remaining = pause if remaining is None else min(pause, remaining)
                 event.wait(remaining)
         finally:
             inbox.forget(task_id, event)
@@ -374,8 +403,8 @@ class RedisBackend(ResultBackend):
         keys = [self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(SCHEDULE_KEY),
                 self.key(LEASED_KEY), self.key(STATS_KEY), self.key(RECENT_SUCCESS_KEY),
                 self.key(RECENT_FAILED_KEY)]
-        stale = time.time() - self.settings.result_expires
-        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT), float_text(stale)]
+        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT),
+                float_text(self.settings.result_expires)]
         (processing, retrying, scheduled, stats, in_progress, waiting, due, successes,
          failures) = self._run("snapshot", keys, args)
         counters = {k.decode(): int(v) for k, v in zip(stats[::2], stats[1::2])}

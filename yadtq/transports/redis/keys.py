@@ -28,3 +28,34 @@ RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest firs
 PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
+# Canvas (canvas.py): groups and chords.
+GROUP_KEY = "group:"  # hash: a stored group: members, and for a chord its callback and count
+CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful
+OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created
+
+__all__ = [
+    "CHORD_DONE_KEY",
+    "DEDUPE_KEY",
+    "DEFAULT_PREFIX",
+    "EVENTS_KEY",
+    "EVENTS_MAXLEN",
+    "FAILURES_KEY",
+    "GROUP_KEY",
+    "INBOX_CHANNEL",
+    "INSTANCES_KEY",
+    "LEASED_KEY",
+    "OPEN_CHORDS_KEY",
+    "PROCESSING_KEY",
+    "RECENT_FAILED_KEY",
+    "RECENT_SUCCESS_KEY",
+    "RETRYING_KEY",
+    "REVOKED_KEY",
+    "SCHEDULE_KEY",
+    "STATS_KEY",
+    "TASK_KEY",
+    "WAITERS_KEY",
+    "WATCH_KEY",
+    "WORKERS_KEY",
+    "WORKERS_SEEN_KEY",
+    "WORKER_INSTANCE_KEY",
+]

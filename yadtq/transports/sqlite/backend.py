@@ -42,6 +42,7 @@ from ..records import (
     totals_from,
     watch_after_beat,
 )
+from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
 from .notify import Notifier
 from .schema import (
     BACKEND_SCHEMA,
@@ -112,7 +113,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(ResultBackend):
+class SqliteBackend(SqliteCanvas, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -121,7 +122,7 @@ class SqliteBackend(ResultBackend):
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA, BackendUnavailable,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA, BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
         try:
@@ -167,7 +168,8 @@ class SqliteBackend(ResultBackend):
         self._next_purge = now + PURGE_INTERVAL
         behind = False
         with self._db.transaction() as conn:
-            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", "yadtq_progress"):
+            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", "yadtq_progress",
+                          *CANVAS_TABLES):
                 cursor = conn.execute(
                     f"DELETE FROM {table} WHERE rowid IN"
                     f" (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)", (now, PURGE_BATCH))
@@ -180,30 +182,39 @@ class SqliteBackend(ResultBackend):
                scheduled: Sequence[ScheduledMessage] = ()) -> None:
         """Store changes and schedule messages in one transaction, then wake waiters."""
         now = time.time()
-        ready: list[str] = []
         with self._db.transaction() as conn:
-            if scheduled:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO yadtq_schedule"
-                    " (task_id, due, leased_until, queue, body, key, headers)"
-                    " VALUES (?, ?, 0, ?, ?, ?, ?)",
-                    [(e.task_id, e.due, e.message.queue, e.message.body, e.message.key,
-                      _pack_headers(e.message.headers)) for e in scheduled])
-            if changes:
-                records = self._load(conn, {c.task_id for c in changes}, now)
-                changed: dict[str, TaskRecord] = {}
-                totals: Counter[str] = Counter()
-                for change in changes:
-                    if change.dead_lettered:
-                        totals[DEAD_LETTERED] += 1
-                    updated = apply_change(records.get(change.task_id), change)
-                    if updated is not None:
-                        records[change.task_id] = changed[change.task_id] = updated
-                        if updated.state in TOTAL_OF_STATE:
-                            totals[TOTAL_OF_STATE[updated.state]] += 1
-                self._store(conn, changed.values(), now)
-                self._add_totals(conn, totals)
-                ready = [r.task_id for r in changed.values() if r.state in READY_STATES]
+            ready = self._record_in(conn, changes, scheduled, now)
+        self._after_record(ready, now)
+
+    def _record_in(self, conn: sqlite3.Connection, changes: Sequence[StateChange],
+                   scheduled: Sequence[ScheduledMessage], now: float) -> list[str]:
+        """``record`` inside the caller's transaction; returns the ids made ready."""
+        if scheduled:
+            conn.executemany(
+                "INSERT OR REPLACE INTO yadtq_schedule"
+                " (task_id, due, leased_until, queue, body, key, headers)"
+                " VALUES (?, ?, 0, ?, ?, ?, ?)",
+                [(e.task_id, e.due, e.message.queue, e.message.body, e.message.key,
+                  _pack_headers(e.message.headers)) for e in scheduled])
+        if not changes:
+            return []
+        records = self._load(conn, {c.task_id for c in changes}, now)
+        changed: dict[str, TaskRecord] = {}
+        totals: Counter[str] = Counter()
+        for change in changes:
+            if change.dead_lettered:
+                totals[DEAD_LETTERED] += 1
+            updated = apply_change(records.get(change.task_id), change)
+            if updated is not None:
+                records[change.task_id] = changed[change.task_id] = updated
+                if updated.state in TOTAL_OF_STATE:
+                    totals[TOTAL_OF_STATE[updated.state]] += 1
+        self._store(conn, changed.values(), now)
+        self._add_totals(conn, totals)
+        return [r.task_id for r in changed.values() if r.state in READY_STATES]
+
+    def _after_record(self, ready: list[str], now: float) -> None:
+        """Wake the waiters of tasks made ready, and purge expired rows now and then."""
         self._notifier.notify(ready)
         try:
             self._purge_expired(now)

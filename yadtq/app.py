@@ -108,13 +108,13 @@ class YADTQ:
         self._exit_flush = False
         self._clock: Optional[BackendClock] = None
         self._task_defaults = self._defaults_from_settings()
+        register_builtins(self)
 
     def _defaults_from_settings(self) -> TaskOptions:
         return TaskOptions(
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
-        register_builtins(self)
 
     def config_from_object(self, obj: Any) -> None:
         """Read settings from a module, an import path (``"pkg.settings"``,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .envelope import peek_created, unpack
 from .exceptions import YADTQError
+from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import (
     RECENT_LIMIT,
@@ -82,6 +83,8 @@ class ClusterSnapshot:
     throughput: Optional[float] = None
     #: The latest progress reported by tasks in progress, by task id.
     progress: Mapping[str, Progress] = dataclasses.field(default_factory=dict)
+    #: The periodic schedules, by name (none on a backend that keeps none).
+    schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
     chords: tuple[GroupInfo, ...] = ()
 
@@ -128,6 +131,7 @@ class ClusterSnapshot:
             "recent_failures": [dataclasses.asdict(t) for t in tasks.recent_failures],
             "workers": [worker_dict(w, self.taken) for w in self.workers],
             "worker_failures": [dataclasses.asdict(f) for f in self.failures],
+            "schedules": [info.to_dict() for info in self.schedules],
             "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
                         "callback_id": c.callback_id, "created": c.created} for c in self.chords],
         }
@@ -233,6 +237,7 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
+        schedules=tuple(listing_if_kept(app)),
         chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
     )
     if previous is not None:

@@ -17,6 +17,7 @@ from .inspection import inspect_command, tasks_command
 from .monitor import monitor
 from .render import one_line
 from .revoke import revoke
+from .schedule import schedule
 from .shell import shell
 from .tasks import purge, result, status, submit
 from .worker import worker
@@ -52,7 +53,7 @@ def main() -> None:
 
 
 for _command in (worker, submit, status, result, revoke, purge, monitor, inspect_command,
-                 tasks_command, bench, shell):
+                 tasks_command, bench, shell, schedule):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -28,6 +28,7 @@ from .recycle import Recycling
 from .scheduler import Scheduler
 from .supervise import Supervisor
 from .terminate import Terminator
+from .ticker import Ticker
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -302,7 +303,8 @@ class Worker:
         # flight still gets stored) and stop the worker, so those deliveries come back.
         recorder = supervisor.spawn("recorder", lambda: tasks.record_forever(recorder_stop),
                                     fatal=True)
-        scheduler = Scheduler(self.app, backend_link)
+        scheduler = Scheduler(self.app, backend_link, activity=lambda: self.stats.retried,
+                              ticker=Ticker(self.app))
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
         terminator = Terminator(self.app, pool)

@@ -77,6 +77,7 @@ from .keys import (
     WORKERS_KEY,
     WORKERS_SEEN_KEY,
 )
+from .periodic import RedisPeriodic
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -109,7 +110,7 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(RedisCanvas, ResultBackend):
+class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

@@ -28,6 +28,10 @@ RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest firs
 PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
+# Periodic schedules (transports/redis/periodic.py, scripts/periodic.lua)
+PERIODIC_KEY = "periodic:entry:"  # hash: spec, next_run, paused, last_run, last_task_id
+PERIODIC_NAMES_KEY = "periodic:names"  # sorted set: every schedule's name (score 0)
+PERIODIC_DUE_KEY = "periodic:due"  # sorted set: name of a schedule not paused -> next_run
 # Canvas (canvas.py): groups and chords.
 GROUP_KEY = "group:"  # hash: a stored group: members, and for a chord its callback and count
 CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful

@@ -72,6 +72,7 @@ from .keys import (
     WORKERS_KEY,
     WORKERS_SEEN_KEY,
 )
+from .limits import RedisLimits
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -97,7 +98,7 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
-class RedisBackend(RedisCanvas, ResultBackend):
+class RedisBackend(RedisCanvas, RedisLimits, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

@@ -31,3 +31,5 @@ EVENTS_MAXLEN = 10_000
 GROUP_KEY = "group:"  # hash: a stored group: members, and for a chord its callback and count
 CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful
 OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created
+# Flow control (limits.py).
+RATE_KEY = "rate:"  # sorted set per task name: attempt -> start time or reservation

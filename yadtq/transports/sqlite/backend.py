@@ -42,6 +42,7 @@ from ..records import (
     watch_after_beat,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
+from .limits import LIMITS_SCHEMA, SqliteLimits
 from .notify import Notifier
 from .schema import (
     BACKEND_SCHEMA,
@@ -112,7 +113,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqliteCanvas, ResultBackend):
+class SqliteBackend(SqliteCanvas, SqliteLimits, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -121,7 +122,7 @@ class SqliteBackend(SqliteCanvas, ResultBackend):
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA, BackendUnavailable,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + LIMITS_SCHEMA, BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
         try:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
 from typing_extensions import Concatenate, ParamSpec
 
-from . import states
+from . import schedules, states
 from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
 from .canvas.send import apply as send_canvas
 from .clock import BackendClock
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
-from .envelope import Envelope, encode, pack
+from .envelope import Envelope, encode_body, headers_for, new_body, new_task_id, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
+from .periodic import CATCH_UP_ONCE, Schedule
 from .result import AsyncResult
 from .settings import Settings, load_settings
 from .task import Task, TaskOptions, build_options
@@ -85,6 +85,8 @@ class YADTQ:
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: short name ("add") -> full names, for the CLI and send_task.
         self._aliases: dict[str, set[str]] = {}
+        #: Periodic schedules declared in code, by name: saved by every worker at start.
+        self.periodic_schedules: dict[str, Schedule] = {}
         self._broker: Optional[Broker] = None
         self._backend: Optional[ResultBackend] = None
         self._lock = threading.Lock()
@@ -273,46 +275,40 @@ class YADTQ:
             extra["max_retries"] = max_retries
         if time_limit is not None:
             extra["time_limit"] = time_limit
-        envelope = Envelope(
-            id=task_id or uuid.uuid4().hex,
-            task=name,
-            args=args,
-            kwargs=kwargs,
-            queue=queue or (opts.queue if opts and opts.queue else self.settings.default_queue),
-            eta=run_at,
-            expires=(_epoch(expires) if isinstance(expires, datetime) else now + expires)
-            if expires is not None else None,
-            key=key,
-            created=now,
-            options=extra,
-        )
-        body = encode(envelope, self.settings.secret_key)  # raises SerializationError
+        # The hot path of .delay(): one dict, one encode, one non-blocking publish; an
+        # Envelope object is built only for an eager run.
+        tid = task_id or new_task_id()
+        to = queue or (opts.queue if opts and opts.queue else self.settings.default_queue)
+        fields = new_body(tid, name, args, kwargs, to, run_at,
+                          (_epoch(expires) if isinstance(expires, datetime) else now + expires)
+                          if expires is not None else None, key, now, extra)
+        body = encode_body(fields, self.settings.secret_key)  # raises SerializationError
         if dedupe_key is None and opts is not None and opts.dedupe:
             dedupe_key = f"{name}:{pack([list(args), kwargs]).hex()}"
         if dedupe_key is not None:
-            winner = self.backend.claim_dedupe(dedupe_key, envelope.id, self.settings.result_expires)
-            if winner != envelope.id:
-                logger.debug("task %s deduplicated to %s (%s)", envelope.id, winner, name)
+            winner = self.backend.claim_dedupe(dedupe_key, tid, self.settings.result_expires)
+            if winner != tid:
+                logger.debug("task %s deduplicated to %s (%s)", tid, winner, name)
                 return AsyncResult(winner, self)
         if self.settings.eager:
-            return self._run_eagerly(envelope)
-        message = Message(queue=envelope.queue, body=body, key=envelope.routing_key(),
-                          headers=envelope.headers())
+            return self._run_eagerly(Envelope(id=tid, task=name, args=args, kwargs=kwargs, queue=to,
+                                              eta=run_at, expires=fields["expires"], key=key,
+                                              created=now, options=extra))
+        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers_for(name, tid))
         try:
             if run_at is not None and run_at > now:
                 self.backend.record(
-                    [StateChange(envelope.id, states.SCHEDULED, now, name=name, queue=envelope.queue,
-                                 eta=run_at)],
-                    [ScheduledMessage(envelope.id, run_at, message)],
+                    [StateChange(tid, states.SCHEDULED, now, name=name, queue=to, eta=run_at)],
+                    [ScheduledMessage(tid, run_at, message)],
                 )
             else:
                 self.broker.publish([message])
                 self.deliveries.sent()
         except BaseException:
             if dedupe_key is not None:  # never sent: the key must not keep pointing at it
-                self._release_dedupe(dedupe_key, envelope.id)
+                self._release_dedupe(dedupe_key, tid)
             raise
-        return AsyncResult(envelope.id, self)
+        return AsyncResult(tid, self)
 
     def _release_dedupe(self, key: str, task_id: str) -> None:
         try:
@@ -381,6 +377,7 @@ class YADTQ:
             w.worker: {
                 "status": self.worker_state(w, now),
                 "last_heartbeat": w.last_heartbeat,
+                "silent": w.silent,
                 "tasks_done": w.tasks_done,
                 "tasks_failed": w.tasks_failed,
                 "active": w.active,
@@ -403,6 +400,66 @@ class YADTQ:
         from .cli.render import print_worker_table
 
         print_worker_table(self.get_worker_status())
+
+    # ------------------------------------------------------------------ periodic tasks
+    @overload
+    def periodic_task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def periodic_task(self, *, cron: Optional[str] = None, every: Optional[float] = None,
+                      timezone: str = "UTC", catch_up: str = CATCH_UP_ONCE,
+                      name: Optional[str] = None, args: tuple[Any, ...] = (),
+                      kwargs: Optional[dict[str, Any]] = None, **options: Any) -> TaskDecorator: ...
+
+    def periodic_task(self, fn: Optional[Callable[..., Any]] = None, *, cron: Optional[str] = None,
+                      every: Optional[float] = None, timezone: str = "UTC",
+                      catch_up: str = CATCH_UP_ONCE, name: Optional[str] = None,
+                      args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None,
+                      **options: Any) -> Any:
+        """Register a task that runs on a schedule: ``@app.periodic_task(cron="*/5 * * * *",
+        timezone="Europe/Berlin")`` or ``@app.periodic_task(every=30)``.
+
+        The schedule is named after the task (``name=`` overrides), ``args``/``kwargs`` are
+        what each tick passes, ``catch_up`` is ``"once"`` (a tick missed while no worker ran
+        runs once when one returns) or ``"none"``; other options go to ``@app.task``.
+        Workers save the schedule in the backend when they start (``docs/periodic.md``).
+
+        Raises:
+            ConfigurationError: a bad cron expression, timezone, ``every`` or ``catch_up``.
+        """
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            task: Task[Any, Any] = self.task(**options)(func)
+            schedules.declare(self, name or task.name, task, cron=cron, every=every, timezone=timezone,
+                    catch_up=catch_up, args=args, kwargs=kwargs)
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def add_periodic_task(self, name: str, task: Any, *, cron: Optional[str] = None,
+                          every: Optional[float] = None, timezone: str = "UTC",
+                          catch_up: str = CATCH_UP_ONCE, queue: Optional[str] = None) -> Schedule:
+        """Declare schedule ``name`` running ``task`` (a task, its name, or a signature such
+        as ``cleanup.s(days=7)``) on ``cron`` or ``every`` seconds. Workers save it in the
+        backend when they start; ``yadtq schedule add`` saves one without code.
+
+        Raises:
+            ConfigurationError: a bad spec.
+        """
+        return schedules.declare(self, name, task, cron=cron, every=every, timezone=timezone,
+                       catch_up=catch_up, queue=queue)
+
+    def periodic_tasks(self) -> list[schedules.ScheduleInfo]:
+        """The schedules stored in the backend, each with ``name``, ``next_run``, ``paused``,
+        ``last_run`` and ``last_task_id``."""
+        return schedules.listing(self)
+
+    def pause_periodic_task(self, name: str) -> None:
+        """Stop schedule ``name`` from firing (cluster-wide) until resumed."""
+        schedules.pause(self, name)
+
+    def resume_periodic_task(self, name: str) -> None:
+        """Let schedule ``name`` fire again from its next tick after now."""
+        schedules.resume(self, name)
 
 
 def _epoch(value: Union[datetime, float]) -> float:

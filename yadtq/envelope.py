@@ -11,6 +11,8 @@ import decimal
 import hashlib
 import hmac
 import math
+import os
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -38,8 +40,10 @@ HEADER_ID = "yadtq-id"
 
 
 def _default(obj: Any) -> Any:
+    # Nested values go through _pack_nested: the thread's packer is mid-way through
+    # the outer value while this runs.
     if isinstance(obj, tuple):
-        return msgpack.ExtType(EXT_TUPLE, pack(list(obj)))
+        return msgpack.ExtType(EXT_TUPLE, _pack_nested(list(obj)))
     if isinstance(obj, dt.datetime):
         return msgpack.ExtType(EXT_DATETIME, obj.isoformat().encode())
     if isinstance(obj, dt.date):
@@ -51,7 +55,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, decimal.Decimal):
         return msgpack.ExtType(EXT_DECIMAL, str(obj).encode())
     if isinstance(obj, (set, frozenset)):
-        return msgpack.ExtType(EXT_SET, pack(list(obj)))
+        return msgpack.ExtType(EXT_SET, _pack_nested(list(obj)))
     # strict_types sends subclasses here: carry them as their plain base type.
     for base in (bool, int, float, str, bytes, list, dict):
         if isinstance(obj, base):
@@ -77,6 +81,22 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
+_local = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """This thread's packer: made once, reused for every value (a packer is not thread-safe)."""
+    try:
+        return _local.packer  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.packer = msgpack.Packer(default=_default, use_bin_type=True, strict_types=True)
+        return _local.packer  # type: ignore[no-any-return]
+
+
+def _pack_nested(value: Any) -> bytes:
+    return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)  # type: ignore[no-any-return]
+
+
 def pack(value: Any) -> bytes:
     """Encode a value with yadtq's msgpack extension types.
 
@@ -84,7 +104,7 @@ def pack(value: Any) -> bytes:
         SerializationError: the value (or something inside it) cannot be carried.
     """
     try:
-        return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)  # type: ignore[no-any-return]
+        return _packer().pack(value)  # type: ignore[no-any-return]  # resets itself on error
     except (TypeError, ValueError, OverflowError) as exc:
         raise SerializationError(str(exc)) from None
 
@@ -137,18 +157,51 @@ class Envelope:
 
     def headers(self) -> dict[str, bytes]:
         """Headers that let a broker route the message without decoding it."""
-        return {
-            HEADER_TASK: self.task.encode(),
-            HEADER_VERSION: str(PROTOCOL_VERSION).encode(),
-            HEADER_ID: self.id.encode(),
-        }
+        return headers_for(self.task, self.id)
 
     def routing_key(self) -> bytes:
         return (self.key or self.id).encode()
 
 
-_FIELDS = ("id", "task", "args", "kwargs", "queue", "retries", "eta", "expires",
-           "parent_id", "root_id", "key", "created", "options")
+_VERSION_HEADER = str(PROTOCOL_VERSION).encode()
+
+
+def headers_for(task: str, task_id: str) -> dict[str, bytes]:
+    """The headers of a message carrying task ``task_id`` of ``task``."""
+    return {HEADER_TASK: task.encode(), HEADER_VERSION: _VERSION_HEADER, HEADER_ID: task_id.encode()}
+
+
+#: The 128-bit masks of a random (version 4, RFC 4122 variant) UUID.
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def new_task_id() -> str:
+    """A new task id: a random UUID as 32 hex digits, exactly as ``uuid.uuid4().hex``
+    (without building a ``UUID`` object, which costs more than the rest of a send)."""
+    return "%032x" % ((int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR) | _UUID4_SET)
+
+
+def body_of(envelope: Envelope) -> dict[str, Any]:
+    """The msgpack map an envelope travels as (before signing)."""
+    e = envelope
+    body = {"v": PROTOCOL_VERSION, "id": e.id, "task": e.task, "args": list(e.args), "kwargs": e.kwargs,
+            "queue": e.queue, "retries": e.retries, "eta": e.eta, "expires": e.expires,
+            "parent_id": e.parent_id, "root_id": e.root_id, "key": e.key, "created": e.created,
+            "options": e.options}
+    if e.canvas:  # added compatibly (no version change): older decoders ignore it
+        body["canvas"] = e.canvas
+    return body
+
+
+def new_body(task_id: str, task: str, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str,
+             eta: Optional[float], expires: Optional[float], key: Optional[str], created: float,
+             options: dict[str, Any]) -> dict[str, Any]:
+    """The body of a first attempt, built without an :class:`Envelope` (the submit path);
+    the same map :func:`body_of` gives for the equal envelope."""
+    return {"v": PROTOCOL_VERSION, "id": task_id, "task": task, "args": list(args), "kwargs": kwargs,
+            "queue": queue, "retries": 0, "eta": eta, "expires": expires, "parent_id": None,
+            "root_id": None, "key": key, "created": created, "options": options}
 
 
 def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
@@ -157,12 +210,15 @@ def encode(envelope: Envelope, secret_key: Optional[str] = None) -> bytes:
     Raises:
         SerializationError: an argument cannot be carried by the wire format.
     """
-    body: dict[str, Any] = {"v": PROTOCOL_VERSION}
-    for name in _FIELDS:
-        body[name] = getattr(envelope, name)
-    body["args"] = list(envelope.args)
-    if envelope.canvas:  # added compatibly (no version change): older decoders ignore it
-        body["canvas"] = envelope.canvas
+    return encode_body(body_of(envelope), secret_key)
+
+
+def encode_body(body: dict[str, Any], secret_key: Optional[str] = None) -> bytes:
+    """Encode a body from :func:`body_of` or :func:`new_body`, signed when a key is given.
+
+    Raises:
+        SerializationError: an argument cannot be carried by the wire format.
+    """
     payload = pack(body)
     if secret_key is None:
         return payload

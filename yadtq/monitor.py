@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from .envelope import peek_created
+from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import (
     RECENT_LIMIT,
@@ -77,6 +78,8 @@ class ClusterSnapshot:
     tasks: BackendSnapshot
     #: Tasks finished (succeeded or failed) per second since the previous snapshot.
     throughput: Optional[float] = None
+    #: The periodic schedules, by name (none on a backend that keeps none).
+    schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
     chords: tuple[GroupInfo, ...] = ()
 
@@ -122,6 +125,7 @@ class ClusterSnapshot:
             "recent_failures": [dataclasses.asdict(t) for t in tasks.recent_failures],
             "workers": [worker_dict(w, self.taken) for w in self.workers],
             "worker_failures": [dataclasses.asdict(f) for f in self.failures],
+            "schedules": [info.to_dict() for info in self.schedules],
             "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
                         "callback_id": c.callback_id, "created": c.created} for c in self.chords],
         }
@@ -194,7 +198,7 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
     snapshot = ClusterSnapshot(
         taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
-        failures=failures, tasks=tasks,
+        failures=failures, tasks=tasks, schedules=tuple(listing_if_kept(app)),
         chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
     )
     if previous is not None:

@@ -4,11 +4,13 @@ Kafka (case 6), and a scheduled task's copy refused by Kafka (case 8)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -323,3 +325,60 @@ def test_a_copy_refused_past_message_timeout_does_not_fail_a_scheduled_task(
         assert moved == 1 and waiting.state == states.SCHEDULED
     finally:
         dead.close()
+
+
+# --------------------------------------------------------------------------- case 17
+
+
+def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [f"{r.name}: {r.getMessage()}" for r in caplog.records
+            if r.levelno >= logging.WARNING and r.name.startswith("yadtq")]
+
+
+@pytest.mark.redis
+def test_a_redis_outage_is_logged_once_lost_and_once_back(
+        own_redis: OwnRedis, caplog: pytest.LogCaptureFixture) -> None:
+    """In a client waiting on a result and in a worker alike: no warning per retry."""
+    from yadtq.worker.main import Worker
+
+    caplog.set_level(logging.INFO, logger="yadtq")
+    app = YADTQ("quiet", broker="memory://", backend=own_redis.url, heartbeat_interval=0.2,
+                worker_unresponsive_after=1.0)
+    # The client shares the worker's in-process broker; its backend is its own connection.
+    client = YADTQ("quiet", broker="memory://", backend=own_redis.url)
+    client._broker = app.broker
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    worker = Worker(app, name="quiet-worker", concurrency=1).start()
+    waiting = client.AsyncResult("not-yet")
+    woken: list[Any] = []
+    waiter = threading.Thread(target=lambda: woken.append(waiting.get(timeout=60)), daemon=True)
+    try:
+        assert client.send_task(add.name, (1, 2)).get(timeout=30) == 3
+        waiter.start()
+        probe = redis.Redis.from_url(own_redis.url)
+        wait_for(lambda: probe.exists(f"yadtq:waiters:{waiting.id}"), 10, "the client waiting")
+        probe.close()
+        caplog.clear()
+        own_redis.stop()
+        time.sleep(6)
+        own_redis.start()
+        assert client.send_task(add.name, (2, 3)).get(timeout=30) == 5
+        client.backend.record([StateChange(waiting.id, states.SUCCESS, time.time(), result=b"\x01")])
+        waiter.join(30)
+        assert woken == [1]  # the client rode out the outage
+        time.sleep(1)  # the last restored lines
+        lines = _outage_lines(caplog)
+        inbox = [line for line in lines if line.startswith("yadtq.transports.redis.inbox")]
+        assert len(inbox) == 2, inbox  # lost, restored
+        worker_lines = [line for line in lines if line not in inbox]
+        lost = [line for line in worker_lines if "lost" in line]
+        assert len(lost) == 1 and len(worker_lines) <= 3, worker_lines  # lost, restored (+1 spare)
+    finally:
+        worker.stop(20)
+        client._broker = None
+        client.close()
+        app.close()

@@ -57,20 +57,18 @@ def test_no_head_of_line_blocking(cluster: Cluster, kafka_bootstrap: str) -> Non
     sleep_then = cluster.module.sleep_then
     with running_workers(1, APP, cluster.env, cluster.logdir, ["-c", "8"]) as workers:
         wait_ready(workers, cluster.app.get_worker_status)
-        slow = sleep_then.apply_async(("slow", 5.0), key="same-partition")
+        slow = sleep_then.apply_async(("slow", 20.0), key="same-partition")
         wait_until(lambda: cluster.counter("slow:started") == 1, timeout=30)
-        started = time.monotonic()
         quick = [sleep_then.apply_async((f"q{n}", 0.01), key="same-partition") for n in range(200)]
         for result in quick:
             result.get(timeout=30)
-        quick_time = time.monotonic() - started
-        assert slow.state == states.PROCESSING  # all 200 finished while the slow one still ran
-        assert quick_time < 1.5, f"200 quick tasks behind a slow one took {quick_time:.2f} s"
-        assert slow.get(timeout=30) == "slow"
-        ended = time.monotonic()
-        # the committed offset moves past the slow one (and all 200) soon after it ends
-        wait_until(lambda: sum(committed_offsets(cluster, kafka_bootstrap).values()) >= 201, timeout=5)
-        assert time.monotonic() - ended < 2.0
+        # All 200 finished while the slow one, ahead of them in the partition, still runs;
+        # and the committed offset has not moved past the unfinished slow task.
+        assert slow.state == states.PROCESSING
+        assert sum(committed_offsets(cluster, kafka_bootstrap).values()) <= 1
+        assert slow.get(timeout=60) == "slow"
+        # Once it ends, the committed offset moves past the slow one and all 200.
+        wait_until(lambda: sum(committed_offsets(cluster, kafka_bootstrap).values()) >= 201, timeout=20)
 
 
 def test_dedupe_under_concurrency(cluster: Cluster) -> None:

@@ -16,6 +16,7 @@ from .bench import bench
 from .inspection import inspect_command, tasks_command
 from .monitor import monitor
 from .render import one_line
+from .schedule import schedule
 from .shell import shell
 from .tasks import purge, result, status, submit
 from .worker import worker
@@ -51,7 +52,7 @@ def main() -> None:
 
 
 for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
-                 bench, shell):
+                 bench, shell, schedule):
     main.add_command(_command)
 
 __all__ = ["main"]

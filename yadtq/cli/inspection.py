@@ -18,6 +18,7 @@ from .chords import chord_dict, chords_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import stdout_console
+from .schedule import schedule_table
 from .views import (
     failures_table,
     processing_table,
@@ -30,7 +31,7 @@ from .views import (
 if TYPE_CHECKING:
     from ..app import YADTQ
 
-INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords")
+INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords", "schedules")
 TASK_STATES = (states.QUEUED, states.SCHEDULED, states.PROCESSING, states.RETRYING, states.SUCCESS,
                states.FAILED, states.REVOKED)
 DEFAULT_LIMIT = 50
@@ -54,7 +55,7 @@ def _task_dicts(tasks: tuple[TaskSummary, ...]) -> list[dict[str, Any]]:
 
 
 @click.command("inspect")
-@click.argument("what", type=click.Choice(INSPECT_TARGETS), metavar="workers|active|scheduled|failed|chords")
+@click.argument("what", type=click.Choice(INSPECT_TARGETS), metavar="|".join(INSPECT_TARGETS))
 @app_option
 @limit_option
 @json_option
@@ -67,6 +68,7 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
       active     tasks in progress, longest running first
       scheduled  messages waiting for a countdown, eta or retry, soonest first
       failed     the latest failures, newest first
+      schedules  periodic schedules with their last and next run
       chords     chords waiting for members, oldest first: members done of all
 
     With --json: a JSON list of objects (timestamps in epoch seconds).
@@ -82,6 +84,15 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
             console.print(Text("no workers have reported yet", style="dim"))
         else:
             console.print(workers_table(workers, now))
+        return
+    if what == "schedules":
+        infos = app.periodic_tasks()[:limit]
+        if as_json:
+            _dump([info.to_dict() for info in infos])
+        elif not infos:
+            console.print(Text("no periodic schedules", style="dim"))
+        else:
+            console.print(schedule_table(infos, app.now()))
         return
     if what == "chords":
         chords = app.backend.open_chords(limit) if isinstance(app.backend, CanvasBackend) else []

@@ -21,6 +21,7 @@ from .chords import chords_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import one_line, stdout_console
+from .schedule import schedule_table
 from .views import (
     failures_table,
     format_duration,
@@ -94,6 +95,8 @@ def render(snapshot: ClusterSnapshot, *, rows: int = 10, error: Optional[str] = 
         parts.append(worker_failures_table(snapshot.failures[:rows], now))
     else:
         parts.append(Text("no worker failures", style="dim"))
+    if snapshot.schedules:
+        parts.append(schedule_table(list(snapshot.schedules[:rows]), now))
     return Group(*parts)
 
 
@@ -109,6 +112,7 @@ def measured_snapshot(app: YADTQ, queues: list[str], interval: float) -> Cluster
 def fitting_rows(snapshot: ClusterSnapshot, height: int) -> int:
     """How many rows each task list may have for the view to fit ``height`` lines."""
     fixed = 13 + 3 * 5 + (5 + len(snapshot.workers)) + (6 if snapshot.failures else 1)
+    fixed += (5 + 2 * len(snapshot.schedules)) if snapshot.schedules else 0
     return max(2, (height - fixed) // 3)
 
 

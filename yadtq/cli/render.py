@@ -117,7 +117,9 @@ def print_worker_table(status: Mapping[str, Mapping[str, Any]], *, console: Opti
         table.add_row(
             Text(worker),
             styled(str(info.get("status", "?")), WORKER_STYLES),
-            format_age(now - float(beat)) if beat else "never",
+            # The backend's measure of the silence; a bare timestamp is on its clock, not ours.
+            format_age(float(info["silent"]) if "silent" in info else now - float(beat))
+            if beat else "never",
             str(info.get("tasks_done", 0)),
             Text(str(info.get("tasks_failed", 0)), style="red" if info.get("tasks_failed") else ""),
             str(info.get("active", 0)),

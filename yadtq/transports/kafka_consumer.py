@@ -169,7 +169,9 @@ class KafkaConsumer(Consumer):
                     if len(out) < max_items:
                         out.extend(self._hand_out(member, max_items - len(out)))
                 remaining = deadline - time.monotonic()
-                if out or (max_items <= 0 and pulled) or remaining <= 0:
+                # librdkafka waits in whole milliseconds: a sub-millisecond remainder
+                # would make poll() return at once, over and over (a busy loop).
+                if out or (max_items <= 0 and pulled) or remaining < 0.001:
                     break
                 # Nothing yet: block on one member until its first message (or a slice).
                 wait = min(remaining, COMMIT_INTERVAL if len(self._members) == 1 else MULTI_QUEUE_SLICE)

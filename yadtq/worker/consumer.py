@@ -455,10 +455,11 @@ def persist(what: str, call: Callable[[], T], stop: threading.Event, link: Optio
             value = call()
         except YADTQError as exc:
             if link is not None:
-                link.failed(exc)
+                link.failed(exc)  # logs the outage once; each retry only at debug level
             if stop.is_set() and delay > 1:
                 raise
-            logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            level = logging.WARNING if link is None and delay == 0.1 else logging.DEBUG
+            logger.log(level, "%s failed (%s); retrying in %.1f s", what, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         else:

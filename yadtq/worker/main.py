@@ -24,6 +24,7 @@ from .links import Link
 from .pools import Job, Pool, create_pool
 from .scheduler import Scheduler
 from .supervise import Supervisor
+from .ticker import Ticker
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -266,7 +267,8 @@ class Worker:
         # flight still gets stored) and stop the worker, so those deliveries come back.
         recorder = supervisor.spawn("recorder", lambda: tasks.record_forever(recorder_stop),
                                     fatal=True)
-        scheduler = Scheduler(self.app)
+        scheduler = Scheduler(self.app, backend_link, activity=lambda: self.stats.retried,
+                              ticker=Ticker(self.app))
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),

@@ -12,6 +12,12 @@ others: it is dead-lettered (when the broker can) and its task recorded
 reason (the broker unreachable past ``message.timeout.ms``) stays scheduled and
 is published again when its lease ends; the app's delivery-error hook does not
 fail its task (``StateChange.undelivered``).
+
+It looks every ``INTERVAL`` while messages are due soon or its worker retried a
+task since the last look, and otherwise sleeps until the earliest scheduled
+message is due, at most ``IDLE_INTERVAL``: an idle worker costs two backend
+round trips a second, not ten. A message scheduled by another process while the
+scheduler sleeps, due sooner than that, starts at most ``IDLE_INTERVAL`` late.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import states
 from ..exceptions import BrokerUnavailable, ConfigurationError, SerializationError, YADTQError
@@ -30,11 +36,15 @@ from ..transports.base import DeliveryErrorHook, ErrorInfo, ScheduledMessage, St
 if TYPE_CHECKING:
     from ..app import YADTQ
     from .links import Link
+    from .ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between looks at the schedule; bounds how late a due task starts.
+#: Seconds between looks at the schedule while it is busy; bounds how late a due task starts.
 INTERVAL = 0.1
+#: Longest sleep while nothing is due soon (bounds the lateness of a message scheduled
+#: meanwhile by another process, e.g. a client's short countdown).
+IDLE_INTERVAL = 1.0
 BATCH = 500
 #: Seconds a claimed message stays ours before another worker may publish it.
 LEASE = 30.0
@@ -57,11 +67,21 @@ class Scheduler:
         app: the app whose schedule and broker are used.
         link: the worker's backend link, told of failures and recoveries (so an outage
             is logged once, not on every look at the schedule).
+        activity: a counter that changes when this worker scheduled something (its
+            retries); a change makes the next look come after ``INTERVAL``.
+        ticker: the worker's periodic ticker (``ticker.py``), run in the same loop, so
+            a tick it claims is published in the same pass; it may shorten the wait.
     """
 
-    def __init__(self, app: YADTQ, link: Optional[Link] = None) -> None:
+    def __init__(self, app: YADTQ, link: Optional[Link] = None,
+                 activity: Optional[Callable[[], int]] = None,
+                 ticker: Optional[Ticker] = None) -> None:
         self.app = app
         self.link = link
+        self._activity = activity or (lambda: 0)
+        self._mark = self._activity()
+        #: Claims due periodic ticks into the schedule just before each look at it.
+        self.ticker = ticker
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-scheduler", daemon=True)
         self._lock = threading.Lock()
@@ -220,10 +240,30 @@ class Scheduler:
         self.app.backend.release_due(entries)
 
     # ------------------------------------------------------------------ thread
+    def next_wait(self) -> float:
+        """Seconds until the next look: ``INTERVAL`` while busy, else until the earliest
+        scheduled message is due, at most ``IDLE_INTERVAL``."""
+        mark = self._activity()
+        if mark != self._mark:
+            self._mark = mark
+            return INTERVAL
+        due = self.app.backend.next_due()
+        if due is None:
+            return IDLE_INTERVAL
+        # Due times are on the backend's clock: app.now() estimates it without a round trip.
+        return min(IDLE_INTERVAL, max(INTERVAL, due - self.app.now()))
+
     def _run(self) -> None:
-        while not self._stop.wait(INTERVAL):
+        wait = INTERVAL
+        while not self._stop.wait(wait):
+            wait = INTERVAL
             try:
-                self.publish_due()
+                if self.ticker is not None:
+                    self._tick()
+                if not self.publish_due():
+                    wait = self.next_wait()
+                if self.ticker is not None:
+                    wait = min(wait, self.ticker.wait_hint())
             except YADTQError as exc:
                 self._failed(exc)
                 continue
@@ -231,6 +271,16 @@ class Scheduler:
                 logger.exception("scheduler failed")
                 continue
             self._recovered()
+
+    def _tick(self) -> None:
+        """Claim due periodic ticks; a bug in the ticker never stops the publishing."""
+        assert self.ticker is not None
+        try:
+            self.ticker.turn()
+        except YADTQError:
+            raise
+        except Exception:
+            logger.exception("periodic ticker failed")
 
     def _failed(self, exc: YADTQError) -> None:
         """Log a failing look at the schedule once per outage, not ten times a second."""

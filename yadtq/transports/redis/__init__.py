@@ -34,7 +34,8 @@ the same however many results are stored.
 
 from __future__ import annotations
 
+from . import keys
 from .backend import RedisBackend
 from .keys import *  # noqa: F403 - the key names, for tests and tools
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", *keys.__all__]

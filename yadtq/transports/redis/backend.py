@@ -48,7 +48,7 @@ from .codec import (
     packb,
     schedule_member,
 )
-from .inbox import Inbox
+from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
     DEFAULT_PREFIX,
@@ -73,6 +73,7 @@ from .keys import (
     WORKERS_SEEN_KEY,
 )
 from .limits import RedisLimits
+from .periodic import RedisPeriodic
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -98,7 +99,7 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
-class RedisBackend(RedisCanvas, RedisLimits, ResultBackend):
+class RedisBackend(RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
@@ -193,19 +194,38 @@ class RedisBackend(RedisCanvas, RedisLimits, ResultBackend):
         return [decode_record(t, cast("Mapping[bytes, bytes]", row)) for t, row in zip(task_ids, rows)]
 
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
-        """Block until the task is ready, woken through this instance's inbox channel."""
+        """Block until the task is ready, woken through this instance's inbox channel.
+
+        An outage that starts while waiting is ridden out until ``timeout`` (the inbox
+        logs it once lost and once back; reads are retried quietly, at most every
+        ``RECONNECT_DELAY_MAX`` seconds): only a backend that cannot be reached at the
+        start raises ``BackendUnavailable``.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         inbox = self._open_inbox()
         event = inbox.expect(task_id)
+        reached = False
+        delay = 0.05
+        pause: Optional[float]
         try:
             while True:
                 event.clear()  # before reading: a notification from now on is not missed
-                record = self._watch(task_id, inbox.channel)
+                try:
+                    record: Optional[TaskRecord] = self._watch(task_id, inbox.channel)
+                except BackendUnavailable:
+                    if not reached:
+                        raise
+                    record, pause = None, delay
+                    delay = min(delay * 2, RECONNECT_DELAY_MAX)
+                else:
+                    reached, pause, delay = True, None, 0.05
                 if record is not None and record.state in READY_STATES:
                     return record
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
+                if pause is not None:
+                    remaining = pause if remaining is None else min(pause, remaining)
                 event.wait(remaining)
         finally:
             inbox.forget(task_id, event)
@@ -319,8 +339,8 @@ class RedisBackend(RedisCanvas, RedisLimits, ResultBackend):
         keys = [self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(SCHEDULE_KEY),
                 self.key(LEASED_KEY), self.key(STATS_KEY), self.key(RECENT_SUCCESS_KEY),
                 self.key(RECENT_FAILED_KEY)]
-        stale = time.time() - self.settings.result_expires
-        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT), float_text(stale)]
+        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT),
+                float_text(self.settings.result_expires)]
         (processing, retrying, scheduled, stats, in_progress, waiting, due, successes,
          failures) = self._run("snapshot", keys, args)
         counters = {k.decode(): int(v) for k, v in zip(stats[::2], stats[1::2])}

@@ -27,9 +27,41 @@ RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest f
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
+# Periodic schedules (transports/redis/periodic.py, scripts/periodic.lua)
+PERIODIC_KEY = "periodic:entry:"  # hash: spec, next_run, paused, last_run, last_task_id
+PERIODIC_NAMES_KEY = "periodic:names"  # sorted set: every schedule's name (score 0)
+PERIODIC_DUE_KEY = "periodic:due"  # sorted set: name of a schedule not paused -> next_run
 # Canvas (canvas.py): groups and chords.
 GROUP_KEY = "group:"  # hash: a stored group: members, and for a chord its callback and count
 CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful
 OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created
 # Flow control (limits.py).
 RATE_KEY = "rate:"  # sorted set per task name: attempt -> start time or reservation
+
+__all__ = [
+    "CHORD_DONE_KEY",
+    "DEDUPE_KEY",
+    "DEFAULT_PREFIX",
+    "EVENTS_KEY",
+    "EVENTS_MAXLEN",
+    "FAILURES_KEY",
+    "GROUP_KEY",
+    "INBOX_CHANNEL",
+    "INSTANCES_KEY",
+    "LEASED_KEY",
+    "OPEN_CHORDS_KEY",
+    "PROCESSING_KEY",
+    "RATE_KEY",
+    "RECENT_FAILED_KEY",
+    "RECENT_SUCCESS_KEY",
+    "RETRYING_KEY",
+    "REVOKED_KEY",
+    "SCHEDULE_KEY",
+    "STATS_KEY",
+    "TASK_KEY",
+    "WAITERS_KEY",
+    "WATCH_KEY",
+    "WORKERS_KEY",
+    "WORKERS_SEEN_KEY",
+    "WORKER_INSTANCE_KEY",
+]

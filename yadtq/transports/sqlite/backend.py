@@ -44,6 +44,7 @@ from ..records import (
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
 from .limits import LIMITS_SCHEMA, SqliteLimits
 from .notify import Notifier
+from .periodic import PERIODIC_SCHEMA, SqlitePeriodic
 from .schema import (
     BACKEND_SCHEMA,
     DEFAULT_WAIT_RECHECK,
@@ -113,7 +114,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqliteCanvas, SqliteLimits, ResultBackend):
+class SqliteBackend(SqlitePeriodic, SqliteCanvas, SqliteLimits, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -122,7 +123,8 @@ class SqliteBackend(SqliteCanvas, SqliteLimits, ResultBackend):
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + LIMITS_SCHEMA, BackendUnavailable,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA,
+                             BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
         try:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
@@ -17,6 +18,7 @@ from ..base import (
     DrainCallback,
     Message,
 )
+from .notify import NOTIFY_ALL, Notifier
 from .schema import (
     BROKER_SCHEMA,
     DEAD_LETTER_CAP,
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
     from ...settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: Longest an idle consumer waits on its notification socket before re-reading the
+#: table anyway (a datagram can be lost when a socket's queue is full).
+NOTIFY_RECHECK = 1.0
 
 _SELECT_EXPIRED = (
     "SELECT id, queue, body, key, headers FROM yadtq_messages"
@@ -54,6 +60,9 @@ class SqliteBroker(Broker):
         self.path = database_path(url)
         self._db = _Database(self.path, BROKER_SCHEMA, BrokerUnavailable,
                              _busy_timeout(settings.broker_options))
+        #: Wakes idle consumers in any process when messages arrive (Unix datagrams in
+        #: ``<db>-queue.notify/``), so they block instead of polling the table.
+        self._notifier = Notifier(self.path + "-queue")
 
     def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
@@ -62,6 +71,7 @@ class SqliteBroker(Broker):
         with self._db.transaction() as conn:
             conn.executemany(
                 "INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)", rows)
+        self._notifier.notify([NOTIFY_ALL.decode()])
 
     def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
                  worker: Optional[str] = None) -> Consumer:
@@ -109,6 +119,7 @@ class SqliteBroker(Broker):
         return Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key, token=row_id)
 
     def close(self) -> None:
+        self._notifier.close()
         self._db.close()
 
 
@@ -123,6 +134,9 @@ class SqliteConsumer(Consumer):
         self._lock = threading.Lock()
         self._outstanding: dict[int, Delivery] = {}
         self._renewed = time.time()
+        self._listener = broker._notifier.listen()  # None: poll the table instead
+        # Closes the listener once: at close(), or when a consumer dropped without it is collected.
+        self._release = weakref.finalize(self, self._listener.close) if self._listener else None
 
     def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
         self._renew_leases()
@@ -130,6 +144,9 @@ class SqliteConsumer(Consumer):
             return []
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = MIN_POLL_DELAY
+        listener = self._listener
+        if listener is not None:
+            listener.drain()  # before reading the table: what they announced is read below
         version = self._data_version()
         while True:
             visible_at = self._next_visible()
@@ -137,13 +154,17 @@ class SqliteConsumer(Consumer):
                 taken = self._take(max_items)
                 if taken:
                     return taken
-            # Nothing visible: sleep until another connection writes or a lease runs out.
+            # Nothing visible: wait until another connection writes or a lease runs out.
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, MAX_POLL_DELAY)
+                if listener is not None:
+                    listener.wait_for(NOTIFY_ALL, min(remaining, NOTIFY_RECHECK,
+                                                      max(visible_at - time.time(), 0.001)))
+                else:
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, MAX_POLL_DELAY)
                 current = self._data_version()
                 if current != version or time.time() >= visible_at:
                     version = current
@@ -238,6 +259,9 @@ class SqliteConsumer(Consumer):
 
     def close(self) -> None:
         """Hand back the leases of unfinished deliveries, so another worker takes them now."""
+        if self._release is not None:
+            self._listener = None
+            self._release()
         with self._lock:
             ids = list(self._outstanding)
             self._outstanding.clear()

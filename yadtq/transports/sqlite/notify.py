@@ -74,6 +74,15 @@ class Listener:
             if data == NOTIFY_ALL or task_id in data.split(b"\n"):
                 return True
 
+    def drain(self) -> None:
+        """Drop the notifications already received (before re-reading what they announce)."""
+        self._sock.settimeout(0)
+        try:
+            while True:
+                self._sock.recv(MAX_NOTIFY_PAYLOAD + 16)
+        except OSError:  # BlockingIOError: nothing left
+            pass
+
     def close(self) -> None:
         self._sock.close()
         with suppress(OSError):

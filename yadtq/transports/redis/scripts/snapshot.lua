@@ -1,9 +1,10 @@
 -- snapshot(limit): the monitor's view, read from indexes and counters only, so its cost
 -- follows `limit`, never the number of stored tasks.
 -- KEYS: processing, retrying, schedule, leased, stats, recent successes, recent failures
--- ARGV: task prefix, limit, recent limit, stale before (index entries older than the
---       result TTL belong to records that expired: they are dropped here)
-local task_prefix, limit, recent, stale = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+-- ARGV: task prefix, limit, recent limit, result TTL in seconds (index entries older than
+--       that, on Redis's clock, belong to records that expired: they are dropped here)
+local task_prefix, limit, recent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local stale = string.format('%.6f', clock() - tonumber(ARGV[4]))
 
 -- Up to `limit` ids of an index, oldest first: [id, since, name, worker, queue] each.
 local function listed(index)

@@ -1,0 +1,356 @@
+"""One system, one round of the side-by-side benchmark; prints one JSON line.
+
+    python runner.py SYSTEM --kafka HOST:PORT --redis redis://... [--tasks N] ...
+
+SYSTEM is one of ``SYSTEMS``. Run by compare.py: yadtq's systems with the project's
+Python, the peers with the Python of their own virtual environment. The same
+workloads for every system, in this order:
+
+1. enqueue: N no-op tasks sent one call at a time with no worker running, until
+   the client library says they are sent (flushed);
+2. 2 worker processes start and drain that backlog (not timed: warm-up);
+3. end to end: N no-op tasks sent one call at a time while the workers run, until
+   the client has every result; the workers' CPU time over this phase;
+4. round trip: sequential ``add(2, 3)`` sent and waited for, p50 and p99;
+5. idle: the workers' CPU over ``--idle`` seconds with nothing to do, and RSS.
+
+Each client waits for results the fastest way its library offers (yadtq and Celery
+pub/sub, Huey ``notify_result`` BLPOP, Dramatiq BLPOP, RQ XREAD BLOCK).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SYSTEMS = ("yadtq-kafka", "yadtq-sqlite", "huey", "celery-kafka", "dramatiq", "rq")
+WAIT = 120.0  # seconds: bound on any single wait for a result
+TICK = os.sysconf("SC_CLK_TCK")
+#: Systems too slow for the common task count run this share of it (rates stay comparable).
+SCALE = {"rq": 0.1}
+
+
+# ------------------------------------------------------------------ process accounting
+def _tree(pid: int) -> list[int]:
+    """The pid and every live descendant."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of these processes and their live descendants."""
+    total = 0
+    for root in pids:
+        for p in _tree(root):
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                pass
+    return total / TICK
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its live descendants, MB."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+@contextmanager
+def workers(cmds: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    quiet = None if os.environ.get("BENCH_DEBUG") else subprocess.DEVNULL
+    procs = [subprocess.Popen(cmd, env=env, cwd=os.path.join(HERE, "apps"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=quiet) for cmd in cmds]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                for p in reversed(_tree(proc.pid)):
+                    with suppress(OSError):
+                        os.kill(p, 9)
+                proc.wait(5)
+
+
+# ------------------------------------------------------------------ systems
+class System:
+    """What differs between task queues: sending, waiting, worker command, cleanup."""
+
+    def __init__(self, args: argparse.Namespace, queue: str) -> None:
+        self.args = args
+        self.queue = queue
+        self.env = dict(os.environ, BENCH_QUEUE=queue, BENCH_REDIS=args.redis, BENCH_KAFKA=args.kafka)
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.path.join(HERE, "apps"), os.environ.get("PYTHONPATH")) if p)
+        os.environ.update(self.env)
+        sys.path.insert(0, os.path.join(HERE, "apps"))
+
+    def noop(self) -> Any:
+        raise NotImplementedError
+
+    def add(self, x: int, y: int) -> Any:
+        raise NotImplementedError
+
+    def wait(self, handle: Any) -> Any:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Block until every sent task has left the client."""
+
+    def worker_cmd(self, n: int) -> list[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Drop what the run left behind."""
+
+
+class Yadtq(System):
+    def __init__(self, args: argparse.Namespace, queue: str) -> None:
+        super().__init__(args, queue)
+        if args.system == "yadtq-kafka":
+            broker, backend = f"kafka://{args.kafka}", args.redis
+        else:
+            db = os.path.join(args.tmp, f"{queue}.db")
+            broker = backend = f"sqlite:///{db}"
+        self.env.update(YADTQ_BROKER_URL=broker, YADTQ_BACKEND_URL=backend, YADTQ_DEFAULT_QUEUE=queue)
+        self.env["PYTHONPATH"] = os.pathsep.join((REPO, self.env["PYTHONPATH"]))
+        os.environ.update(self.env)
+        from yadtq import benchapp
+
+        self.app = benchapp.app
+        self._noop, self._add = benchapp.noop, benchapp.add
+
+    def noop(self) -> Any:
+        return self._noop.delay()
+
+    def add(self, x: int, y: int) -> Any:
+        return self._add.delay(x, y)
+
+    def wait(self, handle: Any) -> Any:
+        return handle.get(timeout=WAIT)
+
+    def flush(self) -> None:
+        self.app.flush(60)
+
+    def worker_cmd(self, n: int) -> list[str]:
+        return [sys.executable, "-m", "yadtq.cli", "worker", "-A", "yadtq.benchapp", "-c", "8",
+                "-l", "warning", "-n", f"{self.queue}-{n}"]
+
+    def close(self) -> None:
+        self.app.purge(self.queue)
+        self.app.close()
+
+
+class Huey(System):
+    def __init__(self, args: argparse.Namespace, queue: str) -> None:
+        super().__init__(args, queue)
+        import huey_app
+
+        self.mod = huey_app
+
+    def noop(self) -> Any:
+        return self.mod.noop()
+
+    def add(self, x: int, y: int) -> Any:
+        return self.mod.add(x, y)
+
+    def wait(self, handle: Any) -> Any:
+        return handle.get(blocking=True, timeout=WAIT)
+
+    def worker_cmd(self, n: int) -> list[str]:
+        return [sys.executable, "-m", "huey.bin.huey_consumer", "huey_app.huey", "-k", "thread",
+                "-w", "8", "-q"]
+
+    def close(self) -> None:
+        self.mod.huey.storage.flush_all()
+
+
+class CeleryKafka(System):
+    def __init__(self, args: argparse.Namespace, queue: str) -> None:
+        super().__init__(args, queue)
+        import celery_app
+
+        self.mod = celery_app
+
+    def noop(self) -> Any:
+        return self.mod.noop.delay()
+
+    def add(self, x: int, y: int) -> Any:
+        return self.mod.add.delay(x, y)
+
+    def wait(self, handle: Any) -> Any:
+        return handle.get(timeout=WAIT)
+
+    def worker_cmd(self, n: int) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "threads",
+                "-c", "8", "-l", "warning", "-n", f"w{n}@{self.queue}", "--without-gossip",
+                "--without-mingle", "--without-heartbeat"]
+
+
+class Dramatiq(System):
+    def __init__(self, args: argparse.Namespace, queue: str) -> None:
+        super().__init__(args, queue)
+        import dramatiq_app
+
+        self.mod = dramatiq_app
+
+    def noop(self) -> Any:
+        return self.mod.noop.send()
+
+    def add(self, x: int, y: int) -> Any:
+        return self.mod.add.send(x, y)
+
+    def wait(self, handle: Any) -> Any:
+        return handle.get_result(block=True, timeout=int(WAIT * 1000))
+
+    def worker_cmd(self, n: int) -> list[str]:
+        return [sys.executable, "-m", "dramatiq", "dramatiq_app", "--processes", "1", "--threads", "8",
+                "-Q", self.queue]
+
+    def close(self) -> None:
+        self.mod.broker.flush_all()
+
+
+class Rq(System):
+    def __init__(self, args: argparse.Namespace, queue: str) -> None:
+        super().__init__(args, queue)
+        from redis import Redis
+        from rq import Queue
+
+        self.redis = Redis.from_url(args.redis)
+        self.q = Queue(queue, connection=self.redis)
+
+    def noop(self) -> Any:
+        return self.q.enqueue("rq_app.noop")
+
+    def add(self, x: int, y: int) -> Any:
+        return self.q.enqueue("rq_app.add", x, y)
+
+    def wait(self, handle: Any) -> Any:
+        result = handle.latest_result(timeout=int(WAIT))
+        if result is None or result.type != result.Type.SUCCESSFUL:
+            raise RuntimeError(f"rq job {handle.id} did not succeed: {result}")
+        return result.return_value
+
+    def worker_cmd(self, n: int) -> list[str]:
+        return [sys.executable, "-m", "rq.cli", "worker", "-u", self.args.redis, "-w",
+                "rq.worker.SimpleWorker", "-q", self.queue]
+
+    def close(self) -> None:
+        self.q.empty()
+
+
+CLASSES = {"yadtq-kafka": Yadtq, "yadtq-sqlite": Yadtq, "huey": Huey, "celery-kafka": CeleryKafka,
+           "dramatiq": Dramatiq, "rq": Rq}
+
+
+# ------------------------------------------------------------------ workloads
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    system = CLASSES[args.system](args, f"peers{uuid.uuid4().hex[:8]}")
+    n = max(100, int(args.tasks * SCALE.get(args.system, 1.0)))
+    out: dict[str, Any] = {"system": args.system, "tasks": n}
+    try:
+        started = time.perf_counter()
+        backlog = [system.noop() for _ in range(n)]
+        system.flush()
+        out["enqueue_s"] = time.perf_counter() - started
+        out["enqueue_per_s"] = n / out["enqueue_s"]
+        with workers([system.worker_cmd(i) for i in range(args.workers)], system.env) as procs:
+            pids = [p.pid for p in procs]
+            started = time.perf_counter()
+            for handle in backlog:
+                system.wait(handle)
+            out["drain_s"] = time.perf_counter() - started
+            cpu0, started = cpu_seconds(pids), time.perf_counter()
+            handles = [system.noop() for _ in range(n)]
+            system.flush()
+            for handle in handles:
+                system.wait(handle)
+            elapsed = time.perf_counter() - started
+            out["end_to_end_s"] = elapsed
+            out["end_to_end_per_s"] = n / elapsed
+            out["worker_cpu_s_per_10k"] = (cpu_seconds(pids) - cpu0) / n * 10_000
+            samples = []
+            for _ in range(args.samples):
+                t0 = time.perf_counter()
+                if system.wait(system.add(2, 3)) != 5:
+                    raise RuntimeError("add(2, 3) did not return 5")
+                samples.append((time.perf_counter() - t0) * 1000)
+            out["round_trips_s"] = sum(samples) / 1000
+            samples.sort()
+            out["rt_p50_ms"] = statistics.median(samples)
+            out["rt_p99_ms"] = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+            time.sleep(args.settle)
+            cpu0, started = cpu_seconds(pids), time.perf_counter()
+            time.sleep(args.idle)
+            idle = (cpu_seconds(pids) - cpu0) / (time.perf_counter() - started)
+            out["idle_cpu_pct"] = idle / len(pids) * 100
+            out["idle_rss_mb"] = max(rss_mb(pid) for pid in pids)
+    finally:
+        try:
+            system.close()
+        except Exception as exc:  # cleanup is best effort: the figures are already taken
+            out["cleanup_error"] = repr(exc)
+    return out
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("system", choices=SYSTEMS)
+    p.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT")
+    p.add_argument("--redis", required=True, help="redis://HOST:PORT/DB")
+    p.add_argument("--tmp", default="/tmp", help="directory for SQLite files")
+    p.add_argument("--tasks", type=int, default=3000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--idle", type=float, default=10.0)
+    p.add_argument("--settle", type=float, default=3.0)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except Exception as exc:
+        result = {"system": args.system, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

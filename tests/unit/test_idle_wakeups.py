@@ -1,0 +1,67 @@
+"""An idle worker blocks on wake-ups instead of short timers (issue 9): the scheduler
+sleeps until the next due message, and SQLite consumers are woken by publishers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from yadtq import YADTQ
+from yadtq.settings import load_settings
+from yadtq.transports import base
+from yadtq.transports.sqlite import broker as sqlite_broker
+from yadtq.transports.sqlite.broker import SqliteBroker
+from yadtq.worker import scheduler as sched
+from yadtq.worker.scheduler import Scheduler
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _schedule(app: YADTQ, task_id: str, eta: float) -> None:
+    message = base.Message("q", b"body", task_id.encode())
+    app.backend.record([base.StateChange(task_id, "scheduled", time.time(), eta=eta)],
+                       [base.ScheduledMessage(task_id, eta, message)])
+
+
+def test_scheduler_sleeps_until_the_next_due_message_or_its_cap() -> None:
+    app = YADTQ("sched", broker="memory://", backend="memory://")
+    retried = [0]
+    scheduler = Scheduler(app, activity=lambda: retried[0])
+    assert scheduler.next_wait() == sched.IDLE_INTERVAL  # nothing scheduled
+    _schedule(app, "later", time.time() + 600)
+    assert scheduler.next_wait() == sched.IDLE_INTERVAL
+    _schedule(app, "soon", time.time() + 0.5)
+    assert sched.INTERVAL < scheduler.next_wait() <= 0.5
+    _schedule(app, "due", time.time() - 1)
+    assert scheduler.next_wait() == sched.INTERVAL  # due now: look again soon
+    retried[0] += 1  # this worker scheduled a retry: look soon even if it is not known yet
+    app.backend.release_due(app.backend.claim_due(time.time(), 10, 30.0))
+    assert scheduler.next_wait() == sched.INTERVAL
+    assert sched.INTERVAL < scheduler.next_wait() <= 0.5  # the activity was taken into account
+
+
+def test_an_idle_sqlite_consumer_is_woken_by_a_publish(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the wake-up the fetch below would only re-read the table after 30 s.
+    monkeypatch.setattr(sqlite_broker, "NOTIFY_RECHECK", 30.0)
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    settings = load_settings(broker=url, backend=url)
+    receiving, sending = SqliteBroker(url, settings), SqliteBroker(url, settings)
+    consumer = receiving.consumer(["q"])
+    assert consumer._listener is not None  # type: ignore[attr-defined]
+    got: list[bytes] = []
+    fetcher = threading.Thread(target=lambda: got.extend(d.body for d in consumer.fetch(1, 25.0)))
+    fetcher.start()
+    time.sleep(0.3)  # let it block on its socket (a publish before that is found by the read)
+    started = time.monotonic()
+    sending.publish([base.Message("q", b"wake", b"k")])
+    fetcher.join(30)
+    assert got == [b"wake"]
+    assert time.monotonic() - started < 15.0  # generous: woken, not timed out at 25 s
+    consumer.close()
+    receiving.close()
+    sending.close()
+    assert not Path(str(tmp_path / "q.db") + "-queue.notify").exists()  # the last listener cleaned up

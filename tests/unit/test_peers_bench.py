@@ -1,0 +1,68 @@
+"""benchmarks/peers: argument checks and the table, without installing any peer or timing anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.timeout(30)
+
+PEERS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"peers_{name}", PEERS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(PEERS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(PEERS))
+    return module
+
+
+compare = _load("compare")
+
+
+def _round(system: str, scale: float, rnd: int) -> dict[str, object]:
+    return {"system": system, "round": rnd, "enqueue_per_s": 1000 * scale, "end_to_end_per_s": 100 * scale,
+            "rt_p50_ms": 4 / scale, "rt_p99_ms": 8 / scale, "worker_cpu_s_per_10k": 20 / scale,
+            "idle_cpu_pct": 0.5, "idle_rss_mb": 40.0}
+
+
+def test_table_shows_medians_and_ratios_against_targets() -> None:
+    results = [_round("yadtq-kafka", 10, 1), _round("yadtq-kafka", 12, 2), _round("yadtq-kafka", 100, 3),
+               _round("huey", 1, 1), _round("huey", 1, 2), _round("huey", 1, 3),
+               {"system": "rq", "round": 1, "error": "RuntimeError: boom"}]
+    text = compare.render(results, title="T")
+    lines = text.splitlines()
+    assert lines[0] == "T"
+    kafka_row = next(line for line in lines if line.startswith("| yadtq, Kafka + Redis |"))
+    assert "| 12,000 | 1,200 |" in kafka_row  # median of 10x, 12x, 100x
+    ratio = next(line for line in lines if line.startswith("| end to end vs Huey |"))
+    assert "12.00x" in ratio and ratio.endswith("| yes |")
+    p50 = next(line for line in lines if line.startswith("| round trip p50 vs Huey |"))
+    assert "0.08x" in p50 and p50.endswith("| yes |")
+    idle = next(line for line in lines if line.startswith("| idle worker CPU, % of a core |"))
+    assert idle.endswith("| no |")  # 0.5 % is over the 0.3 % bound
+    celery = next(line for line in lines if line.startswith("| end to end vs Celery-on-Kafka |"))
+    assert celery.endswith("| — |")  # Celery not measured: no verdict
+    assert "- rq: RuntimeError: boom" in lines
+    assert not any(line.startswith("| RQ") for line in lines)
+
+
+def test_arguments_are_checked() -> None:
+    args = compare.parse_args(["--kafka", "h:1", "--redis", "redis://h:2/0", "--systems", "huey,yadtq-sqlite",
+                               "--rounds", "3"])
+    assert args.systems == ["huey", "yadtq-sqlite"] and args.rounds == 3 and args.tasks == 3000
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--kafka", "h:1", "--redis", "r", "--systems", "huey,nosuch"])
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--kafka", "h:1", "--redis", "r", "--rounds", "0"])
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--redis", "r"])  # --kafka is required

@@ -1,0 +1,82 @@
+"""The fast submit path builds exactly the message the Envelope-based encoder builds."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from yadtq import YADTQ
+from yadtq.envelope import (
+    Envelope,
+    body_of,
+    decode,
+    encode,
+    encode_body,
+    headers_for,
+    new_body,
+    new_task_id,
+    pack,
+    unpack,
+)
+from yadtq.exceptions import SerializationError
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_new_task_id_is_a_uuid4_hex() -> None:
+    ids = {new_task_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for task_id in list(ids)[:200]:
+        parsed = uuid.UUID(hex=task_id)
+        assert parsed.hex == task_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_new_body_encodes_like_the_envelope() -> None:
+    args = (1, (2, 3), {4, 5})
+    kwargs = {"k": [1, "x"]}
+    envelope = Envelope(id="abc", task="t.add", args=args, kwargs=kwargs, queue="q", eta=5.0,
+                        expires=9.0, key="k1", created=1.5, options={"max_retries": 2})
+    fields = new_body("abc", "t.add", args, kwargs, "q", 5.0, 9.0, "k1", 1.5, {"max_retries": 2})
+    assert fields == body_of(envelope)
+    for secret in (None, "s3cret"):
+        assert encode_body(fields, secret) == encode(envelope, secret)
+        assert decode(encode_body(fields, secret), secret) == envelope
+    assert headers_for("t.add", "abc") == envelope.headers()
+
+
+def test_reused_packer_survives_errors_and_threads() -> None:
+    with pytest.raises(SerializationError):
+        pack({"a": object()})
+    assert unpack(pack({"a": (1, 2)})) == {"a": (1, 2)}  # nothing left over from the failure
+    out: list[bool] = []
+
+    def work(n: int) -> None:
+        out.append(all(unpack(pack([n, i, (n, i)])) == [n, i, (n, i)] for i in range(2000)))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [True] * 4
+
+
+def test_delay_sends_one_decodable_message() -> None:
+    app = YADTQ("submit", broker="memory://", backend="memory://", default_queue="fast")
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    sent: list[object] = []
+    app.broker.publish = sent.extend  # type: ignore[method-assign]
+    result = add.apply_async((2, 3), key="k", max_retries=1)
+    assert len(sent) == 1
+    message = sent[0]
+    envelope = decode(message.body)  # type: ignore[attr-defined]
+    assert (envelope.id, envelope.task, envelope.args, envelope.queue, envelope.key) == (
+        result.id, "t.add", (2, 3), "fast", "k")
+    assert envelope.options == {"max_retries": 1}
+    assert message.key == b"k" and message.headers == headers_for("t.add", result.id)  # type: ignore[attr-defined]

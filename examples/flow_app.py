@@ -39,4 +39,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Send through the module as workers import it, so task names match theirs.
+    from examples.flow_app import main as run
+
+    run()

@@ -7,6 +7,9 @@
 #                                "unset YADTQ_TEST_KAFKA YADTQ_TEST_REDIS" for eval
 #   scripts/services.sh status   show what runs; exit 0 only if both are up
 #   scripts/services.sh env      print the env file written by `up`
+#   scripts/services.sh install  install java/mvn/redis-server if missing, fetch the
+#                                kafka jars, and print the jar directory (for
+#                                tests/chaos/servers.py, which runs its own servers)
 #
 # `up` prints, on stdout, exactly:
 #   export YADTQ_TEST_KAFKA=127.0.0.1:<port>
@@ -609,13 +612,19 @@ cmd_status() {
     [ "$ok" -eq 2 ]
 }
 
+cmd_install() {
+    ensure_tools 1 1
+    ensure_kafka_jars
+    echo "$KAFKA_LIB"
+}
+
 cmd_env() {
     [ -f "$ENV_FILE" ] || { say "no env file at $ENV_FILE (run: $0 up)"; return 1; }
     cat "$ENV_FILE"
 }
 
 usage() {
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env|install" >&2
     exit 2
 }
 
@@ -626,6 +635,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         env) cmd_env ;;
+        install) cmd_install ;;
         -h|--help|help) usage ;;
         *) usage ;;
     esac

@@ -17,6 +17,7 @@ from typing_extensions import ParamSpec
 from .canvas.signature import CHUNK_TASK, Signature, group
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
+from .flow import parse_rate_limit
 from .running import progress_sender, revocations
 from .transports.base import Progress
 
@@ -60,6 +61,9 @@ class TaskOptions:
     bind: bool = False
     #: Store no return value: the task ends ``success`` and ``get()`` returns ``None``.
     ignore_result: bool = False
+    #: ``"N/s"``, ``"N/m"`` or ``"N/h"``: at most N starts in any such window, cluster-wide
+    #: (DESIGN.md section 12; docs/flow-control.md).
+    rate_limit: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,11 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
             if not all(isinstance(t, type) and issubclass(t, BaseException) for t in overrides[opt]):
                 raise ConfigurationError(f"task {name!r}: {opt} must list exception types")
     options = replace(defaults, name=name, **overrides)
+    if options.rate_limit is not None:
+        try:
+            parse_rate_limit(options.rate_limit)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"task {name!r}: {exc}") from None
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:

@@ -93,13 +93,14 @@ def retrying_table(tasks: Sequence[TaskSummary], now: float, *, total: Optional[
 
 
 def scheduled_table(tasks: Sequence[TaskSummary], now: float, *, total: Optional[int] = None) -> Table:
-    """Scheduled messages, soonest first: id, task, queue, when due."""
-    table = _table(_titled("Scheduled", len(tasks), total), "id", "task", "queue", "due",
+    """Scheduled messages, soonest first: id, task, queue, when due, and why when a limit
+    holds it (``waiting``)."""
+    table = _table(_titled("Scheduled", len(tasks), total), "id", "task", "queue", "due", "waiting",
                    right=("due",))
     for task in tasks:
         wait = task.timestamp - now
         due = f"in {format_duration(wait)}" if wait > 0 else "now"
-        table.add_row(task.task_id, _name(task), Text(task.queue or "-"), due)
+        table.add_row(task.task_id, _name(task), Text(task.queue or "-"), due, Text(task.reason or "-"))
     return table
 
 

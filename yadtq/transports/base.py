@@ -371,6 +371,8 @@ class TaskSummary:
     error_type: Optional[str] = None
     #: The error message, at most ``SUMMARY_MESSAGE_LIMIT`` characters.
     error_message: Optional[str] = None
+    #: Why a scheduled task waits, when a limit holds it (e.g. ``rate_limit 60/m``).
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -660,6 +662,43 @@ class CanvasBackend(ABC):
     @abstractmethod
     def open_chords(self, limit: int = RECENT_LIMIT) -> list[GroupInfo]:
         """Chords still waiting for members, oldest first (for the monitor)."""
+
+
+# --------------------------------------------------------------------------- flow control
+# Rate limits (DESIGN.md section 12; specs in yadtq/flow.py). Kept apart from
+# ResultBackend so a third-party backend sees what the step needs; ``memory.py``
+# is the reference.
+
+
+@dataclass(frozen=True)
+class RateRequest:
+    """A worker asks to start one attempt of a rate-limited task."""
+
+    #: The task name: the limit is shared by every start of this name.
+    name: str
+    #: The attempt (``<task id>:<retries>``): asking again for one attempt is answered the
+    #: same (its start or its reservation is kept), so a redelivery takes no second slot.
+    attempt: str
+    count: int
+    period: float
+    #: The message to put in the schedule if the attempt must wait.
+    waiting: ScheduledMessage
+
+
+class LimitsBackend(ABC):
+    """The flow control step of the backend; atomic."""
+
+    @abstractmethod
+    def admit_rate(self, requests: Sequence[RateRequest]) -> list[Optional[float]]:
+        """Decide each request, in order, in ONE atomic step on the backend's clock.
+
+        Starts (and reservations) are kept per name for ``period`` seconds. A request
+        whose attempt has a start at or before now is answered ``None`` (start it). Else
+        its start time is ``flow.next_start`` of the name's starts: ``None`` if that is
+        now (the start is recorded), else the time itself, which is recorded as the
+        attempt's reservation while ``waiting`` goes into the schedule, due then, in the
+        same step. An attempt already reserved for later gets its reservation again.
+        """
 
 
 # --------------------------------------------------------------------------- discovery

@@ -77,6 +77,7 @@ from .keys import (
     WORKERS_KEY,
     WORKERS_SEEN_KEY,
 )
+from .limits import RedisLimits
 from .periodic import RedisPeriodic
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
+class RedisBackend(RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

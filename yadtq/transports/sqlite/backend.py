@@ -43,6 +43,7 @@ from ..records import (
     watch_after_beat,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
+from .limits import LIMITS_SCHEMA, SqliteLimits
 from .notify import Notifier
 from .periodic import PERIODIC_SCHEMA, SqlitePeriodic
 from .schema import (
@@ -114,7 +115,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
+class SqliteBackend(SqlitePeriodic, SqliteCanvas, SqliteLimits, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -123,7 +124,8 @@ class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA, BackendUnavailable,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA,
+                             BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
         try:

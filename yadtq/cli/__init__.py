@@ -17,9 +17,10 @@ from .dashboard import dashboard
 from .dlq import dlq
 from .inspection import inspect_command, tasks_command
 from .monitor import monitor
-from .operate import control, retry, revoke
+from .operate import control, retry
 from .options import EXIT_INTERRUPTED
 from .render import one_line
+from .revoke import revoke
 from .schedule import schedule
 from .shell import shell
 from .tasks import purge, result, status, submit
@@ -52,8 +53,8 @@ def main() -> None:
     """
 
 
-for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
-                 schedule, revoke, retry, dlq, control, dashboard, bench, shell):
+for _command in (worker, submit, status, result, revoke, purge, monitor, inspect_command,
+                 tasks_command, schedule, retry, dlq, control, dashboard, bench, shell):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
-"""``yadtq revoke``, ``yadtq retry`` and ``yadtq control``: acting on tasks and workers."""
+"""``yadtq retry`` and ``yadtq control``: acting on tasks and workers (``yadtq revoke`` is
+in ``revoke.py``)."""
 
 from __future__ import annotations
 
@@ -13,27 +14,6 @@ from .options import app_option, confirm_many, yes_option
 
 #: Most failed tasks ``retry --failed`` considers.
 RETRY_LIMIT = 10_000
-
-
-@click.command("revoke")
-@app_option
-@click.argument("task_ids", nargs=-1, required=True, metavar="ID...")
-@click.option("--terminate", is_flag=True,
-              help="Also stop the task if it is running (on workers whose pool can stop it).")
-def revoke(app_path: str, task_ids: tuple[str, ...], terminate: bool) -> None:
-    """Revoke tasks: one that has not started never will. Prints `ID revoked` for each.
-
-    With --terminate a running task is stopped too, by the worker running it;
-    a worker whose pool cannot stop a running task logs the request and lets it
-    finish (its state stays revoked).
-    """
-    app = load_app(app_path)
-    for task_id in task_ids:
-        asked = operations.revoke(app, task_id, terminate=terminate)
-        click.echo(f"{task_id} revoked" + (" (terminate)" if terminate else ""))
-        if asked:
-            click.echo(f"asked {len(asked)} live worker{'s' if len(asked) != 1 else ''} to stop it "
-                       "if it runs there", err=True)
 
 
 @click.command("retry")

@@ -25,9 +25,16 @@ if TYPE_CHECKING:
 @app_option
 @click.option("-n", "--name", help="Worker id (default: hostname.pid).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1),
-              help="Tasks run at once (default: 8 threads, or one process per CPU).")
-@click.option("--pool", type=click.Choice(["threads", "processes"]), default="threads", show_default=True,
-              help="Run tasks in threads, or in child processes (needed for time_limit).")
+              help="Tasks run at once (default: 8 threads, one process per CPU, or 100 coroutines).")
+@click.option("--pool", type=click.Choice(["threads", "processes", "asyncio"]), default="threads",
+              show_default=True,
+              help="Run tasks in threads, in child processes (needed for time_limit), or as "
+                   "coroutines of an event loop (async def tasks; sync ones in a few threads).")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), metavar="N",
+              help="Process pool: replace a child after it ran N tasks.")
+@click.option("--max-memory-per-child", type=click.FloatRange(min=0, min_open=True), metavar="MB",
+              help="Process pool: replace a child, between tasks, once its resident memory "
+                   "exceeds MB megabytes.")
 @queues_option("Queues to consume (default: the app's default queue).")
 @click.option("-l", "--loglevel", default="info", show_default=True, metavar="LEVEL",
               help="debug, info, warning, error or critical.")
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
 @click.option("--metrics-port", type=click.IntRange(min=1, max=65535), metavar="PORT",
               help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics (needs yadtq[metrics]).")
 def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool: str,
+           max_tasks_per_child: Optional[int], max_memory_per_child: Optional[float],
            queues: tuple[str, ...], loglevel: str, logfile: Optional[str], log_format: str,
            metrics_port: Optional[int] = None) -> None:
     """Consume tasks from the app's queues and run them.
@@ -51,7 +59,8 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
     app = load_app(app_path)
     refuse_in_process_broker(app)
     runner = Worker(app, name=name, concurrency=concurrency, pool=pool, queues=queue_names or None,
-                    app_path=app_path)
+                    app_path=app_path, max_tasks_per_child=max_tasks_per_child,
+                    max_memory_per_child=max_memory_per_child)
     refuse_duplicate_name(app, runner.name)
     if metrics_port is not None:
         from ..metrics import serve_worker_metrics

@@ -34,6 +34,7 @@ from ..transports.base import (
     ScheduledMessage,
     StateChange,
 )
+from . import admission
 from .executor import Outcome, outcome_change
 from .links import Link
 from .pools import Job, Pool
@@ -84,7 +85,7 @@ class WorkerStats:
                     self.done += 1
                 elif outcome.state == states.FAILED:
                     self.failed += 1
-                else:
+                elif outcome.state == states.RETRYING:
                     self.retried += 1
 
 
@@ -223,7 +224,7 @@ class TaskConsumer:
         if settled:
             self.consumer.done(settled)
         if runnable:
-            self._claim_and_start(list(runnable.values()), now)
+            self._claim_and_start(self._admitted(list(runnable.values())), now)
 
     def _decode(self, delivery: Delivery) -> Optional[Envelope]:
         """The delivery's envelope, or ``None`` once it is dead-lettered as unrunnable."""
@@ -245,6 +246,18 @@ class TaskConsumer:
                         NotRegistered.__name__, envelope)
             return None
         return envelope
+
+    def _admitted(self, pending: list[Pending]) -> list[Pending]:
+        """Those of ``pending`` within their rate limits; the others now wait in the
+        schedule (``admission.admit``) and their deliveries are reported done."""
+        go, changes, spent = persist("asking the rate limits", lambda: admission.admit(self.app, pending),
+                                     self.stop, self.backend_link)
+        if changes:
+            persist("recording tasks waiting on a rate limit",
+                    lambda: self.app.backend.record(changes), self.stop, self.backend_link)
+        if spent:
+            self.consumer.done(spent)
+        return go
 
     def _claim_and_start(self, pending: list[Pending], now: float) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park

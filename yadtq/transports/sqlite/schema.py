@@ -113,6 +113,15 @@ CREATE TABLE IF NOT EXISTS yadtq_control (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS yadtq_control_worker ON yadtq_control (worker, id);
+CREATE TABLE IF NOT EXISTS yadtq_progress (
+    task_id TEXT PRIMARY KEY,
+    retries INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    meta BLOB,
+    updated REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS yadtq_progress_expires ON yadtq_progress (expires);
 """
 
 DEFAULT_BUSY_TIMEOUT = 30.0

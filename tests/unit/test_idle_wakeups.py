@@ -28,8 +28,7 @@ def _schedule(app: YADTQ, task_id: str, eta: float) -> None:
 
 def test_scheduler_sleeps_until_the_next_due_message_or_its_cap() -> None:
     app = YADTQ("sched", broker="memory://", backend="memory://")
-    retried = [0]
-    scheduler = Scheduler(app, activity=lambda: retried[0])
+    scheduler = Scheduler(app)
     assert scheduler.next_wait() == sched.IDLE_INTERVAL  # nothing scheduled
     _schedule(app, "later", time.time() + 600)
     assert scheduler.next_wait() == sched.IDLE_INTERVAL
@@ -37,10 +36,24 @@ def test_scheduler_sleeps_until_the_next_due_message_or_its_cap() -> None:
     assert sched.INTERVAL < scheduler.next_wait() <= 0.5
     _schedule(app, "due", time.time() - 1)
     assert scheduler.next_wait() == sched.INTERVAL  # due now: look again soon
-    retried[0] += 1  # this worker scheduled a retry: look soon even if it is not known yet
-    app.backend.release_due(app.backend.claim_due(time.time(), 10, 30.0))
-    assert scheduler.next_wait() == sched.INTERVAL
-    assert sched.INTERVAL < scheduler.next_wait() <= 0.5  # the activity was taken into account
+
+
+def test_a_woken_scheduler_publishes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without wake() the message below would wait for the (here 30 s) idle pace.
+    monkeypatch.setattr(sched, "IDLE_INTERVAL", 30.0)
+    app = YADTQ("sched", broker="memory://", backend="memory://")
+    scheduler = Scheduler(app)
+    scheduler.start()
+    try:
+        time.sleep(0.3)  # let it settle into its idle wait
+        _schedule(app, "now", time.time() - 0.01)
+        scheduler.wake()
+        deadline = time.monotonic() + 10
+        while app.backend.next_due() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert app.backend.next_due() is None  # published and released long before 30 s
+    finally:
+        scheduler.stop()
 
 
 def test_an_idle_sqlite_consumer_is_woken_by_a_publish(tmp_path: Path,

@@ -31,6 +31,7 @@ def test_an_outage_gives_one_warning_when_lost_and_one_when_back(caplog: pytest.
     producer = link.error_cb("producer", others.append)
     consumer = link.error_cb("consumer of q", others.append)
     producer_stats, consumer_stats = link.stats_cb("producer"), link.stats_cb("consumer of q")
+    producer_stats(_stats("UP"))  # connected: from now on a failure is a loss
     caplog.set_level(logging.DEBUG)
     for _ in range(100):  # librdkafka's per-attempt reports during a few seconds' outage
         producer(_error(KafkaError._TRANSPORT))
@@ -53,6 +54,7 @@ def test_an_outage_gives_one_warning_when_lost_and_one_when_back(caplog: pytest.
 def test_other_errors_are_passed_on_and_a_closed_client_is_forgotten(
         caplog: pytest.LogCaptureFixture) -> None:
     link = KafkaLink("k:1")
+    link.stats_cb("consumer of q")(_stats("UP"))
     others: list[KafkaError] = []
     callback = link.error_cb("consumer of q", others.append)
     callback(_error(KafkaError.TOPIC_AUTHORIZATION_FAILED, "not allowed"))
@@ -61,6 +63,18 @@ def test_other_errors_are_passed_on_and_a_closed_client_is_forgotten(
     assert not link.up
     link.forget("consumer of q")
     assert link.up and len(_warnings(caplog)) == 1  # lost, then silently forgotten
+
+
+def test_a_link_never_up_is_not_reported_lost_at_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A client that cannot reach Kafka at start gets its error from the call; the link
+    adds no warning line (one clear line in the CLI)."""
+    link = KafkaLink("k:1")
+    callback = link.error_cb("producer", lambda err: None)
+    caplog.set_level(logging.INFO)
+    callback(_error(KafkaError._ALL_BROKERS_DOWN))
+    assert not link.up and _warnings(caplog) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot reach Kafka at k:1 (Connect failed: Connection refused); retrying"]
 
 
 def test_librdkafka_connection_log_lines_go_to_debug(caplog: pytest.LogCaptureFixture) -> None:

@@ -45,6 +45,10 @@ class KafkaLink:
         #: Clients whose link is down now, with why.
         self._down: dict[str, str] = {}
         self._lost_at: Optional[float] = None
+        #: Whether any client ever had a broker connection up; until then a failure is no
+        #: *loss* (the caller gets its error) and is logged at INFO only.
+        self._ever_up = False
+        self._lost_level = logging.WARNING
         #: How many times the link was lost and came back (for tests).
         self.losses = 0
         self.restores = 0
@@ -75,13 +79,14 @@ class KafkaLink:
 
         def callback(stats: str) -> None:
             with self._lock:
-                if client not in self._down:
+                if client not in self._down and self._ever_up:
                     return  # the common case: nothing to parse
             try:
                 brokers = json.loads(stats).get("brokers", {})
             except ValueError:
                 return
             if any(b.get("state") == "UP" for b in brokers.values()):
+                self._ever_up = True
                 self.back(client)
 
         return callback
@@ -98,8 +103,11 @@ class KafkaLink:
             if first:
                 self._lost_at = time.monotonic()
                 self.losses += 1
+                self._lost_level = logging.WARNING if self._ever_up else logging.INFO
         if first:
-            logger.warning("lost the connection to Kafka at %s (%s); retrying", self.servers, reason)
+            logger.log(self._lost_level, "%s Kafka at %s (%s); retrying",
+                       "lost the connection to" if self._ever_up else "cannot reach", self.servers,
+                       reason)
 
     def back(self, client: str) -> None:
         with self._lock:
@@ -107,8 +115,8 @@ class KafkaLink:
                 return
             since, self._lost_at = self._lost_at, None
             self.restores += 1
-        logger.warning("connection to Kafka at %s restored after %.1f s", self.servers,
-                       time.monotonic() - (since or time.monotonic()))
+        logger.log(self._lost_level, "connection to Kafka at %s restored after %.1f s", self.servers,
+                   time.monotonic() - (since or time.monotonic()))
 
     def forget(self, client: str) -> None:
         """A client was closed: its state no longer counts (and nothing is logged)."""

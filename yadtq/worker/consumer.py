@@ -119,7 +119,8 @@ class TaskConsumer:
     def __init__(self, app: YADTQ, consumer: Consumer, pool: Pool, identity: Identity,
                  stats: WorkerStats, outcomes: queue.SimpleQueue[tuple[Job, Outcome]],
                  stop: threading.Event, on_stored: Callable[[int], None] = lambda count: None,
-                 backend_link: Optional[Link] = None) -> None:
+                 backend_link: Optional[Link] = None,
+                 on_scheduled: Callable[[], None] = lambda: None) -> None:
         self.app = app
         self.consumer = consumer
         self.pool = pool
@@ -129,6 +130,8 @@ class TaskConsumer:
         self.on_stored = on_stored
         self.stop = stop
         self.backend_link = backend_link
+        #: Called after this worker stored messages in the schedule (the scheduler wakes).
+        self.on_scheduled = on_scheduled
         #: Attempts this worker is running: a second delivery of one is attached to
         #: its job (and reported done with it) instead of being claimed again.
         self._running: dict[AttemptKey, Job] = {}
@@ -204,6 +207,8 @@ class TaskConsumer:
             persist("recording scheduled and expired tasks",
                     lambda: follow_ups.record(self.app.backend, changes, scheduled), self.stop,
                     self.backend_link)
+            if scheduled or follow_ups.scheduled:
+                self.on_scheduled()
         if settled:
             self.consumer.done(settled)
         if runnable:
@@ -380,6 +385,8 @@ class TaskConsumer:
             logger.critical("cannot store %d outcomes (%s); their tasks will be delivered again",
                             len(batch), exc)
             return
+        if scheduled or follow_ups.scheduled:
+            self.on_scheduled()
         finished: list[Delivery] = []
         with self._running_lock:
             for job, _ in batch:

@@ -260,15 +260,15 @@ class Worker:
             raise
         backend_link.ok()
         consumer = self._consumer = self._connect(broker_link)
+        scheduler = Scheduler(self.app, backend_link, ticker=Ticker(self.app))
         tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
-                             self._stop, on_stored=self._stored, backend_link=backend_link)
+                             self._stop, on_stored=self._stored, backend_link=backend_link,
+                             on_scheduled=scheduler.wake)
         recorder_stop = threading.Event()
         # A crash may lose the batch of outcomes the recorder held: restart it (what is in
         # flight still gets stored) and stop the worker, so those deliveries come back.
         recorder = supervisor.spawn("recorder", lambda: tasks.record_forever(recorder_stop),
                                     fatal=True)
-        scheduler = Scheduler(self.app, backend_link, activity=lambda: self.stats.retried,
-                              ticker=Ticker(self.app))
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),

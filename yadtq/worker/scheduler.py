@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from .. import states
 from ..exceptions import BrokerUnavailable, ConfigurationError, SerializationError, YADTQError
@@ -67,19 +67,19 @@ class Scheduler:
         app: the app whose schedule and broker are used.
         link: the worker's backend link, told of failures and recoveries (so an outage
             is logged once, not on every look at the schedule).
-        activity: a counter that changes when this worker scheduled something (its
-            retries); a change makes the next look come after ``INTERVAL``.
         ticker: the worker's periodic ticker (``ticker.py``), run in the same loop, so
             a tick it claims is published in the same pass; it may shorten the wait.
+
+    :meth:`wake` makes it look at once: this worker's recorder calls it after storing
+    anything it scheduled (retries, canvas follow-ups due now), so those never wait for
+    the idle pace.
     """
 
     def __init__(self, app: YADTQ, link: Optional[Link] = None,
-                 activity: Optional[Callable[[], int]] = None,
                  ticker: Optional[Ticker] = None) -> None:
         self.app = app
         self.link = link
-        self._activity = activity or (lambda: 0)
-        self._mark = self._activity()
+        self._woken = threading.Event()
         #: Claims due periodic ticks into the schedule just before each look at it.
         self.ticker = ticker
         self._stop = threading.Event()
@@ -95,6 +95,7 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._woken.set()
         if self._thread.is_alive():
             self._thread.join(5)
 
@@ -240,13 +241,13 @@ class Scheduler:
         self.app.backend.release_due(entries)
 
     # ------------------------------------------------------------------ thread
+    def wake(self) -> None:
+        """Look at the schedule now (something was just scheduled); any thread."""
+        self._woken.set()
+
     def next_wait(self) -> float:
         """Seconds until the next look: ``INTERVAL`` while busy, else until the earliest
         scheduled message is due, at most ``IDLE_INTERVAL``."""
-        mark = self._activity()
-        if mark != self._mark:
-            self._mark = mark
-            return INTERVAL
         due = self.app.backend.next_due()
         if due is None:
             return IDLE_INTERVAL
@@ -255,7 +256,11 @@ class Scheduler:
 
     def _run(self) -> None:
         wait = INTERVAL
-        while not self._stop.wait(wait):
+        while True:
+            self._woken.wait(wait)
+            self._woken.clear()
+            if self._stop.is_set():
+                return
             wait = INTERVAL
             try:
                 if self.ticker is not None:

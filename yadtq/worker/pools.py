@@ -51,9 +51,13 @@ class Job:
     #: More deliveries of the same task that arrived while it ran; done with it.
     duplicates: list[Delivery] = field(default_factory=list)
     submitted: float = field(default_factory=time.time)
+    #: ``time.monotonic()`` when its claim was granted (see :attr:`Pool.gate`).
+    claimed: float = field(default_factory=time.monotonic)
 
 
 Sink = Callable[[Job, Outcome], None]
+#: Asked right before a job starts: whether it may (see :attr:`Pool.gate`).
+Gate = Callable[[Job], bool]
 #: Starts a named pool thread running a loop: ``spawn(name, target) -> Thread``.
 Spawn = Callable[[str, Callable[[], None]], threading.Thread]
 
@@ -79,6 +83,10 @@ class Pool(ABC):
         self.spawn = spawn
         self._cond = threading.Condition()
         self._active: dict[str, Job] = {}
+        #: Asked right before each job starts; a job it refuses never runs and reaches no
+        #: sink (the gate took its delivery back). The worker refuses a job whose claim is
+        #: old enough to have lapsed (its process was frozen between claim and start).
+        self.gate: Optional[Gate] = None
 
     def free_slots(self) -> int:
         with self._cond:
@@ -101,6 +109,15 @@ class Pool(ABC):
     def _begin(self, job: Job) -> None:
         with self._cond:
             self._active[job.envelope.id] = job
+
+    def _may_start(self, job: Job) -> bool:
+        """Ask the gate; a refused job leaves the pool without an outcome."""
+        if self.gate is None or self.gate(job):
+            return True
+        with self._cond:
+            self._active.pop(job.envelope.id, None)
+            self._cond.notify_all()
+        return False
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
         try:
@@ -145,6 +162,8 @@ class ThreadPool(Pool):
             job = self._jobs.get()
             if job is None:
                 return
+            if not self._may_start(job):
+                continue
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s[%s] started", job.envelope.task, job.envelope.id,
                              extra={"task_id": job.envelope.id, "task": job.envelope.task})
@@ -268,6 +287,8 @@ class ProcessPool(Pool):
         Never raises: a job no child can take ends with a retryable outcome.
         """
         self._begin(job)
+        if not self._may_start(job):
+            return
         try:
             limit = self._time_limit(job)
             body = encode(job.envelope)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
@@ -15,13 +17,15 @@ from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
 from .canvas.send import apply as send_canvas
 from .clock import BackendClock
+from .config import autodiscover, route, settings_from_object
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .envelope import Envelope, encode_body, headers_for, new_body, new_task_id, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
+from .naming import default_task_name
 from .periodic import CATCH_UP_ONCE, Schedule
 from .result import AsyncResult
-from .settings import Settings, load_settings
-from .task import Task, TaskOptions, build_options
+from .settings import Settings, explicit_settings, load_settings, validate
+from .task import AsyncTask, Task, TaskOptions, build_options
 from .transports.base import (
     Broker,
     ErrorInfo,
@@ -49,14 +53,23 @@ ALIVE, UNRESPONSIVE, OFFLINE = "alive", "unresponsive", "offline"
 
 
 class TaskDecorator(Protocol):
-    """What ``@app.task(...)`` returns: keeps the function's parameters and return type."""
+    """What ``@app.task(...)`` returns: keeps the function's parameters and return type
+    (for an ``async def``, the type its coroutine returns)."""
 
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 class BoundTaskDecorator(Protocol):
     """What ``@app.task(bind=True, ...)`` returns: the first parameter (the task) is dropped."""
 
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
     def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
 
 
@@ -80,6 +93,8 @@ class YADTQ:
                  backend: Optional[str] = None, **settings: Any) -> None:
         self.name = name or "yadtq"
         self.settings: Settings = load_settings(broker=broker, backend=backend, **settings)
+        #: Settings given as arguments: configuration objects never override them.
+        self._explicit = explicit_settings(broker, backend, settings)
         if self.settings.eager:
             self.settings = self.settings.replace(broker_url="memory://", backend_url="memory://")
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -94,11 +109,50 @@ class YADTQ:
         self.deliveries = DeliveryWatch()
         self._exit_flush = False
         self._clock: Optional[BackendClock] = None
-        self._task_defaults = TaskOptions(
+        self._task_defaults = self._defaults_from_settings()
+        register_builtins(self)
+
+    def _defaults_from_settings(self) -> TaskOptions:
+        return TaskOptions(
             name="", max_retries=self.settings.max_retries, retry_delay=self.settings.retry_delay,
             retry_backoff_max=self.settings.retry_backoff_max,
         )
-        register_builtins(self)
+
+    def config_from_object(self, obj: Any) -> None:
+        """Read settings from a module, an import path (``"pkg.settings"``,
+        ``"pkg.mod:attr"``) or any object (a class, an instance, a dict).
+
+        Lower-case names are settings (modules, classes and functions among them are
+        skipped). They override the environment, never the arguments given to
+        ``YADTQ(...)``. Call it before the app sends anything; task defaults
+        (``max_retries``...) apply to tasks registered after it.
+
+        Raises:
+            ConfigurationError: an unknown setting, a bad value, or an import failing.
+        """
+        values = {k: v for k, v in settings_from_object(obj).items() if k not in self._explicit}
+        updated = self.settings.replace(**values)
+        if updated.eager:
+            updated = updated.replace(broker_url="memory://", backend_url="memory://")
+        validate(updated)
+        with self._lock:
+            if ((self._broker is not None and updated.broker_url != self.settings.broker_url)
+                    or (self._backend is not None and updated.backend_url != self.settings.backend_url)):
+                raise ConfigurationError("config_from_object changes a transport already in use: "
+                                         "configure the app before sending tasks")
+            self.settings = updated
+            self._task_defaults = self._defaults_from_settings()
+        logger.debug("app %s configured from %r: %s", self.name, obj, ", ".join(sorted(values)))
+
+    def autodiscover_tasks(self, packages: Sequence[str], related_name: str = "tasks") -> None:
+        """Import each package's ``tasks`` module and those of its sub-packages, so their
+        tasks register (``yadtq worker -A package`` does this for its package).
+
+        Raises:
+            ConfigurationError: a ``tasks`` module fails to import.
+        """
+        for package in packages:
+            autodiscover(package, related_name)
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -182,6 +236,9 @@ class YADTQ:
 
     # ------------------------------------------------------------------ registry
     @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
+
+    @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
     @overload
@@ -198,10 +255,10 @@ class YADTQ:
         ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``.
         """
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
-            if func.__module__ == "__main__" and "name" not in options:
-                name = func.__qualname__
-            task: Task[Any, Any] = Task(self, func, build_options(name, self._task_defaults, options))
+            name = options.pop("name", None) or default_task_name(func)
+            cls = AsyncTask if inspect.iscoroutinefunction(func) else Task
+            task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options))
+            self._check_unique(name, func)
             self.tasks[name] = task
             short = func.__name__
             # Short names ("add") work for send_task and the CLI when they are unambiguous.
@@ -213,6 +270,19 @@ class YADTQ:
                 raise ConfigurationError("use @app.task or @app.task(**options)")
             return register(fn)
         return register
+
+    def _check_unique(self, name: str, func: Callable[..., Any]) -> None:
+        """Two functions under one name is an error; the same function again (a module
+        reloaded) replaces its earlier registration."""
+        earlier = self.tasks.get(name)
+        if earlier is None:
+            return
+        same = (default_task_name(earlier.fn) == default_task_name(func)
+                and getattr(earlier.fn, "__module__", None) == getattr(func, "__module__", None))
+        if not same:
+            raise ConfigurationError(
+                f"two tasks named {name!r}: {default_task_name(earlier.fn)} and "
+                f"{default_task_name(func)} (give one another name=...)")
 
     def resolve(self, name: str) -> Task[Any, Any]:
         """The task registered as ``name`` (or under the unambiguous short name ``name``).
@@ -278,7 +348,8 @@ class YADTQ:
         # The hot path of .delay(): one dict, one encode, one non-blocking publish; an
         # Envelope object is built only for an eager run.
         tid = task_id or new_task_id()
-        to = queue or (opts.queue if opts and opts.queue else self.settings.default_queue)
+        to = (queue or (opts.queue if opts and opts.queue else None)
+              or route(self.settings.task_routes, name) or self.settings.default_queue)
         fields = new_body(tid, name, args, kwargs, to, run_at,
                           (_epoch(expires) if isinstance(expires, datetime) else now + expires)
                           if expires is not None else None, key, now, extra)

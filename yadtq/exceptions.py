@@ -52,6 +52,11 @@ class WorkerLostError(YADTQError):
     the attempt is retried within ``max_retries``."""
 
 
+class SoftTimeLimitExceeded(YADTQError):
+    """Raised inside a task that ran longer than its ``soft_time_limit``: it may catch it
+    and clean up. Not retried automatically."""
+
+
 class Retry(YADTQError):
     """Raised by ``self.retry()`` inside a bound task to schedule another attempt."""
 
@@ -112,6 +117,7 @@ _OWN: dict[str, type[YADTQError]] = {
     "SerializationError": SerializationError,
     "ProtocolError": ProtocolError,
     "TimeLimitExceeded": TimeLimitExceeded,
+    "SoftTimeLimitExceeded": SoftTimeLimitExceeded,
     "WorkerLostError": WorkerLostError,
     "Revoked": Revoked,
     "ChordError": ChordError,

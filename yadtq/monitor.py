@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from .envelope import peek_created
+from .envelope import peek_created, unpack
+from .exceptions import YADTQError
 from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import (
@@ -24,6 +25,8 @@ from .transports.base import (
     BackendSnapshot,
     CanvasBackend,
     GroupInfo,
+    Progress,
+    TaskSummary,
     WorkerFailure,
     WorkerInfo,
 )
@@ -78,6 +81,8 @@ class ClusterSnapshot:
     tasks: BackendSnapshot
     #: Tasks finished (succeeded or failed) per second since the previous snapshot.
     throughput: Optional[float] = None
+    #: The latest progress reported by tasks in progress, by task id.
+    progress: Mapping[str, Progress] = dataclasses.field(default_factory=dict)
     #: The periodic schedules, by name (none on a backend that keeps none).
     schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
@@ -118,7 +123,8 @@ class ClusterSnapshot:
                  "oldest_age": None if q.oldest_created is None else max(0.0, self.taken - q.oldest_created)}
                 for q in self.queues
             ],
-            "processing": [dataclasses.asdict(t) for t in tasks.processing_tasks],
+            "processing": [{**dataclasses.asdict(t), **progress_dict(self.progress.get(t.task_id))}
+                           for t in tasks.processing_tasks],
             "retrying": [dataclasses.asdict(t) for t in tasks.retrying_tasks],
             "scheduled": [dataclasses.asdict(t) for t in tasks.scheduled_tasks],
             "recent_successes": [dataclasses.asdict(t) for t in tasks.recent_successes],
@@ -129,6 +135,38 @@ class ClusterSnapshot:
             "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
                         "callback_id": c.callback_id, "created": c.created} for c in self.chords],
         }
+
+
+def progress_of(app: YADTQ, tasks: Sequence[TaskSummary]) -> dict[str, Progress]:
+    """The latest progress of each of these tasks that reported some (one backend read)."""
+    if not tasks:
+        return {}
+    found = app.backend.get_progress([t.task_id for t in tasks])
+    return {p.task_id: p for p in found if p is not None}
+
+
+def progress_dict(progress: Optional[Progress]) -> dict[str, Any]:
+    """``custom_state`` and ``meta`` of a task's progress as JSON-ready data (empty: none)."""
+    if progress is None:
+        return {}
+    try:
+        meta = unpack(progress.meta) if progress.meta is not None else None
+    except YADTQError:
+        meta = None
+    return {"custom_state": progress.state, "meta": meta, "progress_updated": progress.timestamp}
+
+
+def progress_text(progress: Optional[Progress]) -> str:
+    """``PROGRESS 3/10 (30%)``, ``DOWNLOADING``, or ``""``: a progress in a few words."""
+    if progress is None:
+        return ""
+    meta = progress_dict(progress).get("meta")
+    if isinstance(meta, dict) and "done" in meta:
+        done, total = meta.get("done"), meta.get("total")
+        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
+            return f"{progress.state} {done:g}/{total:g} ({100 * done / total:.0f}%)"
+        return f"{progress.state} {done}"
+    return progress.state
 
 
 def worker_dict(worker: WorkerStatus, now: float) -> dict[str, Any]:
@@ -198,7 +236,8 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
     snapshot = ClusterSnapshot(
         taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
-        failures=failures, tasks=tasks, schedules=tuple(listing_if_kept(app)),
+        failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
+        schedules=tuple(listing_if_kept(app)),
         chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
     )
     if previous is not None:

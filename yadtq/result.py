@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from . import states
 from .envelope import unpack
 from .exceptions import BackendUnavailable, BrokerUnavailable, Revoked, rebuild_exception
 from .exceptions import TimeoutError as ResultTimeout
+from .transports.base import ErrorInfo, StateChange
 
 if TYPE_CHECKING:
     from .app import YADTQ
-    from .transports.base import TaskRecord
+    from .transports.base import Progress, TaskRecord
 
 R = TypeVar("R")
 
@@ -50,21 +52,80 @@ class AsyncResult(Generic[R]):
 
     @property
     def state(self) -> str:
-        """The task's state; ``queued`` until a worker has seen it."""
+        """The task's state; ``queued`` until a worker has seen it. While it runs, the
+        custom state it reported with ``update_state`` (as given), if any."""
         record = self._record()
-        return record.state if record is not None else states.QUEUED
+        if record is None:
+            return states.QUEUED
+        if record.state == states.PROCESSING:
+            progress = self._progress(record)
+            if progress is not None:
+                return progress.state
+        return record.state
 
     status = state
 
+    def _progress(self, record: Optional[TaskRecord]) -> Optional[Progress]:
+        """The latest progress of the attempt the record shows (earlier attempts' is stale)."""
+        if record is None:
+            return None
+        progress = self.app.backend.get_progress([self.id])[0]
+        return progress if progress is not None and progress.retries == record.retries else None
+
+    @property
+    def meta(self) -> Optional[dict[str, Any]]:
+        """The latest ``meta`` dict the task reported (``update_state``/``progress``), or ``None``."""
+        progress = self._progress(self._record())
+        if progress is None or progress.meta is None:
+            return None
+        meta = unpack(progress.meta)
+        return meta if isinstance(meta, dict) else {"value": meta}
+
+    @property
+    def progress(self) -> Optional[tuple[Any, Any]]:
+        """``(done, total)`` as last reported with ``self.progress(done, total)``, or ``None``."""
+        meta = self.meta
+        if meta is None or "done" not in meta:
+            return None
+        return meta["done"], meta.get("total")
+
+    def follow(self, timeout: Optional[float] = None, interval: float = 0.5,
+               ) -> Iterator[tuple[str, Optional[dict[str, Any]]]]:
+        """Yield ``(state, meta)`` each time either changes, until the task is ready (the
+        final state is yielded last). Progress is sampled every ``interval`` seconds
+        (workers write it about once a second); the end is noticed by notification.
+
+        Raises:
+            yadtq.TimeoutError: not ready within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: Optional[tuple[str, Optional[dict[str, Any]]]] = None
+        while True:
+            record = self._record()
+            current = (self.state, self.meta)
+            if current != last:
+                last = current
+                yield current
+            if record is not None and record.state in states.READY_STATES:
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise ResultTimeout(f"task {self.id} not ready after {timeout} s")
+            step = interval if remaining is None else min(interval, remaining)
+            self.app.backend.wait(self.id, step)  # returns early once ready
+
     def ready(self) -> bool:
         """Whether the task has finished (success, failed or revoked)."""
-        return self.state in states.READY_STATES
+        record = self._record()
+        return record is not None and record.state in states.READY_STATES
 
     def successful(self) -> bool:
-        return self.state == states.SUCCESS
+        record = self._record()
+        return record is not None and record.state == states.SUCCESS
 
     def failed(self) -> bool:
-        return self.state == states.FAILED
+        record = self._record()
+        return record is not None and record.state == states.FAILED
 
     @property
     def result(self) -> Any:
@@ -124,6 +185,37 @@ class AsyncResult(Generic[R]):
             if refused is None:
                 raise
             record = None
+        return self._settle(record, timeout, propagate, refused)
+
+    wait = get
+
+    async def aget(self, timeout: Optional[float] = None, propagate: bool = True) -> R:
+        """``get`` for asyncio code: waits without blocking the event loop, woken by
+        notification. ``await result`` is ``await result.aget()``.
+
+        Raises:
+            yadtq.TimeoutError: not finished within ``timeout`` seconds.
+            Exception: as :meth:`get`.
+        """
+        refused = self._refused()
+        if refused is not None:
+            if propagate:
+                raise refused
+            return refused  # type: ignore[return-value]
+        try:
+            record = self._ready or await self.app.backend.wait_async(self.id, timeout)
+        except BackendUnavailable:
+            refused = self._refused()
+            if refused is None:
+                raise
+            record = None
+        return self._settle(record, timeout, propagate, refused)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.aget().__await__()
+
+    def _settle(self, record: Optional[TaskRecord], timeout: Optional[float], propagate: bool,
+                refused: Optional[BrokerUnavailable]) -> R:
         if record is None:
             refused = refused or self._refused()
             if refused is None:
@@ -138,8 +230,6 @@ class AsyncResult(Generic[R]):
         if propagate:
             raise exc
         return exc  # type: ignore[return-value]
-
-    wait = get
 
     def _refused(self) -> Optional[BrokerUnavailable]:
         """The error to raise when this process saw the task's message refused by the
@@ -169,9 +259,21 @@ class AsyncResult(Generic[R]):
         err = record.error
         return rebuild_exception(err.type, err.message, err.args, err.traceback)
 
-    def revoke(self) -> None:
-        """Make sure the task never starts; it ends ``revoked`` unless it already started."""
-        self.app.backend.revoke([self.id], time.time())
+    def revoke(self, terminate: bool = False) -> None:
+        """Make sure the task never starts; it ends ``revoked`` unless it already started.
+
+        With ``terminate=True`` a running task is stopped too: its state is ``revoked``
+        at once and stays so (whatever the attempt does next is refused, it is never
+        retried, ``get()`` raises ``Revoked``), and its worker stops it within a
+        second: a process-pool child is killed and replaced, a coroutine is cancelled,
+        a thread-pool task is told (``self.is_revoked()``; ``update_state`` and
+        ``progress`` raise ``Revoked``) since threads cannot be stopped from outside.
+        """
+        now = time.time()
+        self.app.backend.revoke([self.id], now)
+        if terminate:
+            self.app.backend.record([StateChange(self.id, states.REVOKED, now, error=ErrorInfo(
+                "yadtq.exceptions.Revoked", "terminated", ["terminated"]))])
 
     def forget(self) -> None:
         """Delete the stored state and result."""

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigurationError
@@ -53,12 +53,16 @@ class Settings:
     retry_backoff_max: float = 600.0
     #: Run tasks in the caller on ``.delay()`` (with an in-memory backend), for tests.
     eager: bool = False
+    #: Task name or glob (``fnmatch``) -> queue, for tasks sent without a queue.
+    task_routes: dict[str, str] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+#: Every setting's name.
+FIELDS = frozenset(_FIELDS)
 
 
 def _default_of(fld: dataclasses.Field[Any]) -> Any:
@@ -87,6 +91,26 @@ def _convert(name: str, raw: str, default: Any) -> Any:
     except ValueError as exc:
         raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
     return raw
+
+
+def coerce(name: str, value: Any) -> Any:
+    """``value`` for setting ``name`` from a configuration object: text is converted as
+    the environment's is; other values must have the setting's type.
+
+    Raises:
+        ConfigurationError: a value of the wrong type.
+    """
+    default = _default_of(_FIELDS[name])
+    if isinstance(value, str) and default is not None and not isinstance(default, str):
+        return _convert(name, value, default)
+    if value is None or default is None:
+        return value
+    expected: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
+    if isinstance(default, dict):
+        expected = (Mapping,)
+    if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):
+        raise ConfigurationError(f"setting {name} must be a {type(default).__name__}, got {value!r}")
+    return dict(cast("Mapping[str, Any]", value)) if isinstance(default, dict) else value
 
 
 def load_settings(
@@ -136,6 +160,26 @@ def load_settings(
     return settings
 
 
+def explicit_settings(broker: Optional[str], backend: Optional[str],
+                      arguments: Mapping[str, Any]) -> frozenset[str]:
+    """The settings that arguments to ``YADTQ(...)`` set (shortcuts included)."""
+    names = {name for name, value in arguments.items() if value is not None and name in _FIELDS}
+    if broker or arguments.get("broker_ip"):
+        names.add("broker_url")
+    if backend or arguments.get("backend_ip"):
+        names.add("backend_url")
+    return frozenset(names)
+
+
+def validate(settings: Settings) -> None:
+    """Check a whole :class:`Settings`.
+
+    Raises:
+        ConfigurationError: a bad value.
+    """
+    _validate(settings)
+
+
 def _validate(settings: Settings) -> None:
     for name in ("broker_url", "backend_url"):
         url = getattr(settings, name)
@@ -147,6 +191,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("max_retries must not be negative")
     if settings.heartbeat_interval <= 0:
         raise ConfigurationError("heartbeat_interval must be positive")
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in settings.task_routes.items()):
+        raise ConfigurationError("task_routes must map task names or globs to queue names")
     if settings.result_max_bytes < 0:
         raise ConfigurationError("result_max_bytes must not be negative (0: no limit)")
 

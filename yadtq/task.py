@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import inspect
-import threading
+import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, TypeVar, Union
@@ -12,7 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 from typing_extensions import ParamSpec
 
 from .canvas.signature import CHUNK_TASK, Signature, group
-from .exceptions import ConfigurationError, Retry
+from .envelope import pack
+from .exceptions import ConfigurationError, Retry, Revoked
+from .flow import parse_rate_limit
+from .running import progress_sender, revocations
+from .transports.base import Progress
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -22,6 +29,9 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: The custom state ``progress()`` reports (and ``update_state`` without a state).
+PROGRESS = "PROGRESS"
 
 
 @dataclass(frozen=True)
@@ -43,10 +53,17 @@ class TaskOptions:
     queue: Optional[str] = None
     #: Seconds before the worker kills the task (process pool).
     time_limit: Optional[float] = None
+    #: Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task (every pool).
+    soft_time_limit: Optional[float] = None
     #: Seconds after submission past which the task is revoked instead of run.
     expires: Optional[float] = None
     dedupe: bool = False
     bind: bool = False
+    #: Store no return value: the task ends ``success`` and ``get()`` returns ``None``.
+    ignore_result: bool = False
+    #: ``"N/s"``, ``"N/m"`` or ``"N/h"``: at most N starts in any such window, cluster-wide
+    #: (DESIGN.md section 12; docs/flow-control.md).
+    rate_limit: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -65,16 +82,24 @@ class Request:
     root_id: Optional[str] = None
 
 
-_context = threading.local()
+#: The running task's request: per thread, and per asyncio task (a context variable,
+#: so many coroutines on one loop each see their own).
+_request: contextvars.ContextVar[Optional[Request]] = contextvars.ContextVar("yadtq_request",
+                                                                             default=None)
 
 
 def current_request() -> Optional[Request]:
-    """The request of the task running in this thread, if any."""
-    return getattr(_context, "request", None)
+    """The request of the task running in this thread (or asyncio task), if any."""
+    return _request.get()
 
 
-def set_current_request(request: Optional[Request]) -> None:
-    _context.request = request
+def set_current_request(request: Optional[Request]) -> contextvars.Token[Optional[Request]]:
+    """Make ``request`` current; returns the token for :func:`reset_current_request`."""
+    return _request.set(request)
+
+
+def reset_current_request(token: contextvars.Token[Optional[Request]]) -> None:
+    _request.reset(token)
 
 
 class Task(Generic[P, R]):
@@ -92,6 +117,11 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the function is an ``async def`` (run on the worker's event loop)."""
+        return inspect.iscoroutinefunction(self.fn)
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -123,6 +153,16 @@ class Task(Generic[P, R]):
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Send the task to a worker with these arguments; returns at once."""
         return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """``delay`` for asyncio code: ``await add.adelay(2, 3)`` sends without blocking the loop."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(self, args: Any = (), kwargs: Optional[dict[str, Any]] = None,
+                           **options: Any) -> AsyncResult[R]:
+        """``apply_async`` for asyncio code (the send runs in a thread: brokers are blocking clients)."""
+        return await asyncio.to_thread(
+            functools.partial(self.apply_async, args, kwargs, **options))
 
     def apply_async(
         self,
@@ -177,6 +217,46 @@ class Task(Generic[P, R]):
         composed (in a chain it gets the previous result as its first argument)."""
         return Signature(self, tuple(args), dict(kwargs))
 
+    def update_state(self, state: Optional[str] = None, meta: Optional[dict[str, Any]] = None) -> None:
+        """Inside a bound task: report a custom state (``"PROGRESS"`` if not given) and a
+        ``meta`` dict, shown by ``AsyncResult.state``/``.meta`` while the task runs.
+
+        Updates are throttled (at most about one write per second per task; the
+        latest wins), so calling this often is cheap.
+
+        Raises:
+            Revoked: the task was revoked with ``terminate=True`` (stop now).
+            SerializationError: ``meta`` cannot be carried by the wire format.
+            ConfigurationError: not called from a running task.
+        """
+        request = self._running_request("update_state")
+        packed = pack(meta) if meta is not None else None
+        progress_sender.report(self.app, Progress(request.id, request.retries, state or PROGRESS,
+                                                  packed, time.time()))
+
+    def progress(self, done: float, total: Optional[float] = None) -> None:
+        """Inside a bound task: report ``done`` of ``total`` (``AsyncResult.progress``);
+        ``update_state("PROGRESS", {"done": done, "total": total})``.
+
+        Raises:
+            Revoked: the task was revoked with ``terminate=True`` (stop now).
+        """
+        self.update_state(PROGRESS, {"done": done, "total": total})
+
+    def is_revoked(self) -> bool:
+        """Inside a running task: whether it was revoked with ``terminate=True`` (a
+        thread-pool task should then stop; the other pools stop it themselves)."""
+        request = current_request()
+        return request is not None and request.id in revocations
+
+    def _running_request(self, what: str) -> Request:
+        request = current_request()
+        if request is None or not request.id:
+            raise ConfigurationError(f"{what}() works only inside a running task")
+        if request.id in revocations:
+            raise Revoked(f"task {request.id} revoked (terminate)")
+        return request
+
     def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """An immutable signature: in a chain it ignores the previous result."""
         return Signature(self, tuple(args), dict(kwargs), immutable=True)
@@ -214,6 +294,14 @@ class Task(Generic[P, R]):
         raise Retry(exc, countdown=countdown, max_retries=max_retries)
 
 
+class AsyncTask(Task[P, R]):
+    """A task whose function is ``async def``: ``delay(...).get()`` gives what the coroutine
+    returns, and calling it here gives the coroutine (await it)."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:  # type: ignore[override]
+        return self.run(*args, **kwargs)  # type: ignore[return-value]
+
+
 def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -> TaskOptions:
     """Task options from app defaults and decorator arguments.
 
@@ -233,8 +321,15 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
             if not all(isinstance(t, type) and issubclass(t, BaseException) for t in overrides[opt]):
                 raise ConfigurationError(f"task {name!r}: {opt} must list exception types")
     options = replace(defaults, name=name, **overrides)
+    if options.rate_limit is not None:
+        try:
+            parse_rate_limit(options.rate_limit)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"task {name!r}: {exc}") from None
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:
         raise ConfigurationError(f"task {name!r}: time_limit must be positive")
+    if options.soft_time_limit is not None and options.soft_time_limit <= 0:
+        raise ConfigurationError(f"task {name!r}: soft_time_limit must be positive")
     return options

@@ -24,7 +24,15 @@ def bound(self: Any, n: int) -> float:
     return n / 2
 
 
+@app.task
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
 total: int = add.delay(2, 3).get()
+body: bytes = fetch.delay("u").get()
+fetch.delay(3)  # E: wrong type
+not_bytes: str = fetch.delay("u").get()  # E: bytes is not str
 words: str = greet.delay("bob").get(timeout=1)
 half: float = bound.delay(3).get()
 add.delay("x")  # E: wrong arity and type

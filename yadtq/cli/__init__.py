@@ -16,6 +16,7 @@ from .bench import bench
 from .inspection import inspect_command, tasks_command
 from .monitor import monitor
 from .render import one_line
+from .revoke import revoke
 from .schedule import schedule
 from .shell import shell
 from .tasks import purge, result, status, submit
@@ -51,8 +52,8 @@ def main() -> None:
     """
 
 
-for _command in (worker, submit, status, result, purge, monitor, inspect_command, tasks_command,
-                 bench, shell, schedule):
+for _command in (worker, submit, status, result, revoke, purge, monitor, inspect_command,
+                 tasks_command, bench, shell, schedule):
     main.add_command(_command)
 
 __all__ = ["main"]

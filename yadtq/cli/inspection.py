@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import states
-from ..monitor import monitored_queues, worker_dict, worker_statuses
+from ..monitor import monitored_queues, progress_of, worker_dict, worker_statuses
 from ..transports.base import CanvasBackend, TaskSummary
 from .chords import chord_dict, chords_table
 from .loading import load_app
@@ -103,8 +103,9 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
         return
     snapshot = app.backend.snapshot(limit)
     if what == "active":
+        progress = progress_of(app, snapshot.processing_tasks)
         tasks, table = snapshot.processing_tasks, processing_table(
-            snapshot.processing_tasks, now, total=snapshot.processing)
+            snapshot.processing_tasks, now, total=snapshot.processing, progress=progress)
     elif what == "scheduled":
         tasks, table = snapshot.scheduled_tasks, scheduled_table(
             snapshot.scheduled_tasks, now, total=snapshot.scheduled)
@@ -152,7 +153,7 @@ def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int
     table: Optional[Table] = None
     if state == states.PROCESSING:
         count, tasks = snapshot.processing, snapshot.processing_tasks
-        table = processing_table(tasks, now, total=count)
+        table = processing_table(tasks, now, total=count, progress=progress_of(app, tasks))
     elif state == states.RETRYING:
         count, tasks = snapshot.retrying, snapshot.retrying_tasks
         table = retrying_table(tasks, now, total=count)

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from ..config import autodiscover
 from ..exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -17,6 +18,8 @@ def load_app(path: str) -> YADTQ:
     """Import ``module`` or ``module:attr`` and return its :class:`YADTQ` instance.
 
     With a bare module, the attribute ``app`` wins, else the only YADTQ instance in it.
+    A package also gets its ``tasks`` modules imported (autodiscovery: ``pkg.tasks``
+    and ``pkg.<sub-package>.tasks``), and its app may live in one of them.
 
     Raises:
         ConfigurationError: the module cannot be imported or holds no (or several) apps.
@@ -36,6 +39,8 @@ def load_app(path: str) -> YADTQ:
         raise ConfigurationError(f"importing {module_name!r} failed: {exc}") from None
     except Exception as exc:
         raise ConfigurationError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    # A package: import its tasks modules (and its sub-packages'), as Celery's -A does.
+    discovered = autodiscover(module_name) if hasattr(module, "__path__") else []
     if attr:
         try:
             app = getattr(module, attr)
@@ -48,6 +53,9 @@ def load_app(path: str) -> YADTQ:
     if isinstance(candidate, YADTQ):
         return candidate
     apps = [v for v in vars(module).values() if isinstance(v, YADTQ)]
+    if not apps:  # a package whose app lives in one of its tasks modules
+        apps = list({id(v): v for found in discovered for v in vars(found).values()
+                     if isinstance(v, YADTQ)}.values())
     if len(apps) == 1:
         return apps[0]
     if not apps:

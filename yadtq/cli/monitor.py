@@ -84,7 +84,8 @@ def render(snapshot: ClusterSnapshot, *, rows: int = 10, error: Optional[str] = 
         parts.append(Text(f"refresh failed, showing the last snapshot: {error}", style="bold red"))
     parts += [
         top,
-        processing_table(tasks.processing_tasks[:rows], now, total=tasks.processing),
+        processing_table(tasks.processing_tasks[:rows], now, total=tasks.processing,
+                         progress=snapshot.progress),
         successes_table(tasks.recent_successes[:rows], now),
         failures_table(tasks.recent_failures[:rows], now),
         workers_table(snapshot.workers, now),

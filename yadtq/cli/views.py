@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 from rich.table import Table
 from rich.text import Text
 
-from ..monitor import QueueStatus, WorkerStatus
-from ..transports.base import TaskSummary, WorkerFailure
+from ..monitor import QueueStatus, WorkerStatus, progress_text
+from ..transports.base import Progress, TaskSummary, WorkerFailure
 from .render import WORKER_STYLES, format_age, format_error, styled
 
 #: How a worker's ``healthy`` flag shows.
@@ -67,12 +67,19 @@ def queues_table(queues: Sequence[QueueStatus], now: float) -> Table:
 
 
 def processing_table(tasks: Sequence[TaskSummary], now: float, *, title: str = "In progress",
-                     total: Optional[int] = None) -> Table:
-    """Tasks in progress, longest running first: id, task, worker, running time."""
-    table = _table(_titled(title, len(tasks), total), "id", "task", "worker", "running",
-                   right=("running",))
+                     total: Optional[int] = None,
+                     progress: Optional[Mapping[str, Progress]] = None) -> Table:
+    """Tasks in progress, longest running first: id, task, worker, running time, and the
+    progress they reported (a column shown when any did)."""
+    shown = progress or {}
+    columns = ["id", "task", "worker", "running"] + (["progress"] if shown else [])
+    table = _table(_titled(title, len(tasks), total), *columns, right=("running",))
     for task in tasks:
-        table.add_row(task.task_id, _name(task), _worker(task.worker), format_duration(now - task.timestamp))
+        cells: list[Any] = [task.task_id, _name(task), _worker(task.worker),
+                            format_duration(now - task.timestamp)]
+        if shown:
+            cells.append(Text(progress_text(shown.get(task.task_id))))
+        table.add_row(*cells)
     return table
 
 
@@ -86,13 +93,14 @@ def retrying_table(tasks: Sequence[TaskSummary], now: float, *, total: Optional[
 
 
 def scheduled_table(tasks: Sequence[TaskSummary], now: float, *, total: Optional[int] = None) -> Table:
-    """Scheduled messages, soonest first: id, task, queue, when due."""
-    table = _table(_titled("Scheduled", len(tasks), total), "id", "task", "queue", "due",
+    """Scheduled messages, soonest first: id, task, queue, when due, and why when a limit
+    holds it (``waiting``)."""
+    table = _table(_titled("Scheduled", len(tasks), total), "id", "task", "queue", "due", "waiting",
                    right=("due",))
     for task in tasks:
         wait = task.timestamp - now
         due = f"in {format_duration(wait)}" if wait > 0 else "now"
-        table.add_row(task.task_id, _name(task), Text(task.queue or "-"), due)
+        table.add_row(task.task_id, _name(task), Text(task.queue or "-"), due, Text(task.reason or "-"))
     return table
 
 

@@ -24,9 +24,16 @@ if TYPE_CHECKING:
 @app_option
 @click.option("-n", "--name", help="Worker id (default: hostname.pid).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1),
-              help="Tasks run at once (default: 8 threads, or one process per CPU).")
-@click.option("--pool", type=click.Choice(["threads", "processes"]), default="threads", show_default=True,
-              help="Run tasks in threads, or in child processes (needed for time_limit).")
+              help="Tasks run at once (default: 8 threads, one process per CPU, or 100 coroutines).")
+@click.option("--pool", type=click.Choice(["threads", "processes", "asyncio"]), default="threads",
+              show_default=True,
+              help="Run tasks in threads, in child processes (needed for time_limit), or as "
+                   "coroutines of an event loop (async def tasks; sync ones in a few threads).")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), metavar="N",
+              help="Process pool: replace a child after it ran N tasks.")
+@click.option("--max-memory-per-child", type=click.FloatRange(min=0, min_open=True), metavar="MB",
+              help="Process pool: replace a child, between tasks, once its resident memory "
+                   "exceeds MB megabytes.")
 @queues_option("Queues to consume (default: the app's default queue).")
 @click.option("-l", "--loglevel", default="info", show_default=True, metavar="LEVEL",
               help="debug, info, warning, error or critical.")
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
               help="'text' lines, or one JSON object a line.")
 def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool: str,
+           max_tasks_per_child: Optional[int], max_memory_per_child: Optional[float],
            queues: tuple[str, ...], loglevel: str, logfile: Optional[str], log_format: str) -> None:
     """Consume tasks from the app's queues and run them.
 
@@ -46,7 +54,8 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
     level = configure_logging(loglevel, logfile, log_format)
     app = load_app(app_path)
     runner = Worker(app, name=name, concurrency=concurrency, pool=pool, queues=queue_names or None,
-                    app_path=app_path)
+                    app_path=app_path, max_tasks_per_child=max_tasks_per_child,
+                    max_memory_per_child=max_memory_per_child)
     if level < logging.WARNING:
         _print_banner(runner)
     sys.exit(runner.run())

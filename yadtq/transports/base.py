@@ -11,7 +11,10 @@ Transports are found by URL scheme through the ``yadtq.brokers`` and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BROKER_GROUP = "yadtq.brokers"
+#: Seconds one blocking wait of :meth:`ResultBackend.wait_async`'s default lasts.
+ASYNC_WAIT_SLICE = 1.0
 BACKEND_GROUP = "yadtq.backends"
 
 
@@ -241,6 +246,19 @@ class TaskRecord:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """The latest custom state and ``meta`` a running task reported (``update_state``)."""
+
+    task_id: str
+    #: The attempt it belongs to (``TaskRecord.retries`` while that attempt runs).
+    retries: int
+    state: str
+    #: The packed ``meta`` dict (``envelope.pack``), or ``None``.
+    meta: Optional[bytes]
+    timestamp: float
+
+
+@dataclass(frozen=True)
 class Claim:
     """A worker's request to start running one delivery of a task."""
 
@@ -353,6 +371,8 @@ class TaskSummary:
     error_type: Optional[str] = None
     #: The error message, at most ``SUMMARY_MESSAGE_LIMIT`` characters.
     error_message: Optional[str] = None
+    #: Why a scheduled task waits, when a limit holds it (e.g. ``rate_limit 60/m``).
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -433,6 +453,44 @@ class ResultBackend(ABC):
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
         """Block until the task is ready, woken by notification; ``None`` on timeout."""
 
+    async def wait_async(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        """:meth:`wait` for asyncio callers, without blocking the event loop.
+
+        This default hands the blocking :meth:`wait` (still woken by notification) to a
+        thread of its own, in slices of :data:`ASYNC_WAIT_SLICE` seconds so that a
+        cancelled caller frees its thread soon; a backend with an asyncio client
+        overrides it (Redis).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Optional[TaskRecord]] = loop.create_future()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def deliver(outcome: Any, failed: bool) -> None:
+            if not future.done():
+                if failed:
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+        def hand_off() -> None:
+            outcome: Any = None
+            failed = False
+            try:
+                while not future.done():  # done: the caller was cancelled
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    piece = ASYNC_WAIT_SLICE if remaining is None else max(
+                        0.0, min(remaining, ASYNC_WAIT_SLICE))
+                    outcome = self.wait(task_id, piece)
+                    if outcome is not None or (remaining is not None and remaining <= piece):
+                        break
+            except BaseException as exc:  # handed over to the awaiting coroutine
+                outcome, failed = exc, True
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(deliver, outcome, failed)
+
+        threading.Thread(target=hand_off, name=f"yadtq-wait-{task_id[:8]}", daemon=True).start()
+        return await future
+
     @abstractmethod
     def forget(self, task_ids: Sequence[str]) -> None:
         """Delete what is stored about these tasks."""
@@ -440,6 +498,20 @@ class ResultBackend(ABC):
     @abstractmethod
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         """Mark tasks revoked: one that has not started will never start."""
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        """Store the latest progress of each task (replacing its earlier one), for as long
+        as results are kept. The worker throttles updates to about one per second per task.
+
+        This default stores nothing (progress then stays invisible); the bundled
+        backends implement it.
+        """
+        logger.debug("%s stores no progress", type(self).__name__)
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        """The latest progress stored for each task (``None``: none reported)."""
+        return [None] * len(task_ids)
 
     # -- schedule
     @abstractmethod
@@ -590,6 +662,43 @@ class CanvasBackend(ABC):
     @abstractmethod
     def open_chords(self, limit: int = RECENT_LIMIT) -> list[GroupInfo]:
         """Chords still waiting for members, oldest first (for the monitor)."""
+
+
+# --------------------------------------------------------------------------- flow control
+# Rate limits (DESIGN.md section 12; specs in yadtq/flow.py). Kept apart from
+# ResultBackend so a third-party backend sees what the step needs; ``memory.py``
+# is the reference.
+
+
+@dataclass(frozen=True)
+class RateRequest:
+    """A worker asks to start one attempt of a rate-limited task."""
+
+    #: The task name: the limit is shared by every start of this name.
+    name: str
+    #: The attempt (``<task id>:<retries>``): asking again for one attempt is answered the
+    #: same (its start or its reservation is kept), so a redelivery takes no second slot.
+    attempt: str
+    count: int
+    period: float
+    #: The message to put in the schedule if the attempt must wait.
+    waiting: ScheduledMessage
+
+
+class LimitsBackend(ABC):
+    """The flow control step of the backend; atomic."""
+
+    @abstractmethod
+    def admit_rate(self, requests: Sequence[RateRequest]) -> list[Optional[float]]:
+        """Decide each request, in order, in ONE atomic step on the backend's clock.
+
+        Starts (and reservations) are kept per name for ``period`` seconds. A request
+        whose attempt has a start at or before now is answered ``None`` (start it). Else
+        its start time is ``flow.next_start`` of the name's starts: ``None`` if that is
+        now (the start is recorded), else the time itself, which is recorded as the
+        attempt's reservation while ``waiting`` goes into the schedule, due then, in the
+        same step. An attempt already reserved for later gets its reservation again.
+        """
 
 
 # --------------------------------------------------------------------------- discovery

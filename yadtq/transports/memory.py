@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
+from ..flow import admit, slack
 from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
 from .base import (
     CHORD_FAILED,
@@ -32,7 +33,10 @@ from .base import (
     DrainCallback,
     GroupInfo,
     GroupSpec,
+    LimitsBackend,
     Message,
+    Progress,
+    RateRequest,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -172,7 +176,7 @@ class MemoryConsumer(Consumer):
             self._broker._requeue(left)
 
 
-class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore):
+class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend):
     """Records, schedule, heartbeats and dedupe keys in dicts behind one condition.
 
     For the monitor it keeps, updated with every stored record, the ids of the tasks
@@ -193,7 +197,10 @@ class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore):
         self._watch = Watch(0.0)
         self._failures: deque[WorkerFailure] = deque(maxlen=settings.failure_history)
         self._dedupe: dict[str, tuple[str, float]] = {}
+        self._progress: dict[str, tuple[Progress, float]] = {}
         self._groups: dict[str, _StoredGroup] = {}
+        #: task name -> attempt -> start time or reservation (flow control)
+        self._rates: dict[str, dict[str, float]] = {}
         # Monitoring: ids by state (dicts as ordered sets), totals, latest finished tasks.
         self._by_state: dict[str, dict[str, None]] = {PROCESSING: {}, RETRYING: {}}
         self._totals: Counter[str] = Counter()
@@ -212,6 +219,7 @@ class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore):
 
     def _drop(self, task_id: str) -> None:
         self._records.pop(task_id, None)
+        self._progress.pop(task_id, None)
         for ids in self._by_state.values():
             ids.pop(task_id, None)
 
@@ -307,6 +315,20 @@ class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore):
                         self._store(updated, now)
             self._cond.notify_all()
 
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        now = time.time()
+        with self._cond:
+            for update in updates:
+                self._progress[update.task_id] = (update, now + self.settings.result_expires)
+            self._cond.notify_all()
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        now = time.time()
+        with self._cond:
+            found = [self._progress.get(t) for t in task_ids]
+        return [entry[0] if entry is not None and entry[1] >= now else None for entry in found]
+
     # -- schedule
     def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
         now = time.time() if now is None else now
@@ -329,6 +351,21 @@ class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore):
     def next_due(self) -> Optional[float]:
         with self._cond:
             return min((e.due for e, _ in self._schedule.values()), default=None)
+
+    # -- flow control
+    def admit_rate(self, requests: Sequence[RateRequest]) -> list[Optional[float]]:
+        now = time.time()
+        answers: list[Optional[float]] = []
+        with self._cond:
+            for r in requests:
+                at = admit(self._rates.setdefault(r.name, {}), r.attempt, r.count, r.period, now)
+                if at <= now:
+                    answers.append(None)
+                    continue
+                entry = replace(r.waiting, due=at + slack(r.period))
+                self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
+                answers.append(at)
+        return answers
 
     # -- workers
     def heartbeat(self, info: WorkerInfo) -> None:

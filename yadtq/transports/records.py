@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..envelope import HEADER_TASK
+from ..flow import HEADER_WAITING
 from ..states import (
     FAILED,
     PROCESSING,
@@ -181,8 +182,10 @@ def summarize(record: TaskRecord) -> TaskSummary:
 def summarize_scheduled(entry: ScheduledMessage) -> TaskSummary:
     """A scheduled message as the monitor lists it (``timestamp``: when it is due)."""
     name = entry.message.headers.get(HEADER_TASK)
+    reason = entry.message.headers.get(HEADER_WAITING)
     return TaskSummary(task_id=entry.task_id, name=name.decode(errors="replace") if name else None,
-                       queue=entry.message.queue, timestamp=entry.due)
+                       queue=entry.message.queue, timestamp=entry.due,
+                       reason=reason.decode(errors="replace") if reason else None)
 
 
 def totals_from(counts: Mapping[str, int]) -> TaskTotals:

@@ -33,6 +33,7 @@ from ..transports.base import (
     ScheduledMessage,
     StateChange,
 )
+from . import admission
 from .executor import Outcome, outcome_change
 from .links import Link
 from .pools import Job, Pool
@@ -76,7 +77,7 @@ class WorkerStats:
                     self.done += 1
                 elif outcome.state == states.FAILED:
                     self.failed += 1
-                else:
+                elif outcome.state == states.RETRYING:
                     self.retried += 1
 
 
@@ -221,7 +222,7 @@ class TaskConsumer:
         if settled:
             self.consumer.done(settled)
         if runnable:
-            self._claim_and_start(list(runnable.values()), now)
+            self._claim_and_start(self._admitted(list(runnable.values())), now)
 
     def _decode(self, delivery: Delivery) -> Optional[Envelope]:
         """The delivery's envelope, or ``None`` once it is dead-lettered as unrunnable."""
@@ -243,6 +244,18 @@ class TaskConsumer:
                         NotRegistered.__name__, envelope)
             return None
         return envelope
+
+    def _admitted(self, pending: list[Pending]) -> list[Pending]:
+        """Those of ``pending`` within their rate limits; the others now wait in the
+        schedule (``admission.admit``) and their deliveries are reported done."""
+        go, changes, spent = persist("asking the rate limits", lambda: admission.admit(self.app, pending),
+                                     self.stop, self.backend_link)
+        if changes:
+            persist("recording tasks waiting on a rate limit",
+                    lambda: self.app.backend.record(changes), self.stop, self.backend_link)
+        if spent:
+            self.consumer.done(spent)
+        return go
 
     def _claim_and_start(self, pending: list[Pending], now: float) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
@@ -303,16 +316,11 @@ class TaskConsumer:
         self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now())
 
     def may_start(self, job: Job) -> bool:
-        """Whether a claimed job may start now (pool threads ask right before running it).
+        """Whether a claimed job may start now (the pool asks right before running it).
 
-        A claim is acted on at once, so its job normally starts within milliseconds.
-        One that waited longer than ``stale_claim_after`` (the process was frozen or
-        starved between claim and start) may have lapsed meanwhile: once this worker
-        has been silent for ``worker_unresponsive_after``, another worker is granted
-        the task and runs it. Starting it here anyway would run the task twice, so the
-        job goes back to the parked deliveries and is claimed again: ``RUN`` if this
-        instance still holds it, ``SKIP`` if it finished elsewhere, ``BUSY`` while it
-        runs elsewhere (the delivery stays outstanding until its outcome is stored).
+        A claim older than ``stale_claim_after`` (the process was frozen or starved
+        since) may have lapsed: another worker may have found this one dead and run
+        the task. Such a job goes back to the parked deliveries and is claimed again.
         """
         waited = time.monotonic() - job.claimed
         if waited <= self.stale_claim_after:
@@ -326,7 +334,7 @@ class TaskConsumer:
         return False
 
     def _take_back_returned(self) -> None:
-        """Park the jobs ``may_start`` refused, to be claimed again at once (owner thread)."""
+        """Park the jobs ``may_start`` refused, to be claimed again at once."""
         while True:
             try:
                 entry = self._returned.get_nowait()

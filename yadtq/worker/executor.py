@@ -6,19 +6,30 @@ claim); this module turns a call into success, a retry, or a failure.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from .. import states
+from .. import signals, states
 from ..canvas.followups import gather
 from ..envelope import Envelope, encode, pack
-from ..exceptions import ChordError, NotRegistered, Retry, SerializationError, WorkerLostError
+from ..exceptions import (
+    ChordError,
+    NotRegistered,
+    Retry,
+    Revoked,
+    SerializationError,
+    SoftTimeLimitExceeded,
+    WorkerLostError,
+)
 from ..retry import retry_delay
-from ..task import Request, Task, set_current_request
+from ..running import progress_sender, revocations
+from ..task import Request, Task, reset_current_request, set_current_request
 from ..transports.base import ErrorInfo, StateChange
+from .limits import run_with_soft_limit, soft_limit, soft_limit_of
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -31,7 +42,7 @@ class Outcome:
     """How one attempt of a task ended."""
 
     task_id: str
-    #: ``success``, ``failed`` or ``retrying``.
+    #: ``success``, ``failed``, ``retrying``, or ``revoked`` (stopped by ``revoke(terminate=True)``).
     state: str
     started: float
     finished: float
@@ -67,6 +78,9 @@ def _check_arguments(task: Task[Any, Any], envelope: Envelope) -> None:
 
 def _should_retry(task: Task[Any, Any], exc: BaseException) -> bool:
     opts = task.options
+    if isinstance(exc, SoftTimeLimitExceeded) and not (
+            opts.autoretry_for and issubclass(SoftTimeLimitExceeded, opts.autoretry_for)):
+        return False  # like the hard limit: retried only when asked for by name
     if opts.dont_autoretry_for and isinstance(exc, opts.dont_autoretry_for):
         return False
     if opts.autoretry_for:
@@ -74,54 +88,143 @@ def _should_retry(task: Task[Any, Any], exc: BaseException) -> bool:
     return isinstance(exc, Exception)
 
 
-def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Outcome:
-    """Run one attempt of the task an envelope names.
+class Attempt:
+    """One attempt of a task being run: what the sync and the async runners share.
 
-    Any exception is retried (up to ``max_retries``, default 3) unless the task's
-    ``autoretry_for`` narrows that; ``NotRegistered`` and argument mismatches
-    fail at once, without retries.
+    :func:`prepare` makes one (or an :class:`Outcome` when the task cannot run);
+    the runner calls the function, then :meth:`concluded` or :meth:`raised`.
     """
+
+    def __init__(self, app: YADTQ, envelope: Envelope, task: Task[Any, Any], worker: Optional[str],
+                 started: float) -> None:
+        self.app = app
+        self.envelope = envelope
+        self.task = task
+        self.worker = worker
+        self.started = started
+        self.request = Request(
+            id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
+            retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
+            parent_id=envelope.parent_id, root_id=envelope.root_id,
+        )
+
+    def call(self) -> Any:
+        """Send ``task_prerun``, then call the function (an ``async def`` task gives its
+        coroutine)."""
+        signals.task_prerun.send(task_id=self.envelope.id, task=self.task, args=self.envelope.args,
+                                 kwargs=self.envelope.kwargs)
+        return self.task.run(*self.envelope.args, **self.envelope.kwargs)
+
+    def failed(self, exc: BaseException, with_traceback: bool = True) -> Outcome:
+        """A failure for good (no retry) with ``exc``."""
+        outcome = Outcome(self.envelope.id, states.FAILED, self.started, time.time(),
+                          error=error_info(exc, with_traceback=with_traceback))
+        return self._report(outcome, exc)
+
+    def concluded(self, value: Any) -> Outcome:
+        """The outcome of a call that returned ``value`` (not stored with ``ignore_result``)."""
+        if self.envelope.id in revocations:  # revoked meanwhile: it stays revoked
+            return self.revoked()
+        try:
+            result = None if self.task.options.ignore_result else pack(value)
+        except SerializationError as exc:
+            return self.failed(SerializationError(f"cannot serialize the result of {self.task.name}: {exc}"))
+        outcome = Outcome(self.envelope.id, states.SUCCESS, self.started, time.time(), result=result)
+        return self._report(outcome, value)
+
+    def raised(self, exc: Exception) -> Outcome:
+        """The outcome of a call that raised ``exc``: a retry or a failure, or ``revoked``
+        (never retried) when it was revoked with ``terminate=True`` meanwhile."""
+        if isinstance(exc, Revoked) or self.envelope.id in revocations:
+            return self.revoked()
+        if isinstance(exc, Retry):
+            cause = exc.exc or exc
+            outcome = _retry_or_fail(self.task, self.envelope, cause, self.started, exc.countdown,
+                                     exc.max_retries)
+            return self._report(outcome, cause)
+        if _should_retry(self.task, exc):
+            return self._report(_retry_or_fail(self.task, self.envelope, exc, self.started, None, None),
+                                exc)
+        return self.failed(exc)
+
+    def revoked(self) -> Outcome:
+        """The attempt was stopped because the task was revoked with ``terminate=True``."""
+        outcome = revoked_outcome(self.envelope, self.started)
+        return self._report(outcome, Revoked(f"task {self.envelope.id} terminated"))
+
+    def _report(self, outcome: Outcome, result: Any) -> Outcome:
+        """Send the signals of an ended attempt (``result``: the value, or the exception).
+        A receiver that raises is logged by the signal and changes nothing here."""
+        task_id, task = self.envelope.id, self.task
+        progress_sender.finished(task_id)  # a throttled update left over is of no use now
+        if outcome.state == states.SUCCESS:
+            signals.task_success.send(task_id=task_id, task=task, result=result)
+        elif outcome.state == states.RETRYING:
+            signals.task_retry.send(task_id=task_id, task=task, reason=result, eta=outcome.retry_eta)
+        elif outcome.state == states.FAILED:
+            signals.task_failure.send(task_id=task_id, task=task, exception=result,
+                                      traceback=outcome.error.traceback if outcome.error else None)
+        signals.task_postrun.send(task_id=task_id, task=task, args=self.envelope.args,
+                                  kwargs=self.envelope.kwargs, state=outcome.state, result=result)
+        return outcome
+
+
+def revoked_outcome(envelope: Envelope, started: float) -> Outcome:
+    """How an attempt stopped by ``revoke(terminate=True)`` ends: ``revoked``, never retried."""
+    return Outcome(envelope.id, states.REVOKED, started, time.time(), error=ErrorInfo(
+        "yadtq.exceptions.Revoked", "terminated", ["terminated"]))
+
+
+def prepare(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Union[Attempt, Outcome]:
+    """An attempt at the task an envelope names, or the failure if it cannot run at all
+    (``NotRegistered``, arguments that do not fit: never retried)."""
     started = time.time()
 
-    def failed(exc: BaseException, with_traceback: bool = True) -> Outcome:
+    def failed(exc: BaseException) -> Outcome:
         return Outcome(envelope.id, states.FAILED, started, time.time(),
-                       error=error_info(exc, with_traceback=with_traceback))
+                       error=error_info(exc, with_traceback=False))
 
     task = app.tasks.get(envelope.task)
     if task is None:
-        return failed(NotRegistered(f"task {envelope.task!r} is not registered"), False)
+        return failed(NotRegistered(f"task {envelope.task!r} is not registered"))
     if envelope.canvas:
         try:
             envelope = gather(app, envelope)  # a chord's callback: its members' results first
         except ChordError as exc:
-            return failed(exc, False)
+            return failed(exc)
         except Exception as exc:  # e.g. the backend is unreachable: try again later
             return _retry_or_fail(task, envelope, exc, started, None, None)
     try:
         _check_arguments(task, envelope)
     except TypeError as exc:
-        return failed(exc, False)
-
-    set_current_request(Request(
-        id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
-        retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
-        parent_id=envelope.parent_id, root_id=envelope.root_id,
-    ))
-    try:
-        value = task.run(*envelope.args, **envelope.kwargs)
-        result = pack(value)
-    except Retry as request:
-        cause = request.exc or request
-        return _retry_or_fail(task, envelope, cause, started, request.countdown, request.max_retries)
-    except SerializationError as exc:
-        return failed(SerializationError(f"cannot serialize the result of {task.name}: {exc}"))
-    except Exception as exc:
-        if _should_retry(task, exc):
-            return _retry_or_fail(task, envelope, exc, started, None, None)
         return failed(exc)
+    return Attempt(app, envelope, task, worker, started)
+
+
+def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Outcome:
+    """Run one attempt of the task an envelope names, in this thread.
+
+    Any exception is retried (up to ``max_retries``, default 3) unless the task's
+    ``autoretry_for`` narrows that; ``NotRegistered`` and argument mismatches
+    fail at once, without retries. An ``async def`` task runs on an event loop of
+    its own here (the asyncio pool and the thread pool run them on a shared loop).
+    """
+    attempt = prepare(app, envelope, worker)
+    if isinstance(attempt, Outcome):
+        return attempt
+    token = set_current_request(attempt.request)
+    soft = soft_limit_of(app, envelope)
+    try:
+        if attempt.task.is_async:  # its own loop: the soft limit strikes at its current await
+            value = asyncio.run(run_with_soft_limit(attempt.call(), envelope, soft))
+        else:
+            with soft_limit(envelope, soft):
+                value = attempt.call()
+    except Exception as exc:
+        return attempt.raised(exc)
     finally:
-        set_current_request(None)
-    return Outcome(envelope.id, states.SUCCESS, started, time.time(), result=result)
+        reset_current_request(token)
+    return attempt.concluded(value)
 
 
 def _retry_or_fail(task: Task[Any, Any], envelope: Envelope, exc: BaseException, started: float,

@@ -14,22 +14,44 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Optional
 
+from .. import signals
 from ..exceptions import BackendUnavailable, BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
+from .aio import AsyncioPool
 from .consumer import Identity, TaskConsumer, WorkerStats
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
-from .pools import Job, Pool, create_pool
+from .pools import Job, Pool, ProcessPool, Sink, Spawn, create_pool
+from .recycle import Recycling
 from .scheduler import Scheduler
 from .supervise import Supervisor
+from .terminate import Terminator
 from .ticker import Ticker
 
 if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
+
+POOL_KINDS = ("threads", "processes", "asyncio")
+#: Default ``-c`` of an asyncio pool: coroutines are cheap.
+ASYNCIO_CONCURRENCY = 100
+
+
+def _default_concurrency(pool: str) -> int:
+    if pool == "asyncio":
+        return ASYNCIO_CONCURRENCY
+    return 8 if pool == "threads" else (os.cpu_count() or 2)
+
+
+def _make_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
+               app_path: Optional[str], spawn: Spawn) -> Pool:
+    if kind == "asyncio":
+        return AsyncioPool(app, size, worker, sink, spawn)
+    return create_pool(kind, app, size, worker, sink, app_path, spawn=spawn)
+
 
 #: Seconds the worker waits at start for the backend to take its first heartbeat.
 START_TIMEOUT = 15.0
@@ -43,24 +65,35 @@ class Worker:
     Args:
         app: the app whose tasks this worker runs.
         name: worker id (default ``hostname.pid``).
-        concurrency: tasks run at once (default 8 threads, or one process per core).
-        pool: ``threads`` or ``processes`` (needed for ``time_limit``).
+        concurrency: tasks run at once (default 8 threads, one process per core, or
+            100 coroutines).
+        pool: ``threads``, ``processes`` (needed for ``time_limit`` on sync tasks) or
+            ``asyncio`` (``async def`` tasks as coroutines of one loop, sync ones in threads).
         queues: queue names (default: the app's default queue).
         app_path: import path of the app, so process-pool children can import it.
+        max_tasks_per_child: replace a process-pool child after this many tasks.
+        max_memory_per_child: replace a process-pool child, between tasks, once its
+            resident memory exceeds this many megabytes.
     """
 
     def __init__(self, app: YADTQ, *, name: Optional[str] = None,
                  concurrency: Optional[int] = None, pool: str = "threads",
-                 queues: Optional[Sequence[str]] = None, app_path: Optional[str] = None) -> None:
-        if pool not in ("threads", "processes"):
-            raise ConfigurationError(f"unknown pool {pool!r} (use threads or processes)")
+                 queues: Optional[Sequence[str]] = None, app_path: Optional[str] = None,
+                 max_tasks_per_child: Optional[int] = None,
+                 max_memory_per_child: Optional[float] = None) -> None:
+        if pool not in POOL_KINDS:
+            raise ConfigurationError(f"unknown pool {pool!r} (use threads, processes or asyncio)")
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        self.recycling = Recycling(max_tasks_per_child, max_memory_per_child)
+        if self.recycling.active and pool != "processes":
+            raise ConfigurationError("--max-tasks-per-child and --max-memory-per-child need "
+                                     "--pool processes")
         self.app = app
         self.name = name or default_worker_name()
         self.identity = Identity(self.name, f"{self.name}#{uuid.uuid4().hex[:12]}")
         self.pool_kind = pool
-        self.concurrency = concurrency or (8 if pool == "threads" else (os.cpu_count() or 2))
+        self.concurrency = concurrency or _default_concurrency(pool)
         self.queues = list(queues or [app.settings.default_queue])
         self.app_path = app_path
         self.stats = WorkerStats()
@@ -240,13 +273,16 @@ class Worker:
         settings = self.app.settings
         supervisor = self._supervisor
         self.started = time.time()
-        if self.pool_kind == "threads":
-            limited = sorted(n for n, t in self.app.tasks.items() if t.options.time_limit)
+        if self.pool_kind != "processes":
+            limited = sorted(n for n, t in self.app.tasks.items()
+                             if t.options.time_limit and not t.is_async)
             if limited:
-                logger.warning("time_limit is enforced only with --pool processes (tasks: %s)",
-                               ", ".join(limited))
-        pool = self._pool = create_pool(self.pool_kind, self.app, self.concurrency, self.name,
-                                        self._sink, self.app_path, spawn=supervisor.spawn)
+                logger.warning("time_limit is enforced on sync tasks only with --pool processes "
+                               "(tasks: %s)", ", ".join(limited))
+        pool = self._pool = _make_pool(self.pool_kind, self.app, self.concurrency, self.name,
+                                       self._sink, self.app_path, supervisor.spawn)
+        if isinstance(pool, ProcessPool):
+            pool.recycling = self.recycling
         pool.start()  # before any other thread, so forked children inherit none
         broker_link = Link("broker", redact_url(settings.broker_url))
         backend_link = Link("backend", redact_url(settings.backend_url))
@@ -271,8 +307,11 @@ class Worker:
                                     fatal=True)
         beats = supervisor.spawn("heartbeat", heartbeat._run)
         schedules = supervisor.spawn("scheduler", scheduler._run)
+        terminator = Terminator(self.app, pool)
+        terminations = supervisor.spawn("terminator", terminator.run)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
                     self.pool_kind, self.concurrency)
+        signals.worker_ready.send(worker=self)
         backoff = 0.1
         try:
             while not self._stop.is_set():
@@ -302,6 +341,8 @@ class Worker:
             if not pool.join(settings.shutdown_timeout):
                 logger.warning("%d tasks still running at shutdown; they will be redelivered",
                                len(pool.active()))
+            terminator.stop()
+            terminations.join(5)
             self._drain(5.0)
             recorder_stop.set()
             recorder.join(10)
@@ -321,3 +362,4 @@ class Worker:
             self.app.flush(10)
             logger.info("worker %s left (%d done, %d failed)", self.name, self.stats.done,
                         self.stats.failed)
+            signals.worker_shutdown.send(worker=self)

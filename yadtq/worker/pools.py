@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .. import states
+from .. import signals, states
 from ..envelope import Envelope, decode, encode, pack, unpack
 from ..exceptions import ConfigurationError, TimeLimitExceeded
+from ..running import revocations
 from ..transports.base import Delivery, ErrorInfo
-from .executor import Outcome, error_info, execute, worker_lost
+from .executor import Outcome, error_info, execute, revoked_outcome, worker_lost
+from .loop import LoopThread, cancel_coroutine, run_attempt
+from .recycle import Recycling
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -51,7 +54,7 @@ class Job:
     #: More deliveries of the same task that arrived while it ran; done with it.
     duplicates: list[Delivery] = field(default_factory=list)
     submitted: float = field(default_factory=time.time)
-    #: ``time.monotonic()`` when its claim was granted (see :attr:`Pool.gate`).
+    #: ``time.monotonic()`` when its claim was granted.
     claimed: float = field(default_factory=time.monotonic)
 
 
@@ -83,9 +86,8 @@ class Pool(ABC):
         self.spawn = spawn
         self._cond = threading.Condition()
         self._active: dict[str, Job] = {}
-        #: Asked right before each job starts; a job it refuses never runs and reaches no
-        #: sink (the gate took its delivery back). The worker refuses a job whose claim is
-        #: old enough to have lapsed (its process was frozen between claim and start).
+        #: Asked right before each job starts; a refused job never runs nor reaches the
+        #: sink (the gate took it back: e.g. its claim may have lapsed meanwhile).
         self.gate: Optional[Gate] = None
 
     def free_slots(self) -> int:
@@ -119,10 +121,17 @@ class Pool(ABC):
             self._cond.notify_all()
         return False
 
+    def terminate(self, task_id: str) -> None:
+        """Stop a running task revoked with ``terminate=True``: a coroutine is cancelled;
+        a thread is told (cooperative: ``is_revoked()``, ``Revoked`` from ``progress``)."""
+        if not cancel_coroutine(task_id):
+            revocations.add(task_id)
+
     def _finish(self, job: Job, outcome: Outcome) -> None:
         try:
             self.sink(job, outcome)
         finally:
+            revocations.discard(job.envelope.id)
             with self._cond:
                 self._active.pop(job.envelope.id, None)
                 self._cond.notify_all()
@@ -139,7 +148,8 @@ class Pool(ABC):
 
 
 class ThreadPool(Pool):
-    """Tasks run in threads of the worker process. ``time_limit`` is not enforced."""
+    """Tasks run in threads of the worker process. ``time_limit`` is not enforced on
+    sync tasks; ``async def`` tasks run on an event loop thread, within the same bound."""
 
     kind = "threads"
 
@@ -148,6 +158,7 @@ class ThreadPool(Pool):
         super().__init__(app, size, worker, sink, spawn)
         self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._loop: Optional[LoopThread] = None
 
     def start(self) -> None:
         for n in range(self.size):
@@ -155,7 +166,18 @@ class ThreadPool(Pool):
 
     def submit(self, job: Job) -> None:
         self._begin(job)
-        self._jobs.put(job)
+        task = self.app.tasks.get(job.envelope.task)
+        if task is not None and task.is_async:
+            if self._loop is None:  # only the consumer thread submits
+                self._loop = LoopThread("yadtq-threads-loop")
+                self._loop.start()
+            self._loop.spawn(self._run_async(job))
+        else:
+            self._jobs.put(job)
+
+    async def _run_async(self, job: Job) -> None:
+        if self._may_start(job):
+            self._finish(job, await run_attempt(self.app, job.envelope, self.worker))
 
     def _run(self) -> None:
         while True:
@@ -177,6 +199,8 @@ class ThreadPool(Pool):
     def stop(self) -> None:
         for _ in self._threads:
             self._jobs.put(None)
+        if self._loop is not None:
+            self._loop.stop()
 
 
 # --------------------------------------------------------------------------- processes
@@ -197,6 +221,7 @@ def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str],
         from ..cli.loading import load_app
 
         app = load_app(app_path or "")
+    signals.worker_process_init.send(worker=worker)
     while True:
         try:
             while not conn.poll(PARENT_CHECK_INTERVAL):
@@ -235,6 +260,10 @@ class _Child:
     conn: Connection
     job: Optional[Job] = None
     deadline: Optional[float] = None
+    #: Its job was revoked with ``terminate=True``: kill it (``deadline`` is then now).
+    revoked: bool = False
+    #: Tasks it finished (for ``--max-tasks-per-child``).
+    tasks: int = 0
 
 
 class ProcessPool(Pool):
@@ -257,6 +286,9 @@ class ProcessPool(Pool):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._collector: Optional[threading.Thread] = None
+        #: When to replace a child between tasks (``--max-tasks-per-child`` and
+        #: ``--max-memory-per-child``); set by the worker before :meth:`start`.
+        self.recycling = Recycling()
 
     def _spawn(self) -> _Child:
         parent, child = self._ctx.Pipe()
@@ -321,6 +353,14 @@ class ProcessPool(Pool):
         self._finish(job, worker_lost(self.app, job.envelope, "no pool child could take the task",
                                       job.submitted))
 
+    def terminate(self, task_id: str) -> None:
+        """Kill the child running ``task_id`` and start another; the task ends ``revoked``."""
+        with self._lock:
+            for child in self._children:
+                if child.job is not None and child.job.envelope.id == task_id:
+                    child.revoked, child.deadline = True, 0.0  # the collector kills it now
+                    return
+
     def _collect(self) -> None:
         while not self._stopping.is_set():
             with self._lock:
@@ -348,7 +388,16 @@ class ProcessPool(Pool):
 
     def _release(self, child: _Child, outcome: Outcome) -> None:
         with self._lock:
-            job, child.job, child.deadline = child.job, None, None
+            job = child.job
+            child.tasks += 1
+        # Replaced before its slot is free again, so no task is ever handed to it meanwhile.
+        reason = self.recycling.reason(child.process.pid, child.tasks) if self.recycling.active else None
+        if reason is not None:  # still holding its job: no submit picks it while it is replaced
+            logger.info("replacing pool child %s: %s", child.process.pid, reason)
+            self._renew(child)
+        else:
+            with self._lock:
+                child.job, child.deadline = None, None
         if job is not None:
             self._finish(job, outcome)
 
@@ -360,8 +409,12 @@ class ProcessPool(Pool):
         """
         with self._lock:
             job, child.job, child.deadline = child.job, None, None
+            revoked, child.revoked = child.revoked, False
         if died:
             child.process.join(1)  # it is exiting: let it, so its exit status tells why
+        elif revoked and job is not None:
+            logger.info("task %s[%s] revoked: killing pool child %s", job.envelope.task,
+                        job.envelope.id, child.process.pid)
         elif job is not None:
             logger.error("task %s[%s] exceeded its time limit of %s s; killing pool child %s",
                          job.envelope.task, job.envelope.id, self._time_limit(job), child.process.pid)
@@ -370,7 +423,9 @@ class ProcessPool(Pool):
         child.process.join(5)
         if job is not None:
             # The outcome first: replacing the child may fail, the job must not wait on it.
-            if died:
+            if revoked and not died:
+                outcome = revoked_outcome(job.envelope, job.submitted)
+            elif died:
                 reason = _death(child.process)
                 logger.error("task %s[%s]: %s; it will be retried", job.envelope.task,
                              job.envelope.id, reason)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -25,6 +27,7 @@ from ..base import (
     SUMMARY_MESSAGE_LIMIT,
     BackendSnapshot,
     Claim,
+    Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -33,6 +36,7 @@ from ..base import (
     WorkerInfo,
 )
 from ..records import OUTAGE_INTERVALS, PRUNE_BATCH, Watch, silence, summarize_scheduled, totals_from
+from .aio import AsyncInbox
 from .canvas import RedisCanvas
 from .codec import (
     change_fields,
@@ -59,6 +63,7 @@ from .keys import (
     INSTANCES_KEY,
     LEASED_KEY,
     PROCESSING_KEY,
+    PROGRESS_KEY,
     RECENT_FAILED_KEY,
     RECENT_SUCCESS_KEY,
     RETRYING_KEY,
@@ -72,6 +77,7 @@ from .keys import (
     WORKERS_KEY,
     WORKERS_SEEN_KEY,
 )
+from .limits import RedisLimits
 from .periodic import RedisPeriodic
 
 if TYPE_CHECKING:
@@ -98,7 +104,14 @@ def _unavailable(what: str) -> Iterator[None]:
         raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
-class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
+def _ready_reply(flat: list[Any]) -> bool:
+    """Whether a ``watch`` reply (``HGETALL`` pairs) holds a ready state."""
+    fields = dict(zip(flat[::2], flat[1::2]))
+    state = fields.get(b"state")
+    return state is not None and state.decode() in READY_STATES
+
+
+class RedisBackend(RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
@@ -120,6 +133,9 @@ class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
         self._scripts: dict[str, Script] = {n: self._redis.register_script(_lua(n)) for n in _SCRIPTS}
         self._inbox: Optional[Inbox] = None
         self._inbox_lock = threading.Lock()
+        #: One inbox per event loop that waits (``wait_async``).
+        self._async_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncInbox] = (
+            weakref.WeakKeyDictionary())
 
     def key(self, name: str, suffix: str = "") -> str:
         """The full name of key ``name`` (a ``*_KEY`` constant), followed by ``suffix``."""
@@ -229,6 +245,27 @@ class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
         finally:
             inbox.forget(task_id, event)
 
+    async def wait_async(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
+        """Wait from asyncio code with ``redis.asyncio`` (see ``aio.py``), woken by
+        notification through the running loop's own inbox; no thread is used."""
+        inbox = await self._async_inbox()
+        keys = [self.key(TASK_KEY, task_id), self.key(WAITERS_KEY, task_id)]
+        flat = await inbox.wait(task_id, keys, self._ttl, timeout, _ready_reply)
+        return None if flat is None else decode_record(task_id, dict(zip(flat[::2], flat[1::2])))
+
+    async def _async_inbox(self) -> AsyncInbox:
+        loop = asyncio.get_running_loop()
+        inbox = self._async_inboxes.get(loop)
+        if inbox is None or not inbox.usable():
+            options = dict(self.settings.backend_options)
+            options.pop("prefix", None)
+            options["decode_responses"] = False
+            inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),
+                               _lua("watch"))
+            self._async_inboxes[loop] = inbox
+            await inbox.open()
+        return inbox
+
     def _watch(self, task_id: str, channel: str) -> Optional[TaskRecord]:
         keys = [self.key(TASK_KEY, task_id), self.key(WAITERS_KEY, task_id)]
         flat = self._run("watch", keys, [channel, self._ttl])
@@ -246,6 +283,7 @@ class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
             with _unavailable("forget"):
                 pipe = self._redis.pipeline(transaction=True)
                 pipe.delete(*(self.key(TASK_KEY, t) for t in task_ids))
+                pipe.delete(*(self.key(PROGRESS_KEY, t) for t in task_ids))
                 pipe.zrem(self.key(PROCESSING_KEY), *task_ids)
                 pipe.zrem(self.key(RETRYING_KEY), *task_ids)
                 pipe.execute()
@@ -258,6 +296,35 @@ class RedisBackend(RedisPeriodic, RedisCanvas, ResultBackend):
         keys = [self.key(EVENTS_KEY), self.key(STATS_KEY), self.key(PROCESSING_KEY),
                 self.key(RETRYING_KEY)]
         self._run("revoke", keys, args)
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        """One pipelined SET per task (the latest update replaces the earlier one)."""
+        if not updates:
+            return
+        with _unavailable("record_progress"):
+            pipe = self._redis.pipeline(transaction=False)
+            for u in updates:
+                pipe.set(self.key(PROGRESS_KEY, u.task_id),
+                         packb([u.retries, u.state, u.meta, u.timestamp]), px=self._ttl)
+            pipe.execute()
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        if not task_ids:
+            return []
+        with _unavailable("get_progress"):
+            pipe = self._redis.pipeline(transaction=False)  # not MGET: keys may be in several slots
+            for t in task_ids:
+                pipe.get(self.key(PROGRESS_KEY, t))
+            rows = cast("list[Optional[bytes]]", pipe.execute())
+        found: list[Optional[Progress]] = []
+        for task_id, raw in zip(task_ids, rows):
+            if raw is None:
+                found.append(None)
+                continue
+            retries, state, meta, timestamp = msgpack.unpackb(raw, raw=False)
+            found.append(Progress(task_id, int(retries), state, meta, float(timestamp)))
+        return found
 
     # -- schedule
     def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:

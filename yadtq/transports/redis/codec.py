@@ -138,3 +138,14 @@ def decode_worker(raw: bytes) -> WorkerInfo:
     data = {k: v for k, v in unpack(raw).items() if k in WORKER_FIELDS}
     data["queues"] = tuple(data.get("queues", ()))
     return WorkerInfo(**data)
+
+
+def schedule_member_parts(entry: ScheduledMessage) -> tuple[bytes, bytes]:
+    """The schedule member of ``entry`` without its due: (head, tail), such that
+    ``head + struct.pack('>d', due) + tail`` is ``schedule_member`` of the entry due then
+    (``rate.lua`` builds the member of a waiting task around the due it computes)."""
+    head = b"\x96" + packb(entry.task_id) + b"\xcb"
+    member = schedule_member(dataclasses.replace(entry, due=0.0))
+    if not member.startswith(head):  # pragma: no cover - msgpack packs doubles as 0xcb
+        raise ValueError("unexpected msgpack layout of a schedule member")
+    return head, member[len(head) + 8:]

@@ -25,6 +25,7 @@ PROCESSING_KEY = "processing"  # sorted set: id of a task processing -> when it 
 RETRYING_KEY = "retrying"  # sorted set: id of a task retrying -> when its attempt failed
 RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest first
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
+PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
 EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
 EVENTS_MAXLEN = 10_000
 # Periodic schedules (transports/redis/periodic.py, scripts/periodic.lua)
@@ -35,6 +36,8 @@ PERIODIC_DUE_KEY = "periodic:due"  # sorted set: name of a schedule not paused -
 GROUP_KEY = "group:"  # hash: a stored group: members, and for a chord its callback and count
 CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted successful
 OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created
+# Flow control (limits.py).
+RATE_KEY = "rate:"  # sorted set per task name: attempt -> start time or reservation
 
 __all__ = [
     "CHORD_DONE_KEY",
@@ -49,6 +52,7 @@ __all__ = [
     "LEASED_KEY",
     "OPEN_CHORDS_KEY",
     "PROCESSING_KEY",
+    "RATE_KEY",
     "RECENT_FAILED_KEY",
     "RECENT_SUCCESS_KEY",
     "RETRYING_KEY",

@@ -19,6 +19,7 @@ from ..base import (
     Claim,
     ErrorInfo,
     Message,
+    Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -42,6 +43,7 @@ from ..records import (
     watch_after_beat,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
+from .limits import LIMITS_SCHEMA, SqliteLimits
 from .notify import Notifier
 from .periodic import PERIODIC_SCHEMA, SqlitePeriodic
 from .schema import (
@@ -113,7 +115,7 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
+class SqliteBackend(SqlitePeriodic, SqliteCanvas, SqliteLimits, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -122,7 +124,8 @@ class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA, BackendUnavailable,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA,
+                             BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
         try:
@@ -168,7 +171,8 @@ class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
         self._next_purge = now + PURGE_INTERVAL
         behind = False
         with self._db.transaction() as conn:
-            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", *CANVAS_TABLES):
+            for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", "yadtq_progress",
+                          *CANVAS_TABLES):
                 cursor = conn.execute(
                     f"DELETE FROM {table} WHERE rowid IN"
                     f" (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)", (now, PURGE_BATCH))
@@ -307,6 +311,8 @@ class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
         with self._db.transaction() as conn:
             conn.executemany("DELETE FROM yadtq_tasks WHERE task_id = ?",
                              [(t,) for t in task_ids])
+            conn.executemany("DELETE FROM yadtq_progress WHERE task_id = ?",
+                             [(t,) for t in task_ids])
 
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         """Mark tasks revoked; one not processing is recorded ``revoked`` at once."""
@@ -331,6 +337,31 @@ class SqliteBackend(SqlitePeriodic, SqliteCanvas, ResultBackend):
             self._add_totals(conn, Counter({TOTAL_OF_STATE[REVOKED]: len(changed)}))
             ready = list(changed)
         self._notifier.notify(ready)
+
+    # -- progress of running tasks
+    def record_progress(self, updates: Sequence[Progress]) -> None:
+        if not updates:
+            return
+        expires = time.time() + self.settings.result_expires
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO yadtq_progress (task_id, retries, state, meta, updated, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(u.task_id, u.retries, u.state, u.meta, u.timestamp, expires) for u in updates])
+
+    def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
+        if not task_ids:
+            return []
+        now = time.time()
+        found: dict[str, Progress] = {}
+        with self._db.reading() as conn:
+            for chunk in _chunks(list(set(task_ids))):
+                cursor = conn.execute(
+                    f"SELECT task_id, retries, state, meta, updated FROM yadtq_progress"
+                    f" WHERE task_id IN ({_marks(len(chunk))}) AND expires >= ?", (*chunk, now))
+                for task_id, retries, state, meta, updated in cursor:
+                    found[task_id] = Progress(task_id, retries, state, meta, updated)
+        return [found.get(t) for t in task_ids]
 
     # -- schedule
     def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:

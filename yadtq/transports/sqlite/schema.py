@@ -98,6 +98,15 @@ CREATE TABLE IF NOT EXISTS yadtq_dedupe (
     expires REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS yadtq_dedupe_expires ON yadtq_dedupe (expires);
+CREATE TABLE IF NOT EXISTS yadtq_progress (
+    task_id TEXT PRIMARY KEY,
+    retries INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    meta BLOB,
+    updated REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS yadtq_progress_expires ON yadtq_progress (expires);
 """
 
 DEFAULT_BUSY_TIMEOUT = 30.0

@@ -1,0 +1,127 @@
+"""Hooks in ``yadtq.signals`` (DESIGN.md §13): each called with its keyword arguments, where
+the task runs; a receiver that raises is logged and never changes the task's outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from yadtq import YADTQ, signals, states
+from yadtq.worker.main import Worker
+
+from ..worker.procs import running_workers, wait_ready
+from .conftest import APP, Stack
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["processes", "threads"])
+def test_hooks_in_real_workers(stack: Stack, pool: str) -> None:
+    if stack.name == "kafka" and pool == "threads":
+        pytest.skip("hooks are sent by the executor, the same on every transport")
+    m = stack.module
+    env = {**stack.env, "YADTQ_TEST_HOOKS": "1"}
+    with running_workers(1, APP, env, stack.logdir, ["--pool", pool, "-c", "2"]) as workers:
+        wait_ready(workers, m.app.get_worker_status)
+        ok = m.add.delay(2, 3)
+        bad = m.async_fails.delay("nope")
+        flaky = m.flaky.delay("flaky", 1)
+        assert ok.get(timeout=30) == 5
+        assert flaky.get(timeout=30) == "recovered"
+        with pytest.raises(LookupError):
+            bad.get(timeout=30)
+    lines = stack.effect_lines("hooks")
+    worker = workers[0].name
+    assert sum(line.startswith(f"ready {worker} ") for line in lines) == 1
+    assert lines[-1] == f"shutdown {worker}"
+    children = [line for line in lines if line.startswith("child ")]
+    assert (len(children) == 2 and all(c.startswith(f"child {worker} ") for c in children)) \
+        if pool == "processes" else not children
+    assert f"prerun {ok.id} tests.apps.exec_app.add [2, 3] {{}}" in lines
+    assert f"success {ok.id} 5" in lines and f"postrun {ok.id} success int" in lines
+    assert f"failure {bad.id} LookupError True" in lines and f"postrun {bad.id} failed LookupError" in lines
+    assert f"retry {flaky.id} ConnectionError True" in lines
+    assert f"postrun {flaky.id} retrying ConnectionError" in lines
+    assert f"success {flaky.id} 'recovered'" in lines
+    if pool == "threads":  # (process-pool children do not log to the worker's log file)
+        assert "a broken hook must not change the outcome" in workers[0].log()
+
+
+@pytest.fixture
+def memory_app() -> Iterator[YADTQ]:
+    app = YADTQ("hooks", broker="memory://", backend="memory://")
+    yield app
+    app.close()
+
+
+@pytest.mark.timeout(60)
+def test_receivers_get_the_documented_arguments(memory_app: YADTQ,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def recorder(name: str) -> Any:
+        def receive(**kwargs: Any) -> None:
+            calls.append((name, kwargs))
+        return receive
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    names = ("task_prerun", "task_postrun", "task_success", "task_failure", "task_retry",
+             "worker_ready", "worker_shutdown")
+    receivers = {n: recorder(n) for n in names}
+    for n, receiver in receivers.items():
+        getattr(signals, n).connect(receiver)
+    signals.task_success.connect(broken)
+
+    @memory_app.task(max_retries=1, retry_delay=0.01)
+    def div(x: int, y: int) -> float:
+        return x / y
+
+    try:
+        worker = Worker(memory_app, concurrency=2).start()
+        with caplog.at_level(logging.ERROR, logger="yadtq.signals"):
+            assert div.delay(6, 3).get(timeout=10) == 2.0
+        with pytest.raises(ZeroDivisionError):
+            div.delay(1, 0).get(timeout=10)
+        worker.stop(10)
+    finally:
+        for n, receiver in receivers.items():
+            getattr(signals, n).disconnect(receiver)
+        signals.task_success.disconnect(broken)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for name, kwargs in calls:
+        by_name.setdefault(name, []).append(kwargs)
+    for name in names:
+        assert set(by_name[name][0]) == set(getattr(signals, name).arguments), name
+    assert by_name["task_prerun"][0]["task"] is div and by_name["task_prerun"][0]["args"] == (6, 3)
+    assert by_name["task_success"][0]["result"] == 2.0
+    assert isinstance(by_name["task_retry"][0]["reason"], ZeroDivisionError)
+    assert isinstance(by_name["task_failure"][0]["exception"], ZeroDivisionError)
+    assert [k["state"] for k in by_name["task_postrun"]] == [states.SUCCESS, states.RETRYING,
+                                                             states.FAILED]
+    assert by_name["worker_ready"] == [{"worker": worker}]
+    assert by_name["worker_shutdown"] == [{"worker": worker}]
+    assert any("boom" in r.getMessage() or "broken" in r.getMessage() for r in caplog.records)
+
+
+def test_connect_is_a_decorator_with_or_without_parentheses() -> None:
+    hook = signals.Signal("test_hook", ("value",))
+    seen: list[int] = []
+
+    @hook.connect
+    def one(value: int, **extra: Any) -> None:
+        seen.append(value)
+
+    @hook.connect()
+    def two(value: int, **extra: Any) -> None:
+        seen.append(value * 10)
+
+    hook.connect(one)  # once only
+    hook.send(value=2)
+    assert seen == [2, 20] and callable(one) and callable(two)
+    hook.disconnect(one)
+    hook.send(value=3)
+    assert seen == [2, 20, 30]

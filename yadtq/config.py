@@ -1,0 +1,130 @@
+"""Configuration from a module or object, task routes, and discovering ``tasks`` modules.
+
+Pure helpers that :class:`yadtq.app.YADTQ` and the CLI's app loader call; no
+transport code here.
+"""
+
+from __future__ import annotations
+import __future__
+
+import fnmatch
+import importlib
+import importlib.util
+import inspect
+import logging
+import pkgutil
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any, Optional
+
+from .exceptions import ConfigurationError
+from .settings import FIELDS, coerce
+
+logger = logging.getLogger(__name__)
+
+#: The module each package's tasks live in (``-A package`` imports them).
+TASKS_MODULE = "tasks"
+
+
+def import_object(path: str) -> Any:
+    """``module`` or ``module:attribute`` (``module.attribute`` also works for an attribute).
+
+    Raises:
+        ConfigurationError: nothing importable by that name.
+    """
+    module_name, _, attr = path.partition(":")
+    try:
+        module: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        head, _, tail = module_name.rpartition(".")
+        if attr or not head:
+            raise ConfigurationError(f"cannot import {path!r}: {exc}") from None
+        module, attr = import_object(head), tail  # "pkg.mod.settings": an attribute
+        if not hasattr(module, attr):
+            raise ConfigurationError(f"cannot import {path!r}: {exc}") from None
+    if not attr:
+        return module
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigurationError(f"{module_name!r} has no attribute {attr!r}") from None
+
+
+def settings_from_object(obj: Any) -> dict[str, Any]:
+    """The settings an object holds: its lower-case attributes (or keys, for a mapping).
+
+    Modules, classes and functions among them (a settings module's imports and
+    helpers) are skipped; any other lower-case name must be a setting.
+
+    Raises:
+        ConfigurationError: an unknown setting name, or a value of the wrong type.
+    """
+    if isinstance(obj, str):
+        obj = import_object(obj)
+    items: Iterable[tuple[str, Any]] = (
+        obj.items() if isinstance(obj, Mapping) else ((name, getattr(obj, name)) for name in dir(obj)))
+    found: dict[str, Any] = {}
+    unknown: list[str] = []
+    for name, value in items:
+        if not isinstance(name, str) or name.startswith("_") or name != name.lower():
+            continue
+        if (inspect.ismodule(value) or inspect.isclass(value) or callable(value)
+                or isinstance(value, __future__._Feature)):  # "from __future__ import annotations"
+            continue
+        if name not in FIELDS:
+            unknown.append(name)
+            continue
+        found[name] = coerce(name, value)
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s) in {_describe(obj)}: {', '.join(sorted(unknown))}")
+    return found
+
+
+def _describe(obj: Any) -> str:
+    if inspect.ismodule(obj):
+        return f"module {obj.__name__}"
+    return type(obj).__name__
+
+
+def route(routes: Mapping[str, str], name: str) -> Optional[str]:
+    """The queue ``task_routes`` sends task ``name`` to: an exact name first, then the
+    first glob (``fnmatch``: ``*``, ``?``, ``[...]``) that matches, in the order given."""
+    queue = routes.get(name)
+    if queue is not None:
+        return queue
+    for pattern, target in routes.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return target
+    return None
+
+
+def autodiscover(package: str, related_name: str = TASKS_MODULE) -> list[ModuleType]:
+    """Import ``package.tasks`` and the ``tasks`` module of each of its sub-packages
+    (one level down, like Django apps). Missing ones are skipped.
+
+    Raises:
+        ConfigurationError: a ``tasks`` module exists but fails to import.
+    """
+    try:
+        root = importlib.import_module(package)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import package {package!r}: {exc}") from None
+    candidates = [package]
+    for info in pkgutil.iter_modules(getattr(root, "__path__", [])):
+        if info.ispkg:
+            candidates.append(f"{package}.{info.name}")
+    found = []
+    for name in candidates:
+        target = f"{name}.{related_name}"
+        try:
+            exists = importlib.util.find_spec(target) is not None
+        except (ImportError, ValueError):
+            exists = False
+        if not exists:
+            continue
+        try:
+            found.append(importlib.import_module(target))
+        except Exception as exc:
+            raise ConfigurationError(f"importing {target} failed: {type(exc).__name__}: {exc}") from None
+        logger.debug("discovered tasks module %s", target)
+    return found

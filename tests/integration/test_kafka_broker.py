@@ -19,12 +19,15 @@ from confluent_kafka.admin import AdminClient
 
 from yadtq.envelope import Envelope, encode
 from yadtq.settings import Settings
+from yadtq.transports import kafka as kafka_module
 from yadtq.transports.base import Delivery, Message
 from yadtq.transports.kafka import (
     DLQ_TOPIC,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
+    HEADER_DLQ_TRUNCATED,
     KafkaBroker,
+    KafkaToken,
     group_for,
     topic_for,
 )
@@ -249,6 +252,39 @@ def test_dead_letter_reaches_the_dlq_with_reason(kafka: Harness) -> None:
     finally:
         reader.close()
     assert any(d.body == marker and d.queue == queue for d in broker.dead_letters(1000))
+
+
+def test_dead_letter_refused_for_its_size_goes_truncated(kafka: Harness,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dead-letter topic that takes less than the task topic did (here: the dead-letter
+    # producer's own limit, lowered) must not wedge the worker on a retried refusal.
+    monkeypatch.setattr(kafka_module, "DLQ_MAX_MESSAGE_BYTES", 1_000_000)
+    broker = kafka.broker(partitions=1)
+    queue = new_queue()
+    body = b"\xc1" + uuid.uuid4().hex.encode() + b"\x00" * 1_500_000
+    token = KafkaToken(topic_for(queue), 0, 7, 0)
+    broker.send_dead_letter(Delivery(body=body, queue=queue, headers={"yadtq-id": b"big"}, key=b"k",
+                                     token=token), "not msgpack")
+    source = f"{token.topic}:0:7".encode()
+    reader = RdConsumer({"bootstrap.servers": kafka.bootstrap, "group.id": "dlq-test-" + uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        reader.subscribe([DLQ_TOPIC])
+        found: Optional[Any] = None
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while found is None and time.monotonic() < deadline:
+            for msg in reader.consume(500, 0.2):
+                if msg.error() is None and dict(msg.headers() or ()).get(HEADER_DLQ_SOURCE) == source:
+                    found = msg
+        assert found is not None, "truncated dead letter not found on yadtq.dlq"
+        headers = dict(found.headers())
+        assert headers[HEADER_DLQ_TRUNCATED] == str(len(body)).encode()
+        reason = headers[HEADER_DLQ_REASON].decode()
+        assert reason.startswith("not msgpack") and "truncated" in reason and str(len(body)) in reason
+        assert found.value() == body[:len(found.value())] and 0 < len(found.value()) < 1_000_000
+        assert headers["yadtq-id"] == b"big" and found.key() == b"k"
+    finally:
+        reader.close()
 
 
 @pytest.mark.slow

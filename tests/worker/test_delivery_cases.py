@@ -298,3 +298,43 @@ def test_reclaim_keeps_a_delivery_that_arrived_after_its_partition_came_back(app
     tasks.reclaim(0)  # no free slot: only prunes
     assert list(tasks._parked) == [("gen", 0)]
     assert tasks._parked[("gen", 0)].deliveries() == [new]
+
+
+def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ) -> None:
+    """A worker frozen between claim and start (SIGSTOP, starvation) must not start the task
+    once its claim may have lapsed: meanwhile another worker found it dead, ran the task and
+    stored its outcome. The job is claimed again instead (here: SKIP, the delivery is done)."""
+    import queue as queue_module
+
+    from yadtq.transports.base import Delivery
+    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.pools import ThreadPool
+
+    runs = Runs()
+
+    @app.task
+    def job(x: int) -> int:
+        runs.hit(x)
+        return x
+
+    outcomes: list[Any] = []
+    pool = ThreadPool(app, 2, "w", lambda j, o: outcomes.append(o))  # threads not started: frozen
+    consumer = _Owning()
+    tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         queue_module.SimpleQueue(), threading.Event())
+    envelope = Envelope(id="lapsed", task=job.name, args=(7,))
+    delivery = Delivery(body=b"", queue="default", token=2)
+    tasks._claim_and_start([Pending(envelope, delivery)], app.now())
+    assert pool.active(), "claimed and handed to the pool"
+    # w#1 never beat, so it counts as dead: another worker takes the task over and finishes it.
+    other = Claim(envelope.id, envelope.task, envelope.queue, 0, "other#1", "other", app.now())
+    assert app.backend.claim([other]) == [RUN]
+    app.backend.record([StateChange(envelope.id, states.SUCCESS, app.now(), worker="other")])
+    time.sleep(tasks.stale_claim_after + 0.1)
+    pool.start()  # the frozen worker wakes up
+    wait_until(lambda: not pool.active(), 10)
+    tasks._take_back_returned()
+    tasks.reclaim(2)
+    assert runs.count(7) == 0 and not outcomes, "the lapsed claim ran the task a second time"
+    assert [delivery] in consumer.done_calls
+    pool.stop()

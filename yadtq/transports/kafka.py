@@ -84,6 +84,12 @@ DLQ_TOPIC = "yadtq.dlq"
 #: Headers added to a dead-lettered message.
 HEADER_DLQ_REASON = "yadtq-dlq-reason"
 HEADER_DLQ_SOURCE = "yadtq-dlq-source"  # "topic:partition:offset"
+#: On a dead letter too large for ``yadtq.dlq``: the original body's size in bytes.
+HEADER_DLQ_TRUNCATED = "yadtq-dlq-truncated"
+#: ``max.message.bytes`` of ``yadtq.dlq`` when yadtq creates it: well above any task
+#: topic (broker default about 1 MB), so a message a task topic accepted can be
+#: dead-lettered whole, with its added headers.
+DLQ_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: yadtq's own option in ``broker_options`` (never passed to librdkafka).
 MAX_IN_FLIGHT_OPTION = "kafka_max_in_flight"
 #: yadtq's own option: derive ``group.instance.id`` from the worker name.
@@ -431,9 +437,11 @@ class KafkaBroker(Broker):
             dlq.flush(ADMIN_TIMEOUT)
 
     # ------------------------------------------------------------------ topics
-    def ensure_topic(self, topic: str, partitions: Optional[int] = None) -> None:
-        """Create ``topic`` unless it exists (``partitions``, default ``settings.partitions``),
-        and wait until the cluster's metadata shows it with leaders. Cached per broker."""
+    def ensure_topic(self, topic: str, partitions: Optional[int] = None,
+                     config: Optional[dict[str, str]] = None) -> None:
+        """Create ``topic`` unless it exists (``partitions``, default ``settings.partitions``;
+        topic ``config`` such as ``max.message.bytes``), and wait until the cluster's metadata
+        shows it with leaders. Cached per broker."""
         if topic in self._topics:
             return
         admin = self.admin
@@ -442,7 +450,8 @@ class KafkaBroker(Broker):
             if not self._topic_ready(topic, wait=0.0):
                 future = admin.create_topics(
                     [_admin.NewTopic(topic, num_partitions=count,
-                                     replication_factor=self.settings.replication_factor)],
+                                     replication_factor=self.settings.replication_factor,
+                                     config=dict(config or {}))],
                     request_timeout=ADMIN_TIMEOUT)[topic]
                 try:
                     future.result(timeout=ADMIN_TIMEOUT + 5)
@@ -543,7 +552,9 @@ class KafkaBroker(Broker):
             with self._lock:
                 if self._dlq_producer is None:
                     self._dlq_producer = self._client(Producer, self.config(
-                        "producer", client="dead-letter producer", **{"delivery.report.only.error": False}))
+                        "producer", client="dead-letter producer", **{
+                            "delivery.report.only.error": False,
+                            "message.max.bytes": DLQ_MAX_MESSAGE_BYTES}))
         return self._dlq_producer
 
     def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:

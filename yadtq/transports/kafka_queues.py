@@ -20,11 +20,13 @@ from .base import Delivery
 from .kafka import (
     _LEADERSHIP_ERRORS,
     ADMIN_TIMEOUT,
+    DLQ_MAX_MESSAGE_BYTES,
     DLQ_TIMEOUT,
     DLQ_TOPIC,
     GROUP_PREFIX,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
+    HEADER_DLQ_TRUNCATED,
     TOPIC_PREFIX,
     KafkaBroker,
     KafkaToken,
@@ -115,8 +117,23 @@ def purge(broker: KafkaBroker, queue: str) -> int:
     return purged
 
 
+#: Refusals for size: the broker's (topic ``max.message.bytes``) and librdkafka's own
+#: (producer ``message.max.bytes``) share this code.
+_SIZE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+#: A dead letter refused for its size is sent again with its body cut to this many bytes.
+DLQ_TRUNCATED_BODY = 64 * 1024
+#: ... and without original headers longer than this (a huge header can be the cause too).
+_DLQ_TRUNCATED_HEADER = 1024
+
+
 def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> None:
     """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
+
+    ``yadtq.dlq`` is created with a ``max.message.bytes`` far above the task topics'.
+    If the copy is still refused for its size (a task topic configured larger, or a
+    ``yadtq.dlq`` created by other means), a truncated copy goes instead: the first
+    ``DLQ_TRUNCATED_BODY`` bytes, header ``yadtq-dlq-truncated`` with the original size,
+    and the reason says so. A size refusal is permanent: it is never retried as is.
 
     Raises:
         BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
@@ -125,33 +142,62 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
     token = delivery.token
     source = (f"{token.topic}:{token.partition}:{token.offset}" if isinstance(token, KafkaToken)
               else TOPIC_PREFIX + delivery.queue)
-    headers = [(k, v) for k, v in delivery.headers.items()
-               if k not in (HEADER_DLQ_REASON, HEADER_DLQ_SOURCE)]
-    headers += [(HEADER_DLQ_REASON, reason.encode("utf-8", "replace")),
-                (HEADER_DLQ_SOURCE, source.encode())]
+    original = [(k, v) for k, v in delivery.headers.items()
+                if k not in (HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, HEADER_DLQ_TRUNCATED)]
     # Low volume: one partition (0, even if the topic has more) keeps them in order.
-    broker.ensure_topic(DLQ_TOPIC, partitions=1)
-    producer = broker._dead_letter_producer()
-    delivered = threading.Event()
-    failure: list[str] = []
-
-    def on_delivery(err: Any, msg: Any) -> None:
-        if err is not None:
-            failure.append(f"{err.name()}: {err.str()}")
-        delivered.set()
-
-    try:
-        producer.produce(DLQ_TOPIC, delivery.body, delivery.key, partition=0, headers=headers,
-                         on_delivery=on_delivery)
-        producer.flush(DLQ_TIMEOUT)
-    except (KafkaException, BufferError) as exc:
-        raise BrokerUnavailable(f"cannot dead-letter {source}: {_error_text(exc)}") from exc
-    if not delivered.wait(1.0) or failure:
-        raise BrokerUnavailable(f"dead letter from {source} not delivered: "
-                                f"{failure[0] if failure else 'timed out'}")
+    broker.ensure_topic(DLQ_TOPIC, partitions=1,
+                        config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
+    trailer = (HEADER_DLQ_SOURCE, source.encode())
+    error = _produce_dead_letter(broker, delivery.body, delivery.key,
+                                 [*original, (HEADER_DLQ_REASON, reason.encode("utf-8", "replace")), trailer])
+    if error is not None and error[0] in _SIZE_ERRORS:
+        size = len(delivery.body)
+        reason = (f"{reason} [truncated: the {size}-byte message was refused by {DLQ_TOPIC} "
+                  f"({error[1]}); the first {min(size, DLQ_TRUNCATED_BODY)} bytes are kept]")
+        logger.warning("dead letter from %s refused for its size (%d bytes): sending a truncated copy",
+                       source, size)
+        kept = [(k, v) for k, v in original if len(v) <= _DLQ_TRUNCATED_HEADER]
+        key = (delivery.key or b"")[:_DLQ_TRUNCATED_HEADER] or None
+        error = _produce_dead_letter(
+            broker, delivery.body[:DLQ_TRUNCATED_BODY], key,
+            [*kept, (HEADER_DLQ_REASON, reason.encode("utf-8", "replace")),
+             (HEADER_DLQ_TRUNCATED, str(size).encode()), trailer])
+    if error is not None:
+        raise BrokerUnavailable(f"dead letter from {source} not delivered: {error[1]}")
     task_id = delivery.headers.get(HEADER_ID, b"?").decode("utf-8", "replace")
     task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")
     logger.warning("task %s[%s] dead-lettered from %s: %s", task, task_id, source, reason)
+
+
+def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
+                         headers: list[tuple[str, bytes]]) -> Optional[tuple[int, str]]:
+    """Produce one message to ``yadtq.dlq`` and wait for its delivery report.
+
+    Returns ``None`` once the cluster has it, else the error's code and text (a refusal,
+    local or by the broker, or ``None`` as code when it timed out).
+    """
+    producer = broker._dead_letter_producer()
+    delivered = threading.Event()
+    failure: list[Any] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            failure.append(err)
+        delivered.set()
+
+    try:
+        producer.produce(DLQ_TOPIC, body, key, partition=0, headers=headers, on_delivery=on_delivery)
+        producer.flush(DLQ_TIMEOUT)
+    except BufferError as exc:
+        return (-1, str(exc))
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        return (err.code() if err is not None else -1, _error_text(exc))
+    if not delivered.wait(1.0):
+        return (-1, "timed out")
+    if failure:
+        return (failure[0].code(), f"{failure[0].name()}: {failure[0].str()}")
+    return None
 
 
 def read_dead_letters(broker: KafkaBroker, limit: int = 100) -> list[Delivery]:
@@ -194,6 +240,7 @@ def read_dead_letters(broker: KafkaBroker, limit: int = 100) -> list[Delivery]:
     for msg in found[-limit:]:
         headers = {k: bytes(v or b"") for k, v in msg.headers() or ()}
         headers.pop(HEADER_DLQ_REASON, None)
+        headers.pop(HEADER_DLQ_TRUNCATED, None)
         source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
         topic = source.split(":", 1)[0]
         queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"

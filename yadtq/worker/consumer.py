@@ -55,6 +55,9 @@ RECORD_BATCH_BYTES = 8 * 1024 * 1024
 #: Longest wait between two claims of a parked delivery (also at most ``heartbeat_interval``):
 #: a task whose holder died runs again within ``worker_unresponsive_after`` plus this.
 RECLAIM_INTERVAL = 1.0
+#: A claim older than this share of ``worker_unresponsive_after`` when its job would
+#: start is not trusted: the job goes back to be claimed again (see ``may_start``).
+STALE_CLAIM_SHARE = 1 / 3
 
 
 class StatsObserver(Protocol):
@@ -151,7 +154,12 @@ class TaskConsumer:
         #: Attempts running on another live instance, oldest first (owner thread only).
         self._parked: dict[AttemptKey, Pending] = {}
         self._next_reclaim = 0.0
+        #: Jobs refused at start (stale claims), to be parked by the owner thread.
+        self._returned: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         settings = app.settings
+        self.stale_claim_after = settings.worker_unresponsive_after * STALE_CLAIM_SHARE
+        if pool is not None:  # some tests drive the consumer without a pool
+            pool.gate = self.may_start
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
         self.secret_key = settings.secret_key
 
@@ -165,6 +173,7 @@ class TaskConsumer:
         """One iteration: claim parked deliveries again when due, fetch what the pool has
         room for and dispatch it."""
         self.stats.last_turn = time.monotonic()
+        self._take_back_returned()
         free = self.pool.free_slots()
         if self._parked and free > 0 and time.monotonic() >= self._next_reclaim:
             self.reclaim(free)
@@ -322,6 +331,44 @@ class TaskConsumer:
             return
         # Claimed ones leave the parked set; those still busy go back at its end.
         self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now())
+
+    def may_start(self, job: Job) -> bool:
+        """Whether a claimed job may start now (the pool asks right before running it).
+
+        A claim older than ``stale_claim_after`` (the process was frozen or starved
+        since) may have lapsed: another worker may have found this one dead and run
+        the task. Such a job goes back to the parked deliveries and is claimed again.
+        """
+        waited = time.monotonic() - job.claimed
+        if waited <= self.stale_claim_after:
+            return True
+        envelope = job.envelope
+        with self._running_lock:
+            self._running.pop(attempt_of(envelope), None)
+        logger.warning("task %s[%s] claimed %.1f s ago and not started: claiming it again",
+                       envelope.task, envelope.id, waited, extra=task_fields(envelope))
+        self._returned.put(Pending(envelope, job.delivery, list(job.duplicates)))
+        return False
+
+    def _take_back_returned(self) -> None:
+        """Park the jobs ``may_start`` refused, to be claimed again at once."""
+        while True:
+            try:
+                entry = self._returned.get_nowait()
+            except queue.Empty:
+                return
+            attempt = attempt_of(entry.envelope)
+            with self._running_lock:  # claimed and started again meanwhile: done with that run
+                job = self._running.get(attempt)
+                if job is not None:
+                    job.duplicates.extend(entry.deliveries())
+                    continue
+            parked = self._parked.get(attempt)
+            if parked is not None:  # delivered again meanwhile: keep every delivery
+                parked.duplicates.extend(entry.deliveries())
+            else:
+                self._parked[attempt] = entry
+            self._next_reclaim = 0.0
 
     def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
         """Whether ``delivery`` repeats an attempt this worker is running; if so it is reported

@@ -54,9 +54,13 @@ class Job:
     #: More deliveries of the same task that arrived while it ran; done with it.
     duplicates: list[Delivery] = field(default_factory=list)
     submitted: float = field(default_factory=time.time)
+    #: ``time.monotonic()`` when its claim was granted.
+    claimed: float = field(default_factory=time.monotonic)
 
 
 Sink = Callable[[Job, Outcome], None]
+#: Asked right before a job starts: whether it may (see :attr:`Pool.gate`).
+Gate = Callable[[Job], bool]
 #: Starts a named pool thread running a loop: ``spawn(name, target) -> Thread``.
 Spawn = Callable[[str, Callable[[], None]], threading.Thread]
 
@@ -82,6 +86,9 @@ class Pool(ABC):
         self.spawn = spawn
         self._cond = threading.Condition()
         self._active: dict[str, Job] = {}
+        #: Asked right before each job starts; a refused job never runs nor reaches the
+        #: sink (the gate took it back: e.g. its claim may have lapsed meanwhile).
+        self.gate: Optional[Gate] = None
 
     def free_slots(self) -> int:
         with self._cond:
@@ -104,6 +111,15 @@ class Pool(ABC):
     def _begin(self, job: Job) -> None:
         with self._cond:
             self._active[job.envelope.id] = job
+
+    def _may_start(self, job: Job) -> bool:
+        """Ask the gate; a refused job leaves the pool without an outcome."""
+        if self.gate is None or self.gate(job):
+            return True
+        with self._cond:
+            self._active.pop(job.envelope.id, None)
+            self._cond.notify_all()
+        return False
 
     def terminate(self, task_id: str) -> None:
         """Stop a running task revoked with ``terminate=True``: a coroutine is cancelled;
@@ -168,7 +184,8 @@ class ThreadPool(Pool):
             self._jobs.put(job)
 
     async def _run_async(self, job: Job) -> None:
-        self._finish(job, await run_attempt(self.app, job.envelope, self.worker))
+        if self._may_start(job):
+            self._finish(job, await run_attempt(self.app, job.envelope, self.worker))
 
     def resize(self, size: int) -> int:
         # Threads beyond a smaller size stay, idle: the size alone bounds what runs.
@@ -184,6 +201,8 @@ class ThreadPool(Pool):
             job = self._jobs.get()
             if job is None:
                 return
+            if not self._may_start(job):
+                continue
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s[%s] started", job.envelope.task, job.envelope.id,
                              extra={"task_id": job.envelope.id, "task": job.envelope.task})
@@ -333,6 +352,8 @@ class ProcessPool(Pool):
         Never raises: a job no child can take ends with a retryable outcome.
         """
         self._begin(job)
+        if not self._may_start(job):
+            return
         try:
             limit = self._time_limit(job)
             body = encode(job.envelope)

@@ -20,16 +20,8 @@ from .envelope import peek_created, unpack
 from .exceptions import YADTQError
 from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
-from .transports.base import (
-    RECENT_LIMIT,
-    BackendSnapshot,
-    CanvasBackend,
-    GroupInfo,
-    Progress,
-    TaskSummary,
-    WorkerFailure,
-    WorkerInfo,
-)
+from .transports.base import RECENT_LIMIT, BackendSnapshot, Progress, TaskSummary, WorkerFailure, WorkerInfo
+from .transports.canvas_store import CanvasBackend, GroupInfo
 
 if TYPE_CHECKING:
     from .app import YADTQ

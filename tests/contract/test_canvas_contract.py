@@ -10,17 +10,14 @@ from typing import Callable
 import pytest
 
 from yadtq.states import FAILED, PROCESSING, SUCCESS
-from yadtq.transports.base import (
+from yadtq.transports.base import Message, ResultBackend, ScheduledMessage, StateChange
+from yadtq.transports.canvas_store import (
     CHORD_FAILED,
     CHORD_FIRED,
     CHORD_OPEN,
     CanvasBackend,
     ChordJoin,
     GroupSpec,
-    Message,
-    ResultBackend,
-    ScheduledMessage,
-    StateChange,
 )
 
 

@@ -9,7 +9,8 @@ import pytest
 from yadtq import YADTQ
 from yadtq.exceptions import ConfigurationError
 from yadtq.flow import RateLimit, admit, next_start, parse_rate_limit
-from yadtq.transports.base import Message, RateRequest, ScheduledMessage
+from yadtq.transports.base import Message, ScheduledMessage
+from yadtq.transports.limits_store import RateRequest
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -20,14 +20,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from .. import states
 from ..envelope import Envelope, encode, unpack
 from ..exceptions import ChordError, SerializationError, YADTQError
-from ..transports.base import (
-    ChordJoin,
-    ErrorInfo,
-    Message,
-    ResultBackend,
-    ScheduledMessage,
-    StateChange,
-)
+from ..transports.base import ErrorInfo, Message, ResultBackend, ScheduledMessage, StateChange
+from ..transports.canvas_store import ChordJoin
 from .group_result import canvas_backend
 from .steps import GATHER, LINK, LINK_ERROR, MEMBER, REST, Step, start, walk
 

@@ -10,7 +10,8 @@ from .. import states
 from ..exceptions import ConfigurationError, GroupNotFound
 from ..exceptions import TimeoutError as ResultTimeout
 from ..result import AsyncResult
-from ..transports.base import CanvasBackend, GroupInfo, TaskRecord
+from ..transports.base import TaskRecord
+from ..transports.canvas_store import CanvasBackend, GroupInfo
 
 if TYPE_CHECKING:
     from ..app import YADTQ

@@ -17,7 +17,8 @@ from ..envelope import Envelope, encode
 from ..exceptions import ConfigurationError
 from ..result import AsyncResult
 from ..task import current_request
-from ..transports.base import GroupSpec, Message, ScheduledMessage, StateChange
+from ..transports.base import Message, ScheduledMessage, StateChange
+from ..transports.canvas_store import GroupSpec
 from .eager import run_eagerly
 from .group_result import GroupResult, canvas_backend
 from .signature import Canvas, Signature, check_options, chord, group

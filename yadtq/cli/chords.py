@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ..transports.base import GroupInfo
+from ..transports.canvas_store import GroupInfo
 from .render import format_age
 
 

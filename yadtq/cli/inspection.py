@@ -13,7 +13,8 @@ from rich.text import Text
 
 from .. import states
 from ..monitor import monitored_queues, progress_of, worker_dict, worker_statuses
-from ..transports.base import CanvasBackend, TaskSummary
+from ..transports.base import TaskSummary
+from ..transports.canvas_store import CanvasBackend
 from .chords import chord_dict, chords_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues

@@ -26,11 +26,73 @@ from importlib_metadata import entry_points
 
 from ..envelope import HEADER_ID, HEADER_TASK, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError
+from .types import (  # the contract's data, re-exported
+    BUSY,
+    CONTROL_POOL_GROW,
+    CONTROL_POOL_SHRINK,
+    CONTROL_SHUTDOWN,
+    CONTROL_TERMINATE,
+    RECENT_LIMIT,
+    REVOKED,
+    RUN,
+    SKIP,
+    SUMMARY_MESSAGE_LIMIT,
+    BackendSnapshot,
+    Claim,
+    ErrorInfo,
+    FailedMessage,
+    Message,
+    Progress,
+    ScheduledMessage,
+    StateChange,
+    TaskRecord,
+    TaskSummary,
+    TaskTotals,
+    WorkerFailure,
+    WorkerInfo,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ASYNC_WAIT_SLICE",
+    "BACKEND_GROUP",
+    "BROKER_GROUP",
+    "BUSY",
+    "CONTROL_POOL_GROW",
+    "CONTROL_POOL_SHRINK",
+    "CONTROL_SHUTDOWN",
+    "CONTROL_TERMINATE",
+    "RECENT_LIMIT",
+    "REVOKED",
+    "RUN",
+    "SKIP",
+    "SUMMARY_MESSAGE_LIMIT",
+    "BackendSnapshot",
+    "Broker",
+    "Claim",
+    "Consumer",
+    "DeadLetter",
+    "Delivery",
+    "ErrorInfo",
+    "FailedMessage",
+    "Message",
+    "Progress",
+    "ResultBackend",
+    "ScheduledMessage",
+    "StateChange",
+    "TaskRecord",
+    "TaskSummary",
+    "TaskTotals",
+    "WorkerFailure",
+    "WorkerInfo",
+    "create_backend",
+    "create_broker",
+    "iter_batches",
+]
 
 BROKER_GROUP = "yadtq.brokers"
 #: Seconds one blocking wait of :meth:`ResultBackend.wait_async`'s default lasts.
@@ -39,16 +101,6 @@ BACKEND_GROUP = "yadtq.backends"
 
 
 # --------------------------------------------------------------------------- broker side
-
-
-@dataclass(frozen=True)
-class Message:
-    """An encoded envelope addressed to a queue, ready to publish."""
-
-    queue: str
-    body: bytes
-    key: Optional[bytes] = None
-    headers: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,244 +288,6 @@ class Broker(ABC):
 
 
 # --------------------------------------------------------------------------- backend side
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """A task's exception, as it travels: type name, message, args and traceback."""
-
-    type: str
-    message: str
-    args: Any = ()
-    traceback: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class StateChange:
-    """One state change of one task. ``None`` fields leave the stored value as it is."""
-
-    task_id: str
-    state: str
-    timestamp: float
-    worker: Optional[str] = None
-    name: Optional[str] = None
-    queue: Optional[str] = None
-    #: The encoded return value (``envelope.pack``), for ``success``.
-    result: Optional[bytes] = None
-    error: Optional[ErrorInfo] = None
-    retries: Optional[int] = None
-    #: When the task is due (``scheduled`` / ``retrying``).
-    eta: Optional[float] = None
-    #: The message was dead-lettered: counted in :attr:`TaskTotals.dead_lettered` even
-    #: when the change itself is refused (the task was already ready).
-    dead_lettered: bool = False
-    #: The change records that the broker refused a copy of the task's message: it
-    #: applies only while no other copy can still run the task, so not to a task that
-    #: is ``scheduled`` or ``retrying`` (its schedule entry publishes it again) or
-    #: ``processing`` (another copy reached a worker). Decided in the backend's atomic
-    #: step, so a scheduler releasing the entry meanwhile cannot slip in between.
-    undelivered: bool = False
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """What a backend knows of one task."""
-
-    task_id: str
-    state: str
-    name: Optional[str] = None
-    queue: Optional[str] = None
-    result: Optional[bytes] = None
-    error: Optional[ErrorInfo] = None
-    retries: int = 0
-    worker: Optional[str] = None
-    eta: Optional[float] = None
-    #: The process incarnation that holds the ``processing`` claim.
-    instance: Optional[str] = None
-    #: ``(state, timestamp, worker)`` for every state change, oldest first.
-    history: tuple[tuple[str, float, Optional[str]], ...] = ()
-
-    @property
-    def updated(self) -> float:
-        return self.history[-1][1] if self.history else 0.0
-
-    def timestamp(self, state: str) -> Optional[float]:
-        """When the task last entered ``state``."""
-        for entry_state, ts, _ in reversed(self.history):
-            if entry_state == state:
-                return ts
-        return None
-
-
-@dataclass(frozen=True)
-class Progress:
-    """The latest custom state and ``meta`` a running task reported (``update_state``)."""
-
-    task_id: str
-    #: The attempt it belongs to (``TaskRecord.retries`` while that attempt runs).
-    retries: int
-    state: str
-    #: The packed ``meta`` dict (``envelope.pack``), or ``None``.
-    meta: Optional[bytes]
-    timestamp: float
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A worker's request to start running one delivery of a task."""
-
-    task_id: str
-    name: str
-    queue: str
-    retries: int
-    #: The claiming worker's process incarnation (unique per start).
-    instance: str
-    worker: str
-    timestamp: float
-    #: When the task was first submitted, recorded as its ``queued`` time.
-    created: float = 0.0
-
-
-#: Claim decisions.
-RUN = "run"  # the claim is granted: the task is now ``processing`` by this worker
-SKIP = "skip"  # already finished or superseded by a later attempt: the delivery is spent
-REVOKED = "revoked"  # revoked before it ran: now recorded ``revoked``
-#: Running on another live instance: the delivery is *not* spent. The claimant keeps it
-#: outstanding (never reports it done) and claims it again later, so the task stays
-#: recoverable until its outcome is stored: ``SKIP`` once it is ready, ``RUN`` once its
-#: holder is found dead.
-BUSY = "busy"
-
-
-@dataclass(frozen=True)
-class ScheduledMessage:
-    """A message waiting in the schedule until ``due`` (countdown, eta, retry)."""
-
-    task_id: str
-    due: float
-    message: Message
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A worker's self-report, written with every heartbeat."""
-
-    worker: str
-    instance: str
-    hostname: str = ""
-    pid: int = 0
-    queues: tuple[str, ...] = ()
-    concurrency: int = 0
-    pool: str = ""
-    started: float = 0.0
-    #: When the backend last heard from the worker, on the backend's clock: the backend
-    #: sets it on receipt (what the worker sends is ignored), so clocks of worker hosts
-    #: are never compared.
-    last_heartbeat: float = 0.0
-    tasks_done: int = 0
-    tasks_failed: int = 0
-    active: int = 0
-    #: ``running`` while serving; ``stopped`` after a clean shutdown.
-    state: str = "running"
-    healthy: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: The worker's previous heartbeat failed (it could not reach the backend): sent with
-    #: the first one that succeeds again, so the backend knows an outage just ended.
-    resumed: bool = False
-    #: Set by :meth:`ResultBackend.workers`: seconds the backend has not heard from the
-    #: worker, on its own clock, leaving out any time it heard from no worker at all (its
-    #: own outage): see :func:`yadtq.transports.records.silence`.
-    silent: float = 0.0
-
-
-@dataclass(frozen=True)
-class WorkerFailure:
-    """A worker that stopped heartbeating without shutting down cleanly."""
-
-    worker: str
-    instance: str
-    last_heartbeat: float
-    detected: float
-
-
-#: How many of the latest successes and failures a backend keeps for :meth:`ResultBackend.snapshot`.
-RECENT_LIMIT = 50
-#: Longest error message a task summary carries.
-SUMMARY_MESSAGE_LIMIT = 300
-
-
-@dataclass(frozen=True)
-class TaskTotals:
-    """Cumulative counts of state changes, kept as counters (never by counting tasks)."""
-
-    succeeded: int = 0
-    failed: int = 0
-    #: Attempts that failed and were scheduled again.
-    retried: int = 0
-    revoked: int = 0
-    #: Messages that could never run (see :attr:`StateChange.dead_lettered`).
-    dead_lettered: int = 0
-
-
-@dataclass(frozen=True)
-class TaskSummary:
-    """One task as the monitor lists it."""
-
-    task_id: str
-    name: Optional[str] = None
-    worker: Optional[str] = None
-    queue: Optional[str] = None
-    #: When the task entered the state it is listed under (started for ``processing``,
-    #: finished for ``success``/``failed``), or when it is due (scheduled).
-    timestamp: float = 0.0
-    #: Seconds the last attempt ran (recent successes and failures, when known).
-    runtime: Optional[float] = None
-    error_type: Optional[str] = None
-    #: The error message, at most ``SUMMARY_MESSAGE_LIMIT`` characters.
-    error_message: Optional[str] = None
-    #: Why a scheduled task waits, when a limit holds it (e.g. ``rate_limit 60/m``).
-    reason: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class BackendSnapshot:
-    """What a backend knows of the cluster's tasks right now, read from counters and
-    indexes it keeps: its cost does not grow with the number of stored results."""
-
-    #: Tasks ``processing`` now.
-    processing: int = 0
-    #: Tasks ``retrying`` now (waiting in the schedule for their next attempt).
-    retrying: int = 0
-    #: Messages waiting in the schedule: countdown/eta tasks and retries alike.
-    scheduled: int = 0
-    totals: TaskTotals = field(default_factory=TaskTotals)
-    #: Tasks in progress, longest running first.
-    processing_tasks: tuple[TaskSummary, ...] = ()
-    #: Tasks waiting to retry, oldest failure first.
-    retrying_tasks: tuple[TaskSummary, ...] = ()
-    #: Scheduled messages, soonest due first (``timestamp`` is when due).
-    scheduled_tasks: tuple[TaskSummary, ...] = ()
-    #: Latest successes and failures, newest first.
-    recent_successes: tuple[TaskSummary, ...] = ()
-    recent_failures: tuple[TaskSummary, ...] = ()
-
-
-@dataclass(frozen=True)
-class FailedMessage:
-    """The message of a task that finally failed, kept so that an operator can retry it."""
-
-    task_id: str
-    name: str
-    #: When it failed (epoch seconds).
-    failed: float
-    body: bytes
-
-
-#: Control commands a worker understands (``yadtq control``, ``yadtq revoke --terminate``).
-CONTROL_SHUTDOWN = "shutdown"
-CONTROL_POOL_GROW = "pool-grow"
-CONTROL_POOL_SHRINK = "pool-shrink"
-CONTROL_TERMINATE = "terminate"
 
 
 class ResultBackend(ABC):
@@ -682,126 +496,6 @@ class ResultBackend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
-
-
-# --------------------------------------------------------------------------- canvas storage
-# Groups and chords (DESIGN.md section 10). Kept apart from ResultBackend so a
-# third-party backend sees what these steps need; ``memory.py`` is the reference.
-
-#: Chord states in :class:`GroupInfo`.
-CHORD_OPEN, CHORD_FIRED, CHORD_FAILED = "open", "fired", "failed"
-
-
-@dataclass(frozen=True)
-class GroupSpec:
-    """A group to store before any of its members is sent.
-
-    ``callback`` makes it a chord: the message of the chord's callback, put in the
-    schedule (due at once) by the step that records the last member's success.
-    """
-
-    group_id: str
-    #: The task id whose result stands for each member, in submission order.
-    member_ids: tuple[str, ...]
-    created: float
-    callback: Optional[ScheduledMessage] = None
-
-
-@dataclass(frozen=True)
-class ChordJoin:
-    """Count a chord member that just finished: by its stored state, in the same step."""
-
-    chord_id: str
-    #: The member's position in the chord (counted once, however often it is recorded).
-    index: int
-    #: The task whose stored state decides: ``success`` counts, ``failed`` fails the chord.
-    task_id: str
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    """A stored group and, for a chord, its progress."""
-
-    group_id: str
-    member_ids: tuple[str, ...]
-    created: float
-    #: The chord's callback task id (``None`` for a plain group).
-    callback_id: Optional[str] = None
-    #: Members counted successful so far (chords only).
-    done: int = 0
-    #: ``open``, ``fired`` (callback scheduled) or ``failed`` (chords only).
-    state: Optional[str] = None
-    #: The member whose failure failed the chord.
-    failed_member: Optional[str] = None
-
-    @property
-    def size(self) -> int:
-        return len(self.member_ids)
-
-
-class CanvasBackend(ABC):
-    """The storage steps of groups and chords; each one atomic."""
-
-    @abstractmethod
-    def save_groups(self, groups: Sequence[GroupSpec]) -> None:
-        """Store groups (member ids, and for chords the callback message and a zero count)."""
-
-    @abstractmethod
-    def record_joined(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
-                      joins: Sequence[ChordJoin]) -> None:
-        """:meth:`ResultBackend.record` and chord counting in ONE atomic step.
-
-        After the changes are applied, each join looks at its task's stored state: a
-        success adds the member's index to the chord's set of done members (so a member
-        recorded twice counts once); when the set is full, the chord is ``fired`` and its
-        callback goes into the schedule, due now, exactly once. A failed or revoked member
-        makes the chord ``failed`` (the callback never runs).
-        """
-
-    @abstractmethod
-    def group_info(self, group_id: str) -> Optional[GroupInfo]:
-        """The stored group, or ``None`` (unknown or expired)."""
-
-    @abstractmethod
-    def open_chords(self, limit: int = RECENT_LIMIT) -> list[GroupInfo]:
-        """Chords still waiting for members, oldest first (for the monitor)."""
-
-
-# --------------------------------------------------------------------------- flow control
-# Rate limits (DESIGN.md section 12; specs in yadtq/flow.py). Kept apart from
-# ResultBackend so a third-party backend sees what the step needs; ``memory.py``
-# is the reference.
-
-
-@dataclass(frozen=True)
-class RateRequest:
-    """A worker asks to start one attempt of a rate-limited task."""
-
-    #: The task name: the limit is shared by every start of this name.
-    name: str
-    #: The attempt (``<task id>:<retries>``): asking again for one attempt is answered the
-    #: same (its start or its reservation is kept), so a redelivery takes no second slot.
-    attempt: str
-    count: int
-    period: float
-    #: The message to put in the schedule if the attempt must wait.
-    waiting: ScheduledMessage
-
-
-class LimitsBackend(ABC):
-    """The flow control step of the backend; atomic."""
-
-    @abstractmethod
-    def admit_rate(self, requests: Sequence[RateRequest]) -> list[Optional[float]]:
-        """Decide each request, in order, in ONE atomic step on the backend's clock.
-
-        Starts (and reservations) are kept per name for ``period`` seconds. A request
-        whose attempt has a start at or before now is answered ``None`` (start it). Else
-        its start time is ``flow.next_start`` of the name's starts: ``None`` if that is
-        now (the start is recorded), else the time itself, which is recorded as the
-        attempt's reservation while ``waiting`` goes into the schedule, due then, in the
-        same step. An attempt already reserved for later gets its reservation again.
-        """
 
 
 # --------------------------------------------------------------------------- discovery

@@ -19,26 +19,17 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..flow import admit, slack
 from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
 from .base import (
-    CHORD_FAILED,
-    CHORD_FIRED,
-    CHORD_OPEN,
     RECENT_LIMIT,
     BackendSnapshot,
     Broker,
-    CanvasBackend,
-    ChordJoin,
     Claim,
     Consumer,
     DeadLetter,
     Delivery,
     DrainCallback,
     FailedMessage,
-    GroupInfo,
-    GroupSpec,
-    LimitsBackend,
     Message,
     Progress,
-    RateRequest,
     ResultBackend,
     ScheduledMessage,
     StateChange,
@@ -47,6 +38,16 @@ from .base import (
     WorkerFailure,
     WorkerInfo,
 )
+from .canvas_store import (
+    CHORD_FAILED,
+    CHORD_FIRED,
+    CHORD_OPEN,
+    CanvasBackend,
+    ChordJoin,
+    GroupInfo,
+    GroupSpec,
+)
+from .limits_store import LimitsBackend, RateRequest
 from .periodic_store import PeriodicEntry, PeriodicStore
 from .records import (
     DEAD_LETTERED,

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Optional
 
 from .. import states
 from ..flow import HEADER_WAITING, RateLimit, parse_rate_limit, waiting_reason
-from ..transports.base import LimitsBackend, Message, RateRequest, ScheduledMessage, StateChange
+from ..transports.base import Message, ScheduledMessage, StateChange
+from ..transports.limits_store import LimitsBackend, RateRequest
 
 if TYPE_CHECKING:
     from ..app import YADTQ

@@ -26,16 +26,8 @@ from redis.commands.core import Script
 from redis.typing import EncodableT, FieldT
 
 from ...envelope import pack, unpack
-from ..base import (
-    CHORD_OPEN,
-    RECENT_LIMIT,
-    CanvasBackend,
-    ChordJoin,
-    GroupInfo,
-    GroupSpec,
-    ScheduledMessage,
-    StateChange,
-)
+from ..base import RECENT_LIMIT, ScheduledMessage, StateChange
+from ..canvas_store import CHORD_OPEN, CanvasBackend, ChordJoin, GroupInfo, GroupSpec
 from .codec import schedule_member
 from .keys import CHORD_DONE_KEY, GROUP_KEY, OPEN_CHORDS_KEY, SCHEDULE_KEY, TASK_KEY
 

@@ -17,7 +17,7 @@ import redis
 from redis.commands.core import Script
 
 from ...flow import slack
-from ..base import LimitsBackend, RateRequest
+from ..limits_store import LimitsBackend, RateRequest
 from .codec import schedule_member_parts
 from .keys import RATE_KEY, SCHEDULE_KEY
 

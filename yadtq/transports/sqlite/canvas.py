@@ -16,19 +16,15 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ...envelope import pack, unpack
 from ...states import FAILED, REVOKED, SUCCESS
-from ..base import (
+from ..base import RECENT_LIMIT, Message, ScheduledMessage, StateChange, TaskRecord
+from ..canvas_store import (
     CHORD_FAILED,
     CHORD_FIRED,
     CHORD_OPEN,
-    RECENT_LIMIT,
     CanvasBackend,
     ChordJoin,
     GroupInfo,
     GroupSpec,
-    Message,
-    ScheduledMessage,
-    StateChange,
-    TaskRecord,
 )
 from .schema import _Database, _pack_headers, _unpack_headers
 

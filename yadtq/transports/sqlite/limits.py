@@ -16,7 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
 from ...flow import admit, slack
-from ..base import LimitsBackend, RateRequest, ScheduledMessage, StateChange
+from ..base import ScheduledMessage, StateChange
+from ..limits_store import LimitsBackend, RateRequest
 
 if TYPE_CHECKING:
     from .schema import _Database

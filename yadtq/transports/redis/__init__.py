@@ -5,7 +5,7 @@ URL: ``redis://[[user]:password@]host[:port][/db]``; ``rediss://`` for TLS.
 (default ``"yadtq"``), which starts every key name below.
 
 Every method is one round trip. Whatever must be atomic runs as a Lua script
-from ``lua/`` (``common.lua`` is prepended to each); the scripts mirror the
+from ``scripts/`` (``common.lua`` is prepended to each); the scripts mirror the
 rules of ``records.py`` and the behaviour of ``memory.py``.
 
 A task record is one hash, ``{prefix}:task:{id}``, with the fields ``state``,

@@ -21,6 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # examples/ and tests/apps/ import by path
 
+from tests.redis_topology import Topology, available  # noqa: E402 - needs ROOT on sys.path
+
 
 def _missing(what: str, variable: str) -> None:
     message = f"{what} not configured: set {variable} (scripts/with-services.sh does)"
@@ -59,6 +61,28 @@ def kafka_bootstrap() -> str:
     if not _reachable(host, int(port or 9092)):
         _missing(f"Kafka at {address} unreachable;", "YADTQ_TEST_KAFKA")
     return address  # type: ignore[return-value]
+
+
+def _topology(kind: str) -> Iterator[Topology]:
+    if not available():
+        _missing("redis-server/redis-cli", "PATH (scripts/services.sh install)")
+    started = Topology(kind)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Topology]:
+    """A Redis Cluster of three primaries with one replica each (scripts/redis-cluster.sh)."""
+    yield from _topology("cluster")
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[Topology]:
+    """A primary, a replica and three Sentinels (service ``yadtq``)."""
+    yield from _topology("sentinel")
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from yadtq.transports.base import Broker, ResultBackend, create_backend, create_
 ROOT = Path(__file__).resolve().parents[2]
 
 BROKERS = ["memory", "sqlite", pytest.param("kafka", marks=pytest.mark.kafka)]
-BACKENDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+BACKENDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis),
+            pytest.param("redis-cluster", marks=pytest.mark.redis)]
 
 #: The SQLite backend's fallback re-read in ``wait`` is set this long in the
 #: contract, so a prompt wake-up can only come from a notification.
@@ -66,7 +67,10 @@ def backend_url(backend_kind: str, request: pytest.FixtureRequest, sqlite_url: s
         return "memory://"
     if backend_kind == "sqlite":
         return sqlite_url
-    url = str(request.getfixturevalue("redis_url"))
+    if backend_kind == "redis-cluster":
+        url = str(request.getfixturevalue("redis_cluster").url)
+    else:
+        url = str(request.getfixturevalue("redis_url"))
     pytest.importorskip("yadtq.transports.redis")
     return url
 
@@ -97,7 +101,7 @@ def backend_factory(backend_kind: str, backend_url: str,
 
     def make(**overrides: Any) -> ResultBackend:
         options = dict(overrides.pop("backend_options", {}))
-        if backend_kind == "redis":
+        if backend_kind.startswith("redis"):
             options.setdefault("prefix", f"yadtq-test-{unique}")
         if backend_kind == "sqlite":
             options.setdefault("wait_recheck", SQLITE_WAIT_RECHECK)

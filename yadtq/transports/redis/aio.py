@@ -5,7 +5,9 @@ each event loop gets one :class:`AsyncInbox`, a pub/sub channel of its own with
 one listener task. A wait runs the ``watch`` script (read the record and, unless it
 is ready, register the inbox as a waiter in the same step) and then sleeps until
 the script that makes the task ready publishes its id to the inbox. After a
-reconnect every waiter is woken to read and register again.
+reconnect every waiter is woken to read and register again. On Redis Cluster the
+client is ``redis.asyncio.cluster.RedisCluster``: scripts go to their slot's node,
+and the subscription to any node (``PUBLISH`` reaches every node of a cluster).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from contextlib import suppress
 from typing import Any, Callable, Optional
 
 import redis
-import redis.asyncio as aioredis
 
 from ...exceptions import BackendUnavailable
+from .clients import connect_async
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,7 @@ class AsyncInbox:
 
     def __init__(self, url: str, options: dict[str, Any], channel: str, watch_lua: str) -> None:
         self.channel = channel
-        options.setdefault("max_connections", MAX_CONNECTIONS)
-        # Blocking: many concurrent waits queue for a connection instead of failing.
-        self._pool = aioredis.BlockingConnectionPool.from_url(url, **options)
-        self._client = aioredis.Redis(connection_pool=self._pool)
+        self._client = connect_async(url, options, MAX_CONNECTIONS)
         self._watch = self._client.register_script(watch_lua)
         self._events: dict[str, list[asyncio.Event]] = {}
         self._pubsub: Optional[Any] = None
@@ -142,8 +141,10 @@ class AsyncInbox:
                     await pubsub.aclose()
             with suppress(Exception):
                 await self._client.aclose()
-            with suppress(Exception):
-                await self._pool.disconnect()
+            pool = getattr(self._client, "connection_pool", None)
+            if pool is not None:  # a pool given to the client is not closed with it
+                with suppress(Exception):
+                    await pool.disconnect()
 
     def _wake(self, task_id: str) -> None:
         for event in self._events.get(task_id, ()):

@@ -38,6 +38,7 @@ from ..base import (
 from ..records import OUTAGE_INTERVALS, PRUNE_BATCH, Watch, silence, summarize_scheduled, totals_from
 from .aio import AsyncInbox
 from .canvas import RedisCanvas
+from .clients import connect
 from .codec import (
     change_fields,
     decode_member,
@@ -77,7 +78,9 @@ from .keys import (
     WORKERS_KEY,
     WORKERS_SEEN_KEY,
 )
+from .layout import CLUSTER_GROUPS, HOME, Layout
 from .limits import RedisLimits
+from .merge import merge_snapshots
 from .operations import RedisOperations
 from .periodic import RedisPeriodic
 
@@ -88,7 +91,11 @@ logger = logging.getLogger(__name__)
 
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
 _SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "workers", "failure",
-            "dedupe", "release_dedupe", "snapshot")
+            "dedupe", "dedupe_swap", "release_dedupe", "snapshot")
+#: Leased schedule members remembered with their group (for ``release_due``), at most.
+_LEASED_MEMORY = 100_000
+#: One script call: the script, its keys and its arguments.
+Call = tuple[Script, list[str], list[Any]]
 
 
 @cache
@@ -123,11 +130,17 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         super().__init__(url, settings)
         options = dict(settings.backend_options)
         self.prefix = str(options.pop("prefix", DEFAULT_PREFIX))
+        groups = options.pop("slot_groups", None)
         options["decode_responses"] = False
+        client, self._cluster = connect(url, options)
+        self._redis = cast("redis.Redis", client)
         try:
-            self._redis = redis.Redis.from_url(url, **options)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"bad redis backend URL or options ({url!r}): {exc}") from exc
+            self.layout = Layout(self.prefix, int(groups) if groups is not None
+                                 else CLUSTER_GROUPS if self._cluster else 1)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad redis slot_groups option {groups!r}: {exc}") from exc
+        #: Schedule members this instance leased, with their group (for ``release_due``).
+        self._leased: dict[bytes, int] = {}
         self._ttl = ms(settings.result_expires)
         #: Seconds with no heartbeat from anyone that make an outage (records.Watch).
         self._outage_gap = OUTAGE_INTERVALS * settings.heartbeat_interval
@@ -138,13 +151,57 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         self._async_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncInbox] = (
             weakref.WeakKeyDictionary())
 
-    def key(self, name: str, suffix: str = "") -> str:
-        """The full name of key ``name`` (a ``*_KEY`` constant), followed by ``suffix``."""
-        return f"{self.prefix}:{name}{suffix}"
+    def key(self, name: str, suffix: str = "", group: Optional[int] = None) -> str:
+        """The full name of key ``name`` (a ``*_KEY`` constant), followed by ``suffix``, in
+        slot group ``group`` (default: the group of ``suffix``; see ``layout.py``)."""
+        return self.layout.key(name, suffix, group)
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with _unavailable(script):
             return self._scripts[script](keys=keys, args=args)
+
+    def _pipeline(self) -> Any:
+        """A MULTI/EXEC pipeline, or on Redis Cluster a plain one (its commands may go to
+        several slots; each command is atomic on its own)."""
+        return self._redis.pipeline(transaction=not self._cluster)
+
+    def _by_group(self, idents: Sequence[str]) -> dict[int, list[int]]:
+        """The indexes of ``idents`` by slot group, in order."""
+        found: dict[int, list[int]] = {}
+        for i, ident in enumerate(idents):
+            found.setdefault(self.layout.group(ident), []).append(i)
+        return found
+
+    def _calls(self, what: str, calls: Sequence[Call]) -> list[Any]:
+        """Run script calls in one round trip (per node); replies in order.
+
+        On one server they run in one MULTI/EXEC, all or nothing. On Redis Cluster each
+        call is atomic on its own; a call refused with NOSCRIPT (a node that has not
+        seen the script yet, e.g. a replica just promoted) is sent again on its own,
+        which loads the script first.
+        """
+        if not calls:
+            return []
+        with _unavailable(what):
+            if len(calls) == 1:
+                script, keys, args = calls[0]
+                return [script(keys=keys, args=args)]
+            if not self._cluster:
+                pipe = self._redis.pipeline(transaction=True)
+                for script, keys, args in calls:
+                    script(keys=keys, args=args, client=pipe)
+                return pipe.execute()  # type: ignore[no-any-return]
+            pipe = self._redis.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, redis.exceptions.NoScriptError):
+                    script, keys, args = calls[i]
+                    replies[i] = script(keys=keys, args=args)
+                elif isinstance(reply, Exception):
+                    raise reply
+            return replies
 
     # -- states and results
     def record(self, changes: Sequence[StateChange],
@@ -156,26 +213,38 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         """
         if not changes and not scheduled:
             return
-        script, keys, args = self._record_call(changes, scheduled)
-        with _unavailable("record"):
-            script(keys=keys, args=args)
+        self._calls("record", self._record_calls(changes, scheduled))
 
-    def _record_call(self, changes: Sequence[StateChange],
-                     scheduled: Sequence[ScheduledMessage]) -> tuple[Script, list[str], list[Any]]:
-        """The record script with its keys and arguments (also run by ``record_joined``)."""
+    def _record_calls(self, changes: Sequence[StateChange],
+                      scheduled: Sequence[ScheduledMessage]) -> list[Call]:
+        """The record script's calls, one per slot group the batch touches (also run by
+        ``record_joined``); a change and the schedule entries of its task are in one."""
+        groups: dict[int, tuple[list[StateChange], list[ScheduledMessage]]] = {}
+        for c in changes:
+            groups.setdefault(self.layout.group(c.task_id), ([], []))[0].append(c)
+        for e in scheduled:
+            groups.setdefault(self.layout.group(e.task_id), ([], []))[1].append(e)
+        return [self._record_call(g, *parts) for g, parts in groups.items()]
+
+    def _record_call(self, group: int, changes: Sequence[StateChange],
+                     scheduled: Sequence[ScheduledMessage]) -> Call:
         batch = [[c.task_id, c.state, float_text(c.timestamp), c.worker or "", c.name or "",
                   history_entry(c.state, c.timestamp, c.worker), change_fields(c), c.queue or "",
                   c.error.type if c.error else "",
                   c.error.message[:SUMMARY_MESSAGE_LIMIT] if c.error else "",
                   "1" if c.dead_lettered else "", "1" if c.undelivered else ""] for c in changes]
-        args: list[Any] = [self.key(TASK_KEY), self.key(WAITERS_KEY), self._ttl, EVENTS_MAXLEN,
+        k = self._group_key
+        args: list[Any] = [k(TASK_KEY, group), k(WAITERS_KEY, group), self._ttl, EVENTS_MAXLEN,
                            lua_batch(batch), RECENT_LIMIT]
         for entry in scheduled:
             args += [float(entry.due), schedule_member(entry)]
-        keys = [self.key(SCHEDULE_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
-                self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(RECENT_SUCCESS_KEY),
-                self.key(RECENT_FAILED_KEY)]
+        keys = [k(SCHEDULE_KEY, group), k(EVENTS_KEY, group), k(STATS_KEY, group),
+                k(PROCESSING_KEY, group), k(RETRYING_KEY, group), k(RECENT_SUCCESS_KEY, group),
+                k(RECENT_FAILED_KEY, group)]
         return self._scripts["record"], keys, args
+
+    def _group_key(self, name: str, group: int) -> str:
+        return self.layout.key(name, group=group)
 
     def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         """Decide every claim of the batch in one script; makes a redelivered task run at
@@ -189,12 +258,21 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
                   history_entry(PROCESSING, c.timestamp, c.worker),
                   history_entry(REVOKED, c.timestamp, c.worker),
                   f"{call}:{i}"] for i, c in enumerate(claims)]
-        args = [self.key(TASK_KEY), self.key(WAITERS_KEY), self.key(REVOKED_KEY), self._ttl,
-                EVENTS_MAXLEN, float_text(self.settings.worker_unresponsive_after),
-                float_text(self._outage_gap), lua_batch(batch)]
-        keys = [self.key(INSTANCES_KEY), self.key(EVENTS_KEY), self.key(STATS_KEY),
-                self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(WATCH_KEY)]
-        return [d.decode() for d in self._run("claim", keys, args)]
+        k = self._group_key
+        by_group = self._by_group([c.task_id for c in claims])
+        calls: list[Call] = []
+        for g, indexes in by_group.items():
+            args = [k(TASK_KEY, g), k(WAITERS_KEY, g), k(REVOKED_KEY, g), self._ttl,
+                    EVENTS_MAXLEN, float_text(self.settings.worker_unresponsive_after),
+                    float_text(self._outage_gap), lua_batch([batch[i] for i in indexes])]
+            keys = [k(INSTANCES_KEY, g), k(EVENTS_KEY, g), k(STATS_KEY, g),
+                    k(PROCESSING_KEY, g), k(RETRYING_KEY, g), k(WATCH_KEY, g)]
+            calls.append((self._scripts["claim"], keys, args))
+        decisions = [""] * len(claims)
+        for indexes, reply in zip(by_group.values(), self._calls("claim", calls)):
+            for i, d in zip(indexes, reply):
+                decisions[i] = d.decode()
+        return decisions
 
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
         if not task_ids:
@@ -280,23 +358,31 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
             return self._inbox
 
     def forget(self, task_ids: Sequence[str]) -> None:
-        if task_ids:
-            with _unavailable("forget"):
-                pipe = self._redis.pipeline(transaction=True)
-                pipe.delete(*(self.key(TASK_KEY, t) for t in task_ids))
-                pipe.delete(*(self.key(PROGRESS_KEY, t) for t in task_ids))
-                pipe.zrem(self.key(PROCESSING_KEY), *task_ids)
-                pipe.zrem(self.key(RETRYING_KEY), *task_ids)
-                pipe.execute()
+        if not task_ids:
+            return
+        with _unavailable("forget"):
+            pipe = self._pipeline()
+            for g, indexes in self._by_group(task_ids).items():
+                ids = [task_ids[i] for i in indexes]
+                for t in ids:  # one key per DEL: a cluster pipeline sends no multi-key DEL
+                    pipe.delete(self.key(TASK_KEY, t, g))
+                    pipe.delete(self.key(PROGRESS_KEY, t, g))
+                pipe.zrem(self._group_key(PROCESSING_KEY, g), *ids)
+                pipe.zrem(self._group_key(RETRYING_KEY, g), *ids)
+            pipe.execute()
 
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
         if not task_ids:
             return
-        args = [self.key(TASK_KEY), self.key(WAITERS_KEY), self.key(REVOKED_KEY), self._ttl,
-                EVENTS_MAXLEN, timestamp, history_entry(REVOKED, timestamp, None), *task_ids]
-        keys = [self.key(EVENTS_KEY), self.key(STATS_KEY), self.key(PROCESSING_KEY),
-                self.key(RETRYING_KEY)]
-        self._run("revoke", keys, args)
+        k = self._group_key
+        entry = history_entry(REVOKED, timestamp, None)
+        calls: list[Call] = []
+        for g, indexes in self._by_group(task_ids).items():
+            args = [k(TASK_KEY, g), k(WAITERS_KEY, g), k(REVOKED_KEY, g), self._ttl,
+                    EVENTS_MAXLEN, timestamp, entry, *(task_ids[i] for i in indexes)]
+            keys = [k(EVENTS_KEY, g), k(STATS_KEY, g), k(PROCESSING_KEY, g), k(RETRYING_KEY, g)]
+            calls.append((self._scripts["revoke"], keys, args))
+        self._calls("revoke", calls)
 
     # -- progress of running tasks
     def record_progress(self, updates: Sequence[Progress]) -> None:
@@ -329,42 +415,79 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
 
     # -- schedule
     def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
-        """Lease due entries in one script; ``now`` ``None`` means Redis's clock (``TIME``)."""
+        """Lease due entries in one script; ``now`` ``None`` means Redis's clock (``TIME``).
+
+        With several slot groups every group leases up to ``limit`` of its own; if that
+        makes more than ``limit``, the latest are given back at once (a process dying
+        before that leaves them leased: their lease runs out and they are due again).
+        """
         if limit <= 0:
             return []
-        keys = [self.key(SCHEDULE_KEY), self.key(LEASED_KEY)]
+        k = self._group_key
         args = ["" if now is None else float_text(now), limit, float_text(lease)]
-        return [decode_member(m) for m in self._run("claim_due", keys, args)]
+        calls: list[Call] = [(self._scripts["claim_due"], [k(SCHEDULE_KEY, g), k(LEASED_KEY, g)], args)
+                             for g in self.layout.all_groups()]
+        found = [(decode_member(m), m, g)
+                 for g, reply in zip(self.layout.all_groups(), self._calls("claim_due", calls))
+                 for m in reply]
+        if len(found) > limit:
+            found.sort(key=lambda f: f[0].due)
+            extra, found = found[limit:], found[:limit]
+            with _unavailable("claim_due"):
+                pipe = self._pipeline()
+                for entry, member, g in extra:
+                    pipe.zrem(k(LEASED_KEY, g), member)
+                    pipe.zadd(k(SCHEDULE_KEY, g), {member: entry.due})
+                pipe.execute()
+        if self.layout.groups > 1:
+            if len(self._leased) > _LEASED_MEMORY:
+                self._leased.clear()
+            self._leased.update((member, g) for _, member, g in found)
+        return [entry for entry, _, _ in found]
 
     def release_due(self, entries: Sequence[ScheduledMessage]) -> None:
+        """Drop entries from the schedule (leased or not). An entry's group is the one
+        ``claim_due`` leased it from, or any when this instance did not lease it."""
         if not entries:
             return
-        members = [schedule_member(e) for e in entries]
+        k = self._group_key
         with _unavailable("release_due"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.zrem(self.key(LEASED_KEY), *members)
-            pipe.zrem(self.key(SCHEDULE_KEY), *members)
+            pipe = self._pipeline()
+            for entry in entries:
+                member = schedule_member(entry)
+                g = self._leased.pop(member, None)
+                for group in self.layout.all_groups() if g is None else (g,):
+                    pipe.zrem(k(LEASED_KEY, group), member)
+                    pipe.zrem(k(SCHEDULE_KEY, group), member)
             pipe.execute()
 
     def next_due(self) -> Optional[float]:
         """The lowest due of the schedule; leased entries are left out."""
         with _unavailable("next_due"):
-            first = cast("list[Any]", self._redis.zrange(self.key(SCHEDULE_KEY), 0, 0, withscores=True))
-        return float(first[0][1]) if first else None
+            pipe = self._redis.pipeline(transaction=False)
+            for g in self.layout.all_groups():
+                pipe.zrange(self._group_key(SCHEDULE_KEY, g), 0, 0, withscores=True)
+            firsts = cast("list[list[Any]]", pipe.execute())
+        dues = [float(first[0][1]) for first in firsts if first]
+        return min(dues) if dues else None
 
     # -- workers
     def heartbeat(self, info: WorkerInfo) -> None:
         """Store the report, stamped with Redis's clock, move the watch on and prune at
-        most ``PRUNE_BATCH`` workers not heard from for ``worker_retention``: one script."""
-        keys = [self.key(WORKERS_KEY), self.key(WORKER_INSTANCE_KEY), self.key(INSTANCES_KEY),
-                self.key(WORKERS_SEEN_KEY), self.key(WATCH_KEY)]
+        most ``PRUNE_BATCH`` workers not heard from for ``worker_retention``: one script
+        per slot group (each group's claims judge liveness from its own copy)."""
+        k = self._group_key
         args = [info.worker, info.instance, info.state, pack(dataclasses.asdict(info)),
                 "1" if info.resumed else "", float_text(self.settings.worker_retention), PRUNE_BATCH]
-        self._run("heartbeat", keys, args)
+        self._calls("heartbeat", [
+            (self._scripts["heartbeat"], [k(WORKERS_KEY, g), k(WORKER_INSTANCE_KEY, g),
+                                          k(INSTANCES_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g)],
+             args) for g in self.layout.all_groups()])
 
     def workers(self) -> list[WorkerInfo]:
         """Every report, with when Redis last heard from each worker and its silence."""
-        keys = [self.key(WORKERS_KEY), self.key(WORKERS_SEEN_KEY), self.key(WATCH_KEY)]
+        keys = [self.key(WORKERS_KEY, group=HOME), self.key(WORKERS_SEEN_KEY, group=HOME),
+                self.key(WATCH_KEY, group=HOME)]
         now, since, last, reports, seen = self._run("workers", keys, [])
         watch = Watch(float(now), float(since or 0), float(last or 0))
         heard = {name: float(at) for name, at in zip(seen[::2], seen[1::2])}
@@ -403,13 +526,16 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
     def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
         """One script reading the indexes, lists and counters (see the module docstring)."""
         limit = max(limit, 0)
-        keys = [self.key(PROCESSING_KEY), self.key(RETRYING_KEY), self.key(SCHEDULE_KEY),
-                self.key(LEASED_KEY), self.key(STATS_KEY), self.key(RECENT_SUCCESS_KEY),
-                self.key(RECENT_FAILED_KEY)]
-        args = [self.key(TASK_KEY), limit, min(limit, RECENT_LIMIT),
-                float_text(self.settings.result_expires)]
+        k = self._group_key
+        calls: list[Call] = []
+        for g in self.layout.all_groups():
+            keys = [k(PROCESSING_KEY, g), k(RETRYING_KEY, g), k(SCHEDULE_KEY, g), k(LEASED_KEY, g),
+                    k(STATS_KEY, g), k(RECENT_SUCCESS_KEY, g), k(RECENT_FAILED_KEY, g)]
+            args = [k(TASK_KEY, g), limit, min(limit, RECENT_LIMIT),
+                    float_text(self.settings.result_expires)]
+            calls.append((self._scripts["snapshot"], keys, args))
         (processing, retrying, scheduled, stats, in_progress, waiting, due, successes,
-         failures) = self._run("snapshot", keys, args)
+         failures) = merge_snapshots(self._calls("snapshot", calls), limit, min(limit, RECENT_LIMIT))
         counters = {k.decode(): int(v) for k, v in zip(stats[::2], stats[1::2])}
         return BackendSnapshot(
             processing=int(processing), retrying=int(retrying), scheduled=int(scheduled),
@@ -423,8 +549,23 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:
-        winner = self._run("dedupe", [self.key(DEDUPE_KEY, key)], [self.key(TASK_KEY), task_id, ms(ttl)])
-        return cast(bytes, winner).decode()
+        dedupe = self.key(DEDUPE_KEY, key)
+        if self.layout.groups == 1:
+            winner = self._run("dedupe", [dedupe], [self.key(TASK_KEY), task_id, ms(ttl)])
+            return cast(bytes, winner).decode()
+        # The earlier task's record may be in another slot: read it, then swap the key
+        # only if it still names that task (else look again).
+        while True:
+            with _unavailable("claim_dedupe"):
+                raw = cast("Optional[bytes]", self._redis.get(dedupe))
+                earlier = raw.decode() if raw is not None else ""
+                if earlier:
+                    state = self._redis.hget(self.key(TASK_KEY, earlier), "state")
+                    if state not in (b"failed", b"revoked"):
+                        return earlier
+            swapped = self._run("dedupe_swap", [dedupe], [earlier, task_id, ms(ttl)])
+            if swapped:
+                return task_id
 
     def release_dedupe(self, key: str, task_id: str) -> None:
         self._run("release_dedupe", [self.key(DEDUPE_KEY, key)], [task_id])

@@ -30,6 +30,7 @@ from ..base import RECENT_LIMIT, ScheduledMessage, StateChange
 from ..canvas_store import CHORD_OPEN, CanvasBackend, ChordJoin, GroupInfo, GroupSpec
 from .codec import schedule_member
 from .keys import CHORD_DONE_KEY, GROUP_KEY, OPEN_CHORDS_KEY, SCHEDULE_KEY, TASK_KEY
+from .layout import HOME, Layout
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -60,12 +61,19 @@ class RedisCanvas(CanvasBackend):
 
     _redis: redis.Redis
     _ttl: int
+    layout: Layout
 
-    def key(self, name: str, suffix: str = "") -> str:
+    def key(self, name: str, suffix: str = "", group: Optional[int] = None) -> str:
         raise NotImplementedError
 
-    def _record_call(self, changes: Sequence[StateChange],
-                     scheduled: Sequence[ScheduledMessage]) -> tuple[Script, list[str], list[Any]]:
+    def _record_calls(self, changes: Sequence[StateChange],
+                      scheduled: Sequence[ScheduledMessage]) -> list[tuple[Script, list[str], list[Any]]]:
+        raise NotImplementedError
+
+    def _calls(self, what: str, calls: Sequence[tuple[Script, list[str], list[Any]]]) -> list[Any]:
+        raise NotImplementedError
+
+    def _pipeline(self) -> Any:
         raise NotImplementedError
 
     def _guard(self, what: str) -> AbstractContextManager[None]:
@@ -82,7 +90,7 @@ class RedisCanvas(CanvasBackend):
         if not groups:
             return
         with self._guard("save_groups"):
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = self._pipeline()
             for g in groups:
                 name = self.key(GROUP_KEY, g.group_id)
                 fields: dict[FieldT, EncodableT] = {"members": pack(list(g.member_ids)),
@@ -90,7 +98,7 @@ class RedisCanvas(CanvasBackend):
                 if g.callback is not None:
                     fields.update(callback_id=g.callback.task_id, callback=schedule_member(g.callback),
                                   state=CHORD_OPEN, done=0)
-                    pipe.zadd(self.key(OPEN_CHORDS_KEY), {g.group_id: g.created})
+                    pipe.zadd(self._open_chords(g.group_id), {g.group_id: g.created})
                 pipe.delete(name)
                 pipe.hset(name, mapping=fields)
                 pipe.pexpire(name, self._ttl)
@@ -98,19 +106,44 @@ class RedisCanvas(CanvasBackend):
 
     def record_joined(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
                       joins: Sequence[ChordJoin]) -> None:
-        """``record.lua`` then ``join.lua`` in one MULTI/EXEC (see the module docstring)."""
-        record, keys, args = self._record_call(changes, scheduled)
-        join_args: list[Any] = [self.key(GROUP_KEY), self.key(CHORD_DONE_KEY), self.key(TASK_KEY),
-                                self._ttl]
+        """``record.lua`` then ``join.lua`` in one MULTI/EXEC (see the module docstring).
+
+        With several slot groups (Redis Cluster) a member's record and its chord are
+        usually in different slots: the record scripts run first and return the states
+        they leave, then the join scripts count them (see ``docs/semantics.md``).
+        """
+        calls = self._record_calls(changes, scheduled)
+        if self.layout.groups == 1:
+            self._calls("record_joined", [*calls, self._join_call(HOME, joins, {})])
+            return
+        stored: dict[str, str] = {}
+        for reply in self._calls("record_joined", calls):
+            stored.update((t.decode(), s.decode()) for t, s in zip(reply[::2], reply[1::2]))
+        by_chord: dict[int, list[ChordJoin]] = {}
         for j in joins:
-            join_args += [j.chord_id, j.index, j.task_id]
-        with self._guard("record_joined"):
-            pipe = self._redis.pipeline(transaction=True)
-            if changes or scheduled:
-                record(keys=keys, args=args, client=pipe)
-            self._join_script()(keys=[self.key(SCHEDULE_KEY), self.key(OPEN_CHORDS_KEY)],
-                                args=join_args, client=pipe)
-            pipe.execute()
+            if j.task_id not in stored:  # not in this batch: its record as stored (another slot)
+                with self._guard("record_joined"):
+                    state = cast("Optional[bytes]", self._redis.hget(
+                        self.layout.key(TASK_KEY, j.task_id), "state"))
+                stored[j.task_id] = state.decode() if state else "unknown"
+            by_chord.setdefault(self.layout.group(j.chord_id), []).append(j)
+        self._calls("record_joined", [self._join_call(g, js, stored) for g, js in by_chord.items()])
+
+    def _join_call(self, group: int, joins: Sequence[ChordJoin],
+                   stored: dict[str, str]) -> tuple[Script, list[str], list[Any]]:
+        """``join.lua`` for the chords of one group; a member's state is the one
+        ``stored`` gives, else read from its record in the script (same slot)."""
+        args: list[Any] = [self.layout.key(GROUP_KEY, group=group),
+                           self.layout.key(CHORD_DONE_KEY, group=group),
+                           self.layout.key(TASK_KEY, group=group), self._ttl]
+        for j in joins:
+            args += [j.chord_id, j.index, j.task_id, stored.get(j.task_id, "")]
+        keys = [self.layout.key(SCHEDULE_KEY, group=group), self._open_chords(joins[0].chord_id)
+                if joins else self.layout.key(OPEN_CHORDS_KEY, group=group)]
+        return self._join_script(), keys, args
+
+    def _open_chords(self, chord_id: str) -> str:
+        return self.layout.key(OPEN_CHORDS_KEY, group=self.layout.group(chord_id))
 
     def group_info(self, group_id: str) -> Optional[GroupInfo]:
         with self._guard("group_info"):
@@ -120,9 +153,12 @@ class RedisCanvas(CanvasBackend):
     def open_chords(self, limit: int = RECENT_LIMIT) -> list[GroupInfo]:
         if limit <= 0:
             return []
-        index = self.key(OPEN_CHORDS_KEY)
         with self._guard("open_chords"):
-            ids = [i.decode() for i in cast("list[bytes]", self._redis.zrange(index, 0, limit - 1))]
+            pipe = self._redis.pipeline(transaction=False)
+            for g in self.layout.all_groups():
+                pipe.zrange(self.layout.key(OPEN_CHORDS_KEY, group=g), 0, limit - 1, withscores=True)
+            listed = sorted((pair for rows in pipe.execute() for pair in rows), key=lambda p: float(p[1]))
+            ids = [i.decode() for i, _ in listed[:limit]]
             pipe = self._redis.pipeline(transaction=False)
             for group_id in ids:
                 pipe.hgetall(self.key(GROUP_KEY, group_id))
@@ -136,5 +172,8 @@ class RedisCanvas(CanvasBackend):
                 found.append(info)
         if gone:  # expired while open (e.g. a member was revoked): drop from the index
             with self._guard("open_chords"):
-                self._redis.zrem(index, *gone)
+                pipe = self._redis.pipeline(transaction=False)
+                for chord_id in gone:
+                    pipe.zrem(self._open_chords(chord_id), chord_id)
+                pipe.execute()
         return found

@@ -6,6 +6,8 @@ Keys, each after ``{prefix}:``:
 - ``failed-msgs``: sorted set, task id -> when it failed (ids whose string expired are
   skipped and trimmed when read);
 - ``control:<worker>``: list of packed commands for one worker; TTL ``CONTROL_TTL``.
+
+All in slot group 0 (``layout.py``), so the multi-key steps work on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import redis
 from ...envelope import pack, unpack
 from ...exceptions import BackendUnavailable
 from ..base import FailedMessage
+from .layout import HOME
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -45,7 +48,8 @@ class RedisOperations:
         with _unavailable("keep_failed"):
             pipe = self._redis.pipeline(transaction=True)
             for m in failed:
-                pipe.set(self.key(FAILED_MESSAGE_KEY, m.task_id), pack([m.name, m.failed, m.body]), ex=ttl)
+                pipe.set(self.key(FAILED_MESSAGE_KEY, m.task_id, group=HOME),
+                         pack([m.name, m.failed, m.body]), ex=ttl)
                 pipe.zadd(index, {m.task_id: m.failed})
             pipe.zremrangebyscore(index, "-inf", max(failed, key=lambda m: m.failed).failed - ttl)
             pipe.execute()
@@ -59,7 +63,7 @@ class RedisOperations:
             if not ids:
                 return []
             blobs = cast("list[Optional[bytes]]", self._redis.mget(
-                [self.key(FAILED_MESSAGE_KEY, task_id) for task_id in ids]))
+                [self.key(FAILED_MESSAGE_KEY, task_id, group=HOME) for task_id in ids]))
             gone = [task_id for task_id, blob in zip(ids, blobs) if blob is None]
             if gone:
                 self._redis.zrem(self.key(FAILED_INDEX_KEY), *gone)
@@ -71,7 +75,7 @@ class RedisOperations:
         with _unavailable("take_failed"):
             pipe = self._redis.pipeline(transaction=True)
             for task_id in task_ids:
-                pipe.getdel(self.key(FAILED_MESSAGE_KEY, task_id))
+                pipe.getdel(self.key(FAILED_MESSAGE_KEY, task_id, group=HOME))
             pipe.zrem(self.key(FAILED_INDEX_KEY), *task_ids)
             replies = pipe.execute()
         return [None if blob is None else _failed(task_id, blob)
@@ -82,12 +86,12 @@ class RedisOperations:
         with _unavailable("send_control"):
             pipe = self._redis.pipeline(transaction=True)
             for worker in workers:
-                pipe.rpush(self.key(CONTROL_KEY, worker), blob)
-                pipe.expire(self.key(CONTROL_KEY, worker), CONTROL_TTL)
+                pipe.rpush(self.key(CONTROL_KEY, worker, group=HOME), blob)
+                pipe.expire(self.key(CONTROL_KEY, worker, group=HOME), CONTROL_TTL)
             pipe.execute()
 
     def take_control(self, worker: str) -> list[dict[str, Any]]:
-        key = self.key(CONTROL_KEY, worker)
+        key = self.key(CONTROL_KEY, worker, group=HOME)
         with _unavailable("take_control"):
             pipe = self._redis.pipeline(transaction=True)
             pipe.lrange(key, 0, -1)

@@ -2,7 +2,8 @@
 
 Every step is one call of ``scripts/periodic.lua``; claiming a tick compares the
 stored ``next_run`` text, checks it is due on Redis's clock, moves it on and adds the
-tick's message to the schedule of delayed messages, all in the one script.
+tick's message to the schedule of delayed messages, all in the one script. Every key
+is in slot group 0 (``layout.py``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class RedisPeriodic(PeriodicStore):
 
     _redis: redis.Redis
 
-    def key(self, name: str, suffix: str = "") -> str:
+    def key(self, name: str, suffix: str = "", group: Optional[int] = None) -> str:
         raise NotImplementedError  # RedisBackend.key
 
     def _call(self, op: str, args: Sequence[Any]) -> Any:

@@ -6,6 +6,7 @@
 --                queue|'', error type|'', error message|'', '1' if dead-lettered else '',
 --                '1' if undelivered (a refused copy: see StateChange.undelivered) else ''],
 --       most recent successes/failures kept, then (due, member) per schedule entry.
+-- Returns the state each changed task is left in: {id, state, id, state, ...} ('' if none).
 local task_prefix, waiters_prefix = ARGV[1], ARGV[2]
 local ttl, maxlen, recent = ARGV[3], ARGV[4], tonumber(ARGV[6])
 for i = 7, #ARGV, 2 do
@@ -15,6 +16,7 @@ end
 -- The latest finished tasks, pushed once per list below: [id, name, worker, queue,
 -- finished, started|'', error type, error message].
 local finished = {success = {}, failed = {}}
+local stored = {}
 local changes = cmsgpack.unpack(ARGV[5])
 for c = 1, #changes do
   local change = changes[c]
@@ -24,6 +26,8 @@ for c = 1, #changes do
     redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
   end
   local current = redis.call('HMGET', key, 'state', 'name', 'history', 'started', 'worker', 'queue')
+  stored[#stored + 1] = id
+  stored[#stored + 1] = current[1] or ''
   -- A ready task (success, failed, revoked) never changes again; a refused copy of a
   -- task that is scheduled, waiting to retry or running does not fail it.
   if not READY[current[1]] and not (change[12] == '1' and STILL_DELIVERABLE[current[1]]) then
@@ -37,6 +41,7 @@ for c = 1, #changes do
       fields[#fields + 1] = ts
     end
     redis.call('HSET', key, unpack(fields))
+    stored[#stored] = state
     redis.call('PEXPIRE', key, ttl)
     if name == '' then
       name = current[2] or ''
@@ -73,4 +78,4 @@ for state, list in pairs({success = KEYS[6], failed = KEYS[7]}) do
     redis.call('LTRIM', list, 0, recent - 1)
   end
 end
-return 0
+return stored

@@ -9,8 +9,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, cast
@@ -53,6 +52,7 @@ from .codec import (
     packb,
     schedule_member,
 )
+from .grouped import Call, unavailable
 from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
@@ -83,6 +83,7 @@ from .limits import RedisLimits
 from .merge import merge_snapshots
 from .operations import RedisOperations
 from .periodic import RedisPeriodic
+from .schedule import RedisSchedule
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -92,24 +93,12 @@ logger = logging.getLogger(__name__)
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
 _SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "workers", "failure",
             "dedupe", "dedupe_swap", "release_dedupe", "snapshot")
-#: Leased schedule members remembered with their group (for ``release_due``), at most.
-_LEASED_MEMORY = 100_000
-#: One script call: the script, its keys and its arguments.
-Call = tuple[Script, list[str], list[Any]]
+
 
 
 @cache
 def _lua(name: str) -> str:
     return (_SCRIPT_DIR / "common.lua").read_text() + "\n" + (_SCRIPT_DIR / f"{name}.lua").read_text()
-
-
-@contextmanager
-def _unavailable(what: str) -> Iterator[None]:
-    """Translate redis-py's exceptions at the edge (redis-py reconnects on the next command)."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
 
 
 def _ready_reply(flat: list[Any]) -> bool:
@@ -119,12 +108,12 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
+class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
     #: How the canvas steps (canvas.py) translate redis-py's exceptions.
-    _guard = staticmethod(_unavailable)
+    _guard = staticmethod(unavailable)
 
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
@@ -157,51 +146,8 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         return self.layout.key(name, suffix, group)
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        with _unavailable(script):
+        with unavailable(script):
             return self._scripts[script](keys=keys, args=args)
-
-    def _pipeline(self) -> Any:
-        """A MULTI/EXEC pipeline, or on Redis Cluster a plain one (its commands may go to
-        several slots; each command is atomic on its own)."""
-        return self._redis.pipeline(transaction=not self._cluster)
-
-    def _by_group(self, idents: Sequence[str]) -> dict[int, list[int]]:
-        """The indexes of ``idents`` by slot group, in order."""
-        found: dict[int, list[int]] = {}
-        for i, ident in enumerate(idents):
-            found.setdefault(self.layout.group(ident), []).append(i)
-        return found
-
-    def _calls(self, what: str, calls: Sequence[Call]) -> list[Any]:
-        """Run script calls in one round trip (per node); replies in order.
-
-        On one server they run in one MULTI/EXEC, all or nothing. On Redis Cluster each
-        call is atomic on its own; a call refused with NOSCRIPT (a node that has not
-        seen the script yet, e.g. a replica just promoted) is sent again on its own,
-        which loads the script first.
-        """
-        if not calls:
-            return []
-        with _unavailable(what):
-            if len(calls) == 1:
-                script, keys, args = calls[0]
-                return [script(keys=keys, args=args)]
-            if not self._cluster:
-                pipe = self._redis.pipeline(transaction=True)
-                for script, keys, args in calls:
-                    script(keys=keys, args=args, client=pipe)
-                return pipe.execute()  # type: ignore[no-any-return]
-            pipe = self._redis.pipeline(transaction=False)
-            for script, keys, args in calls:
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
-            for i, reply in enumerate(replies):
-                if isinstance(reply, redis.exceptions.NoScriptError):
-                    script, keys, args = calls[i]
-                    replies[i] = script(keys=keys, args=args)
-                elif isinstance(reply, Exception):
-                    raise reply
-            return replies
 
     # -- states and results
     def record(self, changes: Sequence[StateChange],
@@ -243,9 +189,6 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
                 k(RECENT_FAILED_KEY, group)]
         return self._scripts["record"], keys, args
 
-    def _group_key(self, name: str, group: int) -> str:
-        return self.layout.key(name, group=group)
-
     def claim(self, claims: Sequence[Claim], alive_after: Optional[float] = None) -> list[str]:
         """Decide every claim of the batch in one script; makes a redelivered task run at
         most once. Liveness is judged inside the script on Redis's clock."""
@@ -277,7 +220,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
         if not task_ids:
             return []
-        with _unavailable("get"):
+        with unavailable("get"):
             if len(task_ids) == 1:
                 rows = [self._redis.hgetall(self.key(TASK_KEY, task_ids[0]))]
             else:
@@ -360,7 +303,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
     def forget(self, task_ids: Sequence[str]) -> None:
         if not task_ids:
             return
-        with _unavailable("forget"):
+        with unavailable("forget"):
             pipe = self._pipeline()
             for g, indexes in self._by_group(task_ids).items():
                 ids = [task_ids[i] for i in indexes]
@@ -389,7 +332,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         """One pipelined SET per task (the latest update replaces the earlier one)."""
         if not updates:
             return
-        with _unavailable("record_progress"):
+        with unavailable("record_progress"):
             pipe = self._redis.pipeline(transaction=False)
             for u in updates:
                 pipe.set(self.key(PROGRESS_KEY, u.task_id),
@@ -399,7 +342,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
     def get_progress(self, task_ids: Sequence[str]) -> list[Optional[Progress]]:
         if not task_ids:
             return []
-        with _unavailable("get_progress"):
+        with unavailable("get_progress"):
             pipe = self._redis.pipeline(transaction=False)  # not MGET: keys may be in several slots
             for t in task_ids:
                 pipe.get(self.key(PROGRESS_KEY, t))
@@ -412,64 +355,6 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
             retries, state, meta, timestamp = msgpack.unpackb(raw, raw=False)
             found.append(Progress(task_id, int(retries), state, meta, float(timestamp)))
         return found
-
-    # -- schedule
-    def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
-        """Lease due entries in one script; ``now`` ``None`` means Redis's clock (``TIME``).
-
-        With several slot groups every group leases up to ``limit`` of its own; if that
-        makes more than ``limit``, the latest are given back at once (a process dying
-        before that leaves them leased: their lease runs out and they are due again).
-        """
-        if limit <= 0:
-            return []
-        k = self._group_key
-        args = ["" if now is None else float_text(now), limit, float_text(lease)]
-        calls: list[Call] = [(self._scripts["claim_due"], [k(SCHEDULE_KEY, g), k(LEASED_KEY, g)], args)
-                             for g in self.layout.all_groups()]
-        found = [(decode_member(m), m, g)
-                 for g, reply in zip(self.layout.all_groups(), self._calls("claim_due", calls))
-                 for m in reply]
-        if len(found) > limit:
-            found.sort(key=lambda f: f[0].due)
-            extra, found = found[limit:], found[:limit]
-            with _unavailable("claim_due"):
-                pipe = self._pipeline()
-                for entry, member, g in extra:
-                    pipe.zrem(k(LEASED_KEY, g), member)
-                    pipe.zadd(k(SCHEDULE_KEY, g), {member: entry.due})
-                pipe.execute()
-        if self.layout.groups > 1:
-            if len(self._leased) > _LEASED_MEMORY:
-                self._leased.clear()
-            self._leased.update((member, g) for _, member, g in found)
-        return [entry for entry, _, _ in found]
-
-    def release_due(self, entries: Sequence[ScheduledMessage]) -> None:
-        """Drop entries from the schedule (leased or not). An entry's group is the one
-        ``claim_due`` leased it from, or any when this instance did not lease it."""
-        if not entries:
-            return
-        k = self._group_key
-        with _unavailable("release_due"):
-            pipe = self._pipeline()
-            for entry in entries:
-                member = schedule_member(entry)
-                g = self._leased.pop(member, None)
-                for group in self.layout.all_groups() if g is None else (g,):
-                    pipe.zrem(k(LEASED_KEY, group), member)
-                    pipe.zrem(k(SCHEDULE_KEY, group), member)
-            pipe.execute()
-
-    def next_due(self) -> Optional[float]:
-        """The lowest due of the schedule; leased entries are left out."""
-        with _unavailable("next_due"):
-            pipe = self._redis.pipeline(transaction=False)
-            for g in self.layout.all_groups():
-                pipe.zrange(self._group_key(SCHEDULE_KEY, g), 0, 0, withscores=True)
-            firsts = cast("list[list[Any]]", pipe.execute())
-        dues = [float(first[0][1]) for first in firsts if first]
-        return min(dues) if dues else None
 
     # -- workers
     def heartbeat(self, info: WorkerInfo) -> None:
@@ -504,7 +389,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
 
     def time(self) -> float:
         """Redis's clock (``TIME``)."""
-        with _unavailable("time"):
+        with unavailable("time"):
             seconds, micros = self._redis.time()
         return seconds + micros / 1e6
 
@@ -518,7 +403,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
     def failures(self, limit: int = 100) -> list[WorkerFailure]:
         if limit <= 0:
             return []
-        with _unavailable("failures"):
+        with unavailable("failures"):
             rows = cast("list[bytes]", self._redis.lrange(self.key(FAILURES_KEY), 0, limit - 1))
         return [WorkerFailure(*msgpack.unpackb(raw, raw=False)) for raw in rows]
 
@@ -556,7 +441,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         # The earlier task's record may be in another slot: read it, then swap the key
         # only if it still names that task (else look again).
         while True:
-            with _unavailable("claim_dedupe"):
+            with unavailable("claim_dedupe"):
                 raw = cast("Optional[bytes]", self._redis.get(dedupe))
                 earlier = raw.decode() if raw is not None else ""
                 if earlier:

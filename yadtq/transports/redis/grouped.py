@@ -1,0 +1,81 @@
+"""Running the Redis backend's scripts over its slot groups (see ``layout.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from ...exceptions import BackendUnavailable
+from .layout import Layout
+
+#: One script call: the script, its keys and its arguments.
+Call = tuple[Script, list[str], list[Any]]
+
+
+@contextmanager
+def unavailable(what: str) -> Iterator[None]:
+    """Translate redis-py's exceptions at the edge (redis-py reconnects on the next command)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc
+
+
+class GroupedScripts:
+    """Mixed into ``RedisBackend``: its client, layout and the helpers that spread a step
+    over slot groups."""
+
+    _redis: redis.Redis
+    _cluster: bool
+    layout: Layout
+
+    def _pipeline(self) -> Any:
+        """A MULTI/EXEC pipeline, or on Redis Cluster a plain one (its commands may go to
+        several slots; each command is atomic on its own)."""
+        return self._redis.pipeline(transaction=not self._cluster)
+
+    def _by_group(self, idents: Sequence[str]) -> dict[int, list[int]]:
+        """The indexes of ``idents`` by slot group, in order."""
+        found: dict[int, list[int]] = {}
+        for i, ident in enumerate(idents):
+            found.setdefault(self.layout.group(ident), []).append(i)
+        return found
+
+    def _calls(self, what: str, calls: Sequence[Call]) -> list[Any]:
+        """Run script calls in one round trip (per node); replies in order.
+
+        On one server they run in one MULTI/EXEC, all or nothing. On Redis Cluster each
+        call is atomic on its own; a call refused with NOSCRIPT (a node that has not
+        seen the script yet, e.g. a replica just promoted) is sent again on its own,
+        which loads the script first.
+        """
+        if not calls:
+            return []
+        with unavailable(what):
+            if len(calls) == 1:
+                script, keys, args = calls[0]
+                return [script(keys=keys, args=args)]
+            if not self._cluster:
+                pipe = self._redis.pipeline(transaction=True)
+                for script, keys, args in calls:
+                    script(keys=keys, args=args, client=pipe)
+                return pipe.execute()  # type: ignore[no-any-return]
+            pipe = self._redis.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", script.sha, len(keys), *keys, *args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, redis.exceptions.NoScriptError):
+                    script, keys, args = calls[i]
+                    replies[i] = script(keys=keys, args=args)
+                elif isinstance(reply, Exception):
+                    raise reply
+            return replies
+
+    def _group_key(self, name: str, group: int) -> str:
+        return self.layout.key(name, group=group)

@@ -20,6 +20,7 @@ from contextlib import suppress
 from typing import Any, Callable, Optional
 
 import redis
+from redis.asyncio.cluster import RedisCluster
 
 from ...exceptions import BackendUnavailable
 from .clients import connect_async
@@ -51,6 +52,11 @@ class AsyncInbox:
         Raises:
             BackendUnavailable: Redis did not confirm the subscription.
         """
+        if isinstance(self._client, RedisCluster):  # the slot map comes first
+            try:
+                await self._client.initialize()
+            except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+                raise BackendUnavailable(f"redis backend: cannot reach the cluster: {exc}") from exc
         self._pubsub = await self._subscribe()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
         return self

@@ -139,6 +139,8 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
         #: One inbox per event loop that waits (``wait_async``).
         self._async_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncInbox] = (
             weakref.WeakKeyDictionary())
+        self._async_opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary())
 
     def key(self, name: str, suffix: str = "", group: Optional[int] = None) -> str:
         """The full name of key ``name`` (a ``*_KEY`` constant), followed by ``suffix``, in
@@ -278,14 +280,22 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
     async def _async_inbox(self) -> AsyncInbox:
         loop = asyncio.get_running_loop()
         inbox = self._async_inboxes.get(loop)
-        if inbox is None or not inbox.usable():
-            options = dict(self.settings.backend_options)
-            options.pop("prefix", None)
-            options["decode_responses"] = False
-            inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),
-                               _lua("watch"))
-            self._async_inboxes[loop] = inbox
-            await inbox.open()
+        if inbox is not None and inbox.usable():
+            return inbox
+        # One opening at a time per loop: waits that start together share one inbox
+        # rather than each opening its own connections while the first one subscribes.
+        lock = self._async_opening.setdefault(loop, asyncio.Lock())
+        async with lock:
+            inbox = self._async_inboxes.get(loop)
+            if inbox is None or not inbox.usable():
+                options = dict(self.settings.backend_options)
+                options.pop("prefix", None)
+                options.pop("slot_groups", None)
+                options["decode_responses"] = False
+                inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),
+                                   _lua("watch"))
+                await inbox.open()
+                self._async_inboxes[loop] = inbox
         return inbox
 
     def _watch(self, task_id: str, channel: str) -> Optional[TaskRecord]:

@@ -23,7 +23,7 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 
 from ...exceptions import BackendUnavailable
-from .clients import connect_async
+from .clients import connect_async, refresh_topology_async
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,16 @@ class AsyncInbox:
                 self._events.pop(task_id, None)
 
     async def _subscribe(self) -> Any:
+        """Subscribed and confirmed; on Redis Cluster, after a failure, once more with the
+        slot map read again (see ``Inbox._subscribe``)."""
+        try:
+            return await self._subscribe_once()
+        except BackendUnavailable:
+            if not await refresh_topology_async(self._client):
+                raise
+            return await self._subscribe_once()
+
+    async def _subscribe_once(self) -> Any:
         pubsub = self._client.pubsub()
         try:
             await pubsub.subscribe(self.channel)

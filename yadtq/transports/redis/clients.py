@@ -123,3 +123,26 @@ def connect_async(url: str, options: dict[str, Any], max_connections: int) -> An
     sentinel_kwargs = options.pop("sentinel_kwargs", None)
     sentinel = aiosentinel.Sentinel(target.nodes, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     return sentinel.master_for(target.service, db=target.db, **target.auth, **options)
+
+
+def refresh_topology(client: Any) -> bool:
+    """Read a Redis Cluster client's slot map again (False for other clients, or when no
+    node answered)."""
+    if not isinstance(client, redis.cluster.RedisCluster):
+        return False
+    try:
+        client.nodes_manager.initialize()
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
+        return False
+    return True
+
+
+async def refresh_topology_async(client: Any) -> bool:
+    """``refresh_topology`` for a ``redis.asyncio`` client."""
+    if not isinstance(client, aiocluster.RedisCluster):
+        return False
+    try:
+        await client.nodes_manager.initialize()
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
+        return False
+    return True

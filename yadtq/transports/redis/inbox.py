@@ -13,6 +13,7 @@ import redis
 from redis.client import PubSub
 
 from ...exceptions import BackendUnavailable
+from .clients import refresh_topology
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,18 @@ class Inbox:
         """A pub/sub connection subscribed to the channel, confirmed by the server.
 
         Waiters register the channel only after this returns, so no notification
-        can be published to it before the subscription is in place.
+        can be published to it before the subscription is in place. On Redis Cluster
+        a failure refreshes the slot map and tries once more: the node picked may be a
+        primary that failed over since the map was read.
         """
+        try:
+            return self._subscribe_once()
+        except BackendUnavailable:
+            if not refresh_topology(self._client):
+                raise
+            return self._subscribe_once()
+
+    def _subscribe_once(self) -> PubSub:
         pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.channel)

@@ -1,0 +1,174 @@
+"""Workers on Kafka with the backend on Redis Cluster and on Redis Sentinel, failovers included.
+
+Executions are counted from inside the tasks in the plain test Redis (``YADTQ_TEST_REDIS``),
+which no failover touches, so "ran once" is measured outside the system under test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.cluster
+
+from tests.redis_topology import Topology
+
+from ..worker.procs import running_workers, wait_ready, worker_env
+from .conftest import APP, Cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow,
+              pytest.mark.timeout(300)]
+
+TASKS = 400
+
+
+def _rig(backend: str, kafka_bootstrap: str, redis_url: str, unique: str, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    settings = {
+        "default_queue": f"rc-{unique}",
+        "backend_options": json.dumps({"prefix": f"rc-{unique}"}),
+        "heartbeat_interval": "1",
+        "partitions": "4",
+    }
+    env = worker_env(f"kafka://{kafka_bootstrap}", backend, tmp_path, **settings)
+    env["YADTQ_TEST_REDIS"] = redis_url
+    env["YADTQ_TEST_COUNTERS"] = f"rc-{unique}:counters"
+    for key in ("YADTQ_BROKER_URL", "YADTQ_BACKEND_URL", "YADTQ_TEST_REDIS", "YADTQ_TEST_COUNTERS",
+                *(f"YADTQ_{k.upper()}" for k in settings)):
+        monkeypatch.setenv(key, env[key])
+    module = importlib.reload(importlib.import_module(APP))
+    return Cluster(env, module.app, module, redis_url, env["YADTQ_TEST_COUNTERS"], tmp_path)
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Topology]:
+    """A Redis Cluster of this test's own: it kills one of its primaries."""
+    started = Topology("cluster")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def own_sentinel() -> Iterator[Topology]:
+    started = Topology("sentinel")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _run_through(rig: Cluster, fault: Any) -> None:
+    """Run TASKS additions on two workers; call ``fault()`` once a quarter are done; then
+    every result arrives, every task ran exactly once and both workers still run."""
+    add = rig.module.add
+    try:
+        with running_workers(2, APP, rig.env, rig.logdir, ["-c", "4"]) as workers:
+            wait_ready(workers, rig.app.get_worker_status, timeout=60)
+            results = [add.delay(i, 1000) for i in range(TASKS)]
+            deadline = time.monotonic() + 120
+            while sum(rig.counter(f"add:{i}:1000") for i in range(0, TASKS, 8)) < TASKS // 32:
+                assert time.monotonic() < deadline, "the tasks did not start"
+                time.sleep(0.05)
+            fault()
+            for i, r in enumerate(results):
+                assert r.get(timeout=float(__import__("os").environ.get("RC_T", "180"))) == i + 1000, \
+                    f"{i}: {rig.app.backend.get([r.id])} ran {rig.counter(f'add:{i}:1000')}"
+            assert [w.name for w in workers if w.proc.poll() is not None] == []
+        runs = [rig.counter(f"add:{i}:1000") for i in range(TASKS)]
+        assert [i for i, n in enumerate(runs) if n != 1] == []
+    finally:
+        rig.app.close()
+        rig.redis.close()
+
+
+def test_workers_on_redis_cluster(kafka_bootstrap: str, redis_url: str, redis_cluster: Topology,
+                                  unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = _rig(redis_cluster.url, kafka_bootstrap, redis_url, unique, tmp_path, monkeypatch)
+    backend = rig.app.backend
+    _run_through(rig, lambda: None)
+    # The state really is spread over the primaries: every slot group got writes.
+    client = redis.cluster.RedisCluster.from_url(redis_cluster.url.replace("redis+cluster", "redis", 1)
+                                                 .split(",")[0])
+    try:
+        stats = [client.hgetall(backend.key("stats", group=g)) for g in range(backend.layout.groups)]
+        assert all(s.get(b"succeeded") for s in stats)
+        owners = {client.get_node_from_key(backend.key("stats", group=g)).name
+                  for g in range(backend.layout.groups)}
+        assert len(owners) == 3
+    finally:
+        client.close()
+
+
+def _primary_of(url: str, key: str) -> int:
+    client = redis.cluster.RedisCluster.from_url(url.replace("redis+cluster", "redis", 1).split(",")[0])
+    try:
+        return int(client.get_node_from_key(key).port)
+    finally:
+        client.close()
+
+
+def _failed_over(ports: list[int], victim: int) -> bool:
+    """Every surviving node marks ``victim`` failed and sees all slots served again."""
+    for port in ports:
+        node = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+        try:
+            info = node.cluster("info")
+            nodes = node.execute_command("CLUSTER", "NODES")
+        except redis.RedisError:
+            return False
+        finally:
+            node.close()
+        text = nodes if isinstance(nodes, str) else str(nodes)
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        dead = [f for f in lines if f[1].startswith(f"127.0.0.1:{victim}@")]
+        if info.get("cluster_state") != "ok" or not dead or "fail" not in dead[0][2].split(","):
+            return False
+    return True
+
+
+def test_primary_killed_mid_run_on_redis_cluster(
+        kafka_bootstrap: str, redis_url: str, own_cluster: Topology, unique: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = _rig(own_cluster.url, kafka_bootstrap, redis_url, unique, tmp_path, monkeypatch)
+    # The primary of slot group 0: the worker registry and liveness live there too.
+    victim = _primary_of(own_cluster.url, rig.app.backend.key("stats", group=0))
+    others = [p for p in own_cluster.ports("node") if p != victim]
+
+    def kill() -> None:
+        own_cluster.kill(victim)
+        deadline = time.monotonic() + 60
+        while not _failed_over(others, victim):
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            time.sleep(0.2)
+
+    _run_through(rig, kill)
+    assert _primary_of(own_cluster.url.replace(f"127.0.0.1:{victim},", ""),
+                       rig.app.backend.key("stats", group=0)) != victim
+
+
+def test_sentinel_failover_mid_run(kafka_bootstrap: str, redis_url: str, own_sentinel: Topology,
+                                   unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = _rig(own_sentinel.url, kafka_bootstrap, redis_url, unique, tmp_path, monkeypatch)
+    primary, = own_sentinel.ports("primary")
+    replica, = own_sentinel.ports("replica")
+    sentinel = redis.Redis(port=own_sentinel.ports("sentinel")[0], decode_responses=True)
+
+    def kill() -> None:
+        own_sentinel.kill(primary)
+        deadline = time.monotonic() + 60
+        while sentinel.sentinel_get_master_addr_by_name("yadtq")[1] != replica:
+            assert time.monotonic() < deadline, "the sentinels did not fail over"
+            time.sleep(0.2)
+
+    try:
+        _run_through(rig, kill)
+    finally:
+        sentinel.close()

@@ -10,8 +10,9 @@ machine with cores to spare.
 
     python3 benchmarks/redis_cluster.py 1      # one primary
     python3 benchmarks/redis_cluster.py 3      # three primaries
+    python3 benchmarks/redis_cluster.py single # one server, one slot group (redis+sentinel://)
 
-Environment: ``PROCESSES`` (default 4), ``SECONDS`` (default 10), ``BATCH`` (default 100).
+Environment: ``PROCESSES`` (default 4), ``BENCH_SECONDS`` (default 10), ``BATCH`` (default 100).
 Run from the repository root; needs redis-server and redis-cli.
 """
 
@@ -64,13 +65,13 @@ def _cpu(ports: list[int]) -> dict[int, float]:
     return used
 
 
-def main(primaries: int) -> dict[str, object]:
+def main(mode: str) -> dict[str, object]:
     processes = int(os.environ.get("PROCESSES", "4"))
-    seconds = float(os.environ.get("SECONDS", "10"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "10"))
     batch = int(os.environ.get("BATCH", "100"))
-    cluster = Topology("cluster", str(primaries))
+    cluster = Topology("sentinel") if mode == "single" else Topology("cluster", mode)
     try:
-        nodes = cluster.ports("node")
+        nodes = cluster.ports("node") or cluster.ports("primary")
         masters = [p for p in nodes if redis.Redis(port=p).info("replication")["role"] == "master"]
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
         before = _cpu(masters)
@@ -86,7 +87,9 @@ def main(primaries: int) -> dict[str, object]:
         after = _cpu(masters)
         tasks = int(done.value)
         per_primary = {str(p): round((after[p] - before[p]) / tasks * 1000, 3) for p in masters}
-        return {"primaries": primaries, "processes": processes, "batch": batch, "tasks": tasks,
+        return {"setup": "single server" if mode == "single" else f"cluster of {mode} primaries",
+                "slot_groups": 1 if mode == "single" else 16, "processes": processes, "batch": batch,
+                "tasks": tasks,
                 "tasks_per_s": round(tasks / elapsed), "primary_cpu_s_per_1k_tasks": per_primary,
                 "busiest_primary_cpu_s_per_1k_tasks": max(per_primary.values())}
     finally:
@@ -94,6 +97,6 @@ def main(primaries: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("1", "3"):
-        sys.exit("usage: python3 benchmarks/redis_cluster.py 1|3")
-    print(json.dumps(main(int(sys.argv[1]))))
+    if len(sys.argv) != 2 or sys.argv[1] not in ("1", "3", "single"):
+        sys.exit("usage: python3 benchmarks/redis_cluster.py 1|3|single")
+    print(json.dumps(main(sys.argv[1])))

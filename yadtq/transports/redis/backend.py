@@ -163,19 +163,20 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
             return
         self._calls("record", self._record_calls(changes, scheduled))
 
-    def _record_calls(self, changes: Sequence[StateChange],
-                      scheduled: Sequence[ScheduledMessage]) -> list[Call]:
+    def _record_calls(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
+                      states: bool = False) -> list[Call]:
         """The record script's calls, one per slot group the batch touches (also run by
-        ``record_joined``); a change and the schedule entries of its task are in one."""
+        ``record_joined``); a change and the schedule entries of its task are in one. With
+        ``states`` each call returns the states its tasks are left in (``record.lua``)."""
         groups: dict[int, tuple[list[StateChange], list[ScheduledMessage]]] = {}
         for c in changes:
             groups.setdefault(self.layout.group(c.task_id), ([], []))[0].append(c)
         for e in scheduled:
             groups.setdefault(self.layout.group(e.task_id), ([], []))[1].append(e)
-        return [self._record_call(g, *parts) for g, parts in groups.items()]
+        return [self._record_call(g, *parts, states) for g, parts in groups.items()]
 
     def _record_call(self, group: int, changes: Sequence[StateChange],
-                     scheduled: Sequence[ScheduledMessage]) -> Call:
+                     scheduled: Sequence[ScheduledMessage], states: bool) -> Call:
         batch = [[c.task_id, c.state, float_text(c.timestamp), c.worker or "", c.name or "",
                   history_entry(c.state, c.timestamp, c.worker), change_fields(c), c.queue or "",
                   c.error.type if c.error else "",
@@ -183,7 +184,7 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
                   "1" if c.dead_lettered else "", "1" if c.undelivered else ""] for c in changes]
         k = self._group_key
         args: list[Any] = [k(TASK_KEY, group), k(WAITERS_KEY, group), self._ttl, EVENTS_MAXLEN,
-                           lua_batch(batch), RECENT_LIMIT]
+                           lua_batch(batch), RECENT_LIMIT, "1" if states else ""]
         for entry in scheduled:
             args += [float(entry.due), schedule_member(entry)]
         keys = [k(SCHEDULE_KEY, group), k(EVENTS_KEY, group), k(STATS_KEY, group),
@@ -380,14 +381,25 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
              args) for g in self.layout.all_groups()])
 
     def workers(self) -> list[WorkerInfo]:
-        """Every report, with when Redis last heard from each worker and its silence."""
-        keys = [self.key(WORKERS_KEY, group=HOME), self.key(WORKERS_SEEN_KEY, group=HOME),
-                self.key(WATCH_KEY, group=HOME)]
-        now, since, last, reports, seen = self._run("workers", keys, [])
+        """Every report, with when Redis last heard from each worker and its silence.
+
+        With several slot groups a worker is listed while any group still has it (each
+        group prunes on its own heartbeat script): one no longer listed is pruned
+        everywhere, so no claim takes its instance for alive any more.
+        """
+        k = self._group_key
+        replies = self._calls("workers", [
+            (self._scripts["workers"], [k(WORKERS_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g)], [])
+            for g in self.layout.all_groups()])
+        now, since, last, _, _ = replies[HOME]
         watch = Watch(float(now), float(since or 0), float(last or 0))
-        heard = {name: float(at) for name, at in zip(seen[::2], seen[1::2])}
+        merged: dict[bytes, bytes] = {}
+        heard: dict[bytes, float] = {}
+        for *_, reports, seen in reversed(replies):  # group 0's report wins
+            merged.update(zip(reports[::2], reports[1::2]))
+            heard.update((name, float(at)) for name, at in zip(seen[::2], seen[1::2]))
         found = []
-        for name, raw in zip(reports[::2], reports[1::2]):
+        for name, raw in merged.items():
             try:
                 info = decode_worker(raw)
             except (YADTQError, TypeError, ValueError, AttributeError) as exc:

@@ -66,8 +66,8 @@ class RedisCanvas(CanvasBackend):
     def key(self, name: str, suffix: str = "", group: Optional[int] = None) -> str:
         raise NotImplementedError
 
-    def _record_calls(self, changes: Sequence[StateChange],
-                      scheduled: Sequence[ScheduledMessage]) -> list[tuple[Script, list[str], list[Any]]]:
+    def _record_calls(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
+                      states: bool = False) -> list[tuple[Script, list[str], list[Any]]]:
         raise NotImplementedError
 
     def _calls(self, what: str, calls: Sequence[tuple[Script, list[str], list[Any]]]) -> list[Any]:
@@ -112,10 +112,11 @@ class RedisCanvas(CanvasBackend):
         usually in different slots: the record scripts run first and return the states
         they leave, then the join scripts count them (see ``docs/semantics.md``).
         """
-        calls = self._record_calls(changes, scheduled)
         if self.layout.groups == 1:
-            self._calls("record_joined", [*calls, self._join_call(HOME, joins, {})])
+            self._calls("record_joined", [*self._record_calls(changes, scheduled),
+                                          self._join_call(HOME, joins, {})])
             return
+        calls = self._record_calls(changes, scheduled, states=True)
         stored: dict[str, str] = {}
         for reply in self._calls("record_joined", calls):
             stored.update((t.decode(), s.decode()) for t, s in zip(reply[::2], reply[1::2]))

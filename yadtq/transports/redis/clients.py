@@ -81,6 +81,30 @@ def parse(url: str) -> Optional[Target]:
     return Target("sentinel", nodes, service=service, db=int(db or 0), auth=auth)
 
 
+def _cluster_options() -> dict[str, Any]:
+    """Extra ``RedisCluster`` arguments: with redis-py 8, a cluster pipeline asks a node
+    for the keys of every EVALSHA it routes (``COMMAND GETKEYS``, one round trip per
+    script call) unless EVAL/EVALSHA have a keyed routing policy; the client's own
+    ``determine_slot`` then reads their keys from the arguments, as it does outside
+    pipelines."""
+    try:
+        from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
+        from redis.commands.policies import BasePolicyResolver, PolicyResolver, StaticPolicyResolver
+    except ImportError:  # redis-py before 7: no policies, no extra round trips
+        return {}
+    keyed = CommandPolicies(RequestPolicy.DEFAULT_KEYED, ResponsePolicy.DEFAULT_KEYED)
+
+    class ScriptsKeyed(BasePolicyResolver):
+        def __init__(self, fallback: Optional[PolicyResolver] = None) -> None:
+            super().__init__({"core": {"evalsha": keyed, "eval": keyed}},
+                             fallback or StaticPolicyResolver())
+
+        def with_fallback(self, fallback: PolicyResolver) -> PolicyResolver:
+            return ScriptsKeyed(fallback)
+
+    return {"policy_resolver": ScriptsKeyed()}
+
+
 def connect(url: str, options: dict[str, Any]) -> tuple[Any, bool]:
     """A blocking client for ``url`` and whether it is a Redis Cluster client.
 
@@ -96,7 +120,8 @@ def connect(url: str, options: dict[str, Any]) -> tuple[Any, bool]:
         if target.kind == "cluster":
             nodes = [redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
                      for h, p in target.nodes]
-            return redis.cluster.RedisCluster(startup_nodes=nodes, **target.auth, **options), True
+            return redis.cluster.RedisCluster(startup_nodes=nodes, **target.auth,
+                                              **{**_cluster_options(), **options}), True
         sentinel_kwargs = options.pop("sentinel_kwargs", None)
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             target.nodes, sentinel_kwargs=sentinel_kwargs)
@@ -146,3 +171,11 @@ async def refresh_topology_async(client: Any) -> bool:
     except (redis.RedisError, redis.exceptions.RedisClusterException):
         return False
     return True
+
+
+def keyed_scripts(client: Any, pipe: Any) -> None:
+    """Give a cluster pipeline its client's routing policies (``_cluster_options``):
+    redis-py 8 builds cluster pipelines with the default ones."""
+    resolver = getattr(client, "_policy_resolver", None)
+    if resolver is not None and hasattr(pipe, "_policy_resolver"):
+        pipe._policy_resolver = resolver

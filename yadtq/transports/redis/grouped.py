@@ -10,6 +10,7 @@ import redis
 from redis.commands.core import Script
 
 from ...exceptions import BackendUnavailable
+from .clients import keyed_scripts
 from .layout import Layout
 
 #: One script call: the script, its keys and its arguments.
@@ -65,6 +66,7 @@ class GroupedScripts:
                     script(keys=keys, args=args, client=pipe)
                 return pipe.execute()  # type: ignore[no-any-return]
             pipe = self._redis.pipeline(transaction=False)
+            keyed_scripts(self._redis, pipe)
             for script, keys, args in calls:
                 pipe.execute_command(  # type: ignore[no-untyped-call]
                     "EVALSHA", script.sha, len(keys), *keys, *args)

@@ -5,11 +5,13 @@
 --                [field, value, ...] (the fields to set besides state and history),
 --                queue|'', error type|'', error message|'', '1' if dead-lettered else '',
 --                '1' if undelivered (a refused copy: see StateChange.undelivered) else ''],
---       most recent successes/failures kept, then (due, member) per schedule entry.
--- Returns the state each changed task is left in: {id, state, id, state, ...} ('' if none).
+--       most recent successes/failures kept, '1' to return the states left else '',
+--       then (due, member) per schedule entry.
+-- Returns, if asked, the state each changed task is left in: {id, state, ...} ('' if none),
+-- else 0.
 local task_prefix, waiters_prefix = ARGV[1], ARGV[2]
 local ttl, maxlen, recent = ARGV[3], ARGV[4], tonumber(ARGV[6])
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 
@@ -78,4 +80,7 @@ for state, list in pairs({success = KEYS[6], failed = KEYS[7]}) do
     redis.call('LTRIM', list, 0, recent - 1)
   end
 end
-return stored
+if ARGV[7] == '1' then
+  return stored
+end
+return 0

@@ -82,6 +82,16 @@ cluster_ok() { # every node sees the cluster as ok with all slots assigned
     done
 }
 
+replicas_synced() { # every replica among the ports has its link to its primary up
+    local port info
+    for port in "$@"; do
+        info="$(redis-cli -p "$port" info replication 2>/dev/null)" || return 1
+        if grep -q '^role:slave' <<<"$info"; then
+            grep -q '^master_link_status:up' <<<"$info" || return 1
+        fi
+    done
+}
+
 cmd_cluster() {
     local dir="$1" primaries="${2:-3}" ports port nodes=() url=""
     [ "$primaries" -ge 1 ] || die "need at least one primary"
@@ -93,7 +103,7 @@ cmd_cluster() {
     for port in "${ports[@]}"; do
         start_server "$dir" "$port" node --cluster-enabled yes \
             --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 2000 \
-            --cluster-replica-validity-factor 0 --save '' --appendonly no
+            --cluster-replica-validity-factor 0 --save '' --appendonly no --repl-diskless-sync-delay 0
         nodes+=("127.0.0.1:$port")
         url="${url:+$url,}127.0.0.1:$port"
     done
@@ -112,6 +122,7 @@ cmd_cluster() {
         done
     fi
     wait_for "redis cluster" cluster_ok "${ports[@]}"
+    wait_for "redis cluster replicas" replicas_synced "${ports[@]}"
     trap - EXIT
     say "redis cluster ready: $primaries primaries ($(( count - primaries )) replicas) in $dir"
     echo "redis+cluster://$url"
@@ -131,8 +142,10 @@ cmd_sentinel() {
     trap 'rc=$?; [ $rc -eq 0 ] || cmd_down "$dir" >/dev/null 2>&1; exit $rc' EXIT
     read -r -a ports <<<"$(free_ports 5)"
     primary="${ports[0]}"; replica="${ports[1]}"
-    start_server "$dir" "$primary" primary --save '' --appendonly no
-    start_server "$dir" "$replica" replica --save '' --appendonly no --replicaof 127.0.0.1 "$primary"
+    start_server "$dir" "$primary" primary --save '' --appendonly no --repl-diskless-sync-delay 0
+    start_server "$dir" "$replica" replica --save '' --appendonly no --repl-diskless-sync-delay 0 \
+        --replicaof 127.0.0.1 "$primary"
+    wait_for "redis replica" replicas_synced "$replica"
     for s in "${ports[@]:2}"; do
         mkdir -p "$dir/$s"
         cat >"$dir/$s/sentinel.conf" <<EOF

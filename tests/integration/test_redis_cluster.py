@@ -1,15 +1,20 @@
 """Workers on Kafka with the backend on Redis Cluster and on Redis Sentinel, failovers included.
 
 Executions are counted from inside the tasks in the plain test Redis (``YADTQ_TEST_REDIS``),
-which no failover touches, so "ran once" is measured outside the system under test.
+which no failover touches, so "ran once" is measured outside the system under test. The
+workers are paused while the primary dies and its replica takes over, with every write
+replicated: asynchronous replication may lose writes in flight (docs/semantics.md), which
+these tests do not claim to survive.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +23,17 @@ import redis
 import redis.cluster
 
 from tests.redis_topology import Topology
+from yadtq.exceptions import YADTQError
 
-from ..worker.procs import running_workers, wait_ready, worker_env
+from ..worker.procs import WorkerProcess, running_workers, wait_ready, worker_env
 from .conftest import APP, Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.timeout(300)]
 
 TASKS = 400
+#: Seconds a result may take: the failover itself takes a few.
+RESULT_TIMEOUT = 120
 
 
 def _rig(backend: str, kafka_bootstrap: str, redis_url: str, unique: str, tmp_path: Path,
@@ -66,8 +74,8 @@ def own_sentinel() -> Iterator[Topology]:
 
 
 def _run_through(rig: Cluster, fault: Any) -> None:
-    """Run TASKS additions on two workers; call ``fault()`` once a quarter are done; then
-    every result arrives, every task ran exactly once and both workers still run."""
+    """Run TASKS additions on two workers; call ``fault(workers)`` once a quarter are done;
+    then every result arrives, every task ran exactly once and both workers still run."""
     add = rig.module.add
     try:
         with running_workers(2, APP, rig.env, rig.logdir, ["-c", "4"]) as workers:
@@ -77,10 +85,14 @@ def _run_through(rig: Cluster, fault: Any) -> None:
             while sum(rig.counter(f"add:{i}:1000") for i in range(0, TASKS, 8)) < TASKS // 32:
                 assert time.monotonic() < deadline, "the tasks did not start"
                 time.sleep(0.05)
-            fault()
+            fault(workers)
             for i, r in enumerate(results):
-                assert r.get(timeout=180) == i + 1000, \
-                    f"{i}: {rig.app.backend.get([r.id])} ran {rig.counter(f'add:{i}:1000')} time(s)"
+                try:
+                    value = r.get(timeout=RESULT_TIMEOUT)
+                except YADTQError as exc:
+                    value = exc
+                runs = rig.counter(f"add:{i}:1000")
+                assert value == i + 1000, f"{i}: {value!r}: {rig.app.backend.get([r.id])} ran {runs} time(s)"
             assert [w.name for w in workers if w.proc.poll() is not None] == []
         runs = [rig.counter(f"add:{i}:1000") for i in range(TASKS)]
         assert [i for i, n in enumerate(runs) if n != 1] == []
@@ -93,7 +105,7 @@ def test_workers_on_redis_cluster(kafka_bootstrap: str, redis_url: str, redis_cl
                                   unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rig = _rig(redis_cluster.url, kafka_bootstrap, redis_url, unique, tmp_path, monkeypatch)
     backend = rig.app.backend
-    _run_through(rig, lambda: None)
+    _run_through(rig, lambda workers: None)
     # The state really is spread over the primaries: every slot group got writes.
     client = redis.cluster.RedisCluster.from_url(redis_cluster.url.replace("redis+cluster", "redis", 1)
                                                  .split(",")[0])
@@ -105,6 +117,41 @@ def test_workers_on_redis_cluster(kafka_bootstrap: str, redis_url: str, redis_cl
         assert len(owners) == 3
     finally:
         client.close()
+
+
+def _offset(port: int, field: str) -> int:
+    node = redis.Redis(port=port, decode_responses=True)
+    try:
+        return int(node.info("replication")[field])
+    finally:
+        node.close()
+
+
+@contextmanager
+def _writes_replicated(workers: list[WorkerProcess], primary: int, replica: int) -> Iterator[None]:
+    """Workers stopped (SIGSTOP) and every write of ``primary`` on ``replica`` for the
+    duration, workers continued after it: the failover then loses nothing, which
+    asynchronous replication does not promise for writes still in flight
+    (docs/semantics.md)."""
+    for w in workers:
+        w.signal(signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 30
+        while _offset(replica, "slave_repl_offset") < _offset(primary, "master_repl_offset"):
+            assert time.monotonic() < deadline, "the replica did not catch up"
+            time.sleep(0.05)
+        yield
+    finally:
+        for w in workers:
+            w.signal(signal.SIGCONT)
+
+
+def _replica_of(primary: int) -> int:
+    node = redis.Redis(port=primary, decode_responses=True)
+    try:
+        return int(node.info("replication")["slave0"]["port"])
+    finally:
+        node.close()
 
 
 def _primary_of(url: str, key: str) -> int:
@@ -142,12 +189,13 @@ def test_primary_killed_mid_run_on_redis_cluster(
     victim = _primary_of(own_cluster.url, rig.app.backend.key("stats", group=0))
     others = [p for p in own_cluster.ports("node") if p != victim]
 
-    def kill() -> None:
-        own_cluster.kill(victim)
-        deadline = time.monotonic() + 60
-        while not _failed_over(others, victim):
-            assert time.monotonic() < deadline, "the replica was not promoted"
-            time.sleep(0.2)
+    def kill(workers: list[WorkerProcess]) -> None:
+        with _writes_replicated(workers, victim, _replica_of(victim)):
+            own_cluster.kill(victim)
+            deadline = time.monotonic() + 60
+            while not _failed_over(others, victim):
+                assert time.monotonic() < deadline, "the replica was not promoted"
+                time.sleep(0.2)
 
     _run_through(rig, kill)
     assert _primary_of(own_cluster.url.replace(f"127.0.0.1:{victim},", ""),
@@ -161,12 +209,13 @@ def test_sentinel_failover_mid_run(kafka_bootstrap: str, redis_url: str, own_sen
     replica, = own_sentinel.ports("replica")
     sentinels = [redis.Redis(port=p, decode_responses=True) for p in own_sentinel.ports("sentinel")]
 
-    def kill() -> None:
-        own_sentinel.kill(primary)
-        deadline = time.monotonic() + 60
-        while any(int(s.sentinel_get_master_addr_by_name("yadtq")[1]) != replica for s in sentinels):
-            assert time.monotonic() < deadline, "the sentinels did not fail over"
-            time.sleep(0.2)
+    def kill(workers: list[WorkerProcess]) -> None:
+        with _writes_replicated(workers, primary, replica):
+            own_sentinel.kill(primary)
+            deadline = time.monotonic() + 60
+            while any(int(s.sentinel_get_master_addr_by_name("yadtq")[1]) != replica for s in sentinels):
+                assert time.monotonic() < deadline, "the sentinels did not fail over"
+                time.sleep(0.2)
 
     try:
         _run_through(rig, kill)

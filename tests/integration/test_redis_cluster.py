@@ -222,3 +222,41 @@ def test_sentinel_failover_mid_run(kafka_bootstrap: str, redis_url: str, own_sen
     finally:
         for s in sentinels:
             s.close()
+
+
+@pytest.mark.parametrize("setup", ["redis_cluster", "redis_sentinel"])
+def test_waits_are_woken_on_cluster_and_sentinel(setup: str, request: pytest.FixtureRequest,
+                                                  unique: str) -> None:
+    """Blocking and asyncio waits on tasks of every slot group are woken by the record
+    that finishes them (pub/sub across the cluster's nodes; one inbox per event loop)."""
+    import asyncio
+    import threading
+
+    from yadtq.settings import load_settings
+    from yadtq.transports.base import StateChange
+    from yadtq.transports.redis import RedisBackend
+
+    url = request.getfixturevalue(setup).url
+    backend = RedisBackend(url, load_settings(broker="memory://", backend=url, environ={},
+                                              backend_options={"prefix": f"wait-{unique}"}))
+    ids = [f"t{n}" for n in range(40)]
+    try:
+        backend.record([StateChange(t, "queued", time.time(), name="n") for t in ids])
+        finish = threading.Timer(1.0, lambda: backend.record(
+            [StateChange(t, "success", time.time(), result=b"\x01") for t in ids]))
+
+        async def wait_all() -> list[Any]:
+            finish.start()
+            return list(await asyncio.gather(*(backend.wait_async(t, 60) for t in ids[1:])))
+
+        started = time.monotonic()
+        records = asyncio.run(wait_all())
+        assert [r.state for r in records] == ["success"] * (len(ids) - 1)
+        assert time.monotonic() - started < 30  # woken, not timed out
+        blocking = backend.wait(ids[0], 60)
+        assert blocking is not None and blocking.state == "success"
+        if backend.layout.groups > 1:
+            assert len({backend.layout.group(t) for t in ids}) > 8
+    finally:
+        finish.cancel()
+        backend.close()

@@ -161,6 +161,10 @@ class AsyncInbox:
             if pool is not None:  # a pool given to the client is not closed with it
                 with suppress(Exception):
                     await pool.disconnect()
+            # Sentinel: the connections that asked the Sentinels for the primary
+            for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
+                with suppress(Exception):
+                    await sentinel.aclose()
 
     def _wake(self, task_id: str) -> None:
         for event in self._events.get(task_id, ()):

@@ -3,7 +3,8 @@
 # benchmarks (the plain Redis is scripts/services.sh's).
 #
 #   scripts/redis-cluster.sh cluster DIR [PRIMARIES]  a Redis Cluster of PRIMARIES
-#                                 primaries (default 3), one replica each; prints
+#                                 primaries (default 3), one replica each from 3
+#                                 primaries on (none below); prints
 #                                 redis+cluster://127.0.0.1:<port>,...
 #   scripts/redis-cluster.sh sentinel DIR   a primary, one replica and three
 #                                 Sentinels watching it as service "yadtq"; prints
@@ -12,9 +13,11 @@
 #                                 pids in DIR/*.pid, and delete DIR
 #
 # Each server runs daemonized with its pid in DIR/<port>.pid and its data and log
-# in DIR/<port>/; DIR/ports lists "<role> <port>" lines (role: primary, replica or
-# sentinel, as started). A failed start stops what it started. Needs redis-server
-# and redis-cli (scripts/services.sh install installs them).
+# in DIR/<port>/; DIR/ports lists "<role> <port>" lines (role: node for a cluster
+# node, else primary, replica or sentinel, as started). A setup is ready once every
+# replica is in sync. A failed start stops what it started. YADTQ_KEEP_REDIS_DIR=1
+# keeps DIR (logs) on `down`. Needs redis-server and redis-cli (scripts/services.sh
+# install installs them).
 set -euo pipefail
 
 READY_TIMEOUT="${YADTQ_SERVICES_TIMEOUT:-60}"
@@ -187,12 +190,12 @@ cmd_down() {
     say "stopped ${#pids[@]} redis process(es)"
 }
 
-[ $# -ge 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
     || die "redis-server and redis-cli are needed (scripts/services.sh install)"
 case "$1" in
     cluster) cmd_cluster "$2" "${3:-3}" ;;
     sentinel) cmd_sentinel "$2" ;;
     down) cmd_down "$2" ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -192,6 +192,10 @@ def test_every_batch_is_one_round_trip(make_backend: Callable[..., RedisBackend]
     got: list[Optional[TaskRecord]] = []
     assert _round_trips(lambda: got.extend(backend.get(ids))) == 1
     assert [r.state if r else None for r in got] == ["success"] * 64
+    states: list[Optional[str]] = []
+    backend.states(["warm"])
+    assert _round_trips(lambda: states.extend(backend.states(ids))) == 1
+    assert states == ["success"] * 64
     assert _round_trips(lambda: backend.revoke(ids[:10], now)) == 1
     due: list[ScheduledMessage] = []
     assert _round_trips(lambda: due.extend(backend.claim_due(now + 61, 100, 30.0))) == 1
@@ -199,6 +203,36 @@ def test_every_batch_is_one_round_trip(make_backend: Callable[..., RedisBackend]
     assert _round_trips(lambda: backend.release_due(due)) == 1
     assert _round_trips(lambda: backend.forget(ids)) == 1
     assert backend.get(ids) == [None] * 64
+
+
+def test_a_thousand_concurrent_async_waits_share_one_subscription(
+        backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``asyncio.gather`` of a thousand ``aget`` on a fresh loop: one inbox is opened and
+    all wait on it (each opening its own exhausted connections and timed out)."""
+    import asyncio
+
+    import yadtq.transports.redis.backend as backend_module
+
+    opened: list[Any] = []
+
+    class Spy(backend_module.AsyncInbox):
+        async def open(self) -> Any:
+            opened.append(self)
+            return await super().open()
+
+    monkeypatch.setattr(backend_module, "AsyncInbox", Spy)
+    ids = [f"many-{i}" for i in range(1000)]
+    backend.record([_success(t) for t in ids[:500]])
+
+    async def waits() -> list[Optional[TaskRecord]]:
+        pending = [asyncio.ensure_future(backend.wait_async(t, DEADLINE)) for t in ids]
+        await asyncio.sleep(0.2)
+        backend.record([_success(t) for t in ids[500:]])  # the rest by notification
+        return await asyncio.gather(*pending)
+
+    records = asyncio.run(asyncio.wait_for(waits(), 60))
+    assert [r.state if r else None for r in records] == ["success"] * 1000
+    assert len(opened) == 1
 
 
 # --------------------------------------------------------------------------- Lua atomicity

@@ -88,7 +88,7 @@ logger = logging.getLogger(__name__)
 
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
 _SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "workers", "failure",
-            "dedupe", "release_dedupe", "snapshot")
+            "dedupe", "release_dedupe", "snapshot", "states")
 
 
 @cache
@@ -209,6 +209,14 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
                 rows = pipe.execute()
         return [decode_record(t, cast("Mapping[bytes, bytes]", row)) for t, row in zip(task_ids, rows)]
 
+    def states(self, task_ids: Sequence[str]) -> list[Optional[str]]:
+        """One script reads every task's ``state`` field: a pipeline of a thousand reads
+        (or whole records) costs the client ten to twenty times more."""
+        if not task_ids:
+            return []
+        found = self._run("states", [], [self.key(TASK_KEY), *task_ids])
+        return [s.decode() if s else None for s in found]
+
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
         """Block until the task is ready, woken through this instance's inbox channel.
 
@@ -264,8 +272,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
             inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),
                                _lua("watch"))
             self._async_inboxes[loop] = inbox
-            await inbox.open()
-        return inbox
+        return await inbox.ready()
 
     def _watch(self, task_id: str, channel: str) -> Optional[TaskRecord]:
         keys = [self.key(TASK_KEY, task_id), self.key(WAITERS_KEY, task_id)]

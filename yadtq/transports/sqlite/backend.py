@@ -272,6 +272,21 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
             records = self._load(conn, set(task_ids), time.time())
         return [records.get(t) for t in task_ids]
 
+    def states(self, task_ids: Sequence[str]) -> list[Optional[str]]:
+        """The state column alone: no record is unpacked."""
+        if not task_ids:
+            return []
+        now = time.time()
+        found: dict[str, str] = {}
+        with self._db.reading() as conn:
+            for chunk in _chunks(list(set(task_ids))):
+                for task_id, state, expires in conn.execute(
+                        f"SELECT task_id, state, expires FROM yadtq_tasks"
+                        f" WHERE task_id IN ({_marks(len(chunk))})", chunk):
+                    if expires >= now:
+                        found[task_id] = state
+        return [found.get(t) for t in task_ids]
+
     def _ready(self, task_id: str) -> Optional[TaskRecord]:
         record = self.get([task_id])[0]
         return record if record is not None and record.state in READY_STATES else None

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from yadtq import YADTQ, signals, states
+from yadtq.exceptions import TimeLimitExceeded
 from yadtq.worker.main import Worker
 
 from ..worker.procs import running_workers, wait_ready
@@ -32,12 +33,19 @@ def test_hooks_in_real_workers(stack: Stack, pool: str) -> None:
         assert flaky.get(timeout=30) == "recovered"
         with pytest.raises(LookupError):
             bad.get(timeout=30)
+        if pool == "processes":  # attempts the child cannot report: the worker does
+            overran = m.sleeper.apply_async(("overran",), time_limit=1)
+            with pytest.raises(TimeLimitExceeded):
+                overran.get(timeout=30)
+            killed = m.dies_once.delay("killed")
+            assert killed.get(timeout=60) == "survived"
     lines = stack.effect_lines("hooks")
     worker = workers[0].name
     assert sum(line.startswith(f"ready {worker} ") for line in lines) == 1
     assert lines[-1] == f"shutdown {worker}"
     children = [line for line in lines if line.startswith("child ")]
-    assert (len(children) == 2 and all(c.startswith(f"child {worker} ") for c in children)) \
+    # Processes: two children, and one in place of each of the two killed.
+    assert (len(children) == 4 and all(c.startswith(f"child {worker} ") for c in children)) \
         if pool == "processes" else not children
     assert f"prerun {ok.id} tests.apps.exec_app.add [2, 3] {{}}" in lines
     assert f"success {ok.id} 5" in lines and f"postrun {ok.id} success int" in lines
@@ -45,8 +53,16 @@ def test_hooks_in_real_workers(stack: Stack, pool: str) -> None:
     assert f"retry {flaky.id} ConnectionError True" in lines
     assert f"postrun {flaky.id} retrying ConnectionError" in lines
     assert f"success {flaky.id} 'recovered'" in lines
-    if pool == "threads":  # (process-pool children do not log to the worker's log file)
-        assert "a broken hook must not change the outcome" in workers[0].log()
+    log = workers[0].log()
+    assert "a broken hook must not change the outcome" in log  # from a child too
+    if pool == "processes":
+        assert f"failure {overran.id} TimeLimitExceeded False" in lines
+        assert f"postrun {overran.id} failed TimeLimitExceeded" in lines
+        assert f"retry {killed.id} WorkerLostError True" in lines
+        assert f"postrun {killed.id} retrying WorkerLostError" in lines
+        assert f"success {killed.id} 'survived'" in lines
+        # The receiver's traceback too: its last line names the exception.
+        assert "RuntimeError: a broken child hook is logged in the worker's log" in log
 
 
 @pytest.fixture

@@ -171,6 +171,42 @@ def test_unreachable_server_raises_backend_unavailable() -> None:
     backend.close()
 
 
+@pytest.mark.timeout(120)
+def test_a_redis_that_never_answers_raises_within_the_socket_timeout() -> None:
+    """A black hole: the kernel accepts the connection, nothing ever answers. With the
+    default timeouts a call raises BackendUnavailable (redis-py's own default waits
+    forever); ``backend_options`` override them."""
+    import socket
+
+    from yadtq.transports.redis.backend import SOCKET_TIMEOUT
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    url = f"redis://127.0.0.1:{hole.getsockname()[1]}/0"
+    try:
+        for options, bound in (({}, SOCKET_TIMEOUT * 3), ({"socket_timeout": 0.5}, SOCKET_TIMEOUT)):
+            backend = RedisBackend(url, Settings(backend_options=options))
+            raised: list[BaseException] = []
+
+            def call(backend: RedisBackend = backend) -> None:
+                try:
+                    backend.get(["t"])
+                except BaseException as exc:
+                    raised.append(exc)
+
+            started = time.monotonic()
+            caller = threading.Thread(target=call, daemon=True)
+            caller.start()
+            caller.join(60)
+            assert not caller.is_alive(), f"a call to a silent redis hung ({options})"
+            assert [type(e) for e in raised] == [BackendUnavailable]
+            assert time.monotonic() - started < bound, options
+            backend.close()
+    finally:
+        hole.close()
+
+
 # --------------------------------------------------------------------------- one round trip
 
 

@@ -91,6 +91,23 @@ _SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "wor
             "dedupe", "release_dedupe", "snapshot", "states")
 
 
+#: Seconds a reply may take (``socket_timeout``) and a connection may take to open
+#: (``socket_connect_timeout``) unless ``backend_options`` say otherwise: without them a
+#: Redis that stops answering (a hung server, a dropped route) hangs clients and workers
+#: forever; with them the call raises ``BackendUnavailable`` and is retried.
+SOCKET_TIMEOUT = 10.0
+SOCKET_CONNECT_TIMEOUT = 5.0
+
+
+def with_timeouts(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``backend_options`` with the default socket timeouts filled in (``None`` given
+    explicitly keeps redis-py's: no timeout)."""
+    found = dict(options)
+    found.setdefault("socket_timeout", SOCKET_TIMEOUT)
+    found.setdefault("socket_connect_timeout", SOCKET_CONNECT_TIMEOUT)
+    return found
+
+
 @cache
 def _lua(name: str) -> str:
     return (_SCRIPT_DIR / "common.lua").read_text() + "\n" + (_SCRIPT_DIR / f"{name}.lua").read_text()
@@ -121,7 +138,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
 
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
-        options = dict(settings.backend_options)
+        options = with_timeouts(settings.backend_options)
         self.prefix = str(options.pop("prefix", DEFAULT_PREFIX))
         options["decode_responses"] = False
         try:
@@ -266,7 +283,7 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
         loop = asyncio.get_running_loop()
         inbox = self._async_inboxes.get(loop)
         if inbox is None or not inbox.usable():
-            options = dict(self.settings.backend_options)
+            options = with_timeouts(self.settings.backend_options)
             options.pop("prefix", None)
             options["decode_responses"] = False
             inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),

@@ -189,7 +189,7 @@ def test_a_redis_that_never_answers_raises_within_the_socket_timeout() -> None:
             backend = RedisBackend(url, Settings(backend_options=options))
             raised: list[BaseException] = []
 
-            def call(backend: RedisBackend = backend) -> None:
+            def call(backend: RedisBackend = backend, raised: list[BaseException] = raised) -> None:
                 try:
                     backend.get(["t"])
                 except BaseException as exc:

@@ -123,6 +123,34 @@ def test_receivers_get_the_documented_arguments(memory_app: YADTQ,
     assert any("boom" in r.getMessage() or "broken" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.timeout(60)
+def test_an_async_task_past_its_time_limit_sends_task_failure(memory_app: YADTQ) -> None:
+    import asyncio
+
+    from yadtq.exceptions import TimeLimitExceeded
+
+    failures: list[dict[str, Any]] = []
+
+    def receive(**kwargs: Any) -> None:
+        failures.append(kwargs)
+
+    @memory_app.task(time_limit=0.2)
+    async def overruns() -> None:
+        await asyncio.sleep(30)
+
+    signals.task_failure.connect(receive)
+    try:
+        worker = Worker(memory_app, concurrency=2, pool="asyncio").start()
+        with pytest.raises(TimeLimitExceeded):
+            overruns.delay().get(timeout=20)
+        worker.stop(10)
+    finally:
+        signals.task_failure.disconnect(receive)
+    (failure,) = failures
+    assert failure["task"] is overruns and isinstance(failure["exception"], TimeLimitExceeded)
+    assert isinstance(failure["traceback"], str) and "TimeLimitExceeded" in failure["traceback"]
+
+
 def test_connect_is_a_decorator_with_or_without_parentheses() -> None:
     hook = signals.Signal("test_hook", ("value",))
     seen: list[int] = []

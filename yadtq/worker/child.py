@@ -27,7 +27,7 @@ PARENT_CHECK_INTERVAL = 1.0
 
 
 def child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str], worker: str,
-                log_records: Any = None, log_level: int = logging.WARNING) -> None:
+                log_pipe: Optional[Connection] = None, log_level: int = logging.WARNING) -> None:
     """A pool child: receive encoded envelopes, send back encoded outcomes. What it logs
     goes to the worker's log (``childlog.py``).
 
@@ -38,8 +38,8 @@ def child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str], 
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if log_records is not None:
-        log_to_parent(log_records, log_level)
+    if log_pipe is not None:
+        log_to_parent(log_pipe, log_level)
     parent = os.getppid()
     if app is None:
         from ..cli.loading import load_app

@@ -267,14 +267,17 @@ class ProcessPool(Pool):
     def _spawn(self) -> _Child:
         parent, child = self._ctx.Pipe()
         logs = self._logs
+        log_pipe = logs.pipe() if logs else None
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=child_main,
             args=(child, None if self.app_path else self.app, self.app_path, self.worker,
-                  logs.records if logs else None, logs.level if logs else logging.WARNING),
+                  log_pipe, logs.level if logs else logging.WARNING),
             daemon=True,
         )
         process.start()
         child.close()
+        if log_pipe is not None:
+            log_pipe.close()
         return _Child(process, parent)
 
     def start(self) -> None:

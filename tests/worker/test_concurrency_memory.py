@@ -1,0 +1,118 @@
+"""Concurrency limits per key on memory://, with an in-process worker (the reference logic)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from yadtq import YADTQ, states
+from yadtq.transports.slots_store import ConcurrencyBackend
+from yadtq.worker.main import Worker
+
+
+class Gauge:
+    """Runs at once per key, and the most seen."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.total_most = 0
+
+    def enter(self, key: str) -> None:
+        with self.lock:
+            self.now[key] += 1
+            self.most[key] = max(self.most[key], self.now[key])
+            self.total_most = max(self.total_most, sum(self.now.values()))
+
+    def leave(self, key: str) -> None:
+        with self.lock:
+            self.now[key] -= 1
+
+
+@pytest.mark.timeout(60)
+def test_at_most_n_per_key_and_keys_in_parallel(yadtq_app: YADTQ) -> None:
+    gauge = Gauge()
+
+    @yadtq_app.task(concurrency_limit=2, concurrency_key="tenant")
+    def job(tenant: str, n: int) -> int:
+        gauge.enter(tenant)
+        time.sleep(0.05)
+        gauge.leave(tenant)
+        return n
+
+    worker = Worker(yadtq_app, name="w", concurrency=8).start()
+    try:
+        results = [job.delay(t, n) for n in range(10) for t in ("a", "b", "c")]
+        assert sorted(r.get(timeout=30) for r in results) == sorted(list(range(10)) * 3)
+    finally:
+        worker.stop(timeout=30)
+    assert max(gauge.most.values()) == 2, gauge.most
+    assert gauge.total_most > 2  # different keys ran at once
+    backend = yadtq_app.backend
+    assert isinstance(backend, ConcurrencyBackend)
+    assert backend.concurrency_slots() == []  # every slot given back
+
+
+@pytest.mark.timeout(60)
+def test_a_callable_key_and_a_task_wide_limit(yadtq_app: YADTQ) -> None:
+    gauge = Gauge()
+
+    @yadtq_app.task(concurrency_limit=1, concurrency_key=lambda order: order["shop"])
+    def by_shop(order: dict[str, Any]) -> str:
+        gauge.enter("shop:" + order["shop"])
+        time.sleep(0.02)
+        gauge.leave("shop:" + order["shop"])
+        return str(order["shop"])
+
+    @yadtq_app.task(concurrency_limit=1)
+    def alone(n: int) -> int:
+        gauge.enter("alone")
+        time.sleep(0.02)
+        gauge.leave("alone")
+        return n
+
+    worker = Worker(yadtq_app, name="w", concurrency=6).start()
+    try:
+        shops = [by_shop.delay({"shop": s}) for s in "xyxyxy"]
+        lone = [alone.delay(n) for n in range(6)]
+        assert [r.get(timeout=30) for r in shops] == list("xyxyxy")
+        assert [r.get(timeout=30) for r in lone] == list(range(6))
+    finally:
+        worker.stop(timeout=30)
+    assert gauge.most["shop:x"] == gauge.most["shop:y"] == gauge.most["alone"] == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_waiting_task_is_scheduled_and_listed_with_its_holder(yadtq_app: YADTQ) -> None:
+    gate = threading.Event()
+
+    @yadtq_app.task(concurrency_limit=1, concurrency_key="tenant")
+    def hold(tenant: str) -> str:
+        gate.wait(20)
+        return tenant
+
+    worker = Worker(yadtq_app, name="w", concurrency=4).start()
+    try:
+        first = hold.delay("t1")
+        deadline = time.monotonic() + 10
+        while first.state != states.PROCESSING and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = hold.delay("t1")
+        while second.state != states.SCHEDULED and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert second.state == states.SCHEDULED
+        backend = yadtq_app.backend
+        assert isinstance(backend, ConcurrencyBackend)
+        [info] = backend.concurrency_slots()
+        assert (info.value, info.limit, info.waiting) == ("t1", 1, (second.id,))
+        assert [h.task_id for h in info.holders] == [first.id]
+        gate.set()
+        assert second.get(timeout=20) == "t1"
+    finally:
+        gate.set()
+        worker.stop(timeout=30)

@@ -1,10 +1,13 @@
-"""Concurrency limits per key on memory://, with an in-process worker (the reference logic)."""
+"""Concurrency limits per key with an in-process worker, on memory:// (the reference logic)
+and on SQLite (its tables)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,16 @@ import pytest
 from yadtq import YADTQ, states
 from yadtq.transports.slots_store import ConcurrencyBackend
 from yadtq.worker.main import Worker
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[YADTQ]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'yadtq.db'}"
+    app = YADTQ("conc", broker=url, backend=url)
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 class Gauge:
@@ -35,17 +48,17 @@ class Gauge:
 
 
 @pytest.mark.timeout(60)
-def test_at_most_n_per_key_and_keys_in_parallel(yadtq_app: YADTQ) -> None:
+def test_at_most_n_per_key_and_keys_in_parallel(app: YADTQ) -> None:
     gauge = Gauge()
 
-    @yadtq_app.task(concurrency_limit=2, concurrency_key="tenant")
+    @app.task(concurrency_limit=2, concurrency_key="tenant")
     def job(tenant: str, n: int) -> int:
         gauge.enter(tenant)
         time.sleep(0.05)
         gauge.leave(tenant)
         return n
 
-    worker = Worker(yadtq_app, name="w", concurrency=8).start()
+    worker = Worker(app, name="w", concurrency=8).start()
     try:
         results = [job.delay(t, n) for n in range(10) for t in ("a", "b", "c")]
         assert sorted(r.get(timeout=30) for r in results) == sorted(list(range(10)) * 3)
@@ -53,30 +66,30 @@ def test_at_most_n_per_key_and_keys_in_parallel(yadtq_app: YADTQ) -> None:
         worker.stop(timeout=30)
     assert max(gauge.most.values()) == 2, gauge.most
     assert gauge.total_most > 2  # different keys ran at once
-    backend = yadtq_app.backend
+    backend = app.backend
     assert isinstance(backend, ConcurrencyBackend)
     assert backend.concurrency_slots() == []  # every slot given back
 
 
 @pytest.mark.timeout(60)
-def test_a_callable_key_and_a_task_wide_limit(yadtq_app: YADTQ) -> None:
+def test_a_callable_key_and_a_task_wide_limit(app: YADTQ) -> None:
     gauge = Gauge()
 
-    @yadtq_app.task(concurrency_limit=1, concurrency_key=lambda order: order["shop"])
+    @app.task(concurrency_limit=1, concurrency_key=lambda order: order["shop"])
     def by_shop(order: dict[str, Any]) -> str:
         gauge.enter("shop:" + order["shop"])
         time.sleep(0.02)
         gauge.leave("shop:" + order["shop"])
         return str(order["shop"])
 
-    @yadtq_app.task(concurrency_limit=1)
+    @app.task(concurrency_limit=1)
     def alone(n: int) -> int:
         gauge.enter("alone")
         time.sleep(0.02)
         gauge.leave("alone")
         return n
 
-    worker = Worker(yadtq_app, name="w", concurrency=6).start()
+    worker = Worker(app, name="w", concurrency=6).start()
     try:
         shops = [by_shop.delay({"shop": s}) for s in "xyxyxy"]
         lone = [alone.delay(n) for n in range(6)]
@@ -88,15 +101,15 @@ def test_a_callable_key_and_a_task_wide_limit(yadtq_app: YADTQ) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_waiting_task_is_scheduled_and_listed_with_its_holder(yadtq_app: YADTQ) -> None:
+def test_a_waiting_task_is_scheduled_and_listed_with_its_holder(app: YADTQ) -> None:
     gate = threading.Event()
 
-    @yadtq_app.task(concurrency_limit=1, concurrency_key="tenant")
+    @app.task(concurrency_limit=1, concurrency_key="tenant")
     def hold(tenant: str) -> str:
         gate.wait(20)
         return tenant
 
-    worker = Worker(yadtq_app, name="w", concurrency=4).start()
+    worker = Worker(app, name="w", concurrency=4).start()
     try:
         first = hold.delay("t1")
         deadline = time.monotonic() + 10
@@ -106,7 +119,7 @@ def test_a_waiting_task_is_scheduled_and_listed_with_its_holder(yadtq_app: YADTQ
         while second.state != states.SCHEDULED and time.monotonic() < deadline:
             time.sleep(0.02)
         assert second.state == states.SCHEDULED
-        backend = yadtq_app.backend
+        backend = app.backend
         assert isinstance(backend, ConcurrencyBackend)
         [info] = backend.concurrency_slots()
         assert (info.value, info.limit, info.waiting) == ("t1", 1, (second.id,))

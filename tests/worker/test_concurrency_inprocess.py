@@ -1,10 +1,11 @@
-"""Concurrency limits per key with an in-process worker, on memory:// (the reference logic)
-and on SQLite (its tables)."""
+"""Concurrency limits per key with an in-process worker, on memory:// (the reference logic),
+on SQLite (its tables) and on Redis (slots.lua, with an in-memory broker)."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,15 @@ from yadtq.transports.slots_store import ConcurrencyBackend
 from yadtq.worker.main import Worker
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[YADTQ]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'yadtq.db'}"
-    app = YADTQ("conc", broker=url, backend=url)
+    if request.param == "redis":  # the Lua steps, fed by an in-memory broker
+        prefix = f"conc-{uuid.uuid4().hex[:10]}"
+        app = YADTQ("conc", broker="memory://", backend=request.getfixturevalue("redis_url"),
+                    backend_options={"prefix": prefix})
+    else:
+        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'yadtq.db'}"
+        app = YADTQ("conc", broker=url, backend=url)
     try:
         yield app
     finally:

@@ -20,9 +20,9 @@ message goes into the schedule due now, in the same atomic step.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..states import PROCESSING, READY_STATES, RETRYING
 from .types import ScheduledMessage, TaskRecord
@@ -114,6 +114,19 @@ class ConcurrencyBackend(ABC):
     @abstractmethod
     def concurrency_slots(self, limit: int = 100) -> list[SlotKeyInfo]:
         """Keys with holders or waiting tasks (at most ``limit`` waiting ids listed each)."""
+
+
+def slot_key_dict(info: SlotKeyInfo, names: Mapping[str, str], now: float) -> dict[str, Any]:
+    """One concurrency key as JSON-ready data (``names``: worker name by instance)."""
+    return {
+        "task": info.name, "key": info.value, "limit": info.limit,
+        "running": len(info.holders), "waiting_count": info.waiting_count,
+        "holders": [{"task_id": h.task_id, "retries": h.retries,
+                     "worker": names.get(h.instance) if h.instance else None,
+                     "instance": h.instance or None, "since": h.since,
+                     "age": max(0.0, now - h.since)} for h in info.holders],
+        "waiting": list(info.waiting),
+    }
 
 
 def attempt_name(task_id: str, retries: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 from yadtq import states
 
-from .conftest import Cli, wait_for
+from .conftest import ROOT, Cli, wait_for
 
 APP = "tests.apps.conc_app"
 
@@ -55,3 +57,13 @@ def test_inspect_and_monitor_show_who_holds_and_who_waits(cli: Cli, client: Any)
     assert "Concurrency limits" in cli.run("monitor", "-A", APP, "--once", "--interval", "0.1").stdout
     assert sorted(r.get(timeout=60) for r in results) == [0, 1, 2]
     assert json.loads(cli.run("inspect", "limits", "-A", APP, "--json").stdout)["concurrency"] == []
+
+
+@pytest.mark.timeout(180)
+def test_the_flow_example_keeps_each_tenant_within_its_limit(cli: Cli) -> None:
+    cli.start_worker("-A", "examples.flow_app", "-c", "8")
+    done = subprocess.run([sys.executable, "-m", "examples.flow_app", "concurrency"], cwd=ROOT,
+                          env=cli.env, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip().splitlines()[-1]
+    assert "per tenant: {'acme': 2, 'globex': 2, 'initech': 2}" in line, line

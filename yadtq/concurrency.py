@@ -11,6 +11,7 @@ backend, in order, and goes into the schedule when a slot frees.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from typing import Any, Callable, Optional, Union
 
@@ -22,6 +23,8 @@ KeySpec = Union[str, Callable[..., Any]]
 WAIT_CONCURRENCY = "concurrency_limit"
 #: Separates the task name from the key value in a slot key (neither shows it).
 KEY_SEPARATOR = "\x1f"
+#: Longest key value kept as it is (a longer one is shortened: see ``slot_key``).
+MAX_KEY_TEXT = 200
 
 
 def check_concurrency(name: str, fn: Optional[Callable[..., Any]], limit: Any, key: Any,
@@ -78,8 +81,16 @@ def key_value(fn: Callable[..., Any], key: Optional[KeySpec], args: tuple[Any, .
 
 
 def slot_key(task: str, value: str) -> str:
-    """The backend's name of one limit: the task name and the key value."""
+    """The backend's name of one limit: the task name and the key value (a value longer
+    than ``MAX_KEY_TEXT`` characters by its start and a digest of the whole)."""
+    if len(value) > MAX_KEY_TEXT:
+        value = display_value(value) + hashlib.sha256(value.encode(errors="replace")).hexdigest()
     return f"{task}{KEY_SEPARATOR}{value}"
+
+
+def display_value(value: str) -> str:
+    """A key value as stored for display: at most ``MAX_KEY_TEXT`` characters."""
+    return value if len(value) <= MAX_KEY_TEXT else value[:MAX_KEY_TEXT - 3] + "..."
 
 
 def waiting_reason(limit: int, key: Optional[KeySpec], value: str) -> str:

@@ -74,6 +74,8 @@ def test_key_value_of_a_call() -> None:
     assert key_value(fn, lambda tenant, **kw: tenant.upper(), ("a",), {}) == "A"
     assert key_value(lambda self, tenant: None, "tenant", ("a",), {}, bind=True) == "a"
     assert slot_key("t", "a") != slot_key("t", "") != slot_key("ta", "")
+    long_a, long_b = "x" * 5000 + "a", "x" * 5000 + "b"  # hostile sizes stay bounded
+    assert len(slot_key("t", long_a)) < 300 and slot_key("t", long_a) != slot_key("t", long_b)
     assert waiting_reason(2, "tenant", "a") == "concurrency_limit 2 tenant=a"
     assert waiting_reason(1, None, "") == "concurrency_limit 1"
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import states
-from ..concurrency import key_value, slot_key, waiting_reason
+from ..concurrency import display_value, key_value, slot_key, waiting_reason
 from ..flow import HEADER_WAITING
 from ..transports.base import Message, ScheduledMessage, StateChange
 from ..transports.slots_store import ConcurrencyBackend, SlotRequest
@@ -87,11 +87,11 @@ def admit(app: YADTQ, instance: str, pending: Sequence[Pending]
         env, d = entry.envelope, entry.delivery
         limit = int(task.options.concurrency_limit or 1)
         value = key_of(task, env)
-        reason = waiting_reason(limit, task.options.concurrency_key, value)
+        reason = waiting_reason(limit, task.options.concurrency_key, display_value(value))
         headers = {**d.headers, HEADER_WAITING: reason.encode()}
         waiting = ScheduledMessage(env.id, 0.0, Message(d.queue, d.body, d.key, headers))
-        asked.append((entry, SlotRequest(slot_key(env.task, value), env.task, value, limit, env.id,
-                                         env.retries, instance, waiting), reason))
+        asked.append((entry, SlotRequest(slot_key(env.task, value), env.task, display_value(value),
+                                         limit, env.id, env.retries, instance, waiting), reason))
     if not asked:
         return go, [], [], 0
     backend = backend_of(app)

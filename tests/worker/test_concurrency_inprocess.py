@@ -135,3 +135,66 @@ def test_a_waiting_task_is_scheduled_and_listed_with_its_holder(app: YADTQ) -> N
     finally:
         gate.set()
         worker.stop(timeout=30)
+
+
+@pytest.mark.timeout(60)
+def test_failures_and_retries_give_the_slot_back(app: YADTQ) -> None:
+    gauge = Gauge()
+    tries: Counter[int] = Counter()
+
+    @app.task(concurrency_limit=1, concurrency_key="tenant", max_retries=2, retry_delay=0.05,
+              retry_jitter=False)
+    def flaky(tenant: str, n: int) -> int:
+        gauge.enter(tenant)
+        try:
+            tries[n] += 1
+            if n == 0:
+                raise ValueError("always fails")
+            if tries[n] == 1:
+                raise RuntimeError("fails once")
+            return n
+        finally:
+            gauge.leave(tenant)
+
+    worker = Worker(app, name="w", concurrency=4).start()
+    try:
+        results = [flaky.delay("t", n) for n in range(4)]
+        with pytest.raises(Exception, match="always fails"):
+            results[0].get(timeout=30)
+        assert [r.get(timeout=30) for r in results[1:]] == [1, 2, 3]
+    finally:
+        worker.stop(timeout=30)
+    assert tries == {0: 3, 1: 2, 2: 2, 3: 2} and gauge.most["t"] == 1
+    backend = app.backend
+    assert isinstance(backend, ConcurrencyBackend)
+    assert backend.concurrency_slots() == []
+
+
+@pytest.mark.timeout(60)
+def test_a_waiting_task_revoked_is_dropped_at_its_turn(app: YADTQ) -> None:
+    gate = threading.Event()
+    ran: list[int] = []
+
+    @app.task(concurrency_limit=1, concurrency_key="tenant")
+    def hold(tenant: str, n: int) -> int:
+        ran.append(n)
+        if n == 0:
+            gate.wait(20)
+        return n
+
+    worker = Worker(app, name="w", concurrency=4).start()
+    try:
+        first = hold.delay("t", 0)
+        deadline = time.monotonic() + 10
+        while first.state != states.PROCESSING and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second, third = hold.delay("t", 1), hold.delay("t", 2)
+        while third.state != states.SCHEDULED and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second.revoke()
+        gate.set()
+        assert third.get(timeout=20) == 2 and first.get(timeout=20) == 0
+        assert second.state == states.REVOKED and ran == [0, 2]
+    finally:
+        gate.set()
+        worker.stop(timeout=30)

@@ -151,8 +151,11 @@ class SqliteSlots(ConcurrencyBackend):
                                 (r.key, attempt)).fetchone():
                     answers.append(False)
                     continue
-                held, moved = self._settle(conn, r.key, r.limit, now, alive)
-                promoted += moved
+                (held,) = conn.execute("SELECT COUNT(*) FROM yadtq_slot_holders WHERE key = ?",
+                                       (r.key,)).fetchone()
+                if held >= r.limit or self._has_waiting(conn, r.key):
+                    held, moved = self._settle(conn, r.key, r.limit, now, alive)
+                    promoted += moved
                 if held < r.limit:
                     conn.execute("INSERT INTO yadtq_slot_holders (key, attempt, instance, since)"
                                  " VALUES (?, ?, ?, ?)", (r.key, attempt, r.instance, now))
@@ -189,11 +192,18 @@ class SqliteSlots(ConcurrencyBackend):
         row = conn.execute("SELECT lim FROM yadtq_slot_keys WHERE key = ?", (key,)).fetchone()
         if row is None:
             return []
-        held, promoted = self._settle(conn, key, int(row[0]), now, alive)
-        if not held and not conn.execute("SELECT 1 FROM yadtq_slot_waiting WHERE key = ? LIMIT 1",
-                                         (key,)).fetchone():
+        promoted: list[ScheduledMessage] = []
+        if self._has_waiting(conn, key):
+            promoted = self._settle(conn, key, int(row[0]), now, alive)[1]
+        if not self._has_waiting(conn, key) and not conn.execute(
+                "SELECT 1 FROM yadtq_slot_holders WHERE key = ? LIMIT 1", (key,)).fetchone():
             conn.execute("DELETE FROM yadtq_slot_keys WHERE key = ?", (key,))
         return promoted
+
+    @staticmethod
+    def _has_waiting(conn: sqlite3.Connection, key: str) -> bool:
+        return conn.execute("SELECT 1 FROM yadtq_slot_waiting WHERE key = ? LIMIT 1",
+                            (key,)).fetchone() is not None
 
     def sweep_slots(self) -> int:
         now = time.time()

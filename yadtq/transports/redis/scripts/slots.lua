@@ -130,6 +130,8 @@ if op == 'acquire' then
       answer = '1'  -- held already: a redelivery counts once
     elseif redis.call('ZSCORE', qk, attempt) then
       answer = ''   -- waiting already: keeps its place
+    elseif redis.call('HLEN', hk) < limit and redis.call('ZCARD', qk) == 0 then
+      answer = '1'  -- a free slot and nobody waiting: the holders need no look
     elseif settle(key, limit) < limit then
       answer = '1'
     else
@@ -146,10 +148,14 @@ if op == 'acquire' then
   return {answers, promoted}
 end
 
+-- Settle a key with its stored limit when someone waits on it; forget it when idle.
 local function settle_stored(key)
   local meta = redis.call('HGET', KEYS[4], key)
   if meta then
-    tidy(key, settle(key, tonumber(cmsgpack.unpack(meta)[3])))
+    if redis.call('ZCARD', queue_p .. key) > 0 then
+      settle(key, tonumber(cmsgpack.unpack(meta)[3]))
+    end
+    tidy(key, redis.call('HLEN', held_p .. key))
   end
 end
 

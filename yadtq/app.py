@@ -252,12 +252,14 @@ class YADTQ:
 
         Options: ``name``, ``max_retries`` (default 3), ``retry_backoff``, ``retry_delay``,
         ``retry_backoff_max``, ``retry_jitter``, ``autoretry_for``, ``dont_autoretry_for``,
-        ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``.
+        ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``, ``rate_limit``,
+        ``concurrency_limit`` and ``concurrency_key`` (docs/flow-control.md).
         """
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             name = options.pop("name", None) or default_task_name(func)
             cls = AsyncTask if inspect.iscoroutinefunction(func) else Task
-            task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options))
+            task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options,
+                                                                 func))
             self._check_unique(name, func)
             self.tasks[name] = task
             short = func.__name__

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 from typing_extensions import ParamSpec
 
 from .canvas.signature import CHUNK_TASK, Signature, group
+from .concurrency import KeySpec, check_concurrency
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
 from .flow import parse_rate_limit
@@ -64,6 +65,11 @@ class TaskOptions:
     #: ``"N/s"``, ``"N/m"`` or ``"N/h"``: at most N starts in any such window, cluster-wide
     #: (DESIGN.md section 12; docs/flow-control.md).
     rate_limit: Optional[str] = None
+    #: At most this many run at once per ``concurrency_key`` value, cluster-wide
+    #: (DESIGN.md section 12; docs/flow-control.md).
+    concurrency_limit: Optional[int] = None
+    #: An argument name or a callable of the arguments; ``None``: one limit for the task.
+    concurrency_key: Optional[KeySpec] = None
 
 
 @dataclass(frozen=True)
@@ -302,8 +308,10 @@ class AsyncTask(Task[P, R]):
         return self.run(*args, **kwargs)  # type: ignore[return-value]
 
 
-def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -> TaskOptions:
-    """Task options from app defaults and decorator arguments.
+def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any],
+                  fn: Optional[Callable[..., Any]] = None) -> TaskOptions:
+    """Task options from app defaults and decorator arguments (``fn``: the task's function,
+    whose signature ``concurrency_key`` must name an argument of).
 
     Raises:
         ConfigurationError: an unknown option or a bad value.
@@ -326,6 +334,7 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
             parse_rate_limit(options.rate_limit)
         except ConfigurationError as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None
+    check_concurrency(name, fn, options.concurrency_limit, options.concurrency_key, options.bind)
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:

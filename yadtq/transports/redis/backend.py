@@ -80,6 +80,7 @@ from .keys import (
 from .limits import RedisLimits
 from .operations import RedisOperations
 from .periodic import RedisPeriodic
+from .slots import RedisSlots
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -129,7 +130,8 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
+class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, RedisSlots,
+                   ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

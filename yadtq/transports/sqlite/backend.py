@@ -61,6 +61,7 @@ from .schema import (
     _unpack_headers,
     database_path,
 )
+from .slots import SLOTS_SCHEMA, SqliteSlots
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -116,7 +117,8 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits, ResultBackend):
+class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits, SqliteSlots,
+                    ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -125,7 +127,8 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
-        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA
+                             + SLOTS_SCHEMA,
                              BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)

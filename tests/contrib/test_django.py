@@ -175,3 +175,26 @@ def test_without_django_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         nothing.delay_on_commit()
     with pytest.raises(ConfigurationError, match=r"yadtq\[django\]"):
         app.autodiscover_tasks()
+
+
+def test_example_project_runs(tmp_path: Path) -> None:
+    """examples/django_app as docs/django.md runs it: migrate, a worker, place_order."""
+    example = ROOT / "examples" / "django_app"
+    queue = f"sqlite:///{tmp_path / 'yadtq.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YADTQ_", "DJANGO_"))}
+    env.update({"SHOP_DATABASE": str(tmp_path / "shop.sqlite3"), "YADTQ_BROKER_URL": queue,
+                "YADTQ_BACKEND_URL": queue, "PYTHONPATH": str(ROOT)})
+    migrate = subprocess.run([sys.executable, "manage.py", "migrate"], cwd=example, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert migrate.returncode == 0, migrate.stderr
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "yadtq", "worker", "-A", "shop", "-Q", "orders", "-c", "2",
+         "--logfile", str(tmp_path / "worker.log")],
+        cwd=example, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        placed = subprocess.run([sys.executable, "manage.py", "place_order", "book"], cwd=example,
+                                env=env, capture_output=True, text=True, timeout=150)
+    finally:
+        _stop(worker)
+    assert placed.returncode == 0, placed.stderr
+    assert "order 1 (book) confirmed (confirmed in the database: True)" in placed.stdout

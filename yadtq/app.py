@@ -6,7 +6,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
@@ -110,6 +110,9 @@ class YADTQ:
         self._exit_flush = False
         self._clock: Optional[BackendClock] = None
         self._task_defaults = self._defaults_from_settings()
+        #: Called as ``send_hook(task_id, queue, options)`` for each task sent; may add
+        #: to its options and returns message headers to add (``contrib/otel.py``).
+        self.send_hook: Optional[Callable[[str, str, dict[str, Any]], Mapping[str, bytes]]] = None
         #: Steps :meth:`finalize` runs once (deferred task discovery).
         self._finalize_steps: list[Callable[[], None]] = []
         self._finalized = False
@@ -398,6 +401,7 @@ class YADTQ:
         tid = task_id or new_task_id()
         to = (queue or (opts.queue if opts and opts.queue else None)
               or route(self.settings.task_routes, name) or self.settings.default_queue)
+        added = self.send_hook(tid, to, extra) if self.send_hook is not None else None
         fields = new_body(tid, name, args, kwargs, to, run_at,
                           (_epoch(expires) if isinstance(expires, datetime) else now + expires)
                           if expires is not None else None, key, now, extra)
@@ -413,7 +417,10 @@ class YADTQ:
             return self._run_eagerly(Envelope(id=tid, task=name, args=args, kwargs=kwargs, queue=to,
                                               eta=run_at, expires=fields["expires"], key=key,
                                               created=now, options=extra))
-        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers_for(name, tid))
+        headers = headers_for(name, tid)
+        if added:
+            headers.update(added)
+        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers)
         try:
             if run_at is not None and run_at > now:
                 self.backend.record(

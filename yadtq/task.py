@@ -80,6 +80,8 @@ class Request:
     eta: Optional[float] = None
     parent_id: Optional[str] = None
     root_id: Optional[str] = None
+    #: The envelope's per-call options (``time_limit``, ``max_retries``, ``trace``...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 #: The running task's request: per thread, and per asyncio task (a context variable,

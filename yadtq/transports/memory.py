@@ -48,6 +48,7 @@ from .canvas_store import (
     GroupSpec,
 )
 from .limits_store import LimitsBackend, RateRequest
+from .memory_details import MemoryDetails
 from .periodic_store import PeriodicEntry, PeriodicStore
 from .records import (
     DEAD_LETTERED,
@@ -201,7 +202,7 @@ class MemoryConsumer(Consumer):
             self._broker._requeue(left)
 
 
-class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend):
+class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend, MemoryDetails):
     """Records, schedule, heartbeats and dedupe keys in dicts behind one condition.
 
     For the monitor it keeps, updated with every stored record, the ids of the tasks

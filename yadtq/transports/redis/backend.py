@@ -52,6 +52,7 @@ from .codec import (
     packb,
     schedule_member,
 )
+from .details import RedisDetails
 from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
@@ -112,7 +113,7 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, ResultBackend):
+class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, RedisDetails, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

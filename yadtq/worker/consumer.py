@@ -164,7 +164,7 @@ class TaskConsumer:
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
         self.secret_key = settings.secret_key
         #: Saves the calls of started tasks for the dashboard, in the background.
-        self.details = CallRecorder(app)
+        self.details = CallRecorder(app, stop)
 
     @property
     def parked(self) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
@@ -29,15 +28,23 @@ logger = logging.getLogger(__name__)
 SAVE_INTERVAL = 0.25
 #: Most calls saved in one step (more wait for the next).
 SAVE_BATCH = 1000
+#: Idle intervals after which the thread ends (the next start brings it back).
+IDLE_ROUNDS = 20
 #: Most calls waiting to be saved; older ones are dropped past it (a backend too slow).
 PENDING_LIMIT = 100_000
 
 
 class CallRecorder:
-    """Saves started tasks' calls in the background, batched."""
+    """Saves started tasks' calls in the background, batched, until ``stop`` is set.
 
-    def __init__(self, app: YADTQ) -> None:
+    Its thread runs while there is work: it ends after :data:`IDLE_ROUNDS` idle
+    intervals (the next start brings it back) and when the worker stops, after a
+    last save.
+    """
+
+    def __init__(self, app: YADTQ, stop: threading.Event) -> None:
         self.app = app
+        self.stop = stop
         self._pending: deque[Envelope] = deque(maxlen=PENDING_LIMIT)
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
@@ -45,22 +52,33 @@ class CallRecorder:
 
     def started(self, envelopes: Sequence[Envelope]) -> None:
         """Queue the calls of attempts just started (cheap: the work is done later)."""
+        if not envelopes:
+            return
         if self._enabled is None:
             self._enabled = isinstance(self.app.backend, DetailsBackend)
-        if not self._enabled or not envelopes:
+        if not self._enabled:
             return
         self._pending.extend(envelopes)
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="yadtq-details", daemon=True)
-                    self._thread.start()
+        with self._lock:
+            if self._thread is None and not self.stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="yadtq-details", daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
+        idle = 0
         while True:
-            time.sleep(SAVE_INTERVAL)
-            while self._pending:
-                self.flush()
+            stopping = self.stop.wait(SAVE_INTERVAL)
+            if self._pending:
+                idle = 0
+                while self._pending and self.flush():
+                    pass
+            else:
+                idle += 1
+            if stopping or idle >= IDLE_ROUNDS:
+                with self._lock:  # started() adds before it looks at the thread: nothing is left
+                    if stopping or not self._pending:
+                        self._thread = None
+                        return
 
     def flush(self) -> int:
         """Save up to :data:`SAVE_BATCH` waiting calls now; returns how many were taken."""

@@ -2,12 +2,15 @@
 
 Keys, each after ``{prefix}:``:
 
-- ``call:<task id>``: string, the packed call; TTL ``result_expires``;
+- ``calls:<bucket>``: hash, task id -> the packed call, for the tasks started in one
+  of :data:`BUCKETS` time buckets spanning ``result_expires``; TTL ``result_expires``
+  plus a bucket. One ``HSET`` per batch, so a worker pays two commands per save
+  however many tasks it started; a read looks in every live bucket (one pipeline);
 - ``children:<task id>``: sorted set, child task id -> when it first started (a
   retry keeps its place), the newest ``CHILDREN_LIMIT``; TTL ``result_expires`` from
   its latest child.
 
-Written in one pipeline per batch of started tasks; each key is read alone.
+Written in one pipeline per batch of started tasks.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall
 if TYPE_CHECKING:
     from ...settings import Settings
 
-CALL_KEY = "call:"
+CALLS_KEY = "calls:"
+#: Time buckets the calls of ``result_expires`` are spread over.
+BUCKETS = 24
 CHILDREN_KEY = "children:"
 
 
@@ -36,15 +41,21 @@ class RedisDetails(DetailsBackend):
     settings: Settings
     key: Callable[..., str]
 
+    def _bucket_size(self) -> float:
+        return max(60.0, self.settings.result_expires / BUCKETS)
+
     def save_calls(self, calls: Sequence[TaskCall]) -> None:
         if not calls:
             return
         ttl = max(1, int(self.settings.result_expires))
         now = time.time()
+        size = self._bucket_size()
+        bucket = self.key(CALLS_KEY, str(int(now // size)))
         with _unavailable("save_calls"):
             pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(bucket, mapping={call.task_id: call.encode() for call in calls})
+            pipe.expire(bucket, ttl + int(size) + 1)
             for call in calls:
-                pipe.set(self.key(CALL_KEY, call.task_id), call.encode(), ex=ttl)
                 if call.parent_id is not None:
                     children = self.key(CHILDREN_KEY, call.parent_id)
                     pipe.zadd(children, {call.task_id: now}, nx=True)
@@ -55,12 +66,19 @@ class RedisDetails(DetailsBackend):
     def calls(self, task_ids: Sequence[str]) -> list[Optional[TaskCall]]:
         if not task_ids:
             return []
+        size = self._bucket_size()
+        newest = int(time.time() // size)
+        buckets = range(newest, newest - int(self.settings.result_expires // size) - 2, -1)
         with _unavailable("calls"):
             pipe = self._redis.pipeline(transaction=False)
-            for task_id in task_ids:
-                pipe.get(self.key(CALL_KEY, task_id))
-            blobs = cast("list[Optional[bytes]]", pipe.execute())
-        return [TaskCall.decode(blob) if blob is not None else None for blob in blobs]
+            for bucket in buckets:
+                pipe.hmget(self.key(CALLS_KEY, str(bucket)), list(task_ids))
+            replies = cast("list[list[Optional[bytes]]]", pipe.execute())
+        found: list[Optional[TaskCall]] = []
+        for i in range(len(task_ids)):
+            blob = next((reply[i] for reply in replies if reply[i] is not None), None)  # newest first
+            found.append(TaskCall.decode(blob) if blob is not None else None)
+        return found
 
     def children(self, parent_id: str, limit: int = CHILDREN_LIMIT) -> list[str]:
         if limit <= 0:

@@ -19,6 +19,7 @@ DATABASES = {
     },
 }
 USE_TZ = True
+TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # yadtq: the embedded SQLite transport next to the project unless the environment names

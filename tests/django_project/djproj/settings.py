@@ -18,6 +18,7 @@ DATABASES = {
     },
 }
 USE_TZ = True
+TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _QUEUE = os.environ.get("DJPROJ_QUEUE", f"sqlite:///{BASE_DIR / 'queue.db'}")

@@ -121,13 +121,20 @@ def test_trace_context_travels_in_message_headers(sqlite_url: str) -> None:
         pass
 
     provider = TracerProvider()
-    instrument(app, tracer_provider=provider)
+    instrumentation = instrument(app, tracer_provider=provider)
+    assert instrument(app) is instrumentation
     with provider.get_tracer("t").start_as_current_span("request") as span:
         noop.delay()
     delivery = app.broker.peek(app.settings.default_queue)
     assert delivery is not None
     traceparent = delivery.headers["traceparent"].decode()
     assert traceparent.split("-")[1] == format(span.get_span_context().trace_id, "032x")
+    instrumentation.uninstrument()
+    app.purge()
+    with provider.get_tracer("t").start_as_current_span("request"):
+        noop.delay()
+    delivery = app.broker.peek(app.settings.default_queue)
+    assert delivery is not None and "traceparent" not in delivery.headers
     app.close()
 
 

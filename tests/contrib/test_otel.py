@@ -81,14 +81,16 @@ def test_run_span_is_a_child_of_the_send_span(
         with module.web_tracer.start_as_current_span("GET /orders", kind=trace.SpanKind.SERVER) as web:
             result = module.add.delay(2, 3)
             failing = module.boom.delay()
+            chained = (module.add.s(1, 2) | module.add.s(4)).apply_async()
         assert result.get(timeout=60) == 5
+        assert chained.get(timeout=60) == 7
         with pytest.raises(ValueError):
             failing.get(timeout=60)
         spans = _worker_spans(tmp_path / "spans.jsonl", 2, "process tests.apps.otel_app.boom")
 
     web_context = web.get_span_context()
     sent = {s.attributes["messaging.message.id"]: s for s in exporter.get_finished_spans()
-            if s.name.startswith("send ")}
+            if s.name.startswith("send ") and s.name != "send canvas"}
     send = sent[result.id]
     assert send.kind == trace.SpanKind.PRODUCER
     assert send.parent is not None and send.parent.span_id == web_context.span_id
@@ -96,15 +98,25 @@ def test_run_span_is_a_child_of_the_send_span(
     assert send.attributes["messaging.destination.name"] == app.settings.default_queue
     assert send.attributes["messaging.system"] == app.settings.broker_url.partition(":")[0]
 
-    (run,) = [s for s in spans if s["name"] == "process tests.apps.otel_app.add"]
+    (run,) = [s for s in spans if s["attributes"].get("messaging.message.id") == result.id]
     assert run["kind"] == "CONSUMER"
     assert run["trace_id"] == web_context.trace_id  # the web request's trace continues
     assert run["parent_id"] == send.context.span_id
     assert run["attributes"]["messaging.message.id"] == result.id
     assert run["attributes"]["messaging.destination.name"] == app.settings.default_queue
     assert run["attributes"]["yadtq.task.name"] == "tests.apps.otel_app.add"
-    (inner,) = [s for s in spans if s["name"] == "inside add"]
+    (inner,) = [s for s in spans if s["name"] == "inside add" and s["parent_id"] == run["span_id"]]
     assert inner["parent_id"] == run["span_id"]  # current while the task runs
+
+    # A chain: its first step carries the canvas's send span, and its next step (sent by
+    # the worker) inherits that context: the whole chain stays in the request's trace.
+    (canvas_send,) = [s for s in exporter.get_finished_spans() if s.name == "send canvas"]
+    assert canvas_send.parent is not None and canvas_send.parent.span_id == web_context.span_id
+    ids = (chained.id, chained.parent.id)
+    steps = [s for s in spans if s["attributes"].get("messaging.message.id") in ids]
+    assert len(steps) == 2
+    assert {(s["trace_id"], s["parent_id"]) for s in steps} == {
+        (web_context.trace_id, canvas_send.context.span_id)}
 
     # Both attempts of a retried task continue the trace of the one send.
     attempts = [s for s in spans if s["name"] == "process tests.apps.otel_app.boom"]

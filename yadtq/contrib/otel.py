@@ -64,12 +64,16 @@ class Instrumentation:
         self.tracer = tracer
         self.system = app.settings.broker_url.partition(":")[0] or "yadtq"
         self._original_submit = app.submit
+        self._original_send_canvas = app.send_canvas
+        #: Per thread: whether the send hook should describe the current span.
+        self._local = threading.local()
         #: Spans of the attempts running in this process, by task id, with their context token.
         self._running: dict[str, tuple[Span, object]] = {}
         self._lock = threading.Lock()
 
     def _install(self) -> None:
         self.app.submit = self._submit  # type: ignore[method-assign]
+        self.app.send_canvas = self._send_canvas  # type: ignore[method-assign]
         self.app.send_hook = self._inject
         signals.task_prerun.connect(self._started)
         signals.task_postrun.connect(self._ended)
@@ -80,6 +84,7 @@ class Instrumentation:
         signals.task_postrun.disconnect(self._ended)
         self.app.send_hook = None
         vars(self.app).pop("submit", None)
+        vars(self.app).pop("send_canvas", None)
         vars(self.app).pop("_otel", None)
 
     # ------------------------------------------------------------------ sending
@@ -88,14 +93,25 @@ class Instrumentation:
         with self.tracer.start_as_current_span(f"send {name}", kind=SpanKind.PRODUCER, attributes={
                 _SYSTEM: self.system, _OPERATION_TYPE: "send", _OPERATION_NAME: "send",
                 _TASK_NAME: name}):
+            self._local.describe = True  # the hook names the one message of this span
             return self._original_submit(name, args, kwargs, **options)
+
+    def _send_canvas(self, canvas: Any, *args: Any, **kwargs: Any) -> Any:
+        """``app.send_canvas`` inside a ``send canvas`` span: its first tasks carry it."""
+        with self.tracer.start_as_current_span("send canvas", kind=SpanKind.PRODUCER, attributes={
+                _SYSTEM: self.system, _OPERATION_TYPE: "send", _OPERATION_NAME: "send",
+                "yadtq.canvas.type": type(canvas).__name__}):
+            self._local.describe = False
+            return self._original_send_canvas(canvas, *args, **kwargs)
 
     def _inject(self, task_id: str, queue: str, options: dict[str, Any]) -> dict[str, bytes]:
         """The app's send hook: put the current trace context in the task's options and
         return it as message headers."""
-        span = trace.get_current_span()
-        span.set_attribute(_MESSAGE_ID, task_id)
-        span.set_attribute(_DESTINATION, queue)
+        if getattr(self._local, "describe", False):
+            self._local.describe = False
+            span = trace.get_current_span()
+            span.set_attribute(_MESSAGE_ID, task_id)
+            span.set_attribute(_DESTINATION, queue)
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if not carrier:

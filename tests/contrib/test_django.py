@@ -40,7 +40,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     base = tmp_path_factory.mktemp("django")
     env = {"DJANGO_SETTINGS_MODULE": "djproj.settings", "DJPROJ_DATABASE": str(base / "db.sqlite3"),
            "DJPROJ_QUEUE": f"sqlite:///{base / 'queue.db'}"}
-    saved = {name: os.environ.get(name) for name in env}
+    saved = {name: os.environ.get(name) for name in [*env, "TZ"]}  # Django sets TZ from TIME_ZONE
     os.environ.update(env)
     sys.path.insert(0, str(PROJECT))
     try:
@@ -58,6 +58,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        time.tzset()
 
 
 @pytest.fixture(scope="module")

@@ -86,6 +86,8 @@ class Request:
     eta: Optional[float] = None
     parent_id: Optional[str] = None
     root_id: Optional[str] = None
+    #: The envelope's per-call options (``time_limit``, ``max_retries``, ``trace``...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 #: The running task's request: per thread, and per asyncio task (a context variable,
@@ -217,6 +219,32 @@ class Task(Generic[P, R]):
             expires=expires, task_id=task_id, queue=queue, key=key, dedupe_key=dedupe_key,
             max_retries=max_retries, time_limit=time_limit, task=self,
         )  # type: ignore[return-value]
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``delay`` once the current Django database transaction commits (at once
+        outside one); nothing is sent if it rolls back (``yadtq.contrib.django``).
+
+        Raises:
+            SerializationError: an argument cannot be carried (checked now, not at commit).
+            ConfigurationError: Django is not installed or not configured.
+        """
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, args: Any = (), kwargs: Optional[dict[str, Any]] = None, *,
+                              using: Optional[str] = None, **options: Any) -> None:
+        """``apply_async`` once the current transaction of Django database ``using``
+        (the default one if not given) commits; nothing is sent if it rolls back. Give
+        ``task_id=`` to know the id of the task it will send.
+
+        Raises:
+            SerializationError: an argument cannot be carried (checked now, not at commit).
+            ConfigurationError: Django is not installed or not configured.
+        """
+        from .contrib.django import on_commit
+
+        args, kwargs = tuple(args), dict(kwargs or {})
+        pack([list(args), kwargs])  # a bad argument fails here, in the caller's code
+        on_commit(functools.partial(self.apply_async, args, kwargs, **options), using=using)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature: this task with (some of) its arguments, to be sent later or

@@ -35,6 +35,7 @@ from ..transports.base import (
     StateChange,
 )
 from . import admission, slots
+from .details import CallRecorder
 from .executor import Outcome, outcome_change
 from .links import Link
 from .pools import Job, Pool
@@ -162,6 +163,8 @@ class TaskConsumer:
             pool.gate = self.may_start
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
         self.secret_key = settings.secret_key
+        #: Saves the calls of started tasks for the dashboard, in the background.
+        self.details = CallRecorder(app, stop)
 
     @property
     def parked(self) -> int:
@@ -312,6 +315,7 @@ class TaskConsumer:
         spent: list[Delivery] = []
         refused: list[str] = []  # for metrics: each refusal once (a parked attempt when parked)
         unrun: list[Envelope] = []  # canvas tasks not run: a revoked one fails what follows it
+        started: list[Envelope] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
             if decision != RUN and (decision != BUSY or attempt_of(envelope) not in self._parked):
@@ -321,6 +325,7 @@ class TaskConsumer:
                     logger.info("task %s[%s] received", envelope.task, envelope.id,
                                 extra=task_fields(envelope))
                 job = Job(envelope, entry.delivery, duplicates=entry.duplicates)
+                started.append(envelope)
                 with self._running_lock:
                     self._running[attempt_of(envelope)] = job
                 self.pool.submit(job)
@@ -336,6 +341,7 @@ class TaskConsumer:
                 spent.extend(entry.deliveries())
                 if envelope.canvas:
                     unrun.append(envelope)
+        self.details.started(started)
         if unrun:
             persist("recording what revoked canvas tasks set off",
                     lambda: record_revoked(self.app, unrun), self.stop, self.backend_link)

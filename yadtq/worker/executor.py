@@ -105,7 +105,7 @@ class Attempt:
         self.request = Request(
             id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
             retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
-            parent_id=envelope.parent_id, root_id=envelope.root_id,
+            parent_id=envelope.parent_id, root_id=envelope.root_id, options=envelope.options,
         )
 
     def call(self) -> Any:

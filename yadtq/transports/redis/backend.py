@@ -52,6 +52,7 @@ from .codec import (
     packb,
     schedule_member,
 )
+from .details import RedisDetails
 from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
@@ -131,7 +132,7 @@ def _ready_reply(flat: list[Any]) -> bool:
 
 
 class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, RedisSlots,
-                   ResultBackend):
+                   RedisDetails, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

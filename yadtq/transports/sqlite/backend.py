@@ -43,6 +43,7 @@ from ..records import (
     watch_after_beat,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
+from .details import DETAILS_SCHEMA, DETAILS_TABLES, SqliteDetails
 from .limits import LIMITS_SCHEMA, SqliteLimits
 from .notify import Notifier
 from .operations import SqliteOperations
@@ -118,7 +119,7 @@ _UPSERT_TASK = (
 
 
 class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits, SqliteSlots,
-                    ResultBackend):
+                    SqliteDetails, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -128,7 +129,7 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         self.path = database_path(url)
         options = settings.backend_options
         self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA
-                             + SLOTS_SCHEMA,
+                             + SLOTS_SCHEMA + DETAILS_SCHEMA,
                              BackendUnavailable,
                              _busy_timeout(options))
         self._notifier = Notifier(self.path)
@@ -176,7 +177,7 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         behind = False
         with self._db.transaction() as conn:
             for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", "yadtq_progress",
-                          *CANVAS_TABLES):
+                          *CANVAS_TABLES, *DETAILS_TABLES):
                 cursor = conn.execute(
                     f"DELETE FROM {table} WHERE rowid IN"
                     f" (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)", (now, PURGE_BATCH))

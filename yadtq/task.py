@@ -18,6 +18,7 @@ from .canvas.signature import CHUNK_TASK, Signature, group
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
 from .flow import parse_rate_limit
+from .priority import check_priority
 from .running import progress_sender, revocations
 from .transports.base import Progress
 
@@ -64,6 +65,8 @@ class TaskOptions:
     #: ``"N/s"``, ``"N/m"`` or ``"N/h"``: at most N starts in any such window, cluster-wide
     #: (DESIGN.md section 12; docs/flow-control.md).
     rate_limit: Optional[str] = None
+    #: 0..9, higher runs first (DESIGN.md section 12; docs/flow-control.md "Priorities").
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class Task(Generic[P, R]):
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
+        priority: Optional[int] = None,
         link: Any = None,
         link_error: Any = None,
     ) -> AsyncResult[R]:
@@ -191,17 +195,20 @@ class Task(Generic[P, R]):
             queue: the queue (Kafka topic ``yadtq.<queue>``) to send it to.
             key: routing key; tasks with one key land on one partition, in order.
             dedupe_key: return an earlier task's id while it is queued, running or succeeded.
+            priority: 0..9, higher runs first (default: the task's ``priority``, else 0).
             link: signature(s) sent with this task's result as first argument once it succeeds.
             link_error: signature(s) sent with this task's id as first argument if it fails.
 
         Raises:
             SerializationError: an argument cannot be carried by the wire format.
+            ConfigurationError: a bad option value (``priority`` outside 0..9).
         """
         if link is not None or link_error is not None:
             options = {k: v for k, v in (
                 ("countdown", countdown), ("eta", eta), ("expires", expires), ("task_id", task_id),
                 ("queue", queue), ("key", key), ("max_retries", max_retries),
-                ("time_limit", time_limit), ("link", link), ("link_error", link_error),
+                ("time_limit", time_limit), ("priority", priority), ("link", link),
+                ("link_error", link_error),
             ) if v is not None}
             if dedupe_key is not None:
                 raise ConfigurationError("dedupe_key cannot be combined with link/link_error")
@@ -209,7 +216,7 @@ class Task(Generic[P, R]):
         return self.app.submit(
             self.name, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
             expires=expires, task_id=task_id, queue=queue, key=key, dedupe_key=dedupe_key,
-            max_retries=max_retries, time_limit=time_limit, task=self,
+            max_retries=max_retries, time_limit=time_limit, priority=priority, task=self,
         )  # type: ignore[return-value]
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
@@ -326,6 +333,7 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
             parse_rate_limit(options.rate_limit)
         except ConfigurationError as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None
+    check_priority(options.priority, f"task {name!r}")
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:

@@ -15,3 +15,11 @@ def step(n: int) -> float:
     started = time.time()
     time.sleep(0.001)
     return started
+
+
+@app.task
+def hold(seconds: float) -> float:
+    """Sleeps ``seconds`` (a backlog that drains slowly); returns when it started."""
+    started = time.time()
+    time.sleep(seconds)
+    return started

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
 
-from tests.worker.procs import WorkerProcess, wait_ready, worker_env  # noqa: E402
+from tests.worker.procs import WorkerProcess, wait_ready, worker_env
 
 APP = "tests.apps.priority_app"
 

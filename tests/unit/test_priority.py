@@ -175,3 +175,15 @@ def test_sqlite_broker_upgrades_an_older_database_file(tmp_path: Path) -> None:
     conn.close()
     assert indexes == {"yadtq_messages_priority"}
     assert "yadtq_messages_priority" in plan and "TEMP B-TREE" not in plan
+
+
+def test_periodic_ticks_have_their_tasks_priority(app: YADTQ) -> None:
+    from yadtq.worker.ticker import tick_message
+
+    @app.task(priority=7)
+    def sweep() -> None: ...
+
+    schedule = app.add_periodic_task("sweep", sweep, every=60)
+    entry = tick_message(app, schedule, 1000.0, 1000.0)
+    assert entry.message.headers[HEADER_PRIORITY] == b"7"
+    assert decode(entry.message.body).options == {"priority": 7}

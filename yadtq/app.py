@@ -23,6 +23,7 @@ from .envelope import Envelope, encode_body, headers_for, new_body, new_task_id,
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
 from .naming import default_task_name
 from .periodic import CATCH_UP_ONCE, Schedule
+from .priority import check_priority
 from .result import AsyncResult
 from .settings import Settings, explicit_settings, load_settings, validate
 from .task import AsyncTask, Task, TaskOptions, build_options
@@ -304,7 +305,8 @@ class YADTQ:
         Options: ``name``, ``max_retries`` (default 3), ``retry_backoff``, ``retry_delay``,
         ``retry_backoff_max``, ``retry_jitter``, ``autoretry_for``, ``dont_autoretry_for``,
         ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``, ``rate_limit``,
-        ``concurrency_limit`` and ``concurrency_key`` (docs/flow-control.md).
+        ``concurrency_limit`` and ``concurrency_key`` (docs/flow-control.md), ``priority``
+        (0..9, higher runs first).
         """
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             name = options.pop("name", None) or default_task_name(func)
@@ -382,11 +384,13 @@ class YADTQ:
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
+        priority: Optional[int] = None,
     ) -> _AsyncResult[Any]:
         """Encode and send one task; what ``delay``/``apply_async``/``send_task`` share.
 
         Raises:
             SerializationError: an argument cannot be carried (nothing is sent).
+            ConfigurationError: ``priority`` is not an integer from 0 to 9.
         """
         now = self.now()
         opts = task.options if task is not None else None
@@ -398,6 +402,10 @@ class YADTQ:
             extra["max_retries"] = max_retries
         if time_limit is not None:
             extra["time_limit"] = time_limit
+        level = (check_priority(priority, f"sending {name}") if priority is not None
+                 else opts.priority if opts is not None else 0)
+        if level:  # the default level travels as no option and no header
+            extra["priority"] = level
         # The hot path of .delay(): one dict, one encode, one non-blocking publish; an
         # Envelope object is built only for an eager run.
         tid = task_id or new_task_id()
@@ -419,7 +427,7 @@ class YADTQ:
             return self._run_eagerly(Envelope(id=tid, task=name, args=args, kwargs=kwargs, queue=to,
                                               eta=run_at, expires=fields["expires"], key=key,
                                               created=now, options=extra))
-        headers = headers_for(name, tid)
+        headers = headers_for(name, tid, level)
         if added:
             headers.update(added)
         message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers)

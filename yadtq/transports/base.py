@@ -238,6 +238,12 @@ class Broker(ABC):
         """Messages waiting in ``queue`` (Kafka: consumer-group lag), or ``None`` if unknown."""
         return None
 
+    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
+        """Messages waiting in ``queue`` per priority, for the monitor: level (``"7"``), or
+        lane of levels on Kafka (``"7-9"``) -> count, only those with any waiting;
+        ``None`` if unknown."""
+        return None
+
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
         return []

@@ -236,7 +236,7 @@ class TaskConsumer:
         if settled:
             self.consumer.done(settled)
         if runnable:
-            self._claim_and_start(self._admitted(list(runnable.values())), now)
+            self._claim_and_start(self._admitted(by_priority(runnable.values())), now)
 
     def _decode(self, delivery: Delivery) -> Optional[Envelope]:
         """The delivery's envelope, or ``None`` once it is dead-lettered as unrunnable."""
@@ -545,6 +545,16 @@ class TaskConsumer:
             logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
                          outcome.runtime, err.type if err else "?", err.message if err else "",
                          extra=fields)
+
+
+def by_priority(pending: Iterable[Pending]) -> list[Pending]:
+    """``pending`` with the highest priority first, in fetch order within a level: the pool
+    starts them in this order, so a high-priority task fetched in the same batch as lower
+    ones (or, on Kafka, from a lower lane) never waits behind them."""
+    ordered = list(pending)
+    if len(ordered) > 1:
+        ordered.sort(key=lambda p: -(p.envelope.options.get("priority") or 0))
+    return ordered
 
 
 def outcome_size(outcome: Outcome) -> int:

@@ -22,6 +22,7 @@ from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import RECENT_LIMIT, BackendSnapshot, Progress, TaskSummary, WorkerFailure, WorkerInfo
 from .transports.canvas_store import CanvasBackend, GroupInfo
+from .transports.slots_store import ConcurrencyBackend, SlotKeyInfo, slot_key_dict
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -38,6 +39,17 @@ class QueueStatus:
     depth: Optional[int]
     #: When the oldest waiting task was submitted; ``None`` if the broker cannot tell.
     oldest_created: Optional[float] = None
+    #: Messages waiting per priority level (Kafka: per lane of levels, ``"7-9"``), only
+    #: those with any; ``None`` if the broker cannot tell.
+    by_priority: Optional[dict[str, int]] = None
+
+    def priorities_text(self) -> str:
+        """``"9: 3, 0: 200"`` (highest first), or ``""`` when only the default level waits."""
+        levels = self.by_priority or {}
+        if not any(level not in ("0", "0-3") for level in levels):
+            return ""
+        return ", ".join(f"{level}: {count}" for level, count in sorted(
+            levels.items(), key=lambda item: -int(item[0].split("-")[0])))
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,12 @@ class ClusterSnapshot:
     schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
     chords: tuple[GroupInfo, ...] = ()
+    #: Concurrency keys with slots taken or tasks waiting (empty on a backend without slots).
+    limits: tuple[SlotKeyInfo, ...] = ()
+
+    def worker_names(self) -> dict[str, str]:
+        """Worker name by instance (who holds a concurrency slot)."""
+        return {w.info.instance: w.name for w in self.workers}
 
     @property
     def queued(self) -> Optional[int]:
@@ -111,7 +129,8 @@ class ClusterSnapshot:
             "totals": dataclasses.asdict(tasks.totals),
             "throughput": self.throughput,
             "queues": [
-                {"name": q.name, "depth": q.depth, "oldest_created": q.oldest_created,
+                {"name": q.name, "depth": q.depth, "by_priority": q.by_priority,
+                 "oldest_created": q.oldest_created,
                  "oldest_age": None if q.oldest_created is None else max(0.0, self.taken - q.oldest_created)}
                 for q in self.queues
             ],
@@ -126,6 +145,7 @@ class ClusterSnapshot:
             "schedules": [info.to_dict() for info in self.schedules],
             "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
                         "callback_id": c.callback_id, "created": c.created} for c in self.chords],
+            "concurrency": [slot_key_dict(k, self.worker_names(), self.taken) for k in self.limits],
         }
 
 
@@ -203,8 +223,10 @@ def queue_status(app: YADTQ, queue: str) -> QueueStatus:
     """Depth and oldest submission time of one queue, from the broker."""
     broker = app.broker
     waiting = broker.peek(queue)
-    return QueueStatus(queue, broker.depth(queue),
-                       peek_created(waiting.body) if waiting is not None else None)
+    levels = broker.depth_by_priority(queue)
+    depth = sum(levels.values()) if levels is not None else broker.depth(queue)
+    return QueueStatus(queue, depth, peek_created(waiting.body) if waiting is not None else None,
+                       levels)
 
 
 def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: int = RECENT_LIMIT,
@@ -231,6 +253,8 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
         schedules=tuple(listing_if_kept(app)),
         chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
+        limits=(tuple(app.backend.concurrency_slots(limit))
+                if isinstance(app.backend, ConcurrencyBackend) else ()),
     )
     if previous is not None:
         snapshot = dataclasses.replace(snapshot, throughput=throughput(previous, snapshot))

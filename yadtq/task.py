@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 from typing_extensions import ParamSpec
 
 from .canvas.signature import CHUNK_TASK, Signature, group
+from .concurrency import KeySpec, check_concurrency
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
 from .flow import parse_rate_limit
+from .priority import check_priority
 from .running import progress_sender, revocations
 from .transports.base import Progress
 
@@ -64,6 +66,13 @@ class TaskOptions:
     #: ``"N/s"``, ``"N/m"`` or ``"N/h"``: at most N starts in any such window, cluster-wide
     #: (DESIGN.md section 12; docs/flow-control.md).
     rate_limit: Optional[str] = None
+    #: At most this many run at once per ``concurrency_key`` value, cluster-wide
+    #: (DESIGN.md section 12; docs/flow-control.md).
+    concurrency_limit: Optional[int] = None
+    #: An argument name or a callable of the arguments; ``None``: one limit for the task.
+    concurrency_key: Optional[KeySpec] = None
+    #: 0..9, higher runs first (DESIGN.md section 12; docs/flow-control.md "Priorities").
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ class Request:
     eta: Optional[float] = None
     parent_id: Optional[str] = None
     root_id: Optional[str] = None
+    #: The envelope's per-call options (``time_limit``, ``max_retries``, ``trace``...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 #: The running task's request: per thread, and per asyncio task (a context variable,
@@ -178,6 +189,7 @@ class Task(Generic[P, R]):
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
+        priority: Optional[int] = None,
         link: Any = None,
         link_error: Any = None,
     ) -> AsyncResult[R]:
@@ -191,17 +203,20 @@ class Task(Generic[P, R]):
             queue: the queue (Kafka topic ``yadtq.<queue>``) to send it to.
             key: routing key; tasks with one key land on one partition, in order.
             dedupe_key: return an earlier task's id while it is queued, running or succeeded.
+            priority: 0..9, higher runs first (default: the task's ``priority``, else 0).
             link: signature(s) sent with this task's result as first argument once it succeeds.
             link_error: signature(s) sent with this task's id as first argument if it fails.
 
         Raises:
             SerializationError: an argument cannot be carried by the wire format.
+            ConfigurationError: a bad option value (``priority`` outside 0..9).
         """
         if link is not None or link_error is not None:
             options = {k: v for k, v in (
                 ("countdown", countdown), ("eta", eta), ("expires", expires), ("task_id", task_id),
                 ("queue", queue), ("key", key), ("max_retries", max_retries),
-                ("time_limit", time_limit), ("link", link), ("link_error", link_error),
+                ("time_limit", time_limit), ("priority", priority), ("link", link),
+                ("link_error", link_error),
             ) if v is not None}
             if dedupe_key is not None:
                 raise ConfigurationError("dedupe_key cannot be combined with link/link_error")
@@ -209,8 +224,34 @@ class Task(Generic[P, R]):
         return self.app.submit(
             self.name, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
             expires=expires, task_id=task_id, queue=queue, key=key, dedupe_key=dedupe_key,
-            max_retries=max_retries, time_limit=time_limit, task=self,
+            max_retries=max_retries, time_limit=time_limit, priority=priority, task=self,
         )  # type: ignore[return-value]
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``delay`` once the current Django database transaction commits (at once
+        outside one); nothing is sent if it rolls back (``yadtq.contrib.django``).
+
+        Raises:
+            SerializationError: an argument cannot be carried (checked now, not at commit).
+            ConfigurationError: Django is not installed or not configured.
+        """
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, args: Any = (), kwargs: Optional[dict[str, Any]] = None, *,
+                              using: Optional[str] = None, **options: Any) -> None:
+        """``apply_async`` once the current transaction of Django database ``using``
+        (the default one if not given) commits; nothing is sent if it rolls back. Give
+        ``task_id=`` to know the id of the task it will send.
+
+        Raises:
+            SerializationError: an argument cannot be carried (checked now, not at commit).
+            ConfigurationError: Django is not installed or not configured.
+        """
+        from .contrib.django import on_commit
+
+        args, kwargs = tuple(args), dict(kwargs or {})
+        pack([list(args), kwargs])  # a bad argument fails here, in the caller's code
+        on_commit(functools.partial(self.apply_async, args, kwargs, **options), using=using)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature: this task with (some of) its arguments, to be sent later or
@@ -302,8 +343,10 @@ class AsyncTask(Task[P, R]):
         return self.run(*args, **kwargs)  # type: ignore[return-value]
 
 
-def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -> TaskOptions:
-    """Task options from app defaults and decorator arguments.
+def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any],
+                  fn: Optional[Callable[..., Any]] = None) -> TaskOptions:
+    """Task options from app defaults and decorator arguments (``fn``: the task's function,
+    whose signature ``concurrency_key`` must name an argument of).
 
     Raises:
         ConfigurationError: an unknown option or a bad value.
@@ -326,6 +369,8 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
             parse_rate_limit(options.rate_limit)
         except ConfigurationError as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None
+    check_concurrency(name, fn, options.concurrency_limit, options.concurrency_key, options.bind)
+    check_priority(options.priority, f"task {name!r}")
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:

@@ -12,10 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import states
-from ..monitor import monitored_queues, progress_of, worker_dict, worker_statuses
+from ..monitor import monitored_queues, progress_of, queue_status, worker_dict, worker_statuses
 from ..transports.base import TaskSummary
 from ..transports.canvas_store import CanvasBackend
 from .chords import chord_dict, chords_table
+from .limits import concurrency_keys, print_limits
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import stdout_console
@@ -33,7 +34,8 @@ from .views import (
 if TYPE_CHECKING:
     from ..app import YADTQ
 
-INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords", "schedules", "registered", "stats")
+INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords", "schedules", "limits",
+                   "registered", "stats")
 TASK_STATES = (states.QUEUED, states.SCHEDULED, states.PROCESSING, states.RETRYING, states.SUCCESS,
                states.FAILED, states.REVOKED)
 DEFAULT_LIMIT = 50
@@ -72,6 +74,8 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
       failed     the latest failures, newest first
       schedules  periodic schedules with their last and next run
       chords     chords waiting for members, oldest first: members done of all
+      limits     concurrency keys in use: slots taken, holders, tasks waiting;
+                 and the scheduled tasks waiting on a rate limit
       registered the tasks each live worker registers, beside this app's own
       stats      per-worker counters and the cluster's totals
 
@@ -109,6 +113,9 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
         else:
             console.print(chords_table(chords, now))
         return
+    if what == "limits":
+        print_limits(app, limit, as_json)
+        return
     snapshot = app.backend.snapshot(limit)
     if what == "active":
         progress = progress_of(app, snapshot.processing_tasks)
@@ -123,6 +130,11 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
         _dump(_task_dicts(tasks))
     else:
         console.print(table)
+        if what == "scheduled":
+            waiting = sum(k.waiting_count for k in concurrency_keys(app, 0))
+            if waiting:
+                console.print(Text(f"and {waiting} waiting for a concurrency slot: "
+                                   "yadtq inspect limits", style="dim"))
 
 
 @click.command("tasks")
@@ -145,7 +157,8 @@ def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int
       revoked     only the total
 
     With --json: {"state", "count" (tasks in that state now) or "total" (ever, for
-    success, failed and revoked), "tasks" (a list, or null)}; for queued also "queues".
+    success, failed and revoked), "tasks" (a list, or null)}; for queued also "queues"
+    and "by_priority" (per queue: waiting tasks per priority level, Kafka: per lane).
     """
     names = split_queues(queues)
     app = load_app(app_path)
@@ -190,12 +203,16 @@ def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int
 
 def _print_queued(app: YADTQ, names: list[str], now: float, as_json: bool) -> None:
     queue_names = monitored_queues(app, worker_statuses(app, now), names)
-    depths = {q: app.broker.depth(q) for q in queue_names}
+    statuses = [queue_status(app, q) for q in queue_names]
+    depths = {q.name: q.depth for q in statuses}
     known = [d for d in depths.values() if d is not None]
     count = sum(known) if known else None
     if as_json:
-        _dump({"state": states.QUEUED, "count": count, "queues": depths, "tasks": None})
+        _dump({"state": states.QUEUED, "count": count, "queues": depths, "tasks": None,
+               "by_priority": {q.name: q.by_priority for q in statuses}})
         return
-    per_queue = ", ".join(f"{q}: {'?' if d is None else d}" for q, d in depths.items())
+    per_queue = ", ".join(f"{q.name}: {'?' if q.depth is None else q.depth}"
+                          + (f" [priority {q.priorities_text()}]" if q.priorities_text() else "")
+                          for q in statuses)
     click.echo(f"{'?' if count is None else count} queued ({per_queue})")
     click.echo("the broker keeps queued messages, not a list of tasks: only counts are known", err=True)

@@ -238,6 +238,12 @@ class Broker(ABC):
         """Messages waiting in ``queue`` (Kafka: consumer-group lag), or ``None`` if unknown."""
         return None
 
+    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
+        """Messages waiting in ``queue`` per priority, for the monitor: level (``"7"``), or
+        lane of levels on Kafka (``"7-9"``) -> count, only those with any waiting;
+        ``None`` if unknown."""
+        return None
+
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         """The most recent dead-lettered messages, newest last (for tests and the monitor)."""
         return []
@@ -340,6 +346,15 @@ class ResultBackend(ABC):
     @abstractmethod
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
         """The records of ``task_ids`` (``None`` for unknown or expired ones)."""
+
+    def states(self, task_ids: Sequence[str]) -> list[Optional[str]]:
+        """The current state of each task (``None`` for unknown or expired ones).
+
+        A worker asks this for every task it runs a few times a second (to stop those
+        revoked with ``terminate=True``), so backends answer it without building whole
+        records; this default reads them with :meth:`get`.
+        """
+        return [None if r is None else r.state for r in self.get(task_ids)]
 
     @abstractmethod
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:

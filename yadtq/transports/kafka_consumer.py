@@ -24,6 +24,7 @@ from confluent_kafka import (
 )
 
 from ..exceptions import BrokerUnavailable
+from ..priority import LANES
 from .base import Consumer, Delivery, DrainCallback
 from .offsets import OffsetTracker
 
@@ -36,10 +37,14 @@ from .kafka import (
     KafkaToken,
     _error_text,
     group_for,
-    topic_for,
+    lane_topics,
 )
 
 logger = logging.getLogger(__name__)
+
+#: What one fetch takes from librdkafka's local queue of a member with priority lanes:
+#: everything there (librdkafka's prefetch is bounded by ``queued.max.messages.kbytes``).
+DRAIN = 100_000
 
 #: Commit errors that only mean "the group coordinator is moving or unreachable".
 _COORDINATOR_ERRORS = frozenset({KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
@@ -56,28 +61,52 @@ def _is_fatal(err: Any) -> bool:
     return bool(err.fatal()) or err.code() == KafkaError._FATAL
 
 
+def _named(member: _Member, tps: Any) -> list[str]:
+    """Partitions for a log line: ``3`` on the queue's topic, ``yadtq.q.prio7:3`` on a lane."""
+    return [str(p) if t == member.topic else f"{t}:{p}" for t, p in sorted(tps)]
+
+
 class _Member:
-    """One librdkafka consumer: this worker's membership in one queue's group."""
+    """One librdkafka consumer: this worker's membership in one queue's group, subscribed
+    to each priority lane topic of the queue."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
-        self.topic = topic_for(queue)
+        #: The queue's lane topics, lowest lane first; ``topic`` is lane 0, the queue's own.
+        self.topics = lane_topics(queue)
+        self.topic = self.topics[0]
+        self.lane = {topic: lane for lane, topic in enumerate(self.topics)}
         self.client: Any = None
-        #: Messages fetched and not yet handed out, in partition order.
-        self.buffer: collections.deque[Any] = collections.deque()
+        #: Messages fetched and not yet handed out, per lane, each in partition order.
+        self.buffers: list[collections.deque[Any]] = [collections.deque() for _ in self.topics]
         self.buffered: collections.Counter[TP] = collections.Counter()
         self.assigned: set[TP] = set()
+        #: Whether partitions of a lane above 0 are assigned: then every fetch drains
+        #: librdkafka's local queue (see :meth:`KafkaConsumer.fetch`).
+        self.laned = False
         self.paused: set[TP] = set()
         self.fatal: Optional[str] = None
         #: Its name for the link state (kafka_link.py).
         self.name = f"consumer of {queue}"
 
+    def waiting(self) -> int:
+        """Messages fetched and not yet handed out."""
+        return sum(len(buffer) for buffer in self.buffers)
+
+    def clear_buffers(self) -> None:
+        for buffer in self.buffers:
+            buffer.clear()
+        self.buffered.clear()
+
     def discard_buffered(self, tps: set[TP]) -> None:
         if any(self.buffered.get(tp) for tp in tps):
-            self.buffer = collections.deque(
-                m for m in self.buffer if (m.topic(), m.partition()) not in tps)
+            self.buffers = [collections.deque(m for m in buffer if (m.topic(), m.partition()) not in tps)
+                            for buffer in self.buffers]
         for tp in tps:
             self.buffered.pop(tp, None)
+
+    def update_lanes(self) -> None:
+        self.laned = any(topic != self.topic for topic, _ in self.assigned)
 
 
 class KafkaConsumer(Consumer):
@@ -136,8 +165,10 @@ class KafkaConsumer(Consumer):
                                         "enable.auto.offset.store": False, **static},
             on_commit=self._on_commit, error_cb=link.error_cb(member.name, on_error)))
         try:
+            # Every lane, existing or not: librdkafka joins a lane topic created later at
+            # its next metadata refresh (LANE_DISCOVERY_MS), at no cost before that.
             member.client.subscribe(
-                [member.topic],
+                member.topics,
                 on_assign=lambda _c, parts: self._on_assign(member, parts),
                 on_revoke=lambda _c, parts: self._on_revoke(member, parts),
                 on_lost=lambda _c, parts: self._on_lost(member, parts))
@@ -163,11 +194,16 @@ class KafkaConsumer(Consumer):
         try:
             while True:
                 self._commit_due()
-                for member in self._rotated():
-                    want = max(1, max_items - len(out) - len(member.buffer))
+                members = self._rotated()
+                for member in members:
+                    # With priority lanes assigned, librdkafka's local queue is drained each
+                    # time: a high-lane message must not wait in it behind lower ones. The
+                    # in-flight bound then pauses the partitions that hold a backlog, and a
+                    # paused partition's prefetched messages leave librdkafka's queue.
+                    want = DRAIN if member.laned else max(1, max_items - len(out) - member.waiting())
                     pulled += self._pull(member, want, 0.0)
-                    if len(out) < max_items:
-                        out.extend(self._hand_out(member, max_items - len(out)))
+                if len(out) < max_items:
+                    out.extend(self._hand_out_all(members, max_items - len(out)))
                 remaining = deadline - time.monotonic()
                 # librdkafka waits in whole milliseconds: a sub-millisecond remainder
                 # would make poll() return at once, over and over (a busy loop).
@@ -209,8 +245,7 @@ class KafkaConsumer(Consumer):
                              "continuing without static membership", self._member_name)
                 self._member_name = None
             self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
-            member.buffer.clear()
-            member.buffered.clear()
+            member.clear_buffers()
             try:
                 member.client.close()
             except (KafkaException, RuntimeError) as exc:
@@ -243,17 +278,29 @@ class KafkaConsumer(Consumer):
                     logger.critical("Kafka consumer of %s: fatal error: %s", member.queue, err.str())
                     member.fatal = f"{err.name()}: {err.str()}"
                     continue
-                if err.code() != KafkaError._PARTITION_EOF:
+                if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART and msg.topic() in member.topics[1:]:
+                    # A priority lane nothing was sent to yet: joined once it exists.
+                    logger.debug("Kafka consumer of %s: %s", member.queue, err.str())
+                elif err.code() != KafkaError._PARTITION_EOF:
                     logger.warning("Kafka consumer of %s: %s", member.queue, err.str())
                 continue
-            member.buffer.append(msg)
+            member.buffers[member.lane.get(msg.topic(), 0)].append(msg)
             member.buffered[(msg.topic(), msg.partition())] += 1
             pulled += 1
         return pulled
 
-    def _hand_out(self, member: _Member, count: int) -> list[Delivery]:
+    def _hand_out_all(self, members: list[_Member], count: int) -> list[Delivery]:
+        """Up to ``count`` buffered deliveries, highest priority lane first (of any queue)."""
         taken: list[Delivery] = []
-        buffer, buffered = member.buffer, member.buffered
+        for lane in range(len(LANES) - 1, -1, -1):
+            for member in members:
+                if len(taken) < count and member.buffers[lane]:
+                    taken.extend(self._hand_out(member, lane, count - len(taken)))
+        return taken
+
+    def _hand_out(self, member: _Member, lane: int, count: int) -> list[Delivery]:
+        taken: list[Delivery] = []
+        buffer, buffered = member.buffers[lane], member.buffered
         with self._lock:
             while buffer and len(taken) < count:
                 msg = buffer.popleft()
@@ -307,7 +354,7 @@ class KafkaConsumer(Consumer):
             return
         self._tracker.mark_committed(positions)
         for member in self._members:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t == member.topic]
+            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t in member.lane]
             if not offsets:
                 continue
             try:
@@ -354,7 +401,8 @@ class KafkaConsumer(Consumer):
             for tp in tps:
                 self._generations[tp] = next(_generations)
         member.assigned.update(tps)
-        logger.info("queue %s: assigned partitions %s", member.queue, sorted(p for _, p in tps))
+        member.update_lanes()
+        logger.info("queue %s: assigned partitions %s", member.queue, _named(member, tps))
 
     def _on_revoke(self, member: _Member, partitions: Any) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
@@ -383,6 +431,7 @@ class KafkaConsumer(Consumer):
                 self._generations.pop(tp, None)
                 dropped += self._tracker.drop(tp)
         member.assigned.difference_update(tps)
+        member.update_lanes()
         paused = tps & member.paused
         if paused:
             member.paused.difference_update(paused)
@@ -392,7 +441,7 @@ class KafkaConsumer(Consumer):
                 logger.debug("resume of released partitions failed: %s", _error_text(exc))
         self.revocations += len(tps)
         log = logger.warning if dropped or how == "lost" else logger.info
-        log("queue %s: partitions %s %s%s", member.queue, sorted(p for _, p in tps), how,
+        log("queue %s: partitions %s %s%s", member.queue, _named(member, tps), how,
             f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
 
     # ------------------------------------------------------------------ any thread

@@ -28,20 +28,23 @@ from .kafka import (
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
     TOPIC_PREFIX,
+    TP,
     KafkaBroker,
     KafkaToken,
     _admin,
     _error_text,
     _reader,
     group_for,
-    topic_for,
+    lane_topics,
+    queue_of_topic,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def lag(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
-    """Messages after the group's committed offset, per partition (``None``: no topic).
+def lag_by_lane(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
+    """Messages after the group's committed offset, per priority lane and partition (lanes
+    whose topic does not exist are left out: nothing was ever sent at their levels).
 
     Retries briefly on retriable errors (a new topic's leaders are still being elected).
     """
@@ -55,31 +58,38 @@ def lag(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
                     error.retriable() or error.code() in _LEADERSHIP_ERRORS)):
                 raise
             time.sleep(0.2)
-    return None  # not reached
+    return {}  # not reached
 
 
-def _lag_once(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
-    topic, group = topic_for(queue), group_for(queue)
+def _lag_once(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
+    topics, group = lane_topics(queue), group_for(queue)
     admin = broker.admin
     try:
-        partitions = broker._partitions(topic)
-        if partitions is None:
-            return None
-        tps = [TopicPartition(topic, p) for p in partitions]
+        # All-topics metadata: asking for the lane topics by name could create them.
+        meta = admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+        tps = [TopicPartition(topic, p) for topic in topics
+               if topic in meta and meta[topic].error is None for p in sorted(meta[topic].partitions)]
+        if not tps:
+            return {}
         spec = _admin.OffsetSpec
         high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
-        low_f = admin.list_offsets({TopicPartition(topic, p): spec.earliest() for p in partitions},
+        low_f = admin.list_offsets({TopicPartition(tp.topic, tp.partition): spec.earliest() for tp in tps},
                                    request_timeout=ADMIN_TIMEOUT)
         committed = _committed(broker, group, tps)
-        high = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
-        low = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
+        high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
+        low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read offsets of {topic}: {_error_text(exc)}") from exc
+        raise BrokerUnavailable(f"cannot read offsets of {topics[0]}: {_error_text(exc)}") from exc
     # No commit yet, or a commit below the log start (purged): count from the log start.
-    return {p: max(0, high[p] - max(low[p], committed.get(p, -1))) for p in partitions}
+    found: dict[int, dict[int, int]] = {}
+    for tp in tps:
+        key = (tp.topic, tp.partition)
+        found.setdefault(topics.index(tp.topic), {})[tp.partition] = max(
+            0, high[key] - max(low[key], committed.get(key, -1)))
+    return found
 
 
-def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[int, int]:
+def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[TP, int]:
     """The group's committed offsets, read by a consumer that does not join the group.
 
     (Not ``AdminClient.list_consumer_group_offsets``: librdkafka 2.16 crashes the
@@ -88,31 +98,32 @@ def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[int, int
     """
     probe = broker._client(RdConsumer, broker.config("consumer", **_reader(group)))
     try:
-        return {tp.partition: tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
+        return {(tp.topic, tp.partition): tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
     finally:
         probe.close()
 
 
 def purge(broker: KafkaBroker, queue: str) -> int:
-    """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).
+    """Delete every message of the queue's topics, every priority lane (Kafka DeleteRecords
+    up to the end).
 
     Works while workers consume: their next fetch finds its position below the
     new log start and resets to it. Returns the group's lag before the purge.
     """
     broker.flush(ADMIN_TIMEOUT)  # what was published before the purge is purged too
-    waiting = lag(broker, queue)
-    if waiting is None:
+    waiting = lag_by_lane(broker, queue)
+    if not waiting:
         return 0
-    topic = topic_for(queue)
+    topics = lane_topics(queue)
     try:
-        futures = broker.admin.delete_records([TopicPartition(topic, p, OFFSET_END) for p in waiting],
-                                            request_timeout=ADMIN_TIMEOUT,
-                                            operation_timeout=ADMIN_TIMEOUT)
+        futures = broker.admin.delete_records(
+            [TopicPartition(topics[lane], p, OFFSET_END) for lane, parts in waiting.items() for p in parts],
+            request_timeout=ADMIN_TIMEOUT, operation_timeout=ADMIN_TIMEOUT)
         for future in futures.values():
             future.result(ADMIN_TIMEOUT + 5)
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot purge {topic}: {_error_text(exc)}") from exc
-    purged = sum(waiting.values())
+        raise BrokerUnavailable(f"cannot purge {topics[0]}: {_error_text(exc)}") from exc
+    purged = sum(sum(parts.values()) for parts in waiting.values())
     logger.info("purged queue %s: %d waiting messages dropped", queue, purged)
     return purged
 
@@ -243,7 +254,7 @@ def read_dead_letters(broker: KafkaBroker, limit: int = 100) -> list[Delivery]:
         headers.pop(HEADER_DLQ_TRUNCATED, None)
         source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
         topic = source.split(":", 1)[0]
-        queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"
+        queue = queue_of_topic(topic) or "dlq"
         result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
                                token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
     return result

@@ -338,3 +338,64 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ) -> 
     assert runs.count(7) == 0 and not outcomes, "the lapsed claim ran the task a second time"
     assert [delivery] in consumer.done_calls
     pool.stop()
+
+
+def test_wrong_arity_is_dead_lettered_with_its_reason_and_never_entered(app: YADTQ) -> None:
+    """Arguments that do not fit the task's signature are checked before a claim: the
+    message is dead-lettered with the reason (like any unrunnable message), its task is
+    recorded failed with TypeError, the function is never entered, the next task runs."""
+    runs = Runs()
+
+    @app.task
+    def two(x: int, y: int) -> int:
+        runs.hit((x, y))
+        return x + y
+
+    bad = Envelope(id="arity-4", task=two.name, args=(1, 2, 3, 4))
+    kw = Envelope(id="arity-kw", task=two.name, args=(1,), kwargs={"y": 2, "z": 3})
+    worker = Worker(app, name="wa", concurrency=2).start()
+    try:
+        publish(app, bad)
+        publish(app, kw)
+        assert two.delay(1, 2).get(timeout=10) == 3
+        wait_until(lambda: len(app.broker.list_dead_letters()) == 2, 10)
+        reasons = {d.reason for d in app.broker.list_dead_letters()}
+        assert any("two() too many positional arguments" in r for r in reasons), reasons
+        assert any("unexpected keyword argument 'z'" in r for r in reasons), reasons
+        for envelope in (bad, kw):
+            with pytest.raises(TypeError, match=r"two\(\) "):
+                app.AsyncResult(envelope.id).get(timeout=10)
+        assert runs.calls == [(1, 2)]
+    finally:
+        worker.stop(10)
+
+
+def test_a_parked_task_is_logged_once_however_often_it_is_claimed_again(
+        app: YADTQ, caplog: pytest.LogCaptureFixture) -> None:
+    @app.task
+    def job(x: int) -> int:
+        return x
+
+    held = Envelope(id="held-quiet", task=job.name, args=(5,))
+    held_by_ghost(app, held)
+    stop = threading.Event()
+
+    def keep_ghost_alive() -> None:
+        while not stop.wait(0.1):
+            ghost_beat(app)
+
+    beater = threading.Thread(target=keep_ghost_alive, daemon=True)
+    beater.start()
+    caplog.set_level("INFO", logger="yadtq.worker.consumer")
+    worker = Worker(app, name="wq", concurrency=2).start()
+    try:
+        publish(app, held)
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 1, 10)
+        time.sleep(1.5)  # several reclaim rounds (every 0.2 s) while the ghost lives
+        waiting = [r for r in caplog.records if "runs on another live worker" in r.getMessage()]
+        assert len(waiting) == 1, [r.getMessage() for r in waiting]
+        assert worker._consumer.in_flight() == 1
+    finally:
+        stop.set()
+        worker.stop(10)
+

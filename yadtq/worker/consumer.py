@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, TypeVar
 
 from .. import states
 from ..canvas.followups import FollowUps, record_revoked
+from ..canvas.steps import GATHER
 from ..envelope import Envelope, encode, from_body, peek_task_id, verify
 from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQError
 from ..transports.base import (
@@ -41,6 +42,7 @@ from .pools import Job, Pool
 
 if TYPE_CHECKING:
     from ..app import YADTQ
+    from ..task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ RECORD_BATCH_BYTES = 8 * 1024 * 1024
 #: Longest wait between two claims of a parked delivery (also at most ``heartbeat_interval``):
 #: a task whose holder died runs again within ``worker_unresponsive_after`` plus this.
 RECLAIM_INTERVAL = 1.0
+#: Call shapes whose fit to their task's signature is remembered (then forgotten at once).
+SHAPES_CACHED = 1024
 #: A claim older than this share of ``worker_unresponsive_after`` when its job would
 #: start is not trusted: the job goes back to be claimed again (see ``may_start``).
 STALE_CLAIM_SHARE = 1 / 3
@@ -162,6 +166,8 @@ class TaskConsumer:
             pool.gate = self.may_start
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
         self.secret_key = settings.secret_key
+        #: Call shapes already checked against their task's signature (``_arguments_mismatch``).
+        self._shapes: dict[tuple[str, int, tuple[str, ...], bool], Optional[str]] = {}
 
     @property
     def parked(self) -> int:
@@ -250,11 +256,31 @@ class TaskConsumer:
             self.reject(delivery, str(exc), task_id if isinstance(task_id, str) and task_id else None,
                         claimed_id=peek_task_id(delivery.body))
             return None
-        if envelope.task not in self.app.tasks:
+        task = self.app.tasks.get(envelope.task)
+        if task is None:
             self.reject(delivery, f"task {envelope.task!r} is not registered", envelope.id,
                         NotRegistered.__name__, envelope)
             return None
+        mismatch = self._arguments_mismatch(task, envelope)
+        if mismatch is not None:
+            # Never runnable, whoever takes it: dead-lettered like any unrunnable message.
+            self.reject(delivery, mismatch, envelope.id, "builtins.TypeError", envelope)
+            return None
         return envelope
+
+    def _arguments_mismatch(self, task: Task[Any, Any], envelope: Envelope) -> Optional[str]:
+        """:func:`arguments_mismatch`, remembered per task and call shape (positional count,
+        keyword names, chord callback or not): the answer depends on nothing else."""
+        gathers = bool(envelope.canvas) and bool(envelope.canvas.get(GATHER))
+        shape = (task.name, len(envelope.args), tuple(envelope.kwargs), gathers)
+        try:
+            return self._shapes[shape]
+        except KeyError:
+            pass
+        if len(self._shapes) >= SHAPES_CACHED:
+            self._shapes.clear()
+        found = self._shapes[shape] = arguments_mismatch(task, envelope)
+        return found
 
     def _admitted(self, pending: list[Pending]) -> list[Pending]:
         """Those of ``pending`` within their rate limits; the others now wait in the
@@ -268,9 +294,10 @@ class TaskConsumer:
             self.consumer.done(spent)
         return go
 
-    def _claim_and_start(self, pending: list[Pending], now: float) -> None:
+    def _claim_and_start(self, pending: list[Pending], now: float, reclaimed: bool = False) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
-        it (running on another live instance)."""
+        it (running on another live instance). ``reclaimed``: ``pending`` were parked
+        already (their refusal was logged and counted when they were parked)."""
         claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
                         self.identity.instance, self.identity.name, now, p.envelope.created)
                   for p in pending]
@@ -281,7 +308,7 @@ class TaskConsumer:
         unrun: list[Envelope] = []  # canvas tasks not run: a revoked one fails what follows it
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
-            if decision != RUN and (decision != BUSY or attempt_of(envelope) not in self._parked):
+            if decision != RUN and (decision != BUSY or not reclaimed):
                 refused.append(decision)
             if decision == RUN:
                 if logger.isEnabledFor(logging.INFO):
@@ -293,7 +320,7 @@ class TaskConsumer:
                 self.pool.submit(job)
             elif decision == BUSY:
                 attempt = attempt_of(envelope)
-                if attempt not in self._parked:
+                if not reclaimed and attempt not in self._parked:  # once per parked attempt
                     logger.info("task %s[%s] runs on another live worker; waiting for its outcome",
                                 envelope.task, envelope.id, extra=task_fields(envelope))
                 self._parked[attempt] = entry
@@ -330,7 +357,8 @@ class TaskConsumer:
         if not due:
             return
         # Claimed ones leave the parked set; those still busy go back at its end.
-        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now())
+        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now(),
+                              reclaimed=True)
 
     def may_start(self, job: Job) -> bool:
         """Whether a claimed job may start now (the pool asks right before running it).
@@ -401,7 +429,8 @@ class TaskConsumer:
         change = StateChange(
             record_id, states.FAILED, time.time(),
             worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
-            error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]), dead_lettered=True)
+            error=ErrorInfo(error_type if "." in error_type else f"yadtq.exceptions.{error_type}", reason,
+                            [reason]), dead_lettered=True)
         follow_ups = FollowUps(self.app)  # canvas: a rejected member fails its chain or chord
         if envelope is not None and task_id is not None:
             follow_ups.ended(envelope, states.FAILED, error=change.error)
@@ -500,6 +529,18 @@ class TaskConsumer:
             logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
                          outcome.runtime, err.type if err else "?", err.message if err else "",
                          extra=fields)
+
+
+def arguments_mismatch(task: Task[Any, Any], envelope: Envelope) -> Optional[str]:
+    """Why the envelope's arguments do not fit the task's signature (bound against the
+    signature cached on the task), or ``None`` when they do. A chord callback gets its
+    members' results as first argument when it runs: a stand-in takes their place."""
+    args = (None, *envelope.args) if envelope.canvas.get(GATHER) else envelope.args
+    try:
+        task.check_arguments(args, envelope.kwargs)
+    except TypeError as exc:
+        return f"{task.name}() {exc}"
+    return None
 
 
 def outcome_size(outcome: Outcome) -> int:

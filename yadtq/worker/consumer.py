@@ -36,6 +36,7 @@ from ..transports.base import (
     StateChange,
 )
 from . import admission
+from .deadletter import dead_letter, log_given_up
 from .executor import Outcome, outcome_change
 from .links import Link
 from .pools import Job, Pool
@@ -154,7 +155,8 @@ class TaskConsumer:
         #: Attempts this worker is running: a second delivery of one is attached to
         #: its job (and reported done with it) instead of being claimed again.
         self._running: dict[AttemptKey, Job] = {}
-        self._running_lock = threading.Lock()
+        #: Guards ``_running``; notified when jobs leave it (``drain`` waits on it).
+        self._running_lock = threading.Condition()
         #: Attempts running on another live instance, oldest first (owner thread only).
         self._parked: dict[AttemptKey, Pending] = {}
         self._next_reclaim = 0.0
@@ -343,6 +345,34 @@ class TaskConsumer:
         """Claim up to ``free`` parked deliveries again (oldest first); drop those whose
         partition this worker no longer owns (its next owner takes over)."""
         self._next_reclaim = time.monotonic() + self.reclaim_interval
+        self._release_unowned()
+        due = list(itertools.islice(self._parked, free))
+        if not due:
+            return
+        # Claimed ones leave the parked set; those still busy go back at its end.
+        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now(),
+                              reclaimed=True)
+
+    def drain(self, timeout: float) -> None:
+        """Partitions are being revoked (``Consumer.revoking``; no longer ``owns``): release
+        their parked deliveries at once (the partitions' next owner gets them again; nothing
+        ran here) and wait up to ``timeout`` until no job of theirs is left running or
+        unstored. Jobs of other partitions are not waited for."""
+        self._take_back_returned()
+        self._release_unowned()
+        consumer = self.consumer
+
+        def left() -> int:
+            return sum(1 for job in self._running.values()
+                       if any(consumer.revoking(d) for d in (job.delivery, *job.duplicates)))
+
+        with self._running_lock:
+            if not self._running_lock.wait_for(lambda: left() == 0, timeout):
+                logger.info("revocation drain: %d tasks of revoked partitions still running after "
+                            "%.0f s; they will be redelivered", left(), timeout)
+
+    def _release_unowned(self) -> None:
+        """Drop parked deliveries of partitions this worker no longer owns."""
         dropped = 0
         for attempt, entry in list(self._parked.items()):
             owned = [d for d in entry.deliveries() if self.consumer.owns(d)]
@@ -352,13 +382,7 @@ class TaskConsumer:
             elif len(owned) <= len(entry.duplicates):  # keep what came since, e.g. reassigned
                 self._parked[attempt] = Pending(entry.envelope, owned[0], owned[1:])
         if dropped:
-            logger.debug("dropped %d parked deliveries of partitions no longer owned", dropped)
-        due = list(itertools.islice(self._parked, free))
-        if not due:
-            return
-        # Claimed ones leave the parked set; those still busy go back at its end.
-        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now(),
-                              reclaimed=True)
+            logger.debug("released %d parked deliveries of partitions no longer owned", dropped)
 
     def may_start(self, job: Job) -> bool:
         """Whether a claimed job may start now (the pool asks right before running it).
@@ -373,6 +397,7 @@ class TaskConsumer:
         envelope = job.envelope
         with self._running_lock:
             self._running.pop(attempt_of(envelope), None)
+            self._running_lock.notify_all()
         logger.warning("task %s[%s] claimed %.1f s ago and not started: claiming it again",
                        envelope.task, envelope.id, waited, extra=task_fields(envelope))
         self._returned.put(Pending(envelope, job.delivery, list(job.duplicates)))
@@ -426,6 +451,11 @@ class TaskConsumer:
         record_id = task_id or f"dlq-{uuid.uuid4().hex}"
         logger.error("dead-lettering a message from %s: %s (recorded as %s)", delivery.queue, reason,
                      record_id, extra={"task_id": record_id, "task": envelope.task if envelope else None})
+        # Dead-lettered first: a final refusal by the dead-letter queue is part of the record.
+        refusal = dead_letter(self.consumer, delivery, reason, self.stop)
+        if refusal is not None:
+            log_given_up(delivery, reason, refusal, record_id)
+            reason = f"{reason}; and the dead-letter queue refused it: {refusal}"
         change = StateChange(
             record_id, states.FAILED, time.time(),
             worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
@@ -437,8 +467,8 @@ class TaskConsumer:
         persist("recording a rejected message",
                 lambda: follow_ups.record(self.app.backend, [change], []), self.stop,
                 self.backend_link)
-        # Until the dead-letter queue has it, the message must not be reported done.
-        persist("dead-lettering a message", lambda: self.consumer.dead_letter(delivery, reason), self.stop)
+        if refusal is not None:  # else done already, once the dead-letter queue had it
+            self.consumer.done([delivery])
 
     # ------------------------------------------------------------------ recorder thread
     def record_forever(self, stop: threading.Event) -> None:
@@ -505,7 +535,9 @@ class TaskConsumer:
                 self._running.pop(attempt_of(job.envelope), None)
                 finished.append(job.delivery)
                 finished.extend(job.duplicates)
-        self.consumer.done(finished)
+            # Done before ``drain`` can see the jobs gone: a revocation commits right after.
+            self.consumer.done(finished)
+            self._running_lock.notify_all()
         self.stats.count([outcome for _, outcome in batch])
         observer = self.stats.observer
         if observer is not None:

@@ -110,6 +110,7 @@ class Worker:
         self._pending_cond = threading.Condition()
         self._pool: Optional[Pool] = None
         self._consumer: Optional[Consumer] = None
+        self._tasks: Optional[TaskConsumer] = None
         self._state = RUNNING
         self._exit_code = 0
         self._supervisor = Supervisor(3 * app.settings.heartbeat_interval, on_fatal=self._fatal)
@@ -233,12 +234,22 @@ class Worker:
             self._pending_cond.wait_for(lambda: self._pending <= 0,
                                         max(0.0, deadline - time.monotonic()))
 
+    def _revocation_drain(self, timeout: float) -> None:
+        """The consumer is about to lose partitions: finish and store their tasks within
+        ``timeout`` (``TaskConsumer.drain``: only theirs; their parked deliveries at once)."""
+        tasks = self._tasks
+        if tasks is not None:
+            tasks.drain(timeout)
+        else:
+            self._drain(timeout)
+
     def _connect(self, link: Link) -> Consumer:
         """The broker consumer, retrying until the broker answers or the worker stops."""
         delay = 0.5
         while True:
             try:
-                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain, worker=self.name)
+                consumer = self.app.broker.consumer(self.queues, on_drain=self._revocation_drain,
+                                                     worker=self.name)
             except BrokerUnavailable as exc:
                 link.failed(exc)
                 if self._stop.wait(delay):
@@ -304,6 +315,7 @@ class Worker:
         tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
                              self._stop, on_stored=self._stored, backend_link=backend_link,
                              on_scheduled=scheduler.wake)
+        self._tasks = tasks
         recorder_stop = threading.Event()
         # A crash may lose the batch of outcomes the recorder held: restart it (what is in
         # flight still gets stored) and stop the worker, so those deliveries come back.

@@ -400,7 +400,8 @@ class KafkaConsumer(Consumer):
             except (KafkaException, RuntimeError) as exc:
                 logger.debug("resume of released partitions failed: %s", _error_text(exc))
         self.revocations += len(tps)
-        log = logger.warning if dropped or how == "lost" else logger.info
+        # Lost while the link is down is the outage's consequence, reported once by the link.
+        log = logger.warning if (dropped or how == "lost") and self._broker.link.up else logger.info
         log("queue %s: partitions %s %s%s", member.queue, sorted(p for _, p in tps), how,
             f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
 

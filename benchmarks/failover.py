@@ -41,7 +41,8 @@ def main(broker_options: str) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix=f"yadtq-failover-{unique}-"))
     counters = f"fo-{unique}:c"
     settings = {"default_queue": f"fo-{unique}", "backend_options": json.dumps({"prefix": f"fo-{unique}"}),
-                "heartbeat_interval": os.environ.get("HEARTBEAT", "1"), "partitions": "4", "broker_options": broker_options}
+                "heartbeat_interval": os.environ.get("HEARTBEAT", "1"), "partitions": "4",
+                "broker_options": broker_options}
     env = worker_env("kafka://" + os.environ["K"], os.environ["R"], tmp, **settings)
     env.update({"YADTQ_TEST_REDIS": os.environ["R"], "YADTQ_TEST_COUNTERS": counters})
     os.environ.update({k: v for k, v in env.items() if k.startswith("YADTQ_")})

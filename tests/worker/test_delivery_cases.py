@@ -465,3 +465,27 @@ def test_a_revocation_drain_releases_parked_deliveries_and_waits_only_for_its_ow
         stop.set()
         recorder.join(5)
         pool.stop()
+
+
+def test_a_stop_abandons_a_task_after_shutdown_timeout_without_waiting_again() -> None:
+    """Shutdown waits ``shutdown_timeout`` for running tasks, then stores what finished and
+    leaves: it does not wait for the abandoned task a second time."""
+    app = YADTQ("stopping", broker="memory://", backend="memory://", heartbeat_interval=0.2,
+                shutdown_timeout=0.5)
+    release = threading.Event()
+
+    @app.task
+    def stuck() -> None:
+        release.wait(30)
+
+    worker = Worker(app, name="ws", concurrency=1).start()
+    try:
+        result = stuck.delay()
+        wait_until(lambda: app.AsyncResult(result.id).state == states.PROCESSING, 10)
+        began = time.monotonic()
+        worker.stop(20)
+        took = time.monotonic() - began
+        assert took < 4, f"stopping took {took:.1f} s with shutdown_timeout 0.5 s"
+    finally:
+        release.set()
+        app.close()

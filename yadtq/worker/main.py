@@ -230,9 +230,12 @@ class Worker:
         deadline = time.monotonic() + timeout
         if self._pool is not None:
             self._pool.join(timeout)
+        self._wait_stored(max(0.0, deadline - time.monotonic()))
+
+    def _wait_stored(self, timeout: float) -> None:
+        """Wait up to ``timeout`` until every outcome handed to the recorder is stored."""
         with self._pending_cond:
-            self._pending_cond.wait_for(lambda: self._pending <= 0,
-                                        max(0.0, deadline - time.monotonic()))
+            self._pending_cond.wait_for(lambda: self._pending <= 0, timeout)
 
     def _revocation_drain(self, timeout: float) -> None:
         """The consumer is about to lose partitions: finish and store their tasks within
@@ -364,7 +367,7 @@ class Worker:
                                len(pool.active()))
             terminator.stop()
             terminations.join(5)
-            self._drain(5.0)
+            self._wait_stored(5.0)  # the pool was waited for above: what it abandoned stays
             recorder_stop.set()
             recorder.join(10)
             supervisor.close()

@@ -199,6 +199,11 @@ class Consumer(ABC):
         once they are not. Any thread."""
         return True
 
+    def revoking(self, delivery: Delivery) -> bool:
+        """Whether ``delivery``'s partition is being revoked right now (while the consumer
+        calls its ``on_drain``): a drain waits for such deliveries only. Any thread."""
+        return False
+
 
 #: Called with (task id or ``None``, error text) for a message the broker finally refused.
 DeliveryErrorHook = Callable[[Optional[str], str], None]

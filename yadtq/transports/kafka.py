@@ -113,11 +113,15 @@ DEFAULT_PREFETCH_KBYTES = 16384
 
 #: Consumer group timing for the classic protocol (``broker_options`` override them): a
 #: SIGKILLed worker's partitions move after ``session.timeout.ms`` (librdkafka's default,
-#: 45 s, is three times the 15 s after which yadtq calls a worker unresponsive).
+#: 45 s, is three times the 15 s after which yadtq calls a worker unresponsive). 6 s is
+#: the least a stock broker accepts (``group.min.session.timeout.ms``). It matters beyond
+#: one kill: while a dead member is in the group, every rebalance (a worker joining)
+#: waits for its session to time out, so under repeated kills the stalls add up. Members
+#: learn of a rebalance from a heartbeat answer: a 1 s interval lets it end sooner.
 CLASSIC_GROUP_DEFAULTS: dict[str, Any] = {
     "partition.assignment.strategy": "cooperative-sticky",
-    "session.timeout.ms": 10000,
-    "heartbeat.interval.ms": 2000,
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
 }
 
 #: Seconds between two asynchronous commits of what is done.

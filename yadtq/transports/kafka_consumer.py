@@ -46,10 +46,13 @@ logger = logging.getLogger(__name__)
 #: everything there (librdkafka's prefetch is bounded by ``queued.max.messages.kbytes``).
 DRAIN = 100_000
 
-#: Commit errors that only mean "the group coordinator is moving or unreachable".
+#: Commit errors that only mean "the group coordinator is moving or unreachable", or "the
+#: group is rebalancing" (the commit raced a rebalance; what it held is committed by the
+#: partition's drain or redelivered to its next owner).
 _COORDINATOR_ERRORS = frozenset({KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
                                  KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TRANSPORT,
-                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS})
+                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                                 KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID})
 
 #: Assignment generations, unique within the process.
 _generations = itertools.count(1)
@@ -128,6 +131,8 @@ class KafkaConsumer(Consumer):
         #: Guards ``_generations`` together with the tracker updates that depend on it.
         self._lock = threading.Lock()
         self._generations: dict[TP, int] = {}
+        #: Partitions whose revocation is being drained now (``revoking``; no longer ``owns``).
+        self._revoking: frozenset[TP] = frozenset()
         self._members: list[_Member] = []
         self._rotation = 0
         self._last_commit = time.monotonic()
@@ -410,13 +415,17 @@ class KafkaConsumer(Consumer):
             member.discard_buffered(tps)
             running = sum(self._tracker.in_flight(tp) for tp in tps)
             if running and self._on_drain is not None and not self._closing:
-                logger.info("queue %s: partitions %s revoked; draining %d in-flight tasks (up to %.0f s)",
-                            member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
+                logger.info("queue %s: partitions %s revoked; draining %d in-flight deliveries (up to "
+                            "%.0f s)", member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
+                with self._lock:  # their deliveries are no longer ours to keep, only to finish
+                    self._revoking = frozenset(tps)
                 self._on_drain(self._drain_timeout)
             self._commit_now(member, tps)
         except Exception:
             logger.exception("queue %s: handling the revocation of %s failed", member.queue, sorted(tps))
         finally:
+            with self._lock:
+                self._revoking = frozenset()
             self._release(member, tps, "revoked")
 
     def _on_lost(self, member: _Member, partitions: Any) -> None:
@@ -440,7 +449,8 @@ class KafkaConsumer(Consumer):
             except (KafkaException, RuntimeError) as exc:
                 logger.debug("resume of released partitions failed: %s", _error_text(exc))
         self.revocations += len(tps)
-        log = logger.warning if dropped or how == "lost" else logger.info
+        # Lost while the link is down is the outage's consequence, reported once by the link.
+        log = logger.warning if (dropped or how == "lost") and self._broker.link.up else logger.info
         log("queue %s: partitions %s %s%s", member.queue, _named(member, tps), how,
             f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
 
@@ -483,8 +493,18 @@ class KafkaConsumer(Consumer):
         token = delivery.token
         if not isinstance(token, KafkaToken):
             return False
+        tp = (token.topic, token.partition)
         with self._lock:
-            return self._generations.get((token.topic, token.partition)) == token.generation
+            return self._generations.get(tp) == token.generation and tp not in self._revoking
+
+    def revoking(self, delivery: Delivery) -> bool:
+        """Whether the delivery's partition is being revoked and drained right now."""
+        token = delivery.token
+        if not isinstance(token, KafkaToken):
+            return False
+        tp = (token.topic, token.partition)
+        with self._lock:
+            return tp in self._revoking and self._generations.get(tp) == token.generation
 
     def assignment(self) -> set[TP]:
         """The (topic, partition) pairs this consumer owns now."""

@@ -15,7 +15,7 @@ from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartiti
 from confluent_kafka import Consumer as RdConsumer
 
 from ..envelope import HEADER_ID, HEADER_TASK
-from ..exceptions import BrokerUnavailable
+from ..exceptions import BrokerUnavailable, DeadLetterRefused
 from .base import Delivery
 from .kafka import (
     _LEADERSHIP_ERRORS,
@@ -131,6 +131,15 @@ def purge(broker: KafkaBroker, queue: str) -> int:
 #: Refusals for size: the broker's (topic ``max.message.bytes``) and librdkafka's own
 #: (producer ``message.max.bytes``) share this code.
 _SIZE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+#: Refusals that sending the same dead letter again cannot change (besides size, which
+#: gets a truncated copy): the record, the topic's policy or the client's rights.
+_PERMANENT_ERRORS = frozenset({
+    KafkaError.INVALID_RECORD, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.POLICY_VIOLATION, KafkaError.TOPIC_EXCEPTION,
+    KafkaError.INVALID_REQUIRED_ACKS, KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    KafkaError.INVALID_TIMESTAMP, KafkaError.UNSUPPORTED_COMPRESSION_TYPE, KafkaError._INVALID_ARG,
+    KafkaError._BAD_MSG,
+}) | _SIZE_ERRORS
 #: A dead letter refused for its size is sent again with its body cut to this many bytes.
 DLQ_TRUNCATED_BODY = 64 * 1024
 #: ... and without original headers longer than this (a huge header can be the cause too).
@@ -147,6 +156,7 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
     and the reason says so. A size refusal is permanent: it is never retried as is.
 
     Raises:
+        DeadLetterRefused: refused for good (see ``_PERMANENT_ERRORS``).
         BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
             must then not report the delivery done.
     """
@@ -174,6 +184,8 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
             [*kept, (HEADER_DLQ_REASON, reason.encode("utf-8", "replace")),
              (HEADER_DLQ_TRUNCATED, str(size).encode()), trailer])
     if error is not None:
+        if error[0] in _PERMANENT_ERRORS:
+            raise DeadLetterRefused(f"{DLQ_TOPIC} refused the dead letter from {source}: {error[1]}")
         raise BrokerUnavailable(f"dead letter from {source} not delivered: {error[1]}")
     task_id = delivery.headers.get(HEADER_ID, b"?").decode("utf-8", "replace")
     task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")

@@ -22,6 +22,7 @@ from .delivery import DeliveryWatch, delivers_later, flush_at_exit
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
 from .naming import default_task_name
 from .periodic import CATCH_UP_ONCE, Schedule
+from .readahead import ReadAhead
 from .result import AsyncResult
 from .settings import Settings, explicit_settings, load_settings, validate
 from .task import AsyncTask, Task, TaskOptions, build_options
@@ -104,6 +105,8 @@ class YADTQ:
         self._lock = threading.Lock()
         #: Delivery reports of sent tasks, and the refusals they brought (``delivery.py``).
         self.deliveries = DeliveryWatch()
+        #: Results handed out for sent tasks, read in batches by ``get()`` (``readahead.py``).
+        self.readahead = ReadAhead()
         self._exit_flush = False
         self._clock: Optional[BackendClock] = None
         self._task_defaults = self._defaults_from_settings()

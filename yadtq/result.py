@@ -179,7 +179,8 @@ class AsyncResult(Generic[R]):
                 raise refused
             return refused  # type: ignore[return-value]
         try:
-            record = self._ready or self.app.backend.wait(self.id, timeout)
+            record = (self._ready or self.app.readahead.read(self.app.backend, self)
+                      or self.app.backend.wait(self.id, timeout))
         except BackendUnavailable:
             refused = self._refused()
             if refused is None:
@@ -278,4 +279,5 @@ class AsyncResult(Generic[R]):
     def forget(self) -> None:
         """Delete the stored state and result."""
         self._ready = None
+        self.app.readahead.forget(self.id)
         self.app.backend.forget([self.id])

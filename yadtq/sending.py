@@ -111,7 +111,7 @@ def send_one(app: YADTQ, item: Outgoing, now: float) -> AsyncResult[Any]:
     if item.dedupe_key is None and item.run_at is None and not app.settings.eager:
         app.broker.publish((item.message,))
         app.deliveries.sent()
-        return AsyncResult(item.task_id, app)
+        return _tracked(app, item.task_id)
     return send(app, (item,), now)[0]
 
 
@@ -135,11 +135,11 @@ def send(app: YADTQ, items: Sequence[Outgoing], now: float,
             if winner != item.task_id:
                 logger.debug("task %s deduplicated to %s (%s)", item.task_id, winner,
                              item.fields["task"])
-                results.append(AsyncResult(winner, app))
+                results.append(_tracked(app, winner))
                 continue
             claimed.append(item)
         sending.append(item)
-        results.append(AsyncResult(item.task_id, app))
+        results.append(_tracked(app, item.task_id))
     if app.settings.eager:
         for item in sending:
             _run_eagerly(app, item.fields)
@@ -231,7 +231,7 @@ def send_many(app: YADTQ, calls: Iterable[Any]) -> list[AsyncResult[Any]]:
         order.append(len(items))
         items.append(prepare(app, name, tuple(args), dict(kwargs), now, task=task, **options))
     sent = send(app, items, now, plain.messages)
-    results = [AsyncResult(o, app) if isinstance(o, str) else sent[o] if o >= 0 else None
+    results = [_tracked(app, o) if isinstance(o, str) else sent[o] if o >= 0 else None
                for o in order]
     for n, sig in canvas:
         results[n] = sig.apply_async()
@@ -313,7 +313,14 @@ def delay(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -
     item = plain(app, task.name, route, args, kwargs, app.now())
     app.broker.publish((item.message,))
     app.deliveries.sent()
-    return AsyncResult(item.task_id, app)
+    return _tracked(app, item.task_id)
+
+
+def _tracked(app: YADTQ, task_id: str) -> AsyncResult[Any]:
+    """The handle on a sent task, remembered for ``get()``'s batched reads (``readahead.py``)."""
+    result: AsyncResult[Any] = AsyncResult(task_id, app)
+    app.readahead.track(result)
+    return result
 
 
 def _unpack_call(app: YADTQ, n: int, call: Any) -> tuple[Optional[Task[Any, Any]], str, Any, Any,

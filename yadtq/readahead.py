@@ -1,0 +1,78 @@
+"""Reading the results of many sent tasks in few backend round trips.
+
+A client that sends many tasks and then waits for each result in turn would pay
+one backend round trip per ``get()`` even when the tasks finished long ago. The
+app remembers the results it handed out and not yet seen ready (bounded, weakly
+referenced, oldest first); a ``get()`` reads its own task's record together with
+those of up to ``READ_AHEAD - 1`` others in one call (``ResultBackend.get``), and
+each result found ready keeps its record. A ready record never changes (DESIGN.md
+section 2: a finished task is not run again), so nothing read this way goes stale.
+
+A task not ready yet is waited for as before, by notification.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Optional
+
+from . import states
+
+if TYPE_CHECKING:
+    from .result import AsyncResult
+    from .transports.base import ResultBackend, TaskRecord
+
+#: Records read in one round trip by a ``get()``.
+READ_AHEAD = 32
+#: Results remembered per app (the oldest are forgotten first).
+REMEMBERED = 10_000
+
+
+class ReadAhead:
+    """The results this process sent and has not seen ready, oldest first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, weakref.ReferenceType[AsyncResult[Any]]] = OrderedDict()
+
+    def track(self, result: AsyncResult[Any]) -> None:
+        """Remember a result just handed out for a sent task."""
+        with self._lock:
+            self._pending[result.id] = weakref.ref(result)
+            if len(self._pending) > REMEMBERED:
+                self._pending.popitem(last=False)
+
+    def read(self, backend: ResultBackend, result: AsyncResult[Any]) -> Optional[TaskRecord]:
+        """``result``'s record if it is ready, read together with other tracked results'
+        (which keep theirs when ready); ``None`` when it is not ready or not tracked."""
+        with self._lock:
+            if result.id not in self._pending:
+                return None
+            others: list[AsyncResult[Any]] = []
+            for task_id, ref in list(self._pending.items()):
+                if len(others) >= READ_AHEAD - 1:
+                    break
+                other = ref()
+                if other is None or other._ready is not None:
+                    del self._pending[task_id]
+                elif other is not result:
+                    others.append(other)
+        batch = [result, *others]
+        records = backend.get([r.id for r in batch])
+        ready: list[str] = []
+        for each, record in zip(batch, records):
+            if record is not None and record.state in states.READY_STATES:
+                each._ready = record
+                ready.append(each.id)
+        if ready:
+            with self._lock:
+                for task_id in ready:
+                    self._pending.pop(task_id, None)
+        return result._ready
+
+    def forget(self, task_id: str) -> None:
+        """Stop tracking ``task_id`` (its result was read, or forgotten)."""
+        with self._lock:
+            self._pending.pop(task_id, None)

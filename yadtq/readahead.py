@@ -8,7 +8,9 @@ those of up to ``READ_AHEAD - 1`` others in one call (``ResultBackend.get``), an
 each result found ready keeps its record. A ready record never changes (DESIGN.md
 section 2: a finished task is not run again), so nothing read this way goes stale.
 
-A task not ready yet is waited for as before, by notification.
+A task not ready yet is waited for as before, by notification; after such a miss
+the next few ``get()`` calls skip reading ahead (the client is ahead of the
+workers: reading others' records would only cost it time).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Records read in one round trip by a ``get()``.
 READ_AHEAD = 32
+#: Most ``get()`` calls that skip reading ahead after reads that found their own task not ready.
+MAX_SKIP = 15
 #: Results remembered per app (the oldest are forgotten first).
 REMEMBERED = 10_000
 
@@ -36,6 +40,10 @@ class ReadAhead:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, weakref.ReferenceType[AsyncResult[Any]]] = OrderedDict()
+        #: Reads to skip: after a read that found its own task not ready (the client is
+        #: ahead of the workers) the next 1, 3, 7, ... 15 ``get()`` wait directly.
+        self._cool = 0
+        self._skip = 0
 
     def track(self, result: AsyncResult[Any]) -> None:
         """Remember a result just handed out for a sent task."""
@@ -50,15 +58,23 @@ class ReadAhead:
         with self._lock:
             if result.id not in self._pending:
                 return None
+            if self._skip > 0:
+                self._skip -= 1
+                return None
             others: list[AsyncResult[Any]] = []
-            for task_id, ref in list(self._pending.items()):
+            seen: list[str] = []  # gone or already ready: dropped below
+            for task_id, ref in self._pending.items():
                 if len(others) >= READ_AHEAD - 1:
                     break
                 other = ref()
                 if other is None or other._ready is not None:
-                    del self._pending[task_id]
+                    seen.append(task_id)
                 elif other is not result:
                     others.append(other)
+            for task_id in seen:
+                del self._pending[task_id]
+            if not others:  # nothing to read ahead: ``get`` waits for its own as before
+                return None
         batch = [result, *others]
         records = backend.get([r.id for r in batch])
         ready: list[str] = []
@@ -66,10 +82,13 @@ class ReadAhead:
             if record is not None and record.state in states.READY_STATES:
                 each._ready = record
                 ready.append(each.id)
-        if ready:
-            with self._lock:
-                for task_id in ready:
-                    self._pending.pop(task_id, None)
+        with self._lock:
+            for task_id in ready:
+                self._pending.pop(task_id, None)
+            if result._ready is None:
+                self._cool = self._skip = min(2 * self._cool + 1, MAX_SKIP)
+            else:
+                self._cool = 0
         return result._ready
 
     def forget(self, task_id: str) -> None:

@@ -22,6 +22,7 @@ from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import RECENT_LIMIT, BackendSnapshot, Progress, TaskSummary, WorkerFailure, WorkerInfo
 from .transports.canvas_store import CanvasBackend, GroupInfo
+from .transports.slots_store import ConcurrencyBackend, SlotKeyInfo, slot_key_dict
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -79,6 +80,12 @@ class ClusterSnapshot:
     schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
     chords: tuple[GroupInfo, ...] = ()
+    #: Concurrency keys with slots taken or tasks waiting (empty on a backend without slots).
+    limits: tuple[SlotKeyInfo, ...] = ()
+
+    def worker_names(self) -> dict[str, str]:
+        """Worker name by instance (who holds a concurrency slot)."""
+        return {w.info.instance: w.name for w in self.workers}
 
     @property
     def queued(self) -> Optional[int]:
@@ -126,6 +133,7 @@ class ClusterSnapshot:
             "schedules": [info.to_dict() for info in self.schedules],
             "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
                         "callback_id": c.callback_id, "created": c.created} for c in self.chords],
+            "concurrency": [slot_key_dict(k, self.worker_names(), self.taken) for k in self.limits],
         }
 
 
@@ -231,6 +239,8 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
         schedules=tuple(listing_if_kept(app)),
         chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
+        limits=(tuple(app.backend.concurrency_slots(limit))
+                if isinstance(app.backend, ConcurrencyBackend) else ()),
     )
     if previous is not None:
         snapshot = dataclasses.replace(snapshot, throughput=throughput(previous, snapshot))

@@ -94,13 +94,17 @@ def prepare(app: YADTQ, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     settings = app.settings
     to = (queue or (opts.queue if opts and opts.queue else None)
           or route_of(settings.task_routes, name) or settings.default_queue)
+    added = app.send_hook(tid, to, extra) if app.send_hook is not None else None
     fields = new_body(tid, name, args, kwargs, to, run_at,
                       (epoch(expires) if isinstance(expires, datetime) else now + expires)
                       if expires is not None else None, key, now, extra)
     body = encode_body(fields, settings.secret_key)  # raises SerializationError
     if dedupe_key is None and opts is not None and opts.dedupe:
         dedupe_key = f"{name}:{pack([list(args), kwargs]).hex()}"
-    message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers_for(name, tid))
+    headers = headers_for(name, tid)
+    if added:
+        headers.update(added)
+    message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers)
     return Outgoing(tid, message, run_at if run_at is not None and run_at > now else None,
                     dedupe_key, fields)
 
@@ -278,6 +282,8 @@ def plain_route(app: YADTQ, task: Task[Any, Any]) -> Optional[tuple[str, bytes]]
     """``(queue, name as bytes)`` of a task sent without options, kept on the task until the
     app's settings change; ``None`` if its own options (expires, dedupe, eager) need
     :func:`prepare`."""
+    if app.send_hook is not None:  # tracing: every send goes through prepare() and its hook
+        return None
     settings = app.settings
     cached = task.send_route
     if cached is not None and cached[0] is settings:

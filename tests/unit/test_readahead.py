@@ -58,6 +58,9 @@ def test_finished_results_are_read_in_batches_and_keep_their_values() -> None:
     assert isinstance(values[7], ValueError)
     assert calls["wait"] == 0
     assert calls["get"] <= -(-100 // readahead.READ_AHEAD) + 1
+    # Read ahead once, not cached: the next read of a handle asks the backend again.
+    assert results[5].get(timeout=10) == 25
+    assert calls["wait"] == 1
 
 
 def test_a_result_not_ready_is_still_waited_for() -> None:

@@ -18,6 +18,7 @@ from ..app import YADTQ
 from ..exceptions import YADTQError
 from ..monitor import ClusterSnapshot, take_snapshot
 from .chords import chords_table
+from .limits import concurrency_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import one_line, stdout_console
@@ -92,6 +93,8 @@ def render(snapshot: ClusterSnapshot, *, rows: int = 10, error: Optional[str] = 
     ]
     if snapshot.chords:
         parts.insert(-1, chords_table(snapshot.chords[:rows], now))
+    if snapshot.limits:
+        parts.insert(-1, concurrency_table(snapshot.limits[:rows], snapshot.worker_names(), now))
     if snapshot.failures:
         parts.append(worker_failures_table(snapshot.failures[:rows], now))
     else:

@@ -4,7 +4,8 @@ Two real ``yadtq worker`` processes share a queue of 4 partitions; 16 long
 tasks run on both; worker A is SIGKILLed. Prints, as JSON, the seconds from the
 kill until a task on every partition completed again (``partitions_served_s``)
 and, unless ``NO_RERUN`` is set, until every long task A was running started
-again elsewhere (``inflight_rerun_s``).
+again elsewhere (``inflight_rerun_s``). ``HEARTBEAT`` sets the workers'
+``heartbeat_interval`` (default 1; yadtq's own default is 5).
 
     K=127.0.0.1:9092 R=redis://127.0.0.1:6379/0 python3 benchmarks/failover.py '{}'
     ... python3 benchmarks/failover.py '{"group.protocol": "consumer"}'
@@ -40,7 +41,8 @@ def main(broker_options: str) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix=f"yadtq-failover-{unique}-"))
     counters = f"fo-{unique}:c"
     settings = {"default_queue": f"fo-{unique}", "backend_options": json.dumps({"prefix": f"fo-{unique}"}),
-                "heartbeat_interval": "1", "partitions": "4", "broker_options": broker_options}
+                "heartbeat_interval": os.environ.get("HEARTBEAT", "1"), "partitions": "4",
+                "broker_options": broker_options}
     env = worker_env("kafka://" + os.environ["K"], os.environ["R"], tmp, **settings)
     env.update({"YADTQ_TEST_REDIS": os.environ["R"], "YADTQ_TEST_COUNTERS": counters})
     os.environ.update({k: v for k, v in env.items() if k.startswith("YADTQ_")})

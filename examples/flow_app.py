@@ -1,4 +1,4 @@
-"""Flow control: a rate limit and a concurrency limit per key, across the whole cluster.
+"""Flow control: a rate limit, a concurrency limit per key and priorities, cluster-wide.
 
 Run some workers, then this module as a script, on the same transports (the
 embedded SQLite default ``yadtq.db`` in the current directory, or Kafka + Redis
@@ -6,9 +6,10 @@ through ``YADTQ_BROKER_URL``/``YADTQ_BACKEND_URL``)::
 
     yadtq worker -A examples.flow_app -c 4 &
     yadtq worker -A examples.flow_app -c 4 &
-    python -m examples.flow_app              # both demonstrations
+    python -m examples.flow_app              # every demonstration
     python -m examples.flow_app concurrency  # only the concurrency limit (a few seconds)
     python -m examples.flow_app rate         # only the rate limit (about a minute)
+    python -m examples.flow_app priorities   # only priorities (a few seconds)
 
 Rate limit: however many workers run, at most 30 ``call_partner`` start in any
 minute: the first 30 start at once, the next 10 wait in the schedule (``yadtq
@@ -17,6 +18,10 @@ inspect scheduled`` lists them) and start one minute after the first ones did.
 Concurrency limit: ``export_report`` runs at most 2 at once per tenant, however
 many workers and threads are free, while other tenants' exports run beside them;
 the ones over the limit wait for a slot (``yadtq inspect limits`` lists them).
+
+Priorities: 400 ``export_row`` (default priority 0) are queued, then 3 ``page_oncall``
+at priority 9; the pages start before the export backlog has drained (the monitor's
+queue table shows the waiting tasks per priority meanwhile).
 """
 
 from __future__ import annotations
@@ -34,6 +39,29 @@ def call_partner(n: int) -> float:
     """Stands for a call to a partner's API that allows 30 calls a minute; returns when
     it started."""
     return time.time()
+
+
+@app.task
+def export_row(n: int) -> float:
+    """Bulk work at the default priority (0): 20 ms each; returns when it started."""
+    started = time.time()
+    time.sleep(0.02)
+    return started
+
+
+@app.task(priority=9)
+def page_oncall(n: int) -> float:
+    """Urgent work: priority 9 (0..9, higher first) for every call; returns when it started."""
+    return time.time()
+
+
+def priorities() -> None:
+    """Queue a backlog, then urgent tasks; print how far into the backlog they started."""
+    backlog = [export_row.delay(n) for n in range(400)]
+    pages = [page_oncall.delay(n) for n in range(3)]
+    page_starts = [r.get(timeout=180) for r in pages]
+    before = sum(1 for r in backlog if r.get(timeout=180) < max(page_starts))
+    print(f"the 3 priority-9 pages started after {before} of the 400 queued exports")
 
 
 @app.task(concurrency_limit=2, concurrency_key="tenant")
@@ -76,16 +104,20 @@ def show_rate() -> None:
     print(f"calls 31-40 started {starts[30] - first:.1f} s to {starts[39] - first:.1f} s after it")
 
 
-def main(which: str = "both") -> None:
-    """Run the demonstrations: ``concurrency``, ``rate`` or ``both``."""
-    if which in ("both", "concurrency"):
+def main(which: str = "all") -> None:
+    """Run the demonstrations: ``concurrency``, ``rate``, ``priorities`` or ``all``."""
+    if which not in ("all", "concurrency", "rate", "priorities"):
+        raise SystemExit(f"unknown demonstration {which!r}: concurrency, rate, priorities or all")
+    if which in ("all", "concurrency"):
         show_concurrency()
-    if which in ("both", "rate"):
+    if which in ("all", "rate"):
         show_rate()
+    if which in ("all", "priorities"):
+        priorities()
 
 
 if __name__ == "__main__":
     # Send through the module as workers import it, so task names match theirs.
     from examples.flow_app import main as run
 
-    run(sys.argv[1] if len(sys.argv) > 1 else "both")
+    run(sys.argv[1] if len(sys.argv) > 1 else "all")

@@ -39,5 +39,7 @@ for r in rows:
           f"{r.get('faults', 0):>6} {fo:>9}  {extra}")
     for d in r.get("details") or []:
         print(f"{'':40} {d}")
+    if r.get("worst_failover"):
+        print(f"{'':40} worst failover: {r['worst_failover']}")
 PY
 exit "$rc"

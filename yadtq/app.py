@@ -304,7 +304,8 @@ class YADTQ:
         Options: ``name``, ``max_retries`` (default 3), ``retry_backoff``, ``retry_delay``,
         ``retry_backoff_max``, ``retry_jitter``, ``autoretry_for``, ``dont_autoretry_for``,
         ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``, ``rate_limit``,
-        ``concurrency_limit`` and ``concurrency_key`` (docs/flow-control.md).
+        ``concurrency_limit`` and ``concurrency_key`` (docs/flow-control.md), ``priority``
+        (0..9, higher runs first).
         """
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             name = options.pop("name", None) or default_task_name(func)
@@ -409,17 +410,19 @@ class YADTQ:
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
+        priority: Optional[int] = None,
     ) -> _AsyncResult[Any]:
         """Encode and send one task; what ``delay``/``apply_async``/``send_task`` share.
 
         Raises:
             SerializationError: an argument cannot be carried (nothing is sent).
+            ConfigurationError: ``priority`` is not an integer from 0 to 9.
         """
         now = self.now()
         item = sending.prepare(self, name, args, kwargs, now, task=task, countdown=countdown,
                                eta=eta, expires=expires, task_id=task_id, queue=queue, key=key,
                                dedupe_key=dedupe_key, max_retries=max_retries,
-                               time_limit=time_limit)
+                               time_limit=time_limit, priority=priority)
         return sending.send_one(self, item, now)
 
     def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:

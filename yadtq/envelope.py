@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 import msgpack
 
 from .exceptions import ProtocolError, SerializationError
+from .priority import HEADER_PRIORITY, header_value, valid_priority
 
 PROTOCOL_VERSION = 1
 
@@ -157,7 +158,7 @@ class Envelope:
 
     def headers(self) -> dict[str, bytes]:
         """Headers that let a broker route the message without decoding it."""
-        return headers_for(self.task, self.id)
+        return headers_for(self.task, self.id, self.options.get("priority"))
 
     def routing_key(self) -> bytes:
         return (self.key or self.id).encode()
@@ -167,9 +168,14 @@ class Envelope:
 VERSION_HEADER = str(PROTOCOL_VERSION).encode()
 
 
-def headers_for(task: str, task_id: str) -> dict[str, bytes]:
-    """The headers of a message carrying task ``task_id`` of ``task``."""
-    return {HEADER_TASK: task.encode(), HEADER_VERSION: VERSION_HEADER, HEADER_ID: task_id.encode()}
+def headers_for(task: str, task_id: str, priority: Optional[int] = None) -> dict[str, bytes]:
+    """The headers of a message carrying task ``task_id`` of ``task`` (with ``yadtq-priority``
+    for a non-default ``priority``)."""
+    headers = {HEADER_TASK: task.encode(), HEADER_VERSION: VERSION_HEADER, HEADER_ID: task_id.encode()}
+    level = header_value(priority)
+    if level is not None:
+        headers[HEADER_PRIORITY] = level
+    return headers
 
 
 #: The 128-bit masks of a random (version 4, RFC 4122 variant) UUID.
@@ -324,6 +330,7 @@ def _valid_time_limit(value: Any) -> bool:
 _OPTION_CHECKS: dict[str, Callable[[Any], bool]] = {
     "max_retries": _valid_max_retries,
     "time_limit": _valid_time_limit,
+    "priority": valid_priority,
 }
 
 

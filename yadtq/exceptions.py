@@ -88,6 +88,11 @@ class BrokerUnavailable(YADTQError):
     """The broker cannot be reached or refused an operation."""
 
 
+class DeadLetterRefused(BrokerUnavailable):
+    """The broker refused a dead letter for good (not for its size and not for an outage:
+    say an authorization or a topic policy): sending it again as it is cannot succeed."""
+
+
 class BackendUnavailable(YADTQError):
     """The result backend cannot be reached or refused an operation."""
 

@@ -39,6 +39,17 @@ class QueueStatus:
     depth: Optional[int]
     #: When the oldest waiting task was submitted; ``None`` if the broker cannot tell.
     oldest_created: Optional[float] = None
+    #: Messages waiting per priority level (Kafka: per lane of levels, ``"7-9"``), only
+    #: those with any; ``None`` if the broker cannot tell.
+    by_priority: Optional[dict[str, int]] = None
+
+    def priorities_text(self) -> str:
+        """``"9: 3, 0: 200"`` (highest first), or ``""`` when only the default level waits."""
+        levels = self.by_priority or {}
+        if not any(level not in ("0", "0-3") for level in levels):
+            return ""
+        return ", ".join(f"{level}: {count}" for level, count in sorted(
+            levels.items(), key=lambda item: -int(item[0].split("-")[0])))
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,8 @@ class ClusterSnapshot:
             "totals": dataclasses.asdict(tasks.totals),
             "throughput": self.throughput,
             "queues": [
-                {"name": q.name, "depth": q.depth, "oldest_created": q.oldest_created,
+                {"name": q.name, "depth": q.depth, "by_priority": q.by_priority,
+                 "oldest_created": q.oldest_created,
                  "oldest_age": None if q.oldest_created is None else max(0.0, self.taken - q.oldest_created)}
                 for q in self.queues
             ],
@@ -211,8 +223,10 @@ def queue_status(app: YADTQ, queue: str) -> QueueStatus:
     """Depth and oldest submission time of one queue, from the broker."""
     broker = app.broker
     waiting = broker.peek(queue)
-    return QueueStatus(queue, broker.depth(queue),
-                       peek_created(waiting.body) if waiting is not None else None)
+    levels = broker.depth_by_priority(queue)
+    depth = sum(levels.values()) if levels is not None else broker.depth(queue)
+    return QueueStatus(queue, depth, peek_created(waiting.body) if waiting is not None else None,
+                       levels)
 
 
 def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: int = RECENT_LIMIT,

@@ -31,6 +31,7 @@ from .envelope import (
     pack,
 )
 from .exceptions import ConfigurationError, YADTQError
+from .priority import check_priority
 from .result import AsyncResult
 from .transports.base import Message, ScheduledMessage, StateChange
 
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 #: The options of one call in :func:`send_many` (those of ``apply_async`` a plain send takes).
 CALL_OPTIONS = frozenset({"countdown", "eta", "expires", "task_id", "queue", "key", "dedupe_key",
-                          "max_retries", "time_limit"})
+                          "max_retries", "time_limit", "priority"})
 
 
 @dataclass
@@ -75,11 +76,13 @@ def prepare(app: YADTQ, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
             key: Optional[str] = None,
             dedupe_key: Optional[str] = None,
             max_retries: Optional[int] = None,
-            time_limit: Optional[float] = None) -> Outgoing:
+            time_limit: Optional[float] = None,
+            priority: Optional[int] = None) -> Outgoing:
     """Build and encode one task's message (one dict, one encode).
 
     Raises:
         SerializationError: an argument cannot be carried.
+        ConfigurationError: ``priority`` is not an integer from 0 to 9.
     """
     opts = task.options if task is not None else None
     if expires is None and opts is not None and opts.expires is not None:
@@ -90,6 +93,10 @@ def prepare(app: YADTQ, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
         extra["max_retries"] = max_retries
     if time_limit is not None:
         extra["time_limit"] = time_limit
+    level = (check_priority(priority, f"sending {name}") if priority is not None
+             else opts.priority if opts is not None else 0)
+    if level:  # the default level travels as no option and no header
+        extra["priority"] = level
     tid = task_id or new_task_id()
     settings = app.settings
     to = (queue or (opts.queue if opts and opts.queue else None)
@@ -101,7 +108,7 @@ def prepare(app: YADTQ, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     body = encode_body(fields, settings.secret_key)  # raises SerializationError
     if dedupe_key is None and opts is not None and opts.dedupe:
         dedupe_key = f"{name}:{pack([list(args), kwargs]).hex()}"
-    headers = headers_for(name, tid)
+    headers = headers_for(name, tid, level)
     if added:
         headers.update(added)
     message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers)
@@ -280,7 +287,7 @@ class _PlainCalls:
 
 def plain_route(app: YADTQ, task: Task[Any, Any]) -> Optional[tuple[str, bytes]]:
     """``(queue, name as bytes)`` of a task sent without options, kept on the task until the
-    app's settings change; ``None`` if its own options (expires, dedupe, eager) need
+    app's settings change; ``None`` if its own options (expires, dedupe, priority, eager) need
     :func:`prepare`."""
     if app.send_hook is not None:  # tracing: every send goes through prepare() and its hook
         return None
@@ -290,7 +297,7 @@ def plain_route(app: YADTQ, task: Task[Any, Any]) -> Optional[tuple[str, bytes]]
         return cached[1]
     opts = task.options
     route: Optional[tuple[str, bytes]] = None
-    if opts.expires is None and not opts.dedupe and not settings.eager:
+    if opts.expires is None and not opts.dedupe and not opts.priority and not settings.eager:
         route = (opts.queue or route_of(settings.task_routes, task.name) or settings.default_queue,
                  task.name.encode())
     task.send_route = (settings, route)

@@ -20,6 +20,7 @@ from .concurrency import KeySpec, check_concurrency
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
 from .flow import parse_rate_limit
+from .priority import check_priority
 from .running import progress_sender, revocations
 from .transports.base import Progress
 
@@ -72,6 +73,8 @@ class TaskOptions:
     concurrency_limit: Optional[int] = None
     #: An argument name or a callable of the arguments; ``None``: one limit for the task.
     concurrency_key: Optional[KeySpec] = None
+    #: 0..9, higher runs first (DESIGN.md section 12; docs/flow-control.md "Priorities").
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class Task(Generic[P, R]):
         dedupe_key: Optional[str] = None,
         max_retries: Optional[int] = None,
         time_limit: Optional[float] = None,
+        priority: Optional[int] = None,
         link: Any = None,
         link_error: Any = None,
     ) -> AsyncResult[R]:
@@ -204,17 +208,20 @@ class Task(Generic[P, R]):
             queue: the queue (Kafka topic ``yadtq.<queue>``) to send it to.
             key: routing key; tasks with one key land on one partition, in order.
             dedupe_key: return an earlier task's id while it is queued, running or succeeded.
+            priority: 0..9, higher runs first (default: the task's ``priority``, else 0).
             link: signature(s) sent with this task's result as first argument once it succeeds.
             link_error: signature(s) sent with this task's id as first argument if it fails.
 
         Raises:
             SerializationError: an argument cannot be carried by the wire format.
+            ConfigurationError: a bad option value (``priority`` outside 0..9).
         """
         if link is not None or link_error is not None:
             options = {k: v for k, v in (
                 ("countdown", countdown), ("eta", eta), ("expires", expires), ("task_id", task_id),
                 ("queue", queue), ("key", key), ("max_retries", max_retries),
-                ("time_limit", time_limit), ("link", link), ("link_error", link_error),
+                ("time_limit", time_limit), ("priority", priority), ("link", link),
+                ("link_error", link_error),
             ) if v is not None}
             if dedupe_key is not None:
                 raise ConfigurationError("dedupe_key cannot be combined with link/link_error")
@@ -222,7 +229,7 @@ class Task(Generic[P, R]):
         return self.app.submit(
             self.name, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
             expires=expires, task_id=task_id, queue=queue, key=key, dedupe_key=dedupe_key,
-            max_retries=max_retries, time_limit=time_limit, task=self,
+            max_retries=max_retries, time_limit=time_limit, priority=priority, task=self,
         )  # type: ignore[return-value]
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
@@ -368,6 +375,7 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any],
         except ConfigurationError as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None
     check_concurrency(name, fn, options.concurrency_limit, options.concurrency_key, options.bind)
+    check_priority(options.priority, f"task {name!r}")
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:

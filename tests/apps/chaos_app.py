@@ -53,3 +53,15 @@ def whoami(self: Any, seconds: float) -> int:
     time.sleep(seconds)
     mark("F", self.request.id, self.request.retries)
     return os.getpid()
+
+
+@app.task(bind=True, max_retries=0)
+def long_first(self: Any, n: int, seconds: float) -> int:
+    """Like :func:`work`, but only its first run sleeps ``seconds``: a run again after a
+    fault is quick (the scenario is about the first run outlasting a drain, not the rerun)."""
+    mark("S", self.request.id, self.request.retries)
+    if _ledger().set(f"{os.environ['YADTQ_CHAOS_LEDGER']}:first:{self.request.id}", 1, nx=True, ex=3600):
+        time.sleep(seconds)
+    mark("F", self.request.id, self.request.retries)
+    return n
+

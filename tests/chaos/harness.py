@@ -213,6 +213,8 @@ class Summary:
     #: Lost tasks and unexplained second runs: the task's ledger entries and state.
     details: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The task behind ``failover_s``: where it ran, and the faults in between.
+    worst_failover: str = ""
     note: str = ""
 
     @property
@@ -228,6 +230,7 @@ class Summary:
                 f"faults={self.faults} send_errors={self.send_errors} "
                 f"worker_exits={self.unexpected_exits or 0} took={self.seconds:.0f}s"
                 + (f" note={self.note}" if self.note else "")
+                + (f" worst_failover=[{self.worst_failover}]" if self.worst_failover else "")
                 + (f" details={self.details[:5]}" if self.details else ""))
 
     def report(self) -> None:
@@ -285,9 +288,18 @@ def summarize(scenario: str, sent: Sequence[str], entries: Sequence[Entry],
         # failover: from a fault on the worker running it to the next run elsewhere
         for first, second in zip(runs, runs[1:]):
             if first.pid in faults and second.pid != first.pid:
-                delays.append(second.at - max(faults[first.pid], first.at))
+                delays.append((second.at - max(faults[first.pid], first.at), task_id, first, second))
     if delays:
-        summary.failover_s = max(delays)
+        worst, task_id, first, second = max(delays, key=lambda d: d[0])
+        summary.failover_s = worst
+        names = {w.pid: w.name for w in fleet.workers} if fleet is not None else {}
+        t0 = max(faults[first.pid], first.at)
+        between = sorted((at - t0, names.get(pid, str(pid))) for pid, at in faults.items()
+                         if t0 < at < second.at)
+        summary.worst_failover = (
+            f"task {task_id[:8]}: ran on {names.get(first.pid, first.pid)} (faulted), again on "
+            f"{names.get(second.pid, second.pid)} {worst:.1f}s after the fault; other faults meanwhile: "
+            + (", ".join(f"{name} at +{at:.1f}s" for at, name in between) or "none"))
     if fleet is not None:
         summary.unexpected_exits = fleet.check_exits()
     return summary

@@ -19,7 +19,7 @@ from tests.chaos.servers import KafkaCluster, RedisServer
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 TASKS = 800
-RATE = 40.0
+RATE = 80.0  # the driver sends for 10 s; the leader is killed a third of the way
 
 
 @pytest.fixture

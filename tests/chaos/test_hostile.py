@@ -70,7 +70,7 @@ HOSTILE: dict[str, tuple[Callable[[str], bytes], bool]] = {
     "unknown task name": (lambda i: _body(id=i, task=f"{APP}.nope"), False),
     "name of a module function": (lambda i: _body(id=i, task=f"{APP}.mark", args=["X", i, 0]), False),
     "name of a stdlib function": (lambda i: _body(id=i, task="os.getpid", args=[]), False),
-    "wrong arity": (lambda i: _body(id=i, args=[1, 2, 3, 4]), False),  # see ARITY below
+    "wrong arity": (lambda i: _body(id=i, args=[1, 2, 3, 4]), False),
     "name not valid UTF-8": (_bad_utf8_name, False),
     "unsigned with secret_key set": (lambda i: _valid(i), True),
     "forged signature": (lambda i: _valid(i, secret="not-the-secret"), True),
@@ -237,17 +237,14 @@ def test_hostile_message(hostile: Hostile, case: str) -> None:
     end = hostile.produce(side.topic, _valid(valid, queue=side.queue, secret=side.secret), valid.encode(),
                           part) + 1
     _wait(lambda: valid in hostile.ledger.finished(), 60, "the valid task after the hostile one did not run")
-    if case == "wrong arity":
-        # ARITY: a call that does not fit the task's signature is well-formed; the worker
-        # records it failed with TypeError (the body is never entered) rather than
-        # dead-lettering it, like a call that fails at once.
+    source = f"{side.topic}:{part}:{bad}"
+    _wait(lambda: source in hostile.dlq, 20,
+          f"{case}: not dead-lettered (seen: {sorted(hostile.dlq)[-3:]})")
+    assert hostile.dlq[source].strip(), f"{case}: dead-lettered without a reason"
+    if case == "wrong arity":  # checked against the signature before a claim; recorded too
+        assert "too many positional arguments" in hostile.dlq[source], hostile.dlq[source]
         _wait(lambda: _failed_with(hostile, claimed, "TypeError"), 20,
-              "wrong arity: not failed with TypeError")
-    else:
-        source = f"{side.topic}:{part}:{bad}"
-        _wait(lambda: source in hostile.dlq, 20,
-              f"{case}: not dead-lettered (seen: {sorted(hostile.dlq)[-3:]})")
-        assert hostile.dlq[source].strip(), f"{case}: dead-lettered without a reason"
+              "wrong arity: not recorded failed with TypeError")
     ran = [e for e in hostile.ledger.entries() if e.task_id == claimed or e.kind not in "SF"]
     assert not ran, f"{case}: executed: {ran}"
     _wait(lambda: hostile.committed(side.topic, f"yadtq.{side.queue}", part) >= end, 30,

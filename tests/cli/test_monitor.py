@@ -126,7 +126,8 @@ def test_snapshot_of_a_busy_cluster(app: YADTQ, busy: dict[str, str]) -> None:
     assert data["totals"]["succeeded"] == 5
     assert data["processing"][0]["task_id"] == busy["slow"]
     assert data["workers"][0]["status"] == "alive" and data["workers"][0]["healthy"] is True
-    assert data["queues"][1] == {"name": "idle", "depth": 2, "oldest_created": pytest.approx(
+    assert data["queues"][1] == {"name": "idle", "depth": 2, "by_priority": {"0": 2},
+                                 "oldest_created": pytest.approx(
         snap.queues[1].oldest_created), "oldest_age": pytest.approx(data["oldest_queued_age"])}
 
 
@@ -244,7 +245,7 @@ def test_tasks_by_state(runner: CliRunner, busy: dict[str, str]) -> None:
         return json_out(invoke(runner, "tasks", "-A", APP, "--state", name, "--json", *extra))
 
     assert state("queued", "-Q", "idle") == {"state": "queued", "count": 2, "queues": {"idle": 2},
-                                             "tasks": None}
+                                             "tasks": None, "by_priority": {"idle": {"0": 2}}}
     processing = state("processing")
     assert processing["count"] == 1 and processing["tasks"][0]["task_id"] == busy["slow"]
     assert [t["task_id"] for t in state("retrying")["tasks"]] == [busy["later"]]

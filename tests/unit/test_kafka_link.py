@@ -84,3 +84,18 @@ def test_librdkafka_connection_log_lines_go_to_debug(caplog: pytest.LogCaptureFi
         sink.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "Connect failed")
     sink.log(logging.WARNING, "%s [%s] %s", "CONFWARN", "rdkafka#producer-1", "odd setting")
     assert [r.getMessage() for r in caplog.records] == ["CONFWARN [rdkafka#producer-1] odd setting"]
+
+
+def test_a_loss_reported_by_a_client_without_statistics_ends_when_another_is_back(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An admin client has no statistics to say its link is back: the loss it reported
+    ends when a client that has them is connected again (else never "restored")."""
+    link = KafkaLink("k:1")
+    producer_stats = link.stats_cb("producer")
+    producer_stats(_stats("UP"))
+    link.error_cb("admin", lambda err: None)(_error(KafkaError._ALL_BROKERS_DOWN))
+    link.error_cb("producer", lambda err: None)(_error(KafkaError._ALL_BROKERS_DOWN))
+    assert not link.up
+    producer_stats(_stats("UP"))
+    assert link.up and (link.losses, link.restores) == (1, 1)
+    assert len(_warnings(caplog)) == 2

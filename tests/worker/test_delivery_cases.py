@@ -341,3 +341,154 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kin
     assert runs.count(7) == 0 and not outcomes, "the lapsed claim ran the task a second time"
     assert [delivery] in consumer.done_calls
     pool.stop()
+
+
+def test_wrong_arity_is_dead_lettered_with_its_reason_and_never_entered(app: YADTQ) -> None:
+    """Arguments that do not fit the task's signature are checked before a claim: the
+    message is dead-lettered with the reason (like any unrunnable message), its task is
+    recorded failed with TypeError, the function is never entered, the next task runs."""
+    runs = Runs()
+
+    @app.task
+    def two(x: int, y: int) -> int:
+        runs.hit((x, y))
+        return x + y
+
+    bad = Envelope(id="arity-4", task=two.name, args=(1, 2, 3, 4))
+    kw = Envelope(id="arity-kw", task=two.name, args=(1,), kwargs={"y": 2, "z": 3})
+    worker = Worker(app, name="wa", concurrency=2).start()
+    try:
+        publish(app, bad)
+        publish(app, kw)
+        assert two.delay(1, 2).get(timeout=10) == 3
+        wait_until(lambda: len(app.broker.list_dead_letters()) == 2, 10)
+        reasons = {d.reason for d in app.broker.list_dead_letters()}
+        assert any("two() too many positional arguments" in r for r in reasons), reasons
+        assert any("unexpected keyword argument 'z'" in r for r in reasons), reasons
+        for envelope in (bad, kw):
+            with pytest.raises(TypeError, match=r"two\(\) "):
+                app.AsyncResult(envelope.id).get(timeout=10)
+        assert runs.calls == [(1, 2)]
+    finally:
+        worker.stop(10)
+
+
+def test_a_parked_task_is_logged_once_however_often_it_is_claimed_again(
+        app: YADTQ, caplog: pytest.LogCaptureFixture) -> None:
+    @app.task
+    def job(x: int) -> int:
+        return x
+
+    held = Envelope(id="held-quiet", task=job.name, args=(5,))
+    held_by_ghost(app, held)
+    stop = threading.Event()
+
+    def keep_ghost_alive() -> None:
+        while not stop.wait(0.1):
+            ghost_beat(app)
+
+    beater = threading.Thread(target=keep_ghost_alive, daemon=True)
+    beater.start()
+    caplog.set_level("INFO", logger="yadtq.worker.consumer")
+    worker = Worker(app, name="wq", concurrency=2).start()
+    try:
+        publish(app, held)
+        wait_until(lambda: worker._consumer is not None and worker._consumer.in_flight() == 1, 10)
+        time.sleep(1.5)  # several reclaim rounds (every 0.2 s) while the ghost lives
+        waiting = [r for r in caplog.records if "runs on another live worker" in r.getMessage()]
+        assert len(waiting) == 1, [r.getMessage() for r in waiting]
+        assert worker._consumer.in_flight() == 1
+    finally:
+        stop.set()
+        worker.stop(10)
+
+
+
+class _Revoking(_Owning):
+    """Deliveries of token 1 are on a partition being revoked now; token 2's stays."""
+
+    def owns(self, delivery: Any) -> bool:
+        return bool(delivery.token == 2)
+
+    def revoking(self, delivery: Any) -> bool:
+        return bool(delivery.token == 1)
+
+
+def test_a_revocation_drain_releases_parked_deliveries_and_waits_only_for_its_own_jobs(
+        app: YADTQ) -> None:
+    """The drain of revoked partitions waits for their running jobs only: a parked delivery
+    of theirs is released at once (its task runs elsewhere), and a long job of a partition
+    this worker keeps is not waited for."""
+    import queue as queue_module
+
+    from yadtq.transports.base import Delivery
+    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.pools import ThreadPool
+
+    release = threading.Event()
+
+    @app.task
+    def job(seconds: float) -> float:
+        if seconds > 1:
+            release.wait(30)
+        else:
+            time.sleep(seconds)
+        return seconds
+
+    outcomes: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()
+    pool = ThreadPool(app, 3, "w", lambda j, o: outcomes.put((j, o)))
+    consumer = _Revoking()
+    tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         outcomes, threading.Event())
+    pool.start()
+    stop = threading.Event()
+    recorder = threading.Thread(target=tasks.record_forever, args=(stop,), daemon=True)
+    recorder.start()
+    try:
+        held = Envelope(id="parked-revoked", task=job.name, args=(0.0,))
+        held_by_ghost(app, held)
+        long_kept = Envelope(id="long-kept", task=job.name, args=(30.0,))
+        short_revoked = Envelope(id="short-revoked", task=job.name, args=(0.3,))
+        tasks._claim_and_start([Pending(held, Delivery(body=b"", queue="default", token=1)),
+                                Pending(long_kept, Delivery(body=b"", queue="default", token=2)),
+                                Pending(short_revoked, Delivery(body=b"", queue="default", token=1))],
+                               app.now())
+        assert tasks.parked == 1 and len(pool.active()) == 2
+        began = time.monotonic()
+        tasks.drain(10.0)
+        took = time.monotonic() - began
+        assert tasks.parked == 0, "the parked delivery of a revoked partition was kept"
+        assert app.AsyncResult(short_revoked.id).get(timeout=1) == 0.3, "drained before its job was stored"
+        assert any(d.token == 1 for done in consumer.done_calls for d in done)
+        assert took < 8, f"the drain waited {took:.1f} s for a job of a partition it keeps"
+        assert app.AsyncResult(long_kept.id).state == states.PROCESSING
+    finally:
+        release.set()
+        wait_until(lambda: not pool.active(), 10)
+        stop.set()
+        recorder.join(5)
+        pool.stop()
+
+
+def test_a_stop_abandons_a_task_after_shutdown_timeout_without_waiting_again() -> None:
+    """Shutdown waits ``shutdown_timeout`` for running tasks, then stores what finished and
+    leaves: it does not wait for the abandoned task a second time."""
+    app = YADTQ("stopping", broker="memory://", backend="memory://", heartbeat_interval=0.2,
+                shutdown_timeout=0.5)
+    release = threading.Event()
+
+    @app.task
+    def stuck() -> None:
+        release.wait(30)
+
+    worker = Worker(app, name="ws", concurrency=1).start()
+    try:
+        result = stuck.delay()
+        wait_until(lambda: app.AsyncResult(result.id).state == states.PROCESSING, 10)
+        began = time.monotonic()
+        worker.stop(20)
+        took = time.monotonic() - began
+        assert took < 4, f"stopping took {took:.1f} s with shutdown_timeout 0.5 s"
+    finally:
+        release.set()
+        app.close()

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
 
 from ..exceptions import ConfigurationError
+from ..priority import check_priority
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -25,7 +26,7 @@ APPLY_OPTIONS = frozenset({
     "priority", "link", "link_error",
 })
 #: Options only a canvas (not a plain send) knows how to carry.
-CANVAS_OPTIONS = frozenset({"link", "link_error", "priority"})
+CANVAS_OPTIONS = frozenset({"link", "link_error"})
 #: The built-in task that runs one chunk of ``task.chunks`` (``builtins.py``).
 CHUNK_TASK = "yadtq.chunk"
 
@@ -36,6 +37,8 @@ def check_options(owner: str, options: dict[str, Any]) -> None:
     if unknown:
         raise ConfigurationError(f"{owner}: unknown option(s) {', '.join(unknown)} "
                                  f"(known: {', '.join(sorted(APPLY_OPTIONS))})")
+    if options.get("priority") is not None:
+        check_priority(options["priority"], owner)
 
 
 class Signature(Generic[R]):

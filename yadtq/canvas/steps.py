@@ -84,6 +84,10 @@ def _compile_sig(sig: Signature[Any], app: YADTQ) -> Step:
     task_opts = sig.task.options
     extra: dict[str, Any] = {k: opts[k] for k in ("max_retries", "time_limit", "priority")
                              if opts.get(k) is not None}
+    if extra.get("priority", task_opts.priority):  # the default level travels as no option
+        extra["priority"] = extra.get("priority", task_opts.priority)
+    else:
+        extra.pop("priority", None)
     expires = opts.get("expires", task_opts.expires)
     step: Step = {
         "t": SIG, "id": opts.get("task_id") or new_id(), "task": sig.task.name,

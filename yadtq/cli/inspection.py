@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import states
-from ..monitor import monitored_queues, progress_of, worker_dict, worker_statuses
+from ..monitor import monitored_queues, progress_of, queue_status, worker_dict, worker_statuses
 from ..transports.base import TaskSummary
 from ..transports.canvas_store import CanvasBackend
 from .chords import chord_dict, chords_table
@@ -157,7 +157,8 @@ def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int
       revoked     only the total
 
     With --json: {"state", "count" (tasks in that state now) or "total" (ever, for
-    success, failed and revoked), "tasks" (a list, or null)}; for queued also "queues".
+    success, failed and revoked), "tasks" (a list, or null)}; for queued also "queues"
+    and "by_priority" (per queue: waiting tasks per priority level, Kafka: per lane).
     """
     names = split_queues(queues)
     app = load_app(app_path)
@@ -202,12 +203,16 @@ def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int
 
 def _print_queued(app: YADTQ, names: list[str], now: float, as_json: bool) -> None:
     queue_names = monitored_queues(app, worker_statuses(app, now), names)
-    depths = {q: app.broker.depth(q) for q in queue_names}
+    statuses = [queue_status(app, q) for q in queue_names]
+    depths = {q.name: q.depth for q in statuses}
     known = [d for d in depths.values() if d is not None]
     count = sum(known) if known else None
     if as_json:
-        _dump({"state": states.QUEUED, "count": count, "queues": depths, "tasks": None})
+        _dump({"state": states.QUEUED, "count": count, "queues": depths, "tasks": None,
+               "by_priority": {q.name: q.by_priority for q in statuses}})
         return
-    per_queue = ", ".join(f"{q}: {'?' if d is None else d}" for q, d in depths.items())
+    per_queue = ", ".join(f"{q.name}: {'?' if q.depth is None else q.depth}"
+                          + (f" [priority {q.priorities_text()}]" if q.priorities_text() else "")
+                          for q in statuses)
     click.echo(f"{'?' if count is None else count} queued ({per_queue})")
     click.echo("the broker keeps queued messages, not a list of tasks: only counts are known", err=True)

@@ -250,6 +250,8 @@ def _json_type(value: Any) -> str:
               help="Run no earlier than this many seconds from now.")
 @click.option("--queue", help="Send to this queue instead of the task's own.")
 @click.option("--key", help="Routing key: tasks with one key run in order on one partition.")
+@click.option("--priority", type=click.IntRange(0, 9), metavar="0-9",
+              help="Priority of TASK: higher runs first (default: the task's own, else 0).")
 @click.option("-f", "--file", "file", type=click.Path(dir_okay=False, path_type=Path),
               help="Submit every task of a JSON file (see below) instead of TASK.")
 @click.option("--wait", is_flag=True, help="Wait for the result(s) and print them.")
@@ -259,7 +261,8 @@ def _json_type(value: Any) -> str:
               help="With --file: print a JSON list of {id, task, ...} (with --wait: state, result or error).")
 def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_json: Optional[str],
            countdown: Optional[float], queue: Optional[str], key: Optional[str], file: Optional[Path],
-           wait: bool, timeout: Optional[float], as_json: bool = False) -> None:
+           wait: bool, timeout: Optional[float], as_json: bool = False,
+           priority: Optional[int] = None) -> None:
     """Send a task, or every task of a file; print the task id(s).
 
     TASK is a registered name, an unambiguous short name (add), or a full dotted
@@ -282,6 +285,8 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
             raise click.UsageError("give either TASK [ARGS...] or --file, not both")
         if kwargs_json is not None:
             raise click.UsageError("--kwargs applies to a single TASK, not to --file")
+        if priority is not None:
+            raise click.UsageError("--priority applies to a single TASK, not to --file")
         _submit_file(app_path, file, countdown=countdown, queue=queue, key=key, wait=wait, timeout=timeout,
                      as_json=as_json)
         return
@@ -301,7 +306,8 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
     if name in app.tasks:
         check_call(app.tasks[name], tuple(values), kwargs)
     before_sending(app)
-    result = app.send_task(name, values, kwargs, countdown=countdown, queue=queue, key=key)
+    result = app.send_task(name, values, kwargs, countdown=countdown, queue=queue, key=key,
+                           priority=priority)
     flush(app)
     click.echo(result.id)
     warn_unconsumed(app, [_queue_of(app, name, queue)])

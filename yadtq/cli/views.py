@@ -63,11 +63,15 @@ def _worker(name: Optional[str]) -> Text:
 
 
 def queues_table(queues: Sequence[QueueStatus], now: float) -> Table:
-    """Queue, depth (Kafka: lag), age of the oldest waiting task."""
-    table = _table("Queues", "queue", "depth", "oldest waiting", right=("depth", "oldest waiting"))
-    for queue in queues:
+    """Queue, depth (Kafka: lag), age of the oldest waiting task, and the depth per
+    priority (a column shown while any queue holds tasks above the default level)."""
+    levels = [queue.priorities_text() for queue in queues]
+    columns = ["queue", "depth", "oldest waiting"] + (["by priority"] if any(levels) else [])
+    table = _table("Queues", *columns, right=("depth", "oldest waiting"))
+    for queue, text in zip(queues, levels):
         oldest = "-" if queue.oldest_created is None else format_duration(now - queue.oldest_created)
-        table.add_row(Text(queue.name), "?" if queue.depth is None else str(queue.depth), oldest)
+        cells: list[Any] = [Text(queue.name), "?" if queue.depth is None else str(queue.depth), oldest]
+        table.add_row(*cells, *([text or "-"] if any(levels) else []))
     return table
 
 

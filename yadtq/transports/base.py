@@ -199,6 +199,11 @@ class Consumer(ABC):
         once they are not. Any thread."""
         return True
 
+    def revoking(self, delivery: Delivery) -> bool:
+        """Whether ``delivery``'s partition is being revoked right now (while the consumer
+        calls its ``on_drain``): a drain waits for such deliveries only. Any thread."""
+        return False
+
 
 #: Called with (task id or ``None``, error text) for a message the broker finally refused.
 DeliveryErrorHook = Callable[[Optional[str], str], None]
@@ -236,6 +241,12 @@ class Broker(ABC):
 
     def depth(self, queue: str) -> Optional[int]:
         """Messages waiting in ``queue`` (Kafka: consumer-group lag), or ``None`` if unknown."""
+        return None
+
+    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
+        """Messages waiting in ``queue`` per priority, for the monitor: level (``"7"``), or
+        lane of levels on Kafka (``"7-9"``) -> count, only those with any waiting;
+        ``None`` if unknown."""
         return None
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:

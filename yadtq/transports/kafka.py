@@ -4,6 +4,11 @@ Layout on the cluster:
 
 - one topic per queue, ``yadtq.<queue>``, created on first use with
   ``settings.partitions`` partitions; dead letters go to ``yadtq.dlq``;
+- priority lanes: tasks of priority 4-6 and 7-9 go to the queue's lane topics
+  ``yadtq.<queue>.prio4`` and ``yadtq.<queue>.prio7`` (:func:`lane_topic`), created on
+  first use like queue topics. The queue's group subscribes to every lane; librdkafka
+  finds a lane topic created later at its next metadata refresh
+  (``LANE_DISCOVERY_MS``). ``kafka_consumer.py`` hands out the highest lane first;
 - one consumer group per queue, ``yadtq.<queue>``. A worker serving several
   queues holds one librdkafka consumer per queue inside its :class:`KafkaConsumer`
   (a librdkafka consumer belongs to exactly one group). So a queue's partitions
@@ -70,6 +75,7 @@ from confluent_kafka.admin import AdminClient
 
 from ..envelope import decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
+from ..priority import HEADER_PRIORITY, LANES, lane_label, lane_of, priority_of
 from .base import Broker, Consumer, DeadLetter, Delivery, DrainCallback, Message
 from .kafka_link import STATS_INTERVAL_MS, KafkaLink
 
@@ -109,11 +115,15 @@ DEFAULT_PREFETCH_KBYTES = 16384
 
 #: Consumer group timing for the classic protocol (``broker_options`` override them): a
 #: SIGKILLed worker's partitions move after ``session.timeout.ms`` (librdkafka's default,
-#: 45 s, is three times the 15 s after which yadtq calls a worker unresponsive).
+#: 45 s, is three times the 15 s after which yadtq calls a worker unresponsive). 6 s is
+#: the least a stock broker accepts (``group.min.session.timeout.ms``). It matters beyond
+#: one kill: while a dead member is in the group, every rebalance (a worker joining)
+#: waits for its session to time out, so under repeated kills the stalls add up. Members
+#: learn of a rebalance from a heartbeat answer: a 1 s interval lets it end sooner.
 CLASSIC_GROUP_DEFAULTS: dict[str, Any] = {
     "partition.assignment.strategy": "cooperative-sticky",
-    "session.timeout.ms": 10000,
-    "heartbeat.interval.ms": 2000,
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
 }
 
 #: Seconds between two asynchronous commits of what is done.
@@ -159,6 +169,14 @@ _LEADERSHIP_ERRORS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.
                                 KafkaError.UNKNOWN_TOPIC_OR_PART})
 
 _VALID_QUEUE = re.compile(r"^[A-Za-z0-9._-]+$")
+#: Queue names ending like a lane topic are refused: their topic would be another queue's lane.
+_LANE_LIKE = re.compile(r"\.prio[0-9]+$")
+#: Topic suffix of each priority lane (index: lane of ``yadtq.priority.LANES``).
+LANE_SUFFIXES: tuple[str, ...] = tuple("" if lane == 0 else f".prio{low}"
+                                       for lane, (low, _) in enumerate(LANES))
+#: How often a consumer refreshes its topic metadata (librdkafka's default is 5 minutes):
+#: the longest a worker takes to find a lane topic created after it joined.
+LANE_DISCOVERY_MS = 5000
 
 
 TP = tuple[str, int]
@@ -174,10 +192,35 @@ class KafkaToken(NamedTuple):
 
 
 def topic_for(queue: str) -> str:
-    """The topic carrying ``queue``."""
+    """The topic carrying ``queue`` (its priority lane 0)."""
     if not _VALID_QUEUE.match(queue) or len(queue) > 200 or queue in ("dlq", ".", ".."):
         raise ConfigurationError(f"invalid queue name for Kafka: {queue!r}")
+    if _LANE_LIKE.search(queue):
+        raise ConfigurationError(f"invalid queue name for Kafka: {queue!r} (names ending in "
+                                 "'.prio<digits>' are reserved for priority lanes)")
     return TOPIC_PREFIX + queue
+
+
+def lane_topic(queue: str, lane: int) -> str:
+    """The topic carrying ``queue``'s priority lane ``lane`` (lane 0: the queue's topic)."""
+    return topic_for(queue) + LANE_SUFFIXES[lane]
+
+
+def lane_topics(queue: str) -> list[str]:
+    """Every lane topic of ``queue``, lowest lane first."""
+    base = topic_for(queue)
+    return [base + suffix for suffix in LANE_SUFFIXES]
+
+
+def queue_of_topic(topic: str) -> Optional[str]:
+    """The queue a task topic (any lane) carries; ``None`` for other topics."""
+    if not topic.startswith(TOPIC_PREFIX) or topic == DLQ_TOPIC:
+        return None
+    name = topic[len(TOPIC_PREFIX):]
+    for suffix in LANE_SUFFIXES[1:]:
+        if name.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
 
 
 def group_for(queue: str) -> str:
@@ -291,7 +334,8 @@ class KafkaBroker(Broker):
                          "delivery.report.only.error": True})
         elif role == "consumer":
             conf.update({"auto.offset.reset": "earliest",
-                         "queued.max.messages.kbytes": DEFAULT_PREFETCH_KBYTES})
+                         "queued.max.messages.kbytes": DEFAULT_PREFETCH_KBYTES,
+                         "topic.metadata.refresh.interval.ms": LANE_DISCOVERY_MS})
             if str(self.options.get("group.protocol", "classic")).lower() == "classic":
                 # KIP-848 ("consumer") sets these broker-side and refuses them here.
                 conf.update(CLASSIC_GROUP_DEFAULTS)
@@ -367,11 +411,12 @@ class KafkaBroker(Broker):
         known = self._topics
         deadline: Optional[float] = None
         for message in messages:
-            topic = TOPIC_PREFIX + message.queue
-            if topic not in known:
-                topic = topic_for(message.queue)
-                self.ensure_topic(topic)
             headers = message.headers
+            lane = lane_of(priority_of(headers)) if HEADER_PRIORITY in headers else 0
+            topic = TOPIC_PREFIX + message.queue + LANE_SUFFIXES[lane]
+            if topic not in known:
+                topic = lane_topic(message.queue, lane)
+                self.ensure_topic(topic)
             if headers and not isinstance(headers, dict):
                 headers = dict(headers)
             while True:
@@ -514,11 +559,19 @@ class KafkaBroker(Broker):
 
     # ------------------------------------------------------------------ queues and dead letters
     def depth(self, queue: str) -> Optional[int]:
-        """The group's lag on the queue's topic: messages not yet consumed and committed."""
-        from .kafka_queues import lag  # kafka_queues imports this module
+        """The group's lag on the queue's topics (every priority lane): messages not yet
+        consumed and committed."""
+        from .kafka_queues import lag_by_lane  # kafka_queues imports this module
 
-        found = lag(self, queue)
-        return 0 if found is None else sum(found.values())
+        return sum(sum(parts.values()) for parts in lag_by_lane(self, queue).values())
+
+    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
+        """The group's lag per priority lane (``"0-3"``, ``"4-6"``, ``"7-9"``)."""
+        from .kafka_queues import lag_by_lane
+
+        found = lag_by_lane(self, queue)
+        return {lane_label(lane): sum(parts.values()) for lane, parts in sorted(found.items())
+                if sum(parts.values())}
 
     def purge(self, queue: str) -> int:
         """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).

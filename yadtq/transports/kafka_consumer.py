@@ -24,6 +24,7 @@ from confluent_kafka import (
 )
 
 from ..exceptions import BrokerUnavailable
+from ..priority import LANES
 from .base import Consumer, Delivery, DrainCallback
 from .offsets import OffsetTracker
 
@@ -36,15 +37,22 @@ from .kafka import (
     KafkaToken,
     _error_text,
     group_for,
-    topic_for,
+    lane_topics,
 )
 
 logger = logging.getLogger(__name__)
 
-#: Commit errors that only mean "the group coordinator is moving or unreachable".
+#: What one fetch takes from librdkafka's local queue of a member with priority lanes:
+#: everything there (librdkafka's prefetch is bounded by ``queued.max.messages.kbytes``).
+DRAIN = 100_000
+
+#: Commit errors that only mean "the group coordinator is moving or unreachable", or "the
+#: group is rebalancing" (the commit raced a rebalance; what it held is committed by the
+#: partition's drain or redelivered to its next owner).
 _COORDINATOR_ERRORS = frozenset({KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
                                  KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TRANSPORT,
-                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS})
+                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                                 KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID})
 
 #: Assignment generations, unique within the process.
 _generations = itertools.count(1)
@@ -56,28 +64,52 @@ def _is_fatal(err: Any) -> bool:
     return bool(err.fatal()) or err.code() == KafkaError._FATAL
 
 
+def _named(member: _Member, tps: Any) -> list[str]:
+    """Partitions for a log line: ``3`` on the queue's topic, ``yadtq.q.prio7:3`` on a lane."""
+    return [str(p) if t == member.topic else f"{t}:{p}" for t, p in sorted(tps)]
+
+
 class _Member:
-    """One librdkafka consumer: this worker's membership in one queue's group."""
+    """One librdkafka consumer: this worker's membership in one queue's group, subscribed
+    to each priority lane topic of the queue."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
-        self.topic = topic_for(queue)
+        #: The queue's lane topics, lowest lane first; ``topic`` is lane 0, the queue's own.
+        self.topics = lane_topics(queue)
+        self.topic = self.topics[0]
+        self.lane = {topic: lane for lane, topic in enumerate(self.topics)}
         self.client: Any = None
-        #: Messages fetched and not yet handed out, in partition order.
-        self.buffer: collections.deque[Any] = collections.deque()
+        #: Messages fetched and not yet handed out, per lane, each in partition order.
+        self.buffers: list[collections.deque[Any]] = [collections.deque() for _ in self.topics]
         self.buffered: collections.Counter[TP] = collections.Counter()
         self.assigned: set[TP] = set()
+        #: Whether partitions of a lane above 0 are assigned: then every fetch drains
+        #: librdkafka's local queue (see :meth:`KafkaConsumer.fetch`).
+        self.laned = False
         self.paused: set[TP] = set()
         self.fatal: Optional[str] = None
         #: Its name for the link state (kafka_link.py).
         self.name = f"consumer of {queue}"
 
+    def waiting(self) -> int:
+        """Messages fetched and not yet handed out."""
+        return sum(len(buffer) for buffer in self.buffers)
+
+    def clear_buffers(self) -> None:
+        for buffer in self.buffers:
+            buffer.clear()
+        self.buffered.clear()
+
     def discard_buffered(self, tps: set[TP]) -> None:
         if any(self.buffered.get(tp) for tp in tps):
-            self.buffer = collections.deque(
-                m for m in self.buffer if (m.topic(), m.partition()) not in tps)
+            self.buffers = [collections.deque(m for m in buffer if (m.topic(), m.partition()) not in tps)
+                            for buffer in self.buffers]
         for tp in tps:
             self.buffered.pop(tp, None)
+
+    def update_lanes(self) -> None:
+        self.laned = any(topic != self.topic for topic, _ in self.assigned)
 
 
 class KafkaConsumer(Consumer):
@@ -99,6 +131,8 @@ class KafkaConsumer(Consumer):
         #: Guards ``_generations`` together with the tracker updates that depend on it.
         self._lock = threading.Lock()
         self._generations: dict[TP, int] = {}
+        #: Partitions whose revocation is being drained now (``revoking``; no longer ``owns``).
+        self._revoking: frozenset[TP] = frozenset()
         self._members: list[_Member] = []
         self._rotation = 0
         self._last_commit = time.monotonic()
@@ -136,8 +170,10 @@ class KafkaConsumer(Consumer):
                                         "enable.auto.offset.store": False, **static},
             on_commit=self._on_commit, error_cb=link.error_cb(member.name, on_error)))
         try:
+            # Every lane, existing or not: librdkafka joins a lane topic created later at
+            # its next metadata refresh (LANE_DISCOVERY_MS), at no cost before that.
             member.client.subscribe(
-                [member.topic],
+                member.topics,
                 on_assign=lambda _c, parts: self._on_assign(member, parts),
                 on_revoke=lambda _c, parts: self._on_revoke(member, parts),
                 on_lost=lambda _c, parts: self._on_lost(member, parts))
@@ -163,11 +199,16 @@ class KafkaConsumer(Consumer):
         try:
             while True:
                 self._commit_due()
-                for member in self._rotated():
-                    want = max(1, max_items - len(out) - len(member.buffer))
+                members = self._rotated()
+                for member in members:
+                    # With priority lanes assigned, librdkafka's local queue is drained each
+                    # time: a high-lane message must not wait in it behind lower ones. The
+                    # in-flight bound then pauses the partitions that hold a backlog, and a
+                    # paused partition's prefetched messages leave librdkafka's queue.
+                    want = DRAIN if member.laned else max(1, max_items - len(out) - member.waiting())
                     pulled += self._pull(member, want, 0.0)
-                    if len(out) < max_items:
-                        out.extend(self._hand_out(member, max_items - len(out)))
+                if len(out) < max_items:
+                    out.extend(self._hand_out_all(members, max_items - len(out)))
                 remaining = deadline - time.monotonic()
                 # librdkafka waits in whole milliseconds: a sub-millisecond remainder
                 # would make poll() return at once, over and over (a busy loop).
@@ -219,8 +260,7 @@ class KafkaConsumer(Consumer):
                              "continuing without static membership", self._member_name)
                 self._member_name = None
             self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
-            member.buffer.clear()
-            member.buffered.clear()
+            member.clear_buffers()
             try:
                 member.client.close()
             except (KafkaException, RuntimeError) as exc:
@@ -253,17 +293,29 @@ class KafkaConsumer(Consumer):
                     logger.critical("Kafka consumer of %s: fatal error: %s", member.queue, err.str())
                     member.fatal = f"{err.name()}: {err.str()}"
                     continue
-                if err.code() != KafkaError._PARTITION_EOF:
+                if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART and msg.topic() in member.topics[1:]:
+                    # A priority lane nothing was sent to yet: joined once it exists.
+                    logger.debug("Kafka consumer of %s: %s", member.queue, err.str())
+                elif err.code() != KafkaError._PARTITION_EOF:
                     logger.warning("Kafka consumer of %s: %s", member.queue, err.str())
                 continue
-            member.buffer.append(msg)
+            member.buffers[member.lane.get(msg.topic(), 0)].append(msg)
             member.buffered[(msg.topic(), msg.partition())] += 1
             pulled += 1
         return pulled
 
-    def _hand_out(self, member: _Member, count: int) -> list[Delivery]:
+    def _hand_out_all(self, members: list[_Member], count: int) -> list[Delivery]:
+        """Up to ``count`` buffered deliveries, highest priority lane first (of any queue)."""
         taken: list[Delivery] = []
-        buffer, buffered = member.buffer, member.buffered
+        for lane in range(len(LANES) - 1, -1, -1):
+            for member in members:
+                if len(taken) < count and member.buffers[lane]:
+                    taken.extend(self._hand_out(member, lane, count - len(taken)))
+        return taken
+
+    def _hand_out(self, member: _Member, lane: int, count: int) -> list[Delivery]:
+        taken: list[Delivery] = []
+        buffer, buffered = member.buffers[lane], member.buffered
         with self._lock:
             while buffer and len(taken) < count:
                 msg = buffer.popleft()
@@ -317,7 +369,7 @@ class KafkaConsumer(Consumer):
             return
         self._tracker.mark_committed(positions)
         for member in self._members:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t == member.topic]
+            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t in member.lane]
             if not offsets:
                 continue
             try:
@@ -364,7 +416,8 @@ class KafkaConsumer(Consumer):
             for tp in tps:
                 self._generations[tp] = next(_generations)
         member.assigned.update(tps)
-        logger.info("queue %s: assigned partitions %s", member.queue, sorted(p for _, p in tps))
+        member.update_lanes()
+        logger.info("queue %s: assigned partitions %s", member.queue, _named(member, tps))
 
     def _on_revoke(self, member: _Member, partitions: Any) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
@@ -372,13 +425,17 @@ class KafkaConsumer(Consumer):
             member.discard_buffered(tps)
             running = sum(self._tracker.in_flight(tp) for tp in tps)
             if running and self._on_drain is not None and not self._closing:
-                logger.info("queue %s: partitions %s revoked; draining %d in-flight tasks (up to %.0f s)",
-                            member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
+                logger.info("queue %s: partitions %s revoked; draining %d in-flight deliveries (up to "
+                            "%.0f s)", member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
+                with self._lock:  # their deliveries are no longer ours to keep, only to finish
+                    self._revoking = frozenset(tps)
                 self._on_drain(self._drain_timeout)
             self._commit_now(member, tps)
         except Exception:
             logger.exception("queue %s: handling the revocation of %s failed", member.queue, sorted(tps))
         finally:
+            with self._lock:
+                self._revoking = frozenset()
             self._release(member, tps, "revoked")
 
     def _on_lost(self, member: _Member, partitions: Any) -> None:
@@ -393,6 +450,7 @@ class KafkaConsumer(Consumer):
                 self._generations.pop(tp, None)
                 dropped += self._tracker.drop(tp)
         member.assigned.difference_update(tps)
+        member.update_lanes()
         paused = tps & member.paused
         if paused:
             member.paused.difference_update(paused)
@@ -401,8 +459,9 @@ class KafkaConsumer(Consumer):
             except (KafkaException, RuntimeError) as exc:
                 logger.debug("resume of released partitions failed: %s", _error_text(exc))
         self.revocations += len(tps)
-        log = logger.warning if dropped or how == "lost" else logger.info
-        log("queue %s: partitions %s %s%s", member.queue, sorted(p for _, p in tps), how,
+        # Lost while the link is down is the outage's consequence, reported once by the link.
+        log = logger.warning if (dropped or how == "lost") and self._broker.link.up else logger.info
+        log("queue %s: partitions %s %s%s", member.queue, _named(member, tps), how,
             f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
 
     # ------------------------------------------------------------------ any thread
@@ -444,8 +503,18 @@ class KafkaConsumer(Consumer):
         token = delivery.token
         if not isinstance(token, KafkaToken):
             return False
+        tp = (token.topic, token.partition)
         with self._lock:
-            return self._generations.get((token.topic, token.partition)) == token.generation
+            return self._generations.get(tp) == token.generation and tp not in self._revoking
+
+    def revoking(self, delivery: Delivery) -> bool:
+        """Whether the delivery's partition is being revoked and drained right now."""
+        token = delivery.token
+        if not isinstance(token, KafkaToken):
+            return False
+        tp = (token.topic, token.partition)
+        with self._lock:
+            return tp in self._revoking and self._generations.get(tp) == token.generation
 
     def assignment(self) -> set[TP]:
         """The (topic, partition) pairs this consumer owns now."""

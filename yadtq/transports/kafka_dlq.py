@@ -32,9 +32,9 @@ from .kafka import (
     GROUP_PREFIX,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
-    TOPIC_PREFIX,
     _error_text,
     _reader,
+    queue_of_topic,
 )
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def scan(broker: KafkaBroker) -> _Scan:
         reason = headers.pop(HEADER_DLQ_REASON, b"").decode("utf-8", "replace")
         source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
         topic = source.split(":", 1)[0]
-        queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"
+        queue = queue_of_topic(topic) or "dlq"
         letters.append(DeadLetter(f"{msg.partition()}-{msg.offset()}", queue, reason,
                                   msg.timestamp()[1] / 1000.0, msg.value() or b"", headers, msg.key()))
     result.letters = [d for d in letters if d.id not in hidden]

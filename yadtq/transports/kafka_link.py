@@ -49,6 +49,9 @@ class KafkaLink:
         #: *loss* (the caller gets its error) and is logged at INFO only.
         self._ever_up = False
         self._lost_level = logging.WARNING
+        #: Clients whose statistics can tell the link is back (an admin client has none:
+        #: its loss ends when any other client is connected again).
+        self._reporting: set[str] = set()
         #: How many times the link was lost and came back (for tests).
         self.losses = 0
         self.restores = 0
@@ -76,6 +79,8 @@ class KafkaLink:
 
     def stats_cb(self, client: str) -> Callable[[str], None]:
         """A ``stats_cb`` for ``client``: a broker connection ``UP`` means the link is back."""
+        with self._lock:
+            self._reporting.add(client)
 
         def callback(stats: str) -> None:
             with self._lock:
@@ -111,7 +116,11 @@ class KafkaLink:
 
     def back(self, client: str) -> None:
         with self._lock:
-            if self._down.pop(client, None) is None or self._down:
+            if self._down.pop(client, None) is None:
+                return
+            for silent in [c for c in self._down if c not in self._reporting]:
+                del self._down[silent]
+            if self._down:
                 return
             since, self._lost_at = self._lost_at, None
             self.restores += 1

@@ -15,7 +15,7 @@ from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartiti
 from confluent_kafka import Consumer as RdConsumer
 
 from ..envelope import HEADER_ID, HEADER_TASK
-from ..exceptions import BrokerUnavailable
+from ..exceptions import BrokerUnavailable, DeadLetterRefused
 from .base import Delivery
 from .kafka import (
     _LEADERSHIP_ERRORS,
@@ -28,20 +28,23 @@ from .kafka import (
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
     TOPIC_PREFIX,
+    TP,
     KafkaBroker,
     KafkaToken,
     _admin,
     _error_text,
     _reader,
     group_for,
-    topic_for,
+    lane_topics,
+    queue_of_topic,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def lag(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
-    """Messages after the group's committed offset, per partition (``None``: no topic).
+def lag_by_lane(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
+    """Messages after the group's committed offset, per priority lane and partition (lanes
+    whose topic does not exist are left out: nothing was ever sent at their levels).
 
     Retries briefly on retriable errors (a new topic's leaders are still being elected).
     """
@@ -55,31 +58,38 @@ def lag(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
                     error.retriable() or error.code() in _LEADERSHIP_ERRORS)):
                 raise
             time.sleep(0.2)
-    return None  # not reached
+    return {}  # not reached
 
 
-def _lag_once(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
-    topic, group = topic_for(queue), group_for(queue)
+def _lag_once(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
+    topics, group = lane_topics(queue), group_for(queue)
     admin = broker.admin
     try:
-        partitions = broker._partitions(topic)
-        if partitions is None:
-            return None
-        tps = [TopicPartition(topic, p) for p in partitions]
+        # All-topics metadata: asking for the lane topics by name could create them.
+        meta = admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+        tps = [TopicPartition(topic, p) for topic in topics
+               if topic in meta and meta[topic].error is None for p in sorted(meta[topic].partitions)]
+        if not tps:
+            return {}
         spec = _admin.OffsetSpec
         high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
-        low_f = admin.list_offsets({TopicPartition(topic, p): spec.earliest() for p in partitions},
+        low_f = admin.list_offsets({TopicPartition(tp.topic, tp.partition): spec.earliest() for tp in tps},
                                    request_timeout=ADMIN_TIMEOUT)
         committed = _committed(broker, group, tps)
-        high = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
-        low = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
+        high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
+        low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read offsets of {topic}: {_error_text(exc)}") from exc
+        raise BrokerUnavailable(f"cannot read offsets of {topics[0]}: {_error_text(exc)}") from exc
     # No commit yet, or a commit below the log start (purged): count from the log start.
-    return {p: max(0, high[p] - max(low[p], committed.get(p, -1))) for p in partitions}
+    found: dict[int, dict[int, int]] = {}
+    for tp in tps:
+        key = (tp.topic, tp.partition)
+        found.setdefault(topics.index(tp.topic), {})[tp.partition] = max(
+            0, high[key] - max(low[key], committed.get(key, -1)))
+    return found
 
 
-def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[int, int]:
+def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[TP, int]:
     """The group's committed offsets, read by a consumer that does not join the group.
 
     (Not ``AdminClient.list_consumer_group_offsets``: librdkafka 2.16 crashes the
@@ -88,31 +98,32 @@ def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[int, int
     """
     probe = broker._client(RdConsumer, broker.config("consumer", **_reader(group)))
     try:
-        return {tp.partition: tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
+        return {(tp.topic, tp.partition): tp.offset for tp in probe.committed(tps, timeout=ADMIN_TIMEOUT)}
     finally:
         probe.close()
 
 
 def purge(broker: KafkaBroker, queue: str) -> int:
-    """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).
+    """Delete every message of the queue's topics, every priority lane (Kafka DeleteRecords
+    up to the end).
 
     Works while workers consume: their next fetch finds its position below the
     new log start and resets to it. Returns the group's lag before the purge.
     """
     broker.flush(ADMIN_TIMEOUT)  # what was published before the purge is purged too
-    waiting = lag(broker, queue)
-    if waiting is None:
+    waiting = lag_by_lane(broker, queue)
+    if not waiting:
         return 0
-    topic = topic_for(queue)
+    topics = lane_topics(queue)
     try:
-        futures = broker.admin.delete_records([TopicPartition(topic, p, OFFSET_END) for p in waiting],
-                                            request_timeout=ADMIN_TIMEOUT,
-                                            operation_timeout=ADMIN_TIMEOUT)
+        futures = broker.admin.delete_records(
+            [TopicPartition(topics[lane], p, OFFSET_END) for lane, parts in waiting.items() for p in parts],
+            request_timeout=ADMIN_TIMEOUT, operation_timeout=ADMIN_TIMEOUT)
         for future in futures.values():
             future.result(ADMIN_TIMEOUT + 5)
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot purge {topic}: {_error_text(exc)}") from exc
-    purged = sum(waiting.values())
+        raise BrokerUnavailable(f"cannot purge {topics[0]}: {_error_text(exc)}") from exc
+    purged = sum(sum(parts.values()) for parts in waiting.values())
     logger.info("purged queue %s: %d waiting messages dropped", queue, purged)
     return purged
 
@@ -120,6 +131,15 @@ def purge(broker: KafkaBroker, queue: str) -> int:
 #: Refusals for size: the broker's (topic ``max.message.bytes``) and librdkafka's own
 #: (producer ``message.max.bytes``) share this code.
 _SIZE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+#: Refusals that sending the same dead letter again cannot change (besides size, which
+#: gets a truncated copy): the record, the topic's policy or the client's rights.
+_PERMANENT_ERRORS = frozenset({
+    KafkaError.INVALID_RECORD, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.POLICY_VIOLATION, KafkaError.TOPIC_EXCEPTION,
+    KafkaError.INVALID_REQUIRED_ACKS, KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    KafkaError.INVALID_TIMESTAMP, KafkaError.UNSUPPORTED_COMPRESSION_TYPE, KafkaError._INVALID_ARG,
+    KafkaError._BAD_MSG,
+}) | _SIZE_ERRORS
 #: A dead letter refused for its size is sent again with its body cut to this many bytes.
 DLQ_TRUNCATED_BODY = 64 * 1024
 #: ... and without original headers longer than this (a huge header can be the cause too).
@@ -136,6 +156,7 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
     and the reason says so. A size refusal is permanent: it is never retried as is.
 
     Raises:
+        DeadLetterRefused: refused for good (see ``_PERMANENT_ERRORS``).
         BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
             must then not report the delivery done.
     """
@@ -163,6 +184,8 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
             [*kept, (HEADER_DLQ_REASON, reason.encode("utf-8", "replace")),
              (HEADER_DLQ_TRUNCATED, str(size).encode()), trailer])
     if error is not None:
+        if error[0] in _PERMANENT_ERRORS:
+            raise DeadLetterRefused(f"{DLQ_TOPIC} refused the dead letter from {source}: {error[1]}")
         raise BrokerUnavailable(f"dead letter from {source} not delivered: {error[1]}")
     task_id = delivery.headers.get(HEADER_ID, b"?").decode("utf-8", "replace")
     task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")
@@ -243,7 +266,7 @@ def read_dead_letters(broker: KafkaBroker, limit: int = 100) -> list[Delivery]:
         headers.pop(HEADER_DLQ_TRUNCATED, None)
         source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
         topic = source.split(":", 1)[0]
-        queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"
+        queue = queue_of_topic(topic) or "dlq"
         result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
                                token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
     return result

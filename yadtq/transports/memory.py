@@ -65,6 +65,7 @@ from .records import (
     totals_from,
     watch_after_beat,
 )
+from .waiting import PriorityDeque
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -77,18 +78,19 @@ class MemoryBroker(Broker):
 
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
-        self._queues: dict[str, deque[Delivery]] = {}
+        self._queues: dict[str, PriorityDeque] = {}
         self._dead: deque[DeadLetter] = deque(maxlen=10_000)
         self._dead_ids = itertools.count(1)
         self._cond = threading.Condition()
         self._tokens = itertools.count(1)
+        self._turn = 0
 
     def publish(self, messages: Sequence[Message]) -> None:
         with self._cond:
             for m in messages:
                 delivery = Delivery(body=m.body, queue=m.queue, headers=dict(m.headers),
                                     key=m.key, token=next(self._tokens))
-                self._queues.setdefault(m.queue, deque()).append(delivery)
+                self._queues.setdefault(m.queue, PriorityDeque()).append(delivery)
             self._cond.notify_all()
 
     def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
@@ -97,12 +99,18 @@ class MemoryBroker(Broker):
 
     def purge(self, queue: str) -> int:
         with self._cond:
-            waiting = self._queues.pop(queue, deque())
-            return len(waiting)
+            waiting = self._queues.pop(queue, None)
+            return len(waiting) if waiting is not None else 0
 
     def depth(self, queue: str) -> Optional[int]:
         with self._cond:
-            return len(self._queues.get(queue, ()))
+            waiting = self._queues.get(queue)
+            return len(waiting) if waiting is not None else 0
+
+    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
+        with self._cond:
+            waiting = self._queues.get(queue)
+            return {str(level): count for level, count in waiting.counts().items()} if waiting else {}
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         with self._cond:
@@ -135,7 +143,7 @@ class MemoryBroker(Broker):
     def peek(self, queue: str) -> Optional[Delivery]:
         with self._cond:
             waiting = self._queues.get(queue)
-            return waiting[0] if waiting else None
+            return waiting.peek() if waiting else None
 
     # used by MemoryConsumer
     def _take(self, queues: Sequence[str], max_items: int, timeout: float) -> list[Delivery]:
@@ -143,12 +151,20 @@ class MemoryBroker(Broker):
         with self._cond:
             while True:
                 taken: list[Delivery] = []
-                for name in itertools.cycle(queues):
-                    if len(taken) >= max_items or not any(self._queues.get(q) for q in queues):
+                while len(taken) < max_items:
+                    # The highest priority among the queues' heads; equal ones in turn.
+                    best: Optional[PriorityDeque] = None
+                    best_level = -1
+                    start = self._turn % len(queues)
+                    for name in [*queues[start:], *queues[:start]]:
+                        waiting = self._queues.get(name)
+                        level = waiting.top() if waiting is not None else None
+                        if level is not None and level > best_level:
+                            best, best_level = waiting, level
+                    if best is None:
                         break
-                    waiting = self._queues.get(name)
-                    if waiting:
-                        taken.append(waiting.popleft())
+                    self._turn += 1
+                    taken.append(best.popleft())
                 if taken or max_items <= 0:
                     return taken
                 remaining = deadline - time.monotonic()
@@ -159,7 +175,7 @@ class MemoryBroker(Broker):
     def _requeue(self, deliveries: Sequence[Delivery]) -> None:
         with self._cond:
             for d in reversed(deliveries):
-                self._queues.setdefault(d.queue, deque()).appendleft(d)
+                self._queues.setdefault(d.queue, PriorityDeque()).appendleft(d)
             self._cond.notify_all()
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, TypeVar
 
 from .. import states
 from ..canvas.followups import FollowUps, record_revoked
+from ..canvas.steps import GATHER
 from ..envelope import Envelope, encode, from_body, peek_task_id, verify
 from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQError
 from ..transports.base import (
@@ -35,6 +36,7 @@ from ..transports.base import (
     StateChange,
 )
 from . import admission, slots
+from .deadletter import dead_letter, log_given_up
 from .details import CallRecorder
 from .executor import Outcome, outcome_change
 from .links import Link
@@ -42,6 +44,7 @@ from .pools import Job, Pool
 
 if TYPE_CHECKING:
     from ..app import YADTQ
+    from ..task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ RECORD_BATCH_BYTES = 8 * 1024 * 1024
 #: Longest wait between two claims of a parked delivery (also at most ``heartbeat_interval``):
 #: a task whose holder died runs again within ``worker_unresponsive_after`` plus this.
 RECLAIM_INTERVAL = 1.0
+#: Call shapes whose fit to their task's signature is remembered (then forgotten at once).
+SHAPES_CACHED = 1024
 #: A claim older than this share of ``worker_unresponsive_after`` when its job would
 #: start is not trusted: the job goes back to be claimed again (see ``may_start``).
 STALE_CLAIM_SHARE = 1 / 3
@@ -157,7 +162,8 @@ class TaskConsumer:
         #: Attempts this worker is running: a second delivery of one is attached to
         #: its job (and reported done with it) instead of being claimed again.
         self._running: dict[AttemptKey, Job] = {}
-        self._running_lock = threading.Lock()
+        #: Guards ``_running``; notified when jobs leave it (``drain`` waits on it).
+        self._running_lock = threading.Condition()
         #: Attempts running on another live instance, oldest first (owner thread only).
         self._parked: dict[AttemptKey, Pending] = {}
         self._next_reclaim = 0.0
@@ -173,6 +179,8 @@ class TaskConsumer:
         self.secret_key = settings.secret_key
         #: Saves the calls of started tasks for the dashboard, in the background.
         self.details = CallRecorder(app, stop)
+        #: Call shapes already checked against their task's signature (``_arguments_mismatch``).
+        self._shapes: dict[tuple[str, int, tuple[str, ...], bool], Optional[str]] = {}
 
     @property
     def parked(self) -> int:
@@ -249,7 +257,7 @@ class TaskConsumer:
         if settled:
             self.consumer.done(settled)
         if runnable:
-            self._claim_and_start(self._admitted(list(runnable.values())), now)
+            self._claim_and_start(self._admitted(by_priority(runnable.values())), now)
 
     def _decode(self, delivery: Delivery) -> Optional[Envelope]:
         """The delivery's envelope, or ``None`` once it is dead-lettered as unrunnable."""
@@ -266,11 +274,31 @@ class TaskConsumer:
             self.reject(delivery, str(exc), task_id if isinstance(task_id, str) and task_id else None,
                         claimed_id=peek_task_id(delivery.body))
             return None
-        if envelope.task not in self.app.tasks:
+        task = self.app.tasks.get(envelope.task)
+        if task is None:
             self.reject(delivery, f"task {envelope.task!r} is not registered", envelope.id,
                         NotRegistered.__name__, envelope)
             return None
+        mismatch = self._arguments_mismatch(task, envelope)
+        if mismatch is not None:
+            # Never runnable, whoever takes it: dead-lettered like any unrunnable message.
+            self.reject(delivery, mismatch, envelope.id, "builtins.TypeError", envelope)
+            return None
         return envelope
+
+    def _arguments_mismatch(self, task: Task[Any, Any], envelope: Envelope) -> Optional[str]:
+        """:func:`arguments_mismatch`, remembered per task and call shape (positional count,
+        keyword names, chord callback or not): the answer depends on nothing else."""
+        gathers = bool(envelope.canvas) and bool(envelope.canvas.get(GATHER))
+        shape = (task.name, len(envelope.args), tuple(envelope.kwargs), gathers)
+        try:
+            return self._shapes[shape]
+        except KeyError:
+            pass
+        if len(self._shapes) >= SHAPES_CACHED:
+            self._shapes.clear()
+        found = self._shapes[shape] = arguments_mismatch(task, envelope)
+        return found
 
     def _admitted(self, pending: list[Pending]) -> list[Pending]:
         """Those of ``pending`` within their rate and concurrency limits; the others now
@@ -317,9 +345,10 @@ class TaskConsumer:
         if promoted:
             self.on_scheduled()
 
-    def _claim_and_start(self, pending: list[Pending], now: float) -> None:
+    def _claim_and_start(self, pending: list[Pending], now: float, reclaimed: bool = False) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
-        it (running on another live instance)."""
+        it (running on another live instance). ``reclaimed``: ``pending`` were parked
+        already (their refusal was logged and counted when they were parked)."""
         claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
                         self.identity.instance, self.identity.name, now, p.envelope.created)
                   for p in pending]
@@ -331,7 +360,7 @@ class TaskConsumer:
         started: list[Envelope] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
-            if decision != RUN and (decision != BUSY or attempt_of(envelope) not in self._parked):
+            if decision != RUN and (decision != BUSY or not reclaimed):
                 refused.append(decision)
             if decision == RUN:
                 if logger.isEnabledFor(logging.INFO):
@@ -344,7 +373,7 @@ class TaskConsumer:
                 self.pool.submit(job)
             elif decision == BUSY:
                 attempt = attempt_of(envelope)
-                if attempt not in self._parked:
+                if not reclaimed and attempt not in self._parked:  # once per parked attempt
                     logger.info("task %s[%s] runs on another live worker; waiting for its outcome",
                                 envelope.task, envelope.id, extra=task_fields(envelope))
                 self._parked[attempt] = entry
@@ -371,6 +400,35 @@ class TaskConsumer:
         """Claim up to ``free`` parked deliveries again (oldest first); drop those whose
         partition this worker no longer owns (its next owner takes over)."""
         self._next_reclaim = time.monotonic() + self.reclaim_interval
+        self._release_unowned()
+        due = list(itertools.islice(self._parked, free))
+        if not due:
+            return
+        # Claimed ones leave the parked set; those still busy go back at its end. A
+        # concurrency-limited one asks for its slot again: its holder may be found dead.
+        self._claim_and_start(self._slot_admitted([self._parked.pop(attempt) for attempt in due]),
+                              self.app.now(), reclaimed=True)
+
+    def drain(self, timeout: float) -> None:
+        """Partitions are being revoked (``Consumer.revoking``; no longer ``owns``): release
+        their parked deliveries at once (the partitions' next owner gets them again; nothing
+        ran here) and wait up to ``timeout`` until no job of theirs is left running or
+        unstored. Jobs of other partitions are not waited for."""
+        self._take_back_returned()
+        self._release_unowned()
+        consumer = self.consumer
+
+        def left() -> int:
+            return sum(1 for job in self._running.values()
+                       if any(consumer.revoking(d) for d in (job.delivery, *job.duplicates)))
+
+        with self._running_lock:
+            if not self._running_lock.wait_for(lambda: left() == 0, timeout):
+                logger.info("revocation drain: %d tasks of revoked partitions still running after "
+                            "%.0f s; they will be redelivered", left(), timeout)
+
+    def _release_unowned(self) -> None:
+        """Drop parked deliveries of partitions this worker no longer owns."""
         dropped = 0
         for attempt, entry in list(self._parked.items()):
             owned = [d for d in entry.deliveries() if self.consumer.owns(d)]
@@ -380,14 +438,7 @@ class TaskConsumer:
             elif len(owned) <= len(entry.duplicates):  # keep what came since, e.g. reassigned
                 self._parked[attempt] = Pending(entry.envelope, owned[0], owned[1:])
         if dropped:
-            logger.debug("dropped %d parked deliveries of partitions no longer owned", dropped)
-        due = list(itertools.islice(self._parked, free))
-        if not due:
-            return
-        # Claimed ones leave the parked set; those still busy go back at its end. A
-        # concurrency-limited one asks for its slot again: its holder may be found dead.
-        self._claim_and_start(self._slot_admitted([self._parked.pop(attempt) for attempt in due]),
-                              self.app.now())
+            logger.debug("released %d parked deliveries of partitions no longer owned", dropped)
 
     def may_start(self, job: Job) -> bool:
         """Whether a claimed job may start now (the pool asks right before running it).
@@ -402,6 +453,7 @@ class TaskConsumer:
         envelope = job.envelope
         with self._running_lock:
             self._running.pop(attempt_of(envelope), None)
+            self._running_lock.notify_all()
         logger.warning("task %s[%s] claimed %.1f s ago and not started: claiming it again",
                        envelope.task, envelope.id, waited, extra=task_fields(envelope))
         self._returned.put(Pending(envelope, job.delivery, list(job.duplicates)))
@@ -455,18 +507,24 @@ class TaskConsumer:
         record_id = task_id or f"dlq-{uuid.uuid4().hex}"
         logger.error("dead-lettering a message from %s: %s (recorded as %s)", delivery.queue, reason,
                      record_id, extra={"task_id": record_id, "task": envelope.task if envelope else None})
+        # Dead-lettered first: a final refusal by the dead-letter queue is part of the record.
+        refusal = dead_letter(self.consumer, delivery, reason, self.stop)
+        if refusal is not None:
+            log_given_up(delivery, reason, refusal, record_id)
+            reason = f"{reason}; and the dead-letter queue refused it: {refusal}"
         change = StateChange(
             record_id, states.FAILED, time.time(),
             worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
-            error=ErrorInfo(f"yadtq.exceptions.{error_type}", reason, [reason]), dead_lettered=True)
+            error=ErrorInfo(error_type if "." in error_type else f"yadtq.exceptions.{error_type}", reason,
+                            [reason]), dead_lettered=True)
         follow_ups = FollowUps(self.app)  # canvas: a rejected member fails its chain or chord
         if envelope is not None and task_id is not None:
             follow_ups.ended(envelope, states.FAILED, error=change.error)
         persist("recording a rejected message",
                 lambda: follow_ups.record(self.app.backend, [change], []), self.stop,
                 self.backend_link)
-        # Until the dead-letter queue has it, the message must not be reported done.
-        persist("dead-lettering a message", lambda: self.consumer.dead_letter(delivery, reason), self.stop)
+        if refusal is not None:  # else done already, once the dead-letter queue had it
+            self.consumer.done([delivery])
 
     # ------------------------------------------------------------------ recorder thread
     def record_forever(self, stop: threading.Event) -> None:
@@ -541,7 +599,9 @@ class TaskConsumer:
                 self._running.pop(attempt_of(job.envelope), None)
                 finished.append(job.delivery)
                 finished.extend(job.duplicates)
-        self.consumer.done(finished)
+            # Done before ``drain`` can see the jobs gone: a revocation commits right after.
+            self.consumer.done(finished)
+            self._running_lock.notify_all()
         self._release([job.envelope for job, _ in batch], stop)
         self.stats.count([outcome for _, outcome in batch])
         observer = self.stats.observer
@@ -566,6 +626,28 @@ class TaskConsumer:
             logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
                          outcome.runtime, err.type if err else "?", err.message if err else "",
                          extra=fields)
+
+
+def by_priority(pending: Iterable[Pending]) -> list[Pending]:
+    """``pending`` with the highest priority first, in fetch order within a level: the pool
+    starts them in this order, so a high-priority task fetched in the same batch as lower
+    ones (or, on Kafka, from a lower lane) never waits behind them."""
+    ordered = list(pending)
+    if len(ordered) > 1:
+        ordered.sort(key=lambda p: -(p.envelope.options.get("priority") or 0))
+    return ordered
+
+
+def arguments_mismatch(task: Task[Any, Any], envelope: Envelope) -> Optional[str]:
+    """Why the envelope's arguments do not fit the task's signature (bound against the
+    signature cached on the task), or ``None`` when they do. A chord callback gets its
+    members' results as first argument when it runs: a stand-in takes their place."""
+    args = (None, *envelope.args) if envelope.canvas.get(GATHER) else envelope.args
+    try:
+        task.check_arguments(args, envelope.kwargs)
+    except TypeError as exc:
+        return f"{task.name}() {exc}"
+    return None
 
 
 def outcome_size(outcome: Outcome) -> int:

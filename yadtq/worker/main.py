@@ -112,6 +112,7 @@ class Worker:
         self._pending_cond = threading.Condition()
         self._pool: Optional[Pool] = None
         self._consumer: Optional[Consumer] = None
+        self._tasks: Optional[TaskConsumer] = None
         self._state = RUNNING
         self._exit_code = 0
         self._supervisor = Supervisor(3 * app.settings.heartbeat_interval, on_fatal=self._fatal)
@@ -231,16 +232,29 @@ class Worker:
         deadline = time.monotonic() + timeout
         if self._pool is not None:
             self._pool.join(timeout)
+        self._wait_stored(max(0.0, deadline - time.monotonic()))
+
+    def _wait_stored(self, timeout: float) -> None:
+        """Wait up to ``timeout`` until every outcome handed to the recorder is stored."""
         with self._pending_cond:
-            self._pending_cond.wait_for(lambda: self._pending <= 0,
-                                        max(0.0, deadline - time.monotonic()))
+            self._pending_cond.wait_for(lambda: self._pending <= 0, timeout)
+
+    def _revocation_drain(self, timeout: float) -> None:
+        """The consumer is about to lose partitions: finish and store their tasks within
+        ``timeout`` (``TaskConsumer.drain``: only theirs; their parked deliveries at once)."""
+        tasks = self._tasks
+        if tasks is not None:
+            tasks.drain(timeout)
+        else:
+            self._drain(timeout)
 
     def _connect(self, link: Link) -> Consumer:
         """The broker consumer, retrying until the broker answers or the worker stops."""
         delay = 0.5
         while True:
             try:
-                consumer = self.app.broker.consumer(self.queues, on_drain=self._drain, worker=self.name)
+                consumer = self.app.broker.consumer(self.queues, on_drain=self._revocation_drain,
+                                                     worker=self.name)
             except BrokerUnavailable as exc:
                 link.failed(exc)
                 if self._stop.wait(delay):
@@ -308,6 +322,7 @@ class Worker:
                              on_scheduled=scheduler.wake)
         if slots.has_limits(self.app):  # slots of dead holders are freed and handed on
             heartbeat.after_beat = lambda: slots.sweep_and_wake(self.app, scheduler.wake)
+        self._tasks = tasks
         recorder_stop = threading.Event()
         # A crash may lose the batch of outcomes the recorder held: restart it (what is in
         # flight still gets stored) and stop the worker, so those deliveries come back.
@@ -356,7 +371,7 @@ class Worker:
                                len(pool.active()))
             terminator.stop()
             terminations.join(5)
-            self._drain(5.0)
+            self._wait_stored(5.0)  # the pool was waited for above: what it abandoned stays
             recorder_stop.set()
             self._outcomes.put(None)
             recorder.join(10)

@@ -48,7 +48,8 @@ def tick_message(app: YADTQ, schedule: Schedule, run_at: float, now: float) -> S
     expires = now + opts.expires if opts is not None and opts.expires is not None else None
     envelope = Envelope(id=tick_id(schedule.name, run_at), task=schedule.task, args=schedule.args,
                         kwargs=dict(schedule.kwargs), queue=queue, eta=None, expires=expires,
-                        key=None, created=now, options={})
+                        key=None, created=now,
+                        options={"priority": opts.priority} if opts is not None and opts.priority else {})
     body = encode(envelope, app.settings.secret_key)
     message = Message(queue=queue, body=body, key=envelope.routing_key(), headers=envelope.headers())
     return ScheduledMessage(envelope.id, run_at, message)

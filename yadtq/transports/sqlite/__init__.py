@@ -10,7 +10,10 @@ processes. Each thread gets its own connection.
 
 Broker. ``yadtq_messages`` holds one row per message. ``visible_after = 0``
 means waiting; otherwise the row is leased to the consumer it names until that
-time. A consumer claims the oldest visible rows of its queues in one transaction
+time. A consumer claims the visible rows of its queues in one transaction, highest
+``priority`` first and oldest first within a level (an index on ``(queue,
+visible_after, priority DESC, id)``; a file made before priorities gets the column
+and the index when a broker first opens it),
 by leasing them for ``visibility_timeout`` seconds, so a message runs on one
 worker at a time. While deliveries are outstanding the consumer renews their
 leases on its ``fetch`` calls (at most every third of the timeout); if its

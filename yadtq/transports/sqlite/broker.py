@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from ...exceptions import BrokerUnavailable
+from ...priority import priority_of
 from ..base import (
     Broker,
     Consumer,
@@ -30,6 +31,7 @@ from .schema import (
     _pack_headers,
     _unpack_headers,
     database_path,
+    upgrade_broker,
 )
 
 if TYPE_CHECKING:
@@ -42,13 +44,14 @@ logger = logging.getLogger(__name__)
 NOTIFY_RECHECK = 1.0
 
 _SELECT_EXPIRED = (
-    "SELECT id, queue, body, key, headers FROM yadtq_messages"
-    " WHERE queue = ? AND visible_after > 0 AND visible_after <= ? ORDER BY id LIMIT ?"
+    "SELECT id, queue, body, key, headers, priority FROM yadtq_messages"
+    " WHERE queue = ? AND visible_after > 0 AND visible_after <= ? ORDER BY priority DESC, id LIMIT ?"
 )
 _SELECT_WAITING = (
-    "SELECT id, queue, body, key, headers FROM yadtq_messages"
-    " WHERE queue = ? AND visible_after = 0 ORDER BY id LIMIT ?"
+    "SELECT id, queue, body, key, headers, priority FROM yadtq_messages"
+    " WHERE queue = ? AND visible_after = 0 ORDER BY priority DESC, id LIMIT ?"
 )
+_INSERT = "INSERT INTO yadtq_messages (queue, body, key, headers, priority) VALUES (?, ?, ?, ?, ?)"
 
 
 class SqliteBroker(Broker):
@@ -60,7 +63,7 @@ class SqliteBroker(Broker):
         super().__init__(url, settings)
         self.path = database_path(url)
         self._db = _Database(self.path, BROKER_SCHEMA, BrokerUnavailable,
-                             _busy_timeout(settings.broker_options))
+                             _busy_timeout(settings.broker_options), upgrade_broker)
         #: Wakes idle consumers in any process when messages arrive (Unix datagrams in
         #: ``<db>-queue.notify/``), so they block instead of polling the table.
         self._notifier = Notifier(self.path + "-queue")
@@ -68,10 +71,10 @@ class SqliteBroker(Broker):
     def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
-        rows = [(m.queue, m.body, m.key, _pack_headers(m.headers)) for m in messages]
+        rows = [(m.queue, m.body, m.key, _pack_headers(m.headers), priority_of(m.headers))
+                for m in messages]
         with self._db.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)", rows)
+            conn.executemany(_INSERT, rows)
         self._notifier.notify([NOTIFY_ALL.decode()])
 
     def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
@@ -93,6 +96,13 @@ class SqliteBroker(Broker):
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM yadtq_messages WHERE queue = ?", (queue,)).fetchone()
             return int(count)
+
+    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
+        """Messages of ``queue`` not yet done, per priority level."""
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT priority, COUNT(*) FROM yadtq_messages WHERE queue = ?"
+                                " GROUP BY priority ORDER BY priority", (queue,)).fetchall()
+        return {str(level): int(count) for level, count in rows}
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
         with self._db.transaction() as conn:
@@ -130,8 +140,8 @@ class SqliteBroker(Broker):
                     rows += conn.execute("SELECT id, queue, reason, created, body, headers, key"
                                          " FROM yadtq_dead_letters WHERE id = ?", (number,)).fetchall()
             letters = [_dead_letter(row) for row in rows]
-            conn.executemany("INSERT INTO yadtq_messages (queue, body, key, headers) VALUES (?, ?, ?, ?)",
-                             [(d.queue, d.body, d.key, _pack_headers(d.headers)) for d in letters])
+            conn.executemany(_INSERT, [(d.queue, d.body, d.key, _pack_headers(d.headers),
+                                        priority_of(d.headers)) for d in letters])
             conn.executemany("DELETE FROM yadtq_dead_letters WHERE id = ?", [(row[0],) for row in rows])
         return letters
 
@@ -145,7 +155,7 @@ class SqliteBroker(Broker):
             row = conn.execute(_SELECT_WAITING, (queue, 1)).fetchone()
         if row is None:
             return None
-        row_id, queue, body, key, headers = row
+        row_id, queue, body, key, headers, _ = row
         return Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key, token=row_id)
 
     def close(self) -> None:
@@ -225,20 +235,20 @@ class SqliteConsumer(Consumer):
         """Lease the oldest visible messages in one transaction: each goes to one consumer."""
         now = time.time()
         with self._db.transaction() as conn:
-            rows: list[tuple[int, str, bytes, Optional[bytes], Optional[bytes]]] = []
+            rows: list[tuple[int, str, bytes, Optional[bytes], Optional[bytes], int]] = []
             for queue in self._queues:
                 rows += conn.execute(_SELECT_EXPIRED, (queue, now, max_items)).fetchall()
                 rows += conn.execute(_SELECT_WAITING, (queue, max_items)).fetchall()
             if not rows:
                 return []
-            rows.sort(key=lambda row: row[0])
+            rows.sort(key=lambda row: (-row[5], row[0]))  # highest priority, then oldest
             del rows[max_items:]
             lease = now + self._visibility
             conn.executemany(
                 "UPDATE yadtq_messages SET visible_after = ?, consumer = ? WHERE id = ?",
                 [(lease, self._name, row[0]) for row in rows])
         taken = [Delivery(body=body, queue=queue, headers=_unpack_headers(headers), key=key,
-                          token=row_id) for row_id, queue, body, key, headers in rows]
+                          token=row_id) for row_id, queue, body, key, headers, _ in rows]
         with self._lock:
             for delivery in taken:
                 self._outstanding[delivery.token] = delivery

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import unquote, urlsplit
 
 from ...envelope import pack, unpack
@@ -28,9 +28,9 @@ CREATE TABLE IF NOT EXISTS yadtq_messages (
     key BLOB,
     headers BLOB,
     visible_after REAL NOT NULL DEFAULT 0,
-    consumer TEXT
+    consumer TEXT,
+    priority INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS yadtq_messages_visible ON yadtq_messages (queue, visible_after, id);
 CREATE TABLE IF NOT EXISTS yadtq_dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -124,6 +124,37 @@ CREATE TABLE IF NOT EXISTS yadtq_progress (
 CREATE INDEX IF NOT EXISTS yadtq_progress_expires ON yadtq_progress (expires);
 """
 
+#: The broker's index: each queue's visible messages, highest priority first, then oldest.
+_MESSAGES_INDEX = ("CREATE INDEX IF NOT EXISTS yadtq_messages_priority"
+                   " ON yadtq_messages (queue, visible_after, priority DESC, id)")
+
+
+def upgrade_broker(conn: sqlite3.Connection) -> None:
+    """Bring a broker database up to date: the ``priority`` column (databases made before
+    priorities lack it; their messages are at the default level) and its index, which
+    replaces the earlier ``(queue, visible_after, id)`` one. Safe when several processes
+    open the file at once: the check and the change are one transaction."""
+    if not _has_column(conn, "yadtq_messages", "priority"):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not _has_column(conn, "yadtq_messages", "priority"):
+                conn.execute("ALTER TABLE yadtq_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+                logger.info("sqlite broker database upgraded: added the priority column")
+            conn.execute("DROP INDEX IF EXISTS yadtq_messages_visible")
+            conn.execute(_MESSAGES_INDEX)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    else:
+        conn.execute(_MESSAGES_INDEX)
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
 DEFAULT_BUSY_TIMEOUT = 30.0
 #: Backoff of an idle consumer between cheap change checks.
 MIN_POLL_DELAY = 0.002
@@ -184,9 +215,12 @@ class _Database:
     ``BackendUnavailable``).
     """
 
-    def __init__(self, path: str, schema: str, error: type[YADTQError], busy_timeout: float) -> None:
+    def __init__(self, path: str, schema: str, error: type[YADTQError], busy_timeout: float,
+                 upgrade: Optional[Callable[[sqlite3.Connection], None]] = None) -> None:
         self.path = path
         self._schema = schema
+        #: Brings a database file made by an earlier version up to date (after ``schema``).
+        self._upgrade = upgrade
         self._error = error
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
@@ -230,6 +264,8 @@ class _Database:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(self._schema)
+                if self._upgrade is not None:
+                    self._upgrade(conn)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:

@@ -12,27 +12,24 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, Ty
 
 from typing_extensions import Concatenate, ParamSpec
 
-from . import schedules, states
+from . import schedules, sending, states
 from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
 from .canvas.send import apply as send_canvas
 from .clock import BackendClock
-from .config import autodiscover, route, settings_from_object
+from .config import autodiscover, settings_from_object
 from .delivery import DeliveryWatch, delivers_later, flush_at_exit
-from .envelope import Envelope, encode_body, headers_for, new_body, new_task_id, pack
 from .exceptions import ConfigurationError, NotRegistered, YADTQError
 from .naming import default_task_name
 from .periodic import CATCH_UP_ONCE, Schedule
-from .priority import check_priority
+from .readahead import ReadAhead
 from .result import AsyncResult
 from .settings import Settings, explicit_settings, load_settings, validate
 from .task import AsyncTask, Task, TaskOptions, build_options
 from .transports.base import (
     Broker,
     ErrorInfo,
-    Message,
     ResultBackend,
-    ScheduledMessage,
     StateChange,
     WorkerInfo,
     create_backend,
@@ -108,6 +105,8 @@ class YADTQ:
         self._lock = threading.Lock()
         #: Delivery reports of sent tasks, and the refusals they brought (``delivery.py``).
         self.deliveries = DeliveryWatch()
+        #: Results handed out for sent tasks, read in batches by ``get()`` (``readahead.py``).
+        self.readahead = ReadAhead()
         self._exit_flush = False
         self._clock: Optional[BackendClock] = None
         self._task_defaults = self._defaults_from_settings()
@@ -356,17 +355,44 @@ class YADTQ:
         raise NotRegistered(f"no task named {name!r} (registered: {', '.join(sorted(self.tasks)) or 'none'})")
 
     # ------------------------------------------------------------------ sending
+    def lookup(self, name: str) -> Optional[Task[Any, Any]]:
+        """The task registered as ``name`` or under that unambiguous short name, else ``None``.
+
+        Raises:
+            NotRegistered: the short name is ambiguous.
+        """
+        task = self.tasks.get(name)
+        if task is None and name in self._aliases:
+            task = self.resolve(name)
+        return task
+
     def send_task(self, name: str, args: Any = (), kwargs: Optional[dict[str, Any]] = None,
                   **options: Any) -> _AsyncResult[Any]:
         """Send a task by name, without importing its code.
 
         Options are those of :meth:`Task.apply_async`.
         """
-        task = self.tasks.get(name)
-        if task is None and name in self._aliases:
-            task = self.resolve(name)
+        task = self.lookup(name)
         return self.submit(task.name if task else name, tuple(args), dict(kwargs or {}),
                            task=task, **options)
+
+    def send_many(self, calls: Iterable[Any]) -> list[_AsyncResult[Any]]:
+        """Send many tasks in one go: one encode pass, one broker call for those due now
+        (Kafka: queued without a flush per message; SQLite: one transaction) and one backend
+        call for those with a countdown or eta. Much faster than ``.delay()`` in a loop.
+
+        Each call is a signature (``add.s(2, 3)``, ``add.s(1, 2).set(countdown=5)``) or a
+        tuple ``(task_or_name, args[, kwargs[, options]])`` with the options of
+        :meth:`Task.apply_async`. Returns their ``AsyncResult`` handles, in order. Signatures
+        with ``link``/``link_error`` (or other canvas options) are sent one by one, after
+        the rest.
+
+        Raises:
+            SerializationError: an argument cannot be carried (nothing is sent).
+            ConfigurationError: a call of the wrong shape or with an unknown option
+                (nothing is sent).
+        """
+        return sending.send_many(self, calls)
 
     def submit(
         self,
@@ -393,72 +419,11 @@ class YADTQ:
             ConfigurationError: ``priority`` is not an integer from 0 to 9.
         """
         now = self.now()
-        opts = task.options if task is not None else None
-        if expires is None and opts is not None and opts.expires is not None:
-            expires = opts.expires
-        run_at = _epoch(eta) if eta is not None else (now + countdown if countdown else None)
-        extra: dict[str, Any] = {}
-        if max_retries is not None:
-            extra["max_retries"] = max_retries
-        if time_limit is not None:
-            extra["time_limit"] = time_limit
-        level = (check_priority(priority, f"sending {name}") if priority is not None
-                 else opts.priority if opts is not None else 0)
-        if level:  # the default level travels as no option and no header
-            extra["priority"] = level
-        # The hot path of .delay(): one dict, one encode, one non-blocking publish; an
-        # Envelope object is built only for an eager run.
-        tid = task_id or new_task_id()
-        to = (queue or (opts.queue if opts and opts.queue else None)
-              or route(self.settings.task_routes, name) or self.settings.default_queue)
-        added = self.send_hook(tid, to, extra) if self.send_hook is not None else None
-        fields = new_body(tid, name, args, kwargs, to, run_at,
-                          (_epoch(expires) if isinstance(expires, datetime) else now + expires)
-                          if expires is not None else None, key, now, extra)
-        body = encode_body(fields, self.settings.secret_key)  # raises SerializationError
-        if dedupe_key is None and opts is not None and opts.dedupe:
-            dedupe_key = f"{name}:{pack([list(args), kwargs]).hex()}"
-        if dedupe_key is not None:
-            winner = self.backend.claim_dedupe(dedupe_key, tid, self.settings.result_expires)
-            if winner != tid:
-                logger.debug("task %s deduplicated to %s (%s)", tid, winner, name)
-                return AsyncResult(winner, self)
-        if self.settings.eager:
-            return self._run_eagerly(Envelope(id=tid, task=name, args=args, kwargs=kwargs, queue=to,
-                                              eta=run_at, expires=fields["expires"], key=key,
-                                              created=now, options=extra))
-        headers = headers_for(name, tid, level)
-        if added:
-            headers.update(added)
-        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers)
-        try:
-            if run_at is not None and run_at > now:
-                self.backend.record(
-                    [StateChange(tid, states.SCHEDULED, now, name=name, queue=to, eta=run_at)],
-                    [ScheduledMessage(tid, run_at, message)],
-                )
-            else:
-                self.broker.publish([message])
-                self.deliveries.sent()
-        except BaseException:
-            if dedupe_key is not None:  # never sent: the key must not keep pointing at it
-                self._release_dedupe(dedupe_key, tid)
-            raise
-        return AsyncResult(tid, self)
-
-    def _release_dedupe(self, key: str, task_id: str) -> None:
-        try:
-            self.backend.release_dedupe(key, task_id)
-        except YADTQError as exc:
-            logger.error("task %s was not sent and its dedupe key could not be released (%s); "
-                         "identical tasks resolve to it until it expires", task_id, exc,
-                         extra={"task_id": task_id})
-
-    def _run_eagerly(self, envelope: Envelope) -> _AsyncResult[Any]:
-        from .worker.executor import execute_eagerly
-
-        self.backend.record(execute_eagerly(self, envelope))
-        return AsyncResult(envelope.id, self)
+        item = sending.prepare(self, name, args, kwargs, now, task=task, countdown=countdown,
+                               eta=eta, expires=expires, task_id=task_id, queue=queue, key=key,
+                               dedupe_key=dedupe_key, max_retries=max_retries,
+                               time_limit=time_limit, priority=priority)
+        return sending.send_one(self, item, now)
 
     def AsyncResult(self, task_id: Union[str, _AsyncResult[Any]]) -> _AsyncResult[Any]:
         """A handle on the task with this id."""
@@ -597,8 +562,3 @@ class YADTQ:
         """Let schedule ``name`` fire again from its next tick after now."""
         schedules.resume(self, name)
 
-
-def _epoch(value: Union[datetime, float]) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return float(value)

@@ -16,3 +16,8 @@ def noop() -> None:
 @app.task(name="bench.add")
 def add(x: int, y: int) -> int:
     return x + y
+
+
+@app.task(name="bench.sink")
+def sink(payload: bytes) -> None:
+    """Takes a payload and returns nothing: measures moving it (``benchmarks/scaling.py``)."""

@@ -43,6 +43,19 @@ POLL_INTERVAL = 0.5
 REMEMBERED = 10_000
 
 
+#: How many forks this process descends from (a counter, cheaper to compare than
+#: ``os.getpid()`` on every send): a forked child starts its own serving thread.
+_forks = [0]
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 def delivers_later(broker: Broker) -> bool:
     """Whether ``broker`` may still hold messages after ``publish`` returned (it has a
     ``flush`` of its own)."""
@@ -58,7 +71,8 @@ class DeliveryWatch:
         self._wake = threading.Event()
         self._broker: Optional[Broker] = None
         self._thread: Optional[threading.Thread] = None
-        self._pid = 0
+        #: The fork generation (``_forks``) the serving thread was started in; -1: none yet.
+        self._generation = -1
 
     # ------------------------------------------------------------------ refusals
     def refused(self, task_id: str, error: str) -> None:
@@ -84,17 +98,20 @@ class DeliveryWatch:
             self._broker = broker
 
     def sent(self) -> None:
-        """Messages were just published: make sure their reports are served."""
+        """Messages were just published: make sure their reports are served.
+
+        Called on every send: two attribute reads when the thread is already awake."""
         if self._broker is None:
             return
-        if self._pid != os.getpid():  # first use, or a forked child: threads are not inherited
+        if self._generation != _forks[0]:  # first use, or a forked child: threads are not inherited
             with self._lock:
-                if self._pid != os.getpid():
-                    self._pid = os.getpid()
+                if self._generation != _forks[0]:
+                    self._generation = _forks[0]
                     self._thread = threading.Thread(target=self._serve, name="yadtq-delivery",
                                                     daemon=True)
                     self._thread.start()
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _serve(self) -> None:
         while True:

@@ -29,6 +29,9 @@ class AsyncResult(Generic[R]):
         #: and ``yadtq dlq requeue`` run a ready task again under its id, so every read
         #: asks the backend); it only tells that a broker refusal seen here is superseded.
         self._ready: Optional[TaskRecord] = None
+        #: A ready record read together with another result's (``readahead.py``):
+        #: ``(record, time.monotonic() when read)``, used once by ``get()`` while fresh.
+        self._prefetched: Optional[tuple[TaskRecord, float]] = None
         #: The result this one follows in a chain (an ``AsyncResult`` or a
         #: ``GroupResult``), when it came from a canvas sent here.
         self.parent: Optional[Any] = None
@@ -174,7 +177,7 @@ class AsyncResult(Generic[R]):
             Exception: with ``propagate``, the task's own exception (builtin types
                 as themselves, others as ``TaskError``), or ``Revoked``.
         """
-        return self._get(None, timeout, propagate)
+        return self._get(self.app.readahead.read(self.app.backend, self), timeout, propagate)
 
     wait = get
 
@@ -287,4 +290,5 @@ class AsyncResult(Generic[R]):
     def forget(self) -> None:
         """Delete the stored state and result."""
         self._ready = None
+        self.app.readahead.forget(self.id)
         self.app.backend.forget([self.id])

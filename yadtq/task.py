@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 
 from typing_extensions import ParamSpec
 
+from . import sending
 from .canvas.signature import CHUNK_TASK, Signature, group
 from .concurrency import KeySpec, check_concurrency
 from .envelope import pack
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from .app import YADTQ
     from .result import AsyncResult
+    from .settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,6 +127,9 @@ class Task(Generic[P, R]):
         self.__name__ = getattr(fn, "__name__", options.name)
         self.__module__ = getattr(fn, "__module__", __name__)
         self.__wrapped__ = fn
+        #: What ``.delay()`` needs of the settings, kept while they stay the same
+        #: (``sending.plain_route``).
+        self.send_route: Optional[tuple[Settings, Optional[tuple[str, bytes]]]] = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
@@ -163,7 +168,7 @@ class Task(Generic[P, R]):
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Send the task to a worker with these arguments; returns at once."""
-        return self.apply_async(args, kwargs)
+        return sending.delay(self, args, kwargs)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """``delay`` for asyncio code: ``await add.adelay(2, 3)`` sends without blocking the loop."""

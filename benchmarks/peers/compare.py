@@ -38,14 +38,15 @@ LABELS = {
     "dramatiq": "Dramatiq on Redis",
     "rq": "RQ, SimpleWorker (1/10 of the tasks)",
 }
-METRICS = ("enqueue_per_s", "end_to_end_per_s", "rt_p50_ms", "rt_p99_ms", "worker_cpu_s_per_10k",
-           "idle_cpu_pct", "idle_rss_mb")
+METRICS = ("enqueue_per_s", "bulk_per_s", "end_to_end_per_s", "rt_p50_ms", "rt_p99_ms",
+           "worker_cpu_s_per_10k", "idle_cpu_pct", "idle_rss_mb")
 #: (what, system, metric, peer or None for an absolute bound, bound, higher is better)
 TARGETS: tuple[tuple[str, str, str, Optional[str], float, bool], ...] = (
     ("end to end vs Huey", "yadtq-kafka", "end_to_end_per_s", "huey", 8.0, True),
     ("end to end vs Celery-on-Kafka", "yadtq-kafka", "end_to_end_per_s", "celery-kafka", 30.0, True),
     ("end to end vs Huey (SQLite)", "yadtq-sqlite", "end_to_end_per_s", "huey", 3.0, True),
     (".delay() vs Huey's enqueue", "yadtq-kafka", "enqueue_per_s", "huey", 10.0, True),
+    ("bulk send (send_many) vs Huey's enqueue", "yadtq-kafka", "bulk_per_s", "huey", 50.0, True),
     ("round trip p50 vs Huey", "yadtq-kafka", "rt_p50_ms", "huey", 0.8, False),
     ("round trip p99 vs Huey", "yadtq-kafka", "rt_p99_ms", "huey", 1.0, False),
     ("round trip p50 vs Huey (SQLite)", "yadtq-sqlite", "rt_p50_ms", "huey", 0.5, False),
@@ -59,13 +60,18 @@ TARGETS: tuple[tuple[str, str, str, Optional[str], float, bool], ...] = (
 )
 
 
+#: A target's metric compared with another metric of the peer (a bulk send with its enqueue).
+PEER_METRIC = {"bulk_per_s": "enqueue_per_s"}
+
+
 def medians(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per system, each metric's median over the rounds that measured it."""
     out: dict[str, dict[str, float]] = {}
     for system in SYSTEMS:
         rows = [r for r in results if r.get("system") == system and "error" not in r]
         if rows:
-            out[system] = {m: statistics.median(r[m] for r in rows) for m in METRICS if m in rows[0]}
+            out[system] = {m: statistics.median(r[m] for r in rows if m in r) for m in METRICS
+                           if any(m in r for r in rows)}
     return out
 
 
@@ -78,16 +84,17 @@ def render(results: Sequence[dict[str, Any]], *, title: str = "") -> str:
     med = medians(results)
     lines = [title] if title else []
     lines += [
-        "| system | enqueue /s | end to end tasks/s | round trip p50 / p99 ms "
+        "| system | enqueue /s | bulk send /s | end to end tasks/s | round trip p50 / p99 ms "
         "| worker CPU s per 10k tasks | idle worker CPU % of a core | idle worker RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for system in SYSTEMS:
         m = med.get(system)
         if m is None:
             continue
         lines.append(
-            f"| {LABELS[system]} | {_fmt(m.get('enqueue_per_s'), 0)} | {_fmt(m.get('end_to_end_per_s'), 0)} "
+            f"| {LABELS[system]} | {_fmt(m.get('enqueue_per_s'), 0)} | {_fmt(m.get('bulk_per_s'), 0)} "
+            f"| {_fmt(m.get('end_to_end_per_s'), 0)} "
             f"| {_fmt(m.get('rt_p50_ms'), 1)} / {_fmt(m.get('rt_p99_ms'), 1)} "
             f"| {_fmt(m.get('worker_cpu_s_per_10k'), 1)} | {_fmt(m.get('idle_cpu_pct'), 2)} "
             f"| {_fmt(m.get('idle_rss_mb'), 0)} |")
@@ -95,7 +102,7 @@ def render(results: Sequence[dict[str, Any]], *, title: str = "") -> str:
     for what, system, metric, peer, bound, higher in TARGETS:
         value = med.get(system, {}).get(metric)
         if peer is not None:
-            base = med.get(peer, {}).get(metric)
+            base = med.get(peer, {}).get(PEER_METRIC.get(metric, metric))
             value = value / base if value is not None and base else None
             shown = f"{value:.2f}x" if value is not None else "—"
             bound_s = f"{'≥' if higher else '≤'} {bound:g}x"

@@ -78,3 +78,72 @@ def test_an_idle_sqlite_consumer_is_woken_by_a_publish(tmp_path: Path,
     receiving.close()
     sending.close()
     assert not Path(str(tmp_path / "q.db") + "-queue.notify").exists()  # the last listener cleaned up
+
+
+class _Fetching:
+    """A consumer that records how long each fetch may block."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def fetch(self, max_items: int, timeout: float) -> list[base.Delivery]:
+        self.timeouts.append(timeout)
+        return []
+
+    def owns(self, delivery: base.Delivery) -> bool:
+        return True
+
+
+def test_an_idle_worker_fetches_with_the_long_wait_unless_deliveries_are_parked() -> None:
+    import queue
+
+    from yadtq.envelope import Envelope
+    from yadtq.worker import consumer as consumer_module
+    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.pools import ThreadPool
+
+    app = YADTQ("idle", broker="memory://", backend="memory://", heartbeat_interval=5)
+    fetching = _Fetching()
+    pool = ThreadPool(app, 2, "w", lambda job, outcome: None)
+    tasks = TaskConsumer(app, fetching, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         queue.SimpleQueue(), threading.Event())
+    tasks.turn()
+    assert fetching.timeouts == [consumer_module.IDLE_FETCH_TIMEOUT]
+    # A parked delivery must be claimed again soon: the loop comes back at the short pace.
+    tasks._parked[("t", 0)] = Pending(Envelope(id="t", task="x"), base.Delivery(b"", "q", token=1))
+    tasks._next_reclaim = float("inf")
+    tasks.turn()
+    assert fetching.timeouts[-1] == consumer_module.FETCH_TIMEOUT
+    # Health needs a turn every two heartbeats: the long wait stays within half of one.
+    quick = YADTQ("idle", broker="memory://", backend="memory://", heartbeat_interval=0.4)
+    assert TaskConsumer(quick, fetching, pool, Identity("w", "w#2"), WorkerStats(),  # type: ignore[arg-type]
+                        queue.SimpleQueue(), threading.Event()).idle_fetch_timeout <= 0.2
+
+
+def test_an_idle_recorder_blocks_until_an_outcome_or_its_wake_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import queue
+
+    from yadtq.worker import consumer as consumer_module
+    from yadtq.worker.consumer import Identity, TaskConsumer, WorkerStats
+
+    monkeypatch.setattr(consumer_module, "RECORDER_WAIT", 60.0)
+    app = YADTQ("idle", broker="memory://", backend="memory://")
+    waits: list[object] = []
+
+    class Outcomes(queue.Queue):  # type: ignore[type-arg]
+        def get(self, block: bool = True, timeout: object = None) -> object:
+            waits.append(timeout)
+            return super().get(block, timeout)  # type: ignore[arg-type]
+
+    outcomes = Outcomes()
+    tasks = TaskConsumer(app, _Fetching(), None, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         outcomes, threading.Event())  # type: ignore[arg-type]
+    stop = threading.Event()
+    recorder = threading.Thread(target=tasks.record_forever, args=(stop,), daemon=True)
+    recorder.start()
+    time.sleep(0.5)
+    assert waits == [60.0] and recorder.is_alive()  # one blocking wait, no 0.1 s polling
+    stop.set()
+    outcomes.put(None)  # what the worker does when it stops
+    recorder.join(30)
+    assert not recorder.is_alive()  # woken, not left to its 60 s wait

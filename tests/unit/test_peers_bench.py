@@ -30,9 +30,12 @@ compare = _load("compare")
 
 
 def _round(system: str, scale: float, rnd: int) -> dict[str, object]:
-    return {"system": system, "round": rnd, "enqueue_per_s": 1000 * scale, "end_to_end_per_s": 100 * scale,
-            "rt_p50_ms": 4 / scale, "rt_p99_ms": 8 / scale, "worker_cpu_s_per_10k": 20 / scale,
-            "idle_cpu_pct": 0.5, "idle_rss_mb": 40.0}
+    out = {"system": system, "round": rnd, "enqueue_per_s": 1000 * scale, "end_to_end_per_s": 100 * scale,
+           "rt_p50_ms": 4 / scale, "rt_p99_ms": 8 / scale, "worker_cpu_s_per_10k": 20 / scale,
+           "idle_cpu_pct": 0.5, "idle_rss_mb": 40.0}
+    if system.startswith("yadtq"):  # only yadtq has a bulk send
+        out["bulk_per_s"] = 5000 * scale
+    return out
 
 
 def test_table_shows_medians_and_ratios_against_targets() -> None:
@@ -43,7 +46,11 @@ def test_table_shows_medians_and_ratios_against_targets() -> None:
     lines = text.splitlines()
     assert lines[0] == "T"
     kafka_row = next(line for line in lines if line.startswith("| yadtq, Kafka + Redis |"))
-    assert "| 12,000 | 1,200 |" in kafka_row  # median of 10x, 12x, 100x
+    assert "| 12,000 | 60,000 | 1,200 |" in kafka_row  # median of 10x, 12x, 100x
+    huey_row = next(line for line in lines if line.startswith("| Huey"))
+    assert "| 1,000 | — | 100 |" in huey_row
+    bulk = next(line for line in lines if line.startswith("| bulk send (send_many) vs Huey's enqueue |"))
+    assert "60.00x" in bulk and bulk.endswith("| yes |")  # against Huey's one-by-one enqueue
     ratio = next(line for line in lines if line.startswith("| end to end vs Huey |"))
     assert "12.00x" in ratio and ratio.endswith("| yes |")
     p50 = next(line for line in lines if line.startswith("| round trip p50 vs Huey |"))

@@ -16,6 +16,7 @@ from .. import states
 from ..envelope import Envelope, encode
 from ..exceptions import ConfigurationError
 from ..result import AsyncResult
+from ..sending import hand_over
 from ..task import current_request
 from ..transports.base import Message, ScheduledMessage, StateChange
 from ..transports.canvas_store import GroupSpec
@@ -173,10 +174,7 @@ def publish(app: YADTQ, envelopes: Sequence[Envelope], now: float) -> None:
                                        queue=envelope.queue, eta=envelope.eta))
         else:
             due.append(message)
-    if later:
-        app.backend.record(changes, later)
-    if due:
-        app.broker.publish(due)
+    hand_over(app, due, changes, later)
 
 
 def result_of(step: Step, app: YADTQ, parent: Optional[Result] = None) -> Result:

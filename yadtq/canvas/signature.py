@@ -53,9 +53,10 @@ class Signature(Generic[R]):
                  *, immutable: bool = False) -> None:
         self.task = task
         self.args = tuple(args)
-        self.kwargs = dict(kwargs or {})
-        self.options = dict(options or {})
-        check_options(f"signature of {task.name}", self.options)
+        self.kwargs = dict(kwargs) if kwargs else {}
+        self.options = dict(options) if options else {}
+        if self.options:
+            check_options(f"signature of {task.name}", self.options)
         self.immutable = immutable
 
     @property

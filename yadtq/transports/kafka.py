@@ -107,6 +107,8 @@ DEFAULT_PORT = 9092
 #: gives ~0.6 ms at about the same bulk throughput, since librdkafka still
 #: batches whatever queues up while a request is in flight.
 DEFAULT_LINGER_MS = 0
+#: Least seconds between two ``poll(0)`` calls of ``publish`` on the producer.
+PUBLISH_POLL_INTERVAL = 0.05
 #: librdkafka's prefetch ceiling per consumer (its default, 64 MB, is a lot for a
 #: worker that holds at most ``kafka_max_in_flight`` messages per partition).
 DEFAULT_PREFETCH_KBYTES = 16384
@@ -301,6 +303,8 @@ class KafkaBroker(Broker):
         self._topics: set[str] = set()
         self._pid = os.getpid()
         self._producer: Optional[Any] = None
+        #: ``time.monotonic()`` after which ``publish`` serves the producer's callbacks.
+        self._next_poll = 0.0
         self._dlq_producer: Optional[Any] = None
         self._admin: Optional[Any] = None
         self._producer_fatal: Optional[str] = None
@@ -430,7 +434,12 @@ class KafkaBroker(Broker):
                     producer.poll(0.05)
                 except KafkaException as exc:
                     raise BrokerUnavailable(f"cannot publish to {topic}: {_error_text(exc)}") from exc
-        producer.poll(0)
+        # Serve queued callbacks now and then, not on every send (a send in a loop would
+        # pay for it each time); the app's delivery watch serves them while any are due.
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + PUBLISH_POLL_INTERVAL
+            producer.poll(0)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is None:

@@ -215,7 +215,7 @@ class KafkaConsumer(Consumer):
                 if out or (max_items <= 0 and pulled) or remaining < 0.001:
                     break
                 # Nothing yet: block on one member until its first message (or a slice).
-                wait = min(remaining, COMMIT_INTERVAL if len(self._members) == 1 else MULTI_QUEUE_SLICE)
+                wait = min(remaining, self._wait_slice())
                 for member in self._rotated():
                     got = self._pull(member, 1, wait)
                     pulled += got
@@ -233,6 +233,16 @@ class KafkaConsumer(Consumer):
             raise BrokerUnavailable(f"Kafka consume failed: {_error_text(exc)}") from exc
         self._adjust_flow()
         return out
+
+    def _wait_slice(self) -> float:
+        """Longest one blocking poll may last: a slice per queue when there are several;
+        with one, ``COMMIT_INTERVAL`` while offsets may need committing, else the whole
+        wait (an idle worker wakes when its fetch ends, not five times a second)."""
+        if len(self._members) != 1:
+            return MULTI_QUEUE_SLICE
+        if self._tracker.in_flight() or self._tracker.committable():
+            return COMMIT_INTERVAL
+        return float("inf")
 
     def _recover_fatal(self) -> None:
         """Replace each member whose librdkafka consumer hit a fatal error (e.g. fenced):

@@ -50,8 +50,14 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How long ``fetch`` may block; bounds how fast the loop notices a stop.
+#: How long ``fetch`` may block while parked deliveries wait to be claimed again.
 FETCH_TIMEOUT = 0.1
+#: How long ``fetch`` may block otherwise (a delivery ends the wait at once); bounds how
+#: fast the loop notices a stop. At most half the heartbeat interval (health).
+IDLE_FETCH_TIMEOUT = 0.5
+#: How long the recorder waits for an outcome before it looks at its stop event (the
+#: worker also wakes it with ``None`` when it stops).
+RECORDER_WAIT = 5.0
 #: Most outcomes stored in one backend round trip.
 RECORD_BATCH = 512
 #: Most result and error bytes stored in one backend round trip (one larger outcome goes alone).
@@ -138,7 +144,7 @@ class TaskConsumer:
     """
 
     def __init__(self, app: YADTQ, consumer: Consumer, pool: Pool, identity: Identity,
-                 stats: WorkerStats, outcomes: queue.SimpleQueue[tuple[Job, Outcome]],
+                 stats: WorkerStats, outcomes: queue.SimpleQueue[Optional[tuple[Job, Outcome]]],
                  stop: threading.Event, on_stored: Callable[[int], None] = lambda count: None,
                  backend_link: Optional[Link] = None,
                  on_scheduled: Callable[[], None] = lambda: None) -> None:
@@ -168,6 +174,8 @@ class TaskConsumer:
         if pool is not None:  # some tests drive the consumer without a pool
             pool.gate = self.may_start
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
+        self.idle_fetch_timeout = max(FETCH_TIMEOUT,
+                                      min(IDLE_FETCH_TIMEOUT, settings.heartbeat_interval / 2))
         self.secret_key = settings.secret_key
         #: Saves the calls of started tasks for the dashboard, in the background.
         self.details = CallRecorder(app, stop)
@@ -193,10 +201,15 @@ class TaskConsumer:
             self.pool.wait_for_slot(FETCH_TIMEOUT)
             self.consumer.fetch(0, 0)  # keep the connection serviced while the pool is full
             return 0
-        deliveries = self.consumer.fetch(free, FETCH_TIMEOUT)
+        deliveries = self.consumer.fetch(free, self._fetch_timeout())
         if deliveries:
             self.dispatch(deliveries)
         return len(deliveries)
+
+    def _fetch_timeout(self) -> float:
+        """Short while parked deliveries wait to be claimed again, else long: an idle
+        worker wakes a few times a second, not ten."""
+        return FETCH_TIMEOUT if self._parked or not self._returned.empty() else self.idle_fetch_timeout
 
     def dispatch(self, deliveries: Sequence[Delivery]) -> None:
         """Decode, set aside what must wait or must not run, claim the rest, start it.
@@ -515,12 +528,17 @@ class TaskConsumer:
 
     # ------------------------------------------------------------------ recorder thread
     def record_forever(self, stop: threading.Event) -> None:
-        """Store outcomes in batches, then mark their deliveries done, until ``stop`` and idle."""
+        """Store outcomes in batches, then mark their deliveries done, until ``stop`` and idle.
+
+        Blocks until an outcome comes; a ``None`` in the queue (put there after ``stop``
+        is set) wakes it to look at ``stop``."""
         while True:
             try:
-                first = self.outcomes.get(timeout=0.1)
+                first = self.outcomes.get(timeout=RECORDER_WAIT)
             except queue.Empty:
-                if stop.is_set():
+                first = None
+            if first is None:
+                if stop.is_set() and self.outcomes.empty():
                     return
                 continue
             batch = [first]
@@ -529,6 +547,9 @@ class TaskConsumer:
                 try:
                     item = self.outcomes.get_nowait()
                 except queue.Empty:
+                    break
+                if item is None:  # a wake-up: keep it for after this batch
+                    self.outcomes.put(None)
                     break
                 batch.append(item)
                 size += outcome_size(item[1])

@@ -104,7 +104,8 @@ class Worker:
         self._stopped = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._signals = 0
-        self._outcomes: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
+        #: Outcomes for the recorder; ``None`` wakes it to look at its stop event.
+        self._outcomes: queue.SimpleQueue[Optional[tuple[Job, Outcome]]] = queue.SimpleQueue()
         self._pending = 0
         #: When the recorder last stored a batch, or outcomes started waiting for it.
         self._recorded = time.monotonic()
@@ -372,6 +373,7 @@ class Worker:
             terminations.join(5)
             self._wait_stored(5.0)  # the pool was waited for above: what it abandoned stays
             recorder_stop.set()
+            self._outcomes.put(None)
             recorder.join(10)
             supervisor.close()
             try:

@@ -4,12 +4,10 @@ requeue, purge), failed messages kept for retry, and the control channel."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Callable
 
 import pytest
 
-from yadtq.transports import kafka, kafka_dlq, kafka_queues
 from yadtq.transports.base import Broker, FailedMessage, Message, ResultBackend
 
 from .test_broker_contract import bodies, collect, drain_to_marker
@@ -17,16 +15,13 @@ from .test_broker_contract import bodies, collect, drain_to_marker
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(autouse=True)
-def own_dead_letter_topic(request: pytest.FixtureRequest, unique: str,
-                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """On Kafka, a dead-letter topic of this test's own: purging must not touch others'."""
-    if "broker_kind" in request.fixturenames and request.getfixturevalue("broker_kind") == "kafka":
-        topic = f"yadtq.dlq-test-{unique}"
-        monkeypatch.setattr(kafka, "DLQ_TOPIC", topic)
-        monkeypatch.setattr(kafka_dlq, "DLQ_TOPIC", topic)
-        monkeypatch.setattr(kafka_queues, "DLQ_TOPIC", topic)
-    yield
+@pytest.fixture
+def broker(broker_kind: str, broker_factory: Callable[..., Broker], unique: str) -> Broker:
+    """On Kafka, a namespace of this test's own: purging its dead-letter topic must not
+    touch others'."""
+    if broker_kind == "kafka":
+        return broker_factory(namespace=f"ops-{unique}")
+    return broker_factory()
 
 
 def dead_letter(broker: Broker, queue: str, count: int) -> None:

@@ -2,9 +2,11 @@
 
 Layout on the cluster:
 
-- one topic per queue, ``yadtq.<queue>``, created on first use with
-  ``settings.partitions`` partitions; dead letters go to ``yadtq.dlq``;
-- one consumer group per queue, ``yadtq.<queue>``. A worker serving several
+- one topic per queue, ``<namespace>.<queue>`` (``yadtq.<queue>`` by default; the
+  names come from the settings' :class:`~yadtq.namespace.Naming`, ``broker.naming``),
+  created on first use with ``settings.partitions`` partitions; dead letters go to
+  ``<namespace>.dlq``;
+- one consumer group per queue, ``<namespace>.<queue>``. A worker serving several
   queues holds one librdkafka consumer per queue inside its :class:`KafkaConsumer`
   (a librdkafka consumer belongs to exactly one group). So a queue's partitions
   are balanced among exactly the workers serving that queue, a rebalance of one
@@ -70,6 +72,7 @@ from confluent_kafka.admin import AdminClient
 
 from ..envelope import decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
+from ..namespace import DLQ_NAME, Naming
 from .base import Broker, Consumer, DeadLetter, Delivery, DrainCallback, Message
 from .kafka_link import STATS_INTERVAL_MS, KafkaLink
 
@@ -78,15 +81,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TOPIC_PREFIX = "yadtq."
-GROUP_PREFIX = "yadtq."
-DLQ_TOPIC = "yadtq.dlq"
 #: Headers added to a dead-lettered message.
 HEADER_DLQ_REASON = "yadtq-dlq-reason"
 HEADER_DLQ_SOURCE = "yadtq-dlq-source"  # "topic:partition:offset"
-#: On a dead letter too large for ``yadtq.dlq``: the original body's size in bytes.
+#: On a dead letter too large for the dead-letter topic: the original body's size in bytes.
 HEADER_DLQ_TRUNCATED = "yadtq-dlq-truncated"
-#: ``max.message.bytes`` of ``yadtq.dlq`` when yadtq creates it: well above any task
+#: ``max.message.bytes`` of the dead-letter topic when yadtq creates it: well above any task
 #: topic (broker default about 1 MB), so a message a task topic accepted can be
 #: dead-lettered whole, with its added headers.
 DLQ_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -171,16 +171,26 @@ class KafkaToken(NamedTuple):
     generation: int
 
 
-def topic_for(queue: str) -> str:
-    """The topic carrying ``queue``."""
-    if not _VALID_QUEUE.match(queue) or len(queue) > 200 or queue in ("dlq", ".", ".."):
+#: Longest Kafka topic name.
+MAX_TOPIC_LENGTH = 249
+
+
+def topic_for(naming: Naming, queue: str) -> str:
+    """The topic carrying ``queue`` in ``naming``'s namespace (``<namespace>.<queue>``).
+
+    Raises:
+        ConfigurationError: a queue name Kafka cannot carry (or the dead-letter topic's).
+    """
+    topic = naming.topic(queue)
+    if (not _VALID_QUEUE.match(queue) or len(topic) > MAX_TOPIC_LENGTH
+            or queue in (DLQ_NAME, ".", "..")):
         raise ConfigurationError(f"invalid queue name for Kafka: {queue!r}")
-    return TOPIC_PREFIX + queue
+    return topic
 
 
-def group_for(queue: str) -> str:
-    """The consumer group serving ``queue``."""
-    return GROUP_PREFIX + queue
+def group_for(naming: Naming, queue: str) -> str:
+    """The consumer group serving ``queue`` in ``naming``'s namespace."""
+    return naming.group(queue)
 
 
 def parse_url(url: str) -> str:
@@ -231,9 +241,10 @@ def _identify(body: bytes) -> tuple[Optional[str], Optional[str]]:
 
 
 class KafkaBroker(Broker):
-    """Publishes to ``yadtq.<queue>`` topics and hands out :class:`KafkaConsumer` objects.
+    """Publishes to ``<namespace>.<queue>`` topics and hands out :class:`KafkaConsumer` objects.
 
     Attributes:
+        naming: the app's namespace: every topic and group name comes from it.
         on_delivery_error: called with (task id, error text) for every message the
             cluster finally refused (after librdkafka's retries); the app uses it
             to mark the task failed. Runs in a thread that publishes or flushes.
@@ -245,6 +256,7 @@ class KafkaBroker(Broker):
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         self.servers = parse_url(url)
+        self.naming = Naming.of(settings)
         options = dict(settings.broker_options)
         try:
             self.max_in_flight = max(1, int(options.pop(MAX_IN_FLIGHT_OPTION, DEFAULT_MAX_IN_FLIGHT)))
@@ -361,11 +373,12 @@ class KafkaBroker(Broker):
             return
         producer = self.producer
         known = self._topics
+        naming = self.naming
         deadline: Optional[float] = None
         for message in messages:
-            topic = TOPIC_PREFIX + message.queue
+            topic = naming.topic(message.queue)
             if topic not in known:
-                topic = topic_for(message.queue)
+                topic = topic_for(naming, message.queue)
                 self.ensure_topic(topic)
             headers = message.headers
             if headers and not isinstance(headers, dict):
@@ -522,7 +535,7 @@ class KafkaBroker(Broker):
         return purge(self, queue)
 
     def send_dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
+        """Produce a delivery to the dead-letter topic and wait until the cluster has it.
 
         Raises:
             BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
@@ -533,14 +546,14 @@ class KafkaBroker(Broker):
         send_dead_letter(self, delivery, reason)
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
-        """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
+        """The newest ``limit`` messages of the dead-letter topic, oldest first, as they were delivered
         (queue, key, original headers). Reads the topic's tail; commits nothing."""
-        from .kafka_queues import read_dead_letters
+        from .kafka_dlq import read_deliveries  # kafka_dlq builds on this module
 
-        return read_dead_letters(self, limit)
+        return read_deliveries(self, limit)
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
-        """A message never delivered (e.g. a scheduled one the cluster refuses) to ``yadtq.dlq``."""
+        """A message never delivered (e.g. a scheduled one the cluster refuses) to the dead-letter topic."""
         self.send_dead_letter(Delivery(body=message.body, queue=message.queue,
                                        headers=dict(message.headers), key=message.key), reason)
 
@@ -558,7 +571,7 @@ class KafkaBroker(Broker):
         return self._dlq_producer
 
     def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The newest ``limit`` dead letters still in ``yadtq.dlq`` (see ``kafka_dlq.py``)."""
+        """The newest ``limit`` dead letters still in the dead-letter topic (see ``kafka_dlq.py``)."""
         from .kafka_dlq import scan  # kafka_dlq builds on this module
 
         return scan(self).letters[-limit:] if limit > 0 else []

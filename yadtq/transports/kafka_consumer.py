@@ -59,9 +59,9 @@ def _is_fatal(err: Any) -> bool:
 class _Member:
     """One librdkafka consumer: this worker's membership in one queue's group."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, topic: str) -> None:
         self.queue = queue
-        self.topic = topic_for(queue)
+        self.topic = topic
         self.client: Any = None
         #: Messages fetched and not yet handed out, in partition order.
         self.buffer: collections.deque[Any] = collections.deque()
@@ -117,7 +117,8 @@ class KafkaConsumer(Consumer):
             raise
 
     def _join(self, queue: str) -> _Member:
-        member = _Member(queue)
+        naming = self._broker.naming
+        member = _Member(queue, topic_for(naming, queue))
         self._broker.ensure_topic(member.topic)
         link = self._broker.link
 
@@ -132,8 +133,9 @@ class KafkaConsumer(Consumer):
         if self._member_name:
             static["group.instance.id"] = self._member_name
         member.client = self._broker._client(RdConsumer, self._broker.config(
-            "consumer", client=member.name, **{"group.id": group_for(queue), "enable.auto.commit": False,
-                                        "enable.auto.offset.store": False, **static},
+            "consumer", client=member.name, **{"group.id": group_for(naming, queue),
+                                               "enable.auto.commit": False,
+                                               "enable.auto.offset.store": False, **static},
             on_commit=self._on_commit, error_cb=link.error_cb(member.name, on_error)))
         try:
             member.client.subscribe(

@@ -1,7 +1,8 @@
-"""Kafka queue inspection and dead letters: lag, purge, the ``yadtq.dlq`` topic.
+"""Kafka queue inspection and dead-lettering: lag, purge, sending to ``<namespace>.dlq``.
 
 Functions of a :class:`~yadtq.transports.kafka.KafkaBroker` (whose methods call
-them), kept apart from its publishing and configuration.
+them), kept apart from its publishing and configuration. Reading the dead-letter
+topic back is ``kafka_dlq.py``'s.
 """
 
 from __future__ import annotations
@@ -22,12 +23,9 @@ from .kafka import (
     ADMIN_TIMEOUT,
     DLQ_MAX_MESSAGE_BYTES,
     DLQ_TIMEOUT,
-    DLQ_TOPIC,
-    GROUP_PREFIX,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
-    TOPIC_PREFIX,
     KafkaBroker,
     KafkaToken,
     _admin,
@@ -59,7 +57,7 @@ def lag(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
 
 
 def _lag_once(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
-    topic, group = topic_for(queue), group_for(queue)
+    topic, group = topic_for(broker.naming, queue), group_for(broker.naming, queue)
     admin = broker.admin
     try:
         partitions = broker._partitions(topic)
@@ -103,7 +101,7 @@ def purge(broker: KafkaBroker, queue: str) -> int:
     waiting = lag(broker, queue)
     if waiting is None:
         return 0
-    topic = topic_for(queue)
+    topic = topic_for(broker.naming, queue)
     try:
         futures = broker.admin.delete_records([TopicPartition(topic, p, OFFSET_END) for p in waiting],
                                             request_timeout=ADMIN_TIMEOUT,
@@ -127,11 +125,12 @@ _DLQ_TRUNCATED_HEADER = 1024
 
 
 def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> None:
-    """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
+    """Produce a delivery to the dead-letter topic (``<namespace>.dlq``) and wait until
+    the cluster has it.
 
-    ``yadtq.dlq`` is created with a ``max.message.bytes`` far above the task topics'.
-    If the copy is still refused for its size (a task topic configured larger, or a
-    ``yadtq.dlq`` created by other means), a truncated copy goes instead: the first
+    The dead-letter topic is created with a ``max.message.bytes`` far above the task
+    topics'. If the copy is still refused for its size (a task topic configured larger,
+    or a dead-letter topic created by other means), a truncated copy goes instead: the first
     ``DLQ_TRUNCATED_BODY`` bytes, header ``yadtq-dlq-truncated`` with the original size,
     and the reason says so. A size refusal is permanent: it is never retried as is.
 
@@ -140,19 +139,21 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
             must then not report the delivery done.
     """
     token = delivery.token
+    naming = broker.naming
+    dlq_topic = naming.dlq_topic
     source = (f"{token.topic}:{token.partition}:{token.offset}" if isinstance(token, KafkaToken)
-              else TOPIC_PREFIX + delivery.queue)
+              else naming.topic(delivery.queue))
     original = [(k, v) for k, v in delivery.headers.items()
                 if k not in (HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, HEADER_DLQ_TRUNCATED)]
     # Low volume: one partition (0, even if the topic has more) keeps them in order.
-    broker.ensure_topic(DLQ_TOPIC, partitions=1,
+    broker.ensure_topic(dlq_topic, partitions=1,
                         config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
     trailer = (HEADER_DLQ_SOURCE, source.encode())
     error = _produce_dead_letter(broker, delivery.body, delivery.key,
                                  [*original, (HEADER_DLQ_REASON, reason.encode("utf-8", "replace")), trailer])
     if error is not None and error[0] in _SIZE_ERRORS:
         size = len(delivery.body)
-        reason = (f"{reason} [truncated: the {size}-byte message was refused by {DLQ_TOPIC} "
+        reason = (f"{reason} [truncated: the {size}-byte message was refused by {dlq_topic} "
                   f"({error[1]}); the first {min(size, DLQ_TRUNCATED_BODY)} bytes are kept]")
         logger.warning("dead letter from %s refused for its size (%d bytes): sending a truncated copy",
                        source, size)
@@ -171,7 +172,7 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
 
 def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
                          headers: list[tuple[str, bytes]]) -> Optional[tuple[int, str]]:
-    """Produce one message to ``yadtq.dlq`` and wait for its delivery report.
+    """Produce one message to the dead-letter topic and wait for its delivery report.
 
     Returns ``None`` once the cluster has it, else the error's code and text (a refusal,
     local or by the broker, or ``None`` as code when it timed out).
@@ -186,7 +187,8 @@ def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
         delivered.set()
 
     try:
-        producer.produce(DLQ_TOPIC, body, key, partition=0, headers=headers, on_delivery=on_delivery)
+        producer.produce(broker.naming.dlq_topic, body, key, partition=0, headers=headers,
+                         on_delivery=on_delivery)
         producer.flush(DLQ_TIMEOUT)
     except BufferError as exc:
         return (-1, str(exc))
@@ -198,52 +200,3 @@ def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
     if failure:
         return (failure[0].code(), f"{failure[0].name()}: {failure[0].str()}")
     return None
-
-
-def read_dead_letters(broker: KafkaBroker, limit: int = 100) -> list[Delivery]:
-    """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
-    (queue, key, original headers). Reads the topic's tail; commits nothing."""
-    if limit <= 0:
-        return []
-    try:
-        partitions = broker._partitions(DLQ_TOPIC)
-        if not partitions:
-            return []
-        reader = broker._client(RdConsumer, broker.config(
-            "consumer", **_reader(GROUP_PREFIX + "dlq-reader"),
-            error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
-    found: list[Any] = []
-    try:
-        ends: dict[int, int] = {}
-        starts = []
-        for p in partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(DLQ_TOPIC, p), ADMIN_TIMEOUT)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(DLQ_TOPIC, p, max(low, high - limit)))
-        reader.assign(starts)
-        deadline = time.monotonic() + ADMIN_TIMEOUT
-        while ends and time.monotonic() < deadline:
-            for msg in reader.consume(500, 0.2):
-                if msg.error() is None:
-                    found.append(msg)
-                    if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                        ends.pop(msg.partition(), None)
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
-    finally:
-        reader.close()
-    found.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-    result = []
-    for msg in found[-limit:]:
-        headers = {k: bytes(v or b"") for k, v in msg.headers() or ()}
-        headers.pop(HEADER_DLQ_REASON, None)
-        headers.pop(HEADER_DLQ_TRUNCATED, None)
-        source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
-        topic = source.split(":", 1)[0]
-        queue = topic[len(TOPIC_PREFIX):] if topic.startswith(TOPIC_PREFIX) else "dlq"
-        result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
-                               token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
-    return result

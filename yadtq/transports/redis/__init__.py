@@ -2,7 +2,8 @@
 
 URL: ``redis://[[user]:password@]host[:port][/db]``; ``rediss://`` for TLS.
 ``backend_options`` go to ``redis.Redis.from_url`` unchanged, except ``prefix``
-(default ``"yadtq"``), which starts every key name below.
+(default: the app's ``namespace``, ``"yadtq"`` unless set), which starts every key
+name below.
 
 Every method is one round trip. Whatever must be atomic runs as a Lua script
 from ``scripts/`` (``common.lua`` is prepended to each); the scripts mirror the

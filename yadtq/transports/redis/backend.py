@@ -21,6 +21,7 @@ from redis.commands.core import Script
 
 from ...envelope import pack
 from ...exceptions import BackendUnavailable, ConfigurationError, YADTQError
+from ...namespace import Naming
 from ...states import PROCESSING, QUEUED, READY_STATES, REVOKED
 from ..base import (
     RECENT_LIMIT,
@@ -55,7 +56,6 @@ from .codec import (
 from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
-    DEFAULT_PREFIX,
     EVENTS_KEY,
     EVENTS_MAXLEN,
     FAILURES_KEY,
@@ -122,7 +122,8 @@ class RedisBackend(RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, Res
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         options = dict(settings.backend_options)
-        self.prefix = str(options.pop("prefix", DEFAULT_PREFIX))
+        # The app's namespace; an explicit ``prefix`` option still wins.
+        self.prefix = str(options.pop("prefix", Naming.of(settings).redis_prefix))
         options["decode_responses"] = False
         try:
             self._redis = redis.Redis.from_url(url, **options)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from ...exceptions import BrokerUnavailable
+from ...namespace import Naming
 from ..base import (
     Broker,
     Consumer,
@@ -59,11 +60,14 @@ class SqliteBroker(Broker):
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         self.path = database_path(url)
+        naming = Naming.of(settings)
         self._db = _Database(self.path, BROKER_SCHEMA, BrokerUnavailable,
-                             _busy_timeout(settings.broker_options))
+                             _busy_timeout(settings.broker_options), naming)
         #: Wakes idle consumers in any process when messages arrive (Unix datagrams in
-        #: ``<db>-queue.notify/``), so they block instead of polling the table.
-        self._notifier = Notifier(self.path + "-queue")
+        #: ``<db>-queue.notify/``, ``<db>-<namespace>-queue.notify/`` for a namespace but
+        #: the default), so they block instead of polling the table.
+        self._notifier = Notifier(self.path + ("" if naming.is_default else f"-{naming.namespace}")
+                                  + "-queue")
 
     def publish(self, messages: Sequence[Message]) -> None:
         if not messages:

@@ -192,11 +192,12 @@ def worker_statuses(app: YADTQ, now: Optional[float] = None) -> tuple[WorkerStat
 
 def monitored_queues(app: YADTQ, workers: Sequence[WorkerStatus],
                      queues: Optional[Sequence[str]] = None) -> list[str]:
-    """``queues`` if given, else those the workers consume, else the app's default queue."""
+    """``queues`` if given, else those the workers consume (else the app's default queue)
+    followed by every other queue that holds tasks, so a queue no worker consumes shows."""
     if queues:
         return list(dict.fromkeys(queues))
-    reported = [q for w in workers for q in w.info.queues]
-    return list(dict.fromkeys(reported)) or [app.settings.default_queue]
+    reported = [q for w in workers for q in w.info.queues] or [app.settings.default_queue]
+    return list(dict.fromkeys([*reported, *app.broker.queues_with_tasks()]))
 
 
 def queue_status(app: YADTQ, queue: str) -> QueueStatus:

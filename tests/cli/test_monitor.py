@@ -141,6 +141,13 @@ def test_snapshot_queues_default_to_what_the_workers_consume(app: YADTQ) -> None
         worker.stop(timeout=DEADLINE)
 
 
+def test_a_queue_no_worker_consumes_shows_with_its_tasks(app: YADTQ) -> None:
+    app.send_task("tests.apps.monitor_app.add", (1, 2), queue="nobody")
+    snap = take_snapshot(app)
+    assert [(q.name, q.depth) for q in snap.queues] == [("default", 0), ("nobody", 1)]
+    assert snap.queued == 1
+
+
 def test_throughput_is_finished_tasks_per_second_between_snapshots(app: YADTQ) -> None:
     before = take_snapshot(app)
 
@@ -464,7 +471,7 @@ def test_live_kafka_redis_cluster(kafka_bootstrap: str, redis_url: str, unique: 
     app_path = "tests.apps.kafka_app"
     env = worker_env(f"kafka://{kafka_bootstrap}", redis_url, tmp_path, heartbeat_interval="0.5",
                      worker_unresponsive_after="2", partitions="2", default_queue=f"mon-{unique}",
-                     backend_options=json.dumps({"prefix": f"mon-{unique}"}))
+                     namespace=f"mon-{unique}")
     env["YADTQ_TEST_REDIS"] = redis_url
     env["YADTQ_TEST_COUNTERS"] = f"mon-{unique}:counters"
     monkeypatch.setenv("YADTQ_TEST_REDIS", redis_url)

@@ -103,3 +103,15 @@ def test_control_commands_reach_only_their_worker_in_order(
     assert worker.take_control("w1") == []
     assert worker.take_control("w2") == [{"op": "pool-grow", "n": 2}]
     assert worker.take_control("w3") == []
+
+
+def test_queues_with_tasks_are_those_holding_messages_not_done(
+        broker: Broker, queue_name: Callable[[str], str]) -> None:
+    busy, idle = queue_name("busy"), queue_name("idle")
+    broker.publish([Message(busy, b"waits"), Message(idle, b"runs")])
+    broker.flush(10)
+    consumer = broker.consumer([idle])
+    assert bodies(collect(consumer, 1)) == [b"runs"]  # and done
+    consumer.close()
+    found = broker.queues_with_tasks()
+    assert busy in found and idle not in found

@@ -125,6 +125,8 @@ PUBLISH_BLOCK_TIMEOUT = 30.0
 #: Seconds for admin requests (topic creation, offsets) and dead-letter delivery.
 ADMIN_TIMEOUT = 10.0
 DLQ_TIMEOUT = 10.0
+#: Seconds ``queues_with_tasks`` keeps its answer (it reads many offsets).
+QUEUES_CACHE_SECONDS = 10.0
 
 #: librdkafka properties that only producers (resp. consumers) accept; each is
 #: left out of the other kind's configuration so neither logs a warning about it.
@@ -273,6 +275,8 @@ class KafkaBroker(Broker):
         self._dlq_producer: Optional[Any] = None
         self._admin: Optional[Any] = None
         self._producer_fatal: Optional[str] = None
+        #: When ``queues_with_tasks`` last read the cluster, and what it found.
+        self._queues_seen: tuple[float, list[str]] = (-QUEUES_CACHE_SECONDS, [])
         self._client_id = f"yadtq-{socket.gethostname()}-{os.getpid()}"
         #: This process's link to the cluster, shared by all its clients.
         self.link = KafkaLink(self.servers)
@@ -523,6 +527,17 @@ class KafkaBroker(Broker):
 
         found = lag(self, queue)
         return 0 if found is None else sum(found.values())
+
+    def queues_with_tasks(self) -> list[str]:
+        """The namespace's queues whose group lags (see ``kafka_queues.queues_with_tasks``),
+        read again at most every ``QUEUES_CACHE_SECONDS``."""
+        from .kafka_queues import queues_with_tasks
+
+        taken, found = self._queues_seen
+        if time.monotonic() - taken >= QUEUES_CACHE_SECONDS:
+            found = queues_with_tasks(self)
+            self._queues_seen = (time.monotonic(), found)
+        return list(found)
 
     def purge(self, queue: str) -> int:
         """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).

@@ -91,6 +91,40 @@ def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[int, int
         probe.close()
 
 
+#: Most queues whose lag ``queues_with_tasks`` reads in one go.
+DISCOVERY_LIMIT = 20
+
+
+def queues_with_tasks(broker: KafkaBroker) -> list[str]:
+    """The namespace's queues whose consumer group lags: the topics ``<namespace>.*``
+    holding records (one metadata request, then one request for every partition's
+    offsets), then the lag of at most ``DISCOVERY_LIMIT`` of those, by name."""
+    naming = broker.naming
+    admin = broker.admin
+    try:
+        topics = admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+        partitions = {}
+        for name, meta in topics.items():
+            queue = naming.queue_of(name)
+            if queue is not None and meta.error is None and meta.partitions:
+                partitions[queue] = [TopicPartition(name, p) for p in meta.partitions]
+        tps = [tp for found in partitions.values() for tp in found]
+        if not tps:
+            return []
+        spec = _admin.OffsetSpec
+        high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
+        low_f = admin.list_offsets({TopicPartition(tp.topic, tp.partition): spec.earliest() for tp in tps},
+                                   request_timeout=ADMIN_TIMEOUT)
+        high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
+        low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"cannot list the queues of {naming.namespace}: {_error_text(exc)}") from exc
+    holding = sorted(queue for queue, found in partitions.items()
+                     if any(high.get((tp.topic, tp.partition), 0) > low.get((tp.topic, tp.partition), 0)
+                            for tp in found))
+    return [queue for queue in holding[:DISCOVERY_LIMIT] if sum((lag(broker, queue) or {}).values())]
+
+
 def purge(broker: KafkaBroker, queue: str) -> int:
     """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).
 

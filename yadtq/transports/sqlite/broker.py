@@ -51,6 +51,15 @@ _SELECT_WAITING = (
     " WHERE queue = ? AND visible_after = 0 ORDER BY id LIMIT ?"
 )
 
+#: The distinct queues of the messages, by skipping along the (queue, ...) index.
+_SELECT_QUEUES = (
+    "WITH RECURSIVE found(name) AS ("
+    " SELECT MIN(queue) FROM yadtq_messages"
+    " UNION ALL SELECT (SELECT MIN(queue) FROM yadtq_messages WHERE queue > found.name)"
+    " FROM found WHERE found.name IS NOT NULL)"
+    " SELECT name FROM found WHERE name IS NOT NULL"
+)
+
 
 class SqliteBroker(Broker):
     """Queues as rows of one table, leased to the consumer that takes them."""
@@ -97,6 +106,11 @@ class SqliteBroker(Broker):
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM yadtq_messages WHERE queue = ?", (queue,)).fetchone()
             return int(count)
+
+    def queues_with_tasks(self) -> list[str]:
+        """Every queue with a message (one index seek per queue, never a scan of the table)."""
+        with self._db.reading() as conn:
+            return [name for (name,) in conn.execute(_SELECT_QUEUES)]
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
         with self._db.transaction() as conn:

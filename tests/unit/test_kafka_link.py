@@ -84,3 +84,19 @@ def test_librdkafka_connection_log_lines_go_to_debug(caplog: pytest.LogCaptureFi
         sink.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "Connect failed")
     sink.log(logging.WARNING, "%s [%s] %s", "CONFWARN", "rdkafka#producer-1", "odd setting")
     assert [r.getMessage() for r in caplog.records] == ["CONFWARN [rdkafka#producer-1] odd setting"]
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_cluster_is_called_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not "cannot create topic": nothing answered at all (issue 12, a newcomer's report).
+    from yadtq.exceptions import BrokerUnavailable
+    from yadtq.settings import load_settings
+    from yadtq.transports import kafka
+
+    monkeypatch.setattr(kafka, "ADMIN_TIMEOUT", 1.0)
+    url = "kafka://127.0.0.1:1"
+    broker = kafka.KafkaBroker(url, load_settings(environ={}, broker=url, backend="memory://"))
+    with pytest.raises(BrokerUnavailable) as info:
+        broker.publish([kafka.Message("default", b"x")])
+    assert str(info.value).startswith("Kafka broker unreachable at 127.0.0.1:1 (")
+    assert "create topic" not in str(info.value)

@@ -228,6 +228,20 @@ def _error_text(exc: BaseException) -> str:
     return str(exc)
 
 
+#: Errors that mean no broker of the cluster could be reached at all.
+_UNREACHABLE_ERRORS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE,
+                                 KafkaError._TIMED_OUT, KafkaError._TIMED_OUT_QUEUE})
+
+
+def unavailable(servers: str, doing: str, exc: KafkaException) -> BrokerUnavailable:
+    """The error to raise for ``exc`` met while ``doing`` something: "unreachable" when no
+    broker answered (rather than, say, "cannot create topic" for a cluster that is down)."""
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if err is not None and err.code() in _UNREACHABLE_ERRORS:
+        return BrokerUnavailable(f"Kafka broker unreachable at {servers} ({_error_text(exc)})")
+    return BrokerUnavailable(f"cannot {doing}: {_error_text(exc)}")
+
+
 def _reader(group: str) -> dict[str, Any]:
     """Settings of a short-lived consumer that only reads: it never commits."""
     return {"group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}
@@ -479,7 +493,7 @@ class KafkaBroker(Broker):
                 if not self._topic_ready(topic, wait=ADMIN_TIMEOUT):
                     raise BrokerUnavailable(f"topic {topic} has no leaders after {ADMIN_TIMEOUT:.0f} s")
         except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot create topic {topic}: {_error_text(exc)}") from exc
+            raise unavailable(self.servers, f"create topic {topic}", exc) from exc
         with self._lock:
             self._topics.add(topic)
 

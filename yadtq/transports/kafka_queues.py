@@ -33,6 +33,7 @@ from .kafka import (
     _reader,
     group_for,
     topic_for,
+    unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def _lag_once(broker: KafkaBroker, queue: str) -> Optional[dict[int, int]]:
         high = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
         low = {tp.partition: f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read offsets of {topic}: {_error_text(exc)}") from exc
+        raise unavailable(broker.servers, f"read offsets of {topic}", exc) from exc
     # No commit yet, or a commit below the log start (purged): count from the log start.
     return {p: max(0, high[p] - max(low[p], committed.get(p, -1))) for p in partitions}
 
@@ -118,7 +119,7 @@ def queues_with_tasks(broker: KafkaBroker) -> list[str]:
         high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
         low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot list the queues of {naming.namespace}: {_error_text(exc)}") from exc
+        raise unavailable(broker.servers, f"list the queues of {naming.namespace}", exc) from exc
     holding = sorted(queue for queue, found in partitions.items()
                      if any(high.get((tp.topic, tp.partition), 0) > low.get((tp.topic, tp.partition), 0)
                             for tp in found))

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,37 @@ def test_add(yadtq_worker):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=1)
     assert not database.exists()  # the real database was never touched
+
+
+def test_inspect_active_shows_what_the_sqlite_lease_has_left(tmp_path: Path) -> None:
+    # A task whose worker was stopped hard stays "processing" until its message's lease
+    # runs out: inspect active says how long that is.
+    from yadtq import states
+    from yadtq.transports.base import StateChange
+
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    app = YADTQ(broker=url, backend=url, visibility_timeout=120)
+    result = app.send_task("examples.math_app.add", (1, 2))
+    consumer = app.broker.consumer(["default"])  # leases the message, like a worker
+    assert len(consumer.fetch(1, 10)) == 1
+    app.backend.record([StateChange(result.id, states.PROCESSING, app.now(), worker="gone",
+                                    name="examples.math_app.add")])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YADTQ_")}
+    env.update(YADTQ_BROKER_URL=url, YADTQ_BACKEND_URL=url, COLUMNS="200",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+
+    def inspect(*extra: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "yadtq.cli", "inspect", "active", "-A",
+                               "examples.math_app", *extra], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    try:
+        (active,) = json.loads(inspect("--json"))
+        assert active["task_id"] == result.id and active["worker"] == "gone"
+        assert time.time() < active["lease_expires"] <= time.time() + 120
+        table = inspect()
+        assert "lease left" in table and result.id in table
+    finally:
+        app.close()

@@ -67,7 +67,9 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
     \b
       workers    every worker: status (alive, unresponsive, offline), health,
                  tasks done and failed, in flight, last heartbeat
-      active     tasks in progress, longest running first
+      active     tasks in progress, longest running first (SQLite: with the
+                 time their message's lease has left; a task whose worker
+                 died shows processing until it runs out)
       scheduled  messages waiting for a countdown, eta or retry, soonest first
       failed     the latest failures, newest first
       schedules  periodic schedules with their last and next run
@@ -112,9 +114,16 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
     snapshot = app.backend.snapshot(limit)
     if what == "active":
         progress = progress_of(app, snapshot.processing_tasks)
-        tasks, table = snapshot.processing_tasks, processing_table(
-            snapshot.processing_tasks, now, total=snapshot.processing, progress=progress)
-    elif what == "scheduled":
+        # SQLite leases messages: a task whose worker died stays ``processing`` until then.
+        leases = app.broker.leases() if snapshot.processing_tasks else {}
+        if as_json:
+            _dump([{**dataclasses.asdict(t), "lease_expires": leases.get(t.task_id)}
+                   for t in snapshot.processing_tasks])
+            return
+        console.print(processing_table(snapshot.processing_tasks, now, total=snapshot.processing,
+                                       progress=progress, leases=leases or None))
+        return
+    if what == "scheduled":
         tasks, table = snapshot.scheduled_tasks, scheduled_table(
             snapshot.scheduled_tasks, now, total=snapshot.scheduled)
     else:

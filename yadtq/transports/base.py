@@ -284,6 +284,16 @@ class Broker(ABC):
         """
         return []
 
+    def leases(self) -> dict[str, float]:
+        """Task id -> when the lease of its message runs out (epoch seconds), for a broker
+        that leases messages to consumers (SQLite); empty for the others. A task whose
+        worker died shows ``processing`` until then (``inspect active`` shows it).
+
+        Raises:
+            BrokerUnavailable: the broker did not answer.
+        """
+        return {}
+
     def peek(self, queue: str) -> Optional[Delivery]:
         """The oldest message waiting in ``queue`` without taking it (``None``: empty or
         unknown). For the monitor's oldest-queued age; must not scan the queue."""

@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
+from ...envelope import HEADER_ID, peek_task_id
 from ...exceptions import BrokerUnavailable
 from ...namespace import Naming
 from ..base import (
@@ -58,6 +59,10 @@ _SELECT_QUEUES = (
     " UNION ALL SELECT (SELECT MIN(queue) FROM yadtq_messages WHERE queue > found.name)"
     " FROM found WHERE found.name IS NOT NULL)"
     " SELECT name FROM found WHERE name IS NOT NULL"
+)
+
+_SELECT_LEASED = (
+    "SELECT body, headers, visible_after FROM yadtq_messages WHERE queue = ? AND visible_after > 0"
 )
 
 
@@ -111,6 +116,20 @@ class SqliteBroker(Broker):
         """Every queue with a message (one index seek per queue, never a scan of the table)."""
         with self._db.reading() as conn:
             return [name for (name,) in conn.execute(_SELECT_QUEUES)]
+
+    def leases(self) -> dict[str, float]:
+        """The leased messages' tasks and lease ends (an index range per queue: the leased
+        rows only, however many wait)."""
+        found: dict[str, float] = {}
+        with self._db.reading() as conn:
+            queues = [name for (name,) in conn.execute(_SELECT_QUEUES)]
+            for queue in queues:
+                for body, headers, until in conn.execute(_SELECT_LEASED, (queue,)):
+                    raw = _unpack_headers(headers).get(HEADER_ID)
+                    task_id = raw.decode("utf-8", "replace") if raw else peek_task_id(body)
+                    if task_id:
+                        found[task_id] = max(until, found.get(task_id, 0.0))
+        return found
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
         with self._db.transaction() as conn:

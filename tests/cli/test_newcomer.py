@@ -249,3 +249,34 @@ def test_inspect_active_shows_what_the_sqlite_lease_has_left(tmp_path: Path) -> 
         assert "lease left" in table and result.id in table
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("command", [["-c", "import sys; sys.argv[0] = '/usr/bin/yadtq'; import yadtq.cli; "
+                                            "raise KeyboardInterrupt"],
+                                     ["-m", "yadtq.cli", "--interrupt-now"]])
+def test_ctrl_c_while_the_command_starts_prints_no_traceback(command: list[str], tmp_path: Path) -> None:
+    # What an interrupt during the command's imports meets: no handler of the command yet.
+    # ("--interrupt-now": a sitecustomize raises KeyboardInterrupt once yadtq is imported.)
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "if '--interrupt-now' in sys.argv:\n"
+        "    import builtins\n"
+        "    real = builtins.__import__\n"
+        "    def hook(name, *args, **kwargs):\n"
+        "        module = real(name, *args, **kwargs)\n"
+        "        if name == 'click':\n"
+        "            raise KeyboardInterrupt\n"
+        "        return module\n"
+        "    builtins.__import__ = hook\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), str(ROOT),
+                                                                     os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode in (130, -2), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip() == "", proc.stderr
+
+
+def test_yadtq_as_a_library_keeps_the_usual_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-c", "import yadtq; raise KeyboardInterrupt"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" in proc.stderr

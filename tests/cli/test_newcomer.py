@@ -280,3 +280,13 @@ def test_yadtq_as_a_library_keeps_the_usual_traceback() -> None:
     proc = subprocess.run([sys.executable, "-c", "import yadtq; raise KeyboardInterrupt"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert "Traceback" in proc.stderr
+
+
+@pytest.mark.usefixtures("memory_worker")
+def test_submit_honours_double_dash(runner: CliRunner, memory_app: YADTQ) -> None:
+    sent = runner.invoke(main, ["submit", "-A", APP, "greet", "--wait", "--", "-x"], catch_exceptions=False)
+    assert sent.exit_code == 0, sent.stderr
+    task_id = sent.stdout.split()[0]
+    assert memory_app.AsyncResult(task_id).get(timeout=10) == "hello -x"
+    refused = runner.invoke(main, ["submit", "-A", APP, "greet", "-x"])
+    assert refused.exit_code == 2 and "put it after --" in refused.stderr

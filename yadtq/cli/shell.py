@@ -234,15 +234,17 @@ class Shell(cmd.Cmd):
         self.app = app
         self.interactive = sys.stdin.isatty() if interactive is None else interactive
         self.prompt = PROMPT if self.interactive else ""
-        self.console = console or Console(highlight=False)
-        self.errors = errors or Console(stderr=True, highlight=False)
+        self.console = console or _console(stderr=False)
+        self.errors = errors or _console(stderr=True)
         self.session: list[Submitted] = []
         self._readline: Any = None
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
-        """Print the banner, then read and run lines until ``exit``, ``quit`` or end of input."""
-        self.console.print(self.banner(), soft_wrap=True)
+        """Print the banner (on stderr when stdout is no terminal: piped output carries only
+        what the commands print), then read and run lines until ``exit``, ``quit`` or end of
+        input."""
+        (self.console if self.console.is_terminal else self.errors).print(self.banner(), soft_wrap=True)
         if self.interactive:
             self._start_readline()
         try:
@@ -601,6 +603,20 @@ class Shell(cmd.Cmd):
         except (OSError, ValueError) as exc:
             self.errors.print(Text(f"warning: history not saved to {path}: {one_line(str(exc))}",
                                    style="yellow"), soft_wrap=True)
+
+
+#: Width of the shell's output when it goes to no terminal and ``COLUMNS`` is unset: wide
+#: enough that no table row is wrapped (tables take only the width they need).
+PIPED_WIDTH = 1000
+
+
+def _console(*, stderr: bool) -> Console:
+    """A console on stdout or stderr; when that is no terminal, lines are not wrapped at 80
+    columns (unless ``COLUMNS`` asks for a width)."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=stderr, highlight=False, width=PIPED_WIDTH)
+    return console
 
 
 def history_path() -> str:

@@ -290,3 +290,9 @@ def test_submit_honours_double_dash(runner: CliRunner, memory_app: YADTQ) -> Non
     assert memory_app.AsyncResult(task_id).get(timeout=10) == "hello -x"
     refused = runner.invoke(main, ["submit", "-A", APP, "greet", "-x"])
     assert refused.exit_code == 2 and "put it after --" in refused.stderr
+
+
+def test_submit_from_the_command_on_memory_transports_is_refused(cli: Cli) -> None:
+    proc = cli.run("submit", "-A", APP, "add", "1", "2")  # cli_app is on memory://
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert error_line(proc.stderr).startswith("Error: the app's broker is memory://, which lives inside")

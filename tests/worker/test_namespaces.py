@@ -143,3 +143,12 @@ def test_redis_prefix_defaults_to_the_namespace_and_an_explicit_one_wins() -> No
                                                backend_options={"prefix": "mine"}))
     assert named.key("task:", "t") == "billing:task:t"
     assert explicit.key("task:", "t") == "mine:task:t"
+
+
+def test_namespace_cannot_change_under_a_transport_in_use() -> None:
+    app = YADTQ(broker="memory://", backend="memory://")
+    app.config_from_object({"namespace": "early"})
+    assert app.settings.namespace == "early"
+    app.broker.depth("default")
+    with pytest.raises(ConfigurationError, match="transport already in use"):
+        app.config_from_object({"namespace": "late"})

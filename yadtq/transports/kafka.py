@@ -125,8 +125,6 @@ PUBLISH_BLOCK_TIMEOUT = 30.0
 #: Seconds for admin requests (topic creation, offsets) and dead-letter delivery.
 ADMIN_TIMEOUT = 10.0
 DLQ_TIMEOUT = 10.0
-#: Seconds ``queues_with_tasks`` keeps its answer (it reads many offsets).
-QUEUES_CACHE_SECONDS = 10.0
 
 #: librdkafka properties that only producers (resp. consumers) accept; each is
 #: left out of the other kind's configuration so neither logs a warning about it.
@@ -289,8 +287,8 @@ class KafkaBroker(Broker):
         self._dlq_producer: Optional[Any] = None
         self._admin: Optional[Any] = None
         self._producer_fatal: Optional[str] = None
-        #: When ``queues_with_tasks`` last read the cluster, and what it found.
-        self._queues_seen: tuple[float, list[str]] = (-QUEUES_CACHE_SECONDS, [])
+        #: ``kafka_queues.QueueDiscovery`` of ``queues_with_tasks``, made on first use.
+        self._discovery: Optional[Any] = None
         self._client_id = f"yadtq-{socket.gethostname()}-{os.getpid()}"
         #: This process's link to the cluster, shared by all its clients.
         self.link = KafkaLink(self.servers)
@@ -543,15 +541,14 @@ class KafkaBroker(Broker):
         return 0 if found is None else sum(found.values())
 
     def queues_with_tasks(self) -> list[str]:
-        """The namespace's queues whose group lags (see ``kafka_queues.queues_with_tasks``),
-        read again at most every ``QUEUES_CACHE_SECONDS``."""
-        from .kafka_queues import queues_with_tasks
+        """The namespace's queues whose group lags (see ``kafka_queues.QueueDiscovery``)."""
+        from .kafka_queues import QueueDiscovery
 
-        taken, found = self._queues_seen
-        if time.monotonic() - taken >= QUEUES_CACHE_SECONDS:
-            found = queues_with_tasks(self)
-            self._queues_seen = (time.monotonic(), found)
-        return list(found)
+        with self._lock:
+            if self._discovery is None:
+                self._discovery = QueueDiscovery(self)
+            discovery = self._discovery
+        return list(discovery.queues())
 
     def purge(self, queue: str) -> int:
         """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).

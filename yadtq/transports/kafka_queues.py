@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartition
@@ -92,38 +93,81 @@ def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[int, int
         probe.close()
 
 
-#: Most queues whose lag ``queues_with_tasks`` reads in one go.
-DISCOVERY_LIMIT = 20
+#: Most queues whose lag one discovery reads (in parallel; the rest in later ones).
+DISCOVERY_LIMIT = 16
+#: Seconds a discovery's answer is kept.
+DISCOVERY_INTERVAL = 10.0
 
 
-def queues_with_tasks(broker: KafkaBroker) -> list[str]:
-    """The namespace's queues whose consumer group lags: the topics ``<namespace>.*``
-    holding records (one metadata request, then one request for every partition's
-    offsets), then the lag of at most ``DISCOVERY_LIMIT`` of those, by name."""
-    naming = broker.naming
-    admin = broker.admin
-    try:
-        topics = admin.list_topics(timeout=ADMIN_TIMEOUT).topics
-        partitions = {}
-        for name, meta in topics.items():
-            queue = naming.queue_of(name)
-            if queue is not None and meta.error is None and meta.partitions:
-                partitions[queue] = [TopicPartition(name, p) for p in meta.partitions]
-        tps = [tp for found in partitions.values() for tp in found]
-        if not tps:
-            return []
-        spec = _admin.OffsetSpec
-        high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
-        low_f = admin.list_offsets({TopicPartition(tp.topic, tp.partition): spec.earliest() for tp in tps},
-                                   request_timeout=ADMIN_TIMEOUT)
-        high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
-        low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
-    except KafkaException as exc:
-        raise unavailable(broker.servers, f"list the queues of {naming.namespace}", exc) from exc
-    holding = sorted(queue for queue, found in partitions.items()
-                     if any(high.get((tp.topic, tp.partition), 0) > low.get((tp.topic, tp.partition), 0)
-                            for tp in found))
-    return [queue for queue in holding[:DISCOVERY_LIMIT] if sum((lag(broker, queue) or {}).values())]
+class QueueDiscovery:
+    """Which queues of the namespace hold tasks not yet done, for the monitor (so a queue
+    no worker consumes shows): the topics ``<namespace>.*`` holding records, found with
+    one metadata and one offsets request for the whole namespace, then the lag of those
+    that may lag. A queue found with no lag is not read again until records are added
+    to it (its groups' committed offsets only grow), so after the first answers a
+    discovery reads the lag of only the queues that changed, at most
+    ``DISCOVERY_LIMIT`` of them at once, and at most every ``DISCOVERY_INTERVAL``."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+        self._lock = threading.Lock()
+        self._taken = -DISCOVERY_INTERVAL
+        self._found: list[str] = []
+        #: queue -> its end offsets when its lag was last found to be 0
+        self._idle: dict[str, tuple[int, ...]] = {}
+
+    def queues(self) -> list[str]:
+        """The queues holding tasks, by name, as of the latest discovery.
+
+        Raises:
+            BrokerUnavailable: the cluster did not answer.
+        """
+        with self._lock:
+            if time.monotonic() - self._taken >= DISCOVERY_INTERVAL:
+                self._found = self._discover()
+                self._taken = time.monotonic()
+            return list(self._found)
+
+    def _discover(self) -> list[str]:
+        broker, naming = self._broker, self._broker.naming
+        admin = broker.admin
+        try:
+            topics = admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+            partitions = {}
+            for name, meta in topics.items():
+                queue = naming.queue_of(name)
+                if queue is not None and meta.error is None and meta.partitions:
+                    partitions[queue] = [TopicPartition(name, p) for p in sorted(meta.partitions)]
+            tps = [tp for found in partitions.values() for tp in found]
+            if not tps:
+                return []
+            spec = _admin.OffsetSpec
+            high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
+            low_f = admin.list_offsets(
+                {TopicPartition(tp.topic, tp.partition): spec.earliest() for tp in tps},
+                request_timeout=ADMIN_TIMEOUT)
+            high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
+            low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
+        except KafkaException as exc:
+            raise unavailable(broker.servers, f"list the queues of {naming.namespace}", exc) from exc
+        ends = {queue: tuple(high.get((tp.topic, tp.partition), 0) for tp in found)
+                for queue, found in partitions.items()}
+        holding = [queue for queue, found in sorted(partitions.items())
+                   if any(high.get((tp.topic, tp.partition), 0) > low.get((tp.topic, tp.partition), 0)
+                          for tp in found)]
+        unsure = [queue for queue in holding if self._idle.get(queue) != ends[queue]]
+        probed = unsure[:DISCOVERY_LIMIT]
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(probed)))) as pool:
+            lags = dict(zip(probed, pool.map(lambda queue: sum((lag(broker, queue) or {}).values()),
+                                             probed)))
+        for queue, waiting in lags.items():
+            if waiting:
+                self._idle.pop(queue, None)
+            else:
+                self._idle[queue] = ends[queue]
+        # Not read this time (over the limit): as lagging as they were last time.
+        kept = [queue for queue in unsure[DISCOVERY_LIMIT:] if queue in self._found]
+        return sorted([queue for queue, waiting in lags.items() if waiting] + kept)
 
 
 def purge(broker: KafkaBroker, queue: str) -> int:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .envelope import peek_created, unpack
 from .exceptions import YADTQError
+from .namespace import DEFAULT_NAMESPACE
 from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import RECENT_LIMIT, BackendSnapshot, Progress, TaskSummary, WorkerFailure, WorkerInfo
@@ -79,6 +80,8 @@ class ClusterSnapshot:
     schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
     chords: tuple[GroupInfo, ...] = ()
+    #: The app's namespace (``namespace.py``): whose topics, keys and tables these are.
+    namespace: str = DEFAULT_NAMESPACE
 
     @property
     def queued(self) -> Optional[int]:
@@ -98,6 +101,7 @@ class ClusterSnapshot:
         return {
             "taken": self.taken,
             "app": self.app,
+            "namespace": self.namespace,
             "broker": self.broker,
             "backend": self.backend,
             "counts": {
@@ -227,7 +231,8 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
     failures = tuple(app.worker_failures(limit))
     queue_states = tuple(queue_status(app, q) for q in monitored_queues(app, workers, queues))
     snapshot = ClusterSnapshot(
-        taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
+        taken=now, app=app.name, namespace=app.settings.namespace,
+        broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
         schedules=tuple(listing_if_kept(app)),

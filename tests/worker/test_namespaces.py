@@ -152,3 +152,19 @@ def test_namespace_cannot_change_under_a_transport_in_use() -> None:
     app.broker.depth("default")
     with pytest.raises(ConfigurationError, match="transport already in use"):
         app.config_from_object({"namespace": "late"})
+
+
+def test_the_monitor_says_which_namespace_it_shows() -> None:
+    import io
+
+    from rich.console import Console
+
+    from yadtq.cli.monitor import render
+    from yadtq.monitor import take_snapshot
+
+    app = YADTQ(broker="memory://", backend="memory://", namespace="billing")
+    snapshot = take_snapshot(app)
+    assert snapshot.to_dict()["namespace"] == "billing"
+    out = io.StringIO()
+    Console(file=out, width=120).print(render(snapshot))
+    assert "namespace billing" in out.getvalue()

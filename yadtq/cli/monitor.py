@@ -18,6 +18,7 @@ from rich.text import Text
 from ..app import YADTQ
 from ..exceptions import YADTQError
 from ..monitor import ClusterSnapshot, take_snapshot
+from ..namespace import DEFAULT_NAMESPACE
 from .chords import chords_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
@@ -106,6 +107,7 @@ def _sections(snapshot: ClusterSnapshot, rows: int, error: Optional[str]) -> lis
         ("yadtq monitor", "bold cyan"), f"  {snapshot.app}  ",
         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
         (f"\nbroker {snapshot.broker}  backend {snapshot.backend}", "dim"),
+        ("" if snapshot.namespace == DEFAULT_NAMESPACE else f"  namespace {snapshot.namespace}", "dim"),
     )
     sections: list[tuple[str, RenderableType]] = [("header", header)]
     if error:

@@ -138,7 +138,8 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
 @app_option
 @click.option("--state", "state", type=click.Choice(TASK_STATES), required=True,
               help="Which tasks to list.")
-@queues_option("For --state queued: queues to count (default: those the workers consume).")
+@queues_option("For --state queued: queues to count (default: those the workers consume, then "
+               "every other queue holding tasks).")
 @limit_option
 @json_option
 def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int, as_json: bool) -> None:

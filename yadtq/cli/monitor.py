@@ -230,7 +230,8 @@ def watch(app: YADTQ, queues: list[str], interval: float, rows: Optional[int]) -
 
 @click.command("monitor")
 @app_option
-@queues_option("Queues to show (default: those the workers consume, else the default queue).")
+@queues_option("Queues to show (default: those the workers consume, else the default queue, then "
+               "every other queue holding tasks).")
 @click.option("--interval", type=click.FloatRange(min=0.1, max=60.0), default=1.0, show_default=True,
               metavar="SECONDS", help="Seconds between refreshes (and over which --once/--json "
               "measure throughput).")

@@ -6,7 +6,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
@@ -110,6 +110,12 @@ class YADTQ:
         self._exit_flush = False
         self._clock: Optional[BackendClock] = None
         self._task_defaults = self._defaults_from_settings()
+        #: Called as ``send_hook(task_id, queue, options)`` for each task sent; may add
+        #: to its options and returns message headers to add (``contrib/otel.py``).
+        self.send_hook: Optional[Callable[[str, str, dict[str, Any]], Mapping[str, bytes]]] = None
+        #: Steps :meth:`finalize` runs once (deferred task discovery).
+        self._finalize_steps: list[Callable[[], None]] = []
+        self._finalized = False
         register_builtins(self)
 
     def _defaults_from_settings(self) -> TaskOptions:
@@ -118,19 +124,22 @@ class YADTQ:
             retry_backoff_max=self.settings.retry_backoff_max,
         )
 
-    def config_from_object(self, obj: Any) -> None:
+    def config_from_object(self, obj: Any, namespace: Optional[str] = None) -> None:
         """Read settings from a module, an import path (``"pkg.settings"``,
         ``"pkg.mod:attr"``) or any object (a class, an instance, a dict).
 
         Lower-case names are settings (modules, classes and functions among them are
-        skipped). They override the environment, never the arguments given to
-        ``YADTQ(...)``. Call it before the app sends anything; task defaults
-        (``max_retries``...) apply to tasks registered after it.
+        skipped). With ``namespace="YADTQ"`` the names ``YADTQ_<SETTING>`` are read
+        instead, as in Django: ``config_from_object("django.conf:settings",
+        namespace="YADTQ")`` takes ``YADTQ_BROKER_URL`` as ``broker_url``. They override
+        the environment, never the arguments given to ``YADTQ(...)``. Call it before the
+        app sends anything; task defaults (``max_retries``...) apply to tasks registered
+        after it.
 
         Raises:
             ConfigurationError: an unknown setting, a bad value, or an import failing.
         """
-        values = {k: v for k, v in settings_from_object(obj).items() if k not in self._explicit}
+        values = {k: v for k, v in settings_from_object(obj, namespace).items() if k not in self._explicit}
         updated = self.settings.replace(**values)
         if updated.eager:
             updated = updated.replace(broker_url="memory://", backend_url="memory://")
@@ -146,15 +155,57 @@ class YADTQ:
             self._task_defaults = self._defaults_from_settings()
         logger.debug("app %s configured from %r: %s", self.name, obj, ", ".join(sorted(values)))
 
-    def autodiscover_tasks(self, packages: Sequence[str], related_name: str = "tasks") -> None:
-        """Import each package's ``tasks`` module and those of its sub-packages, so their
-        tasks register (``yadtq worker -A package`` does this for its package).
+    def autodiscover_tasks(self, packages: Optional[Union[Sequence[str], Callable[[], Sequence[str]]]] = None,
+                           related_name: str = "tasks") -> None:
+        """Import the ``tasks`` module of each package, so their tasks register.
+
+        With ``packages`` (names, or a function giving them) each package's ``tasks``
+        module and those of its sub-packages are imported (``yadtq worker -A package``
+        does this for its package). Without, each of Django's installed apps'
+        ``tasks`` module is imported, once Django's app registry is ready: at once if
+        it is, else when a ``yadtq`` command (the worker) loads the app, which then
+        sets Django up (``yadtq.contrib.django``; docs/django.md).
 
         Raises:
-            ConfigurationError: a ``tasks`` module fails to import.
+            ConfigurationError: a ``tasks`` module fails to import; no packages given
+                and Django is not installed.
         """
+        if packages is None:
+            from .contrib.django import discover_installed_apps
+
+            discover_installed_apps(self, related_name)
+            return
+        if callable(packages):  # read late: e.g. lambda: settings.INSTALLED_APPS
+            getter = packages
+            self.on_finalize(lambda: self.autodiscover_tasks(getter(), related_name))
+            return
         for package in packages:
             autodiscover(package, related_name)
+
+    def on_finalize(self, step: Callable[[], None]) -> None:
+        """Run ``step`` when the app is finalized (:meth:`finalize`), or now if it was."""
+        with self._lock:
+            if not self._finalized:
+                self._finalize_steps.append(step)
+                return
+        step()
+
+    def finalize(self) -> None:
+        """Run the set-up steps deferred until the app is put to work: the task
+        discovery that waits for Django's app registry, for one. ``yadtq`` commands
+        (the worker and its process-pool children among them) call it after loading
+        the app; calling it again does nothing.
+
+        Raises:
+            ConfigurationError: a deferred step failed.
+        """
+        with self._lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            steps, self._finalize_steps = self._finalize_steps, []
+        for step in steps:
+            step()
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -254,12 +305,14 @@ class YADTQ:
 
         Options: ``name``, ``max_retries`` (default 3), ``retry_backoff``, ``retry_delay``,
         ``retry_backoff_max``, ``retry_jitter``, ``autoretry_for``, ``dont_autoretry_for``,
-        ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``.
+        ``queue``, ``time_limit``, ``expires``, ``dedupe``, ``bind``, ``rate_limit``,
+        ``concurrency_limit`` and ``concurrency_key`` (docs/flow-control.md).
         """
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             name = options.pop("name", None) or default_task_name(func)
             cls = AsyncTask if inspect.iscoroutinefunction(func) else Task
-            task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options))
+            task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options,
+                                                                 func))
             self._check_unique(name, func)
             self.tasks[name] = task
             short = func.__name__
@@ -352,6 +405,7 @@ class YADTQ:
         tid = task_id or new_task_id()
         to = (queue or (opts.queue if opts and opts.queue else None)
               or route(self.settings.task_routes, name) or self.settings.default_queue)
+        added = self.send_hook(tid, to, extra) if self.send_hook is not None else None
         fields = new_body(tid, name, args, kwargs, to, run_at,
                           (_epoch(expires) if isinstance(expires, datetime) else now + expires)
                           if expires is not None else None, key, now, extra)
@@ -367,7 +421,10 @@ class YADTQ:
             return self._run_eagerly(Envelope(id=tid, task=name, args=args, kwargs=kwargs, queue=to,
                                               eta=run_at, expires=fields["expires"], key=key,
                                               created=now, options=extra))
-        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers_for(name, tid))
+        headers = headers_for(name, tid)
+        if added:
+            headers.update(added)
+        message = Message(queue=to, body=body, key=(key or tid).encode(), headers=headers)
         try:
             if run_at is not None and run_at > now:
                 self.backend.record(

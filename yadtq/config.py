@@ -13,7 +13,7 @@ import importlib.util
 import inspect
 import logging
 import pkgutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Optional
 
@@ -50,19 +50,32 @@ def import_object(path: str) -> Any:
         raise ConfigurationError(f"{module_name!r} has no attribute {attr!r}") from None
 
 
-def settings_from_object(obj: Any) -> dict[str, Any]:
+def settings_from_object(obj: Any, namespace: Optional[str] = None) -> dict[str, Any]:
     """The settings an object holds: its lower-case attributes (or keys, for a mapping).
 
     Modules, classes and functions among them (a settings module's imports and
-    helpers) are skipped; any other lower-case name must be a setting.
+    helpers) are skipped; any other lower-case name must be a setting. With a
+    ``namespace`` (``"YADTQ"``), only names starting ``YADTQ_`` are read, each naming
+    the setting in upper case (``YADTQ_BROKER_URL`` is ``broker_url``), as in a Django
+    settings module; every such name must be a setting.
 
     Raises:
-        ConfigurationError: an unknown setting name, or a value of the wrong type.
+        ConfigurationError: an unknown setting name, a value of the wrong type, or the
+            object cannot be read (Django not configured, say).
     """
+    source = obj
     if isinstance(obj, str):
         obj = import_object(obj)
-    items: Iterable[tuple[str, Any]] = (
-        obj.items() if isinstance(obj, Mapping) else ((name, getattr(obj, name)) for name in dir(obj)))
+    try:
+        if namespace is not None:
+            return _namespaced(obj, namespace, source if isinstance(source, str) else _describe(obj))
+        items: list[tuple[str, Any]] = (
+            list(obj.items()) if isinstance(obj, Mapping) else [(n, getattr(obj, n)) for n in dir(obj)])
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # e.g. django's ImproperlyConfigured on first access
+        raise ConfigurationError(f"cannot read settings from {source!r}: {type(exc).__name__}: "
+                                 f"{exc}") from None
     found: dict[str, Any] = {}
     unknown: list[str] = []
     for name, value in items:
@@ -77,6 +90,28 @@ def settings_from_object(obj: Any) -> dict[str, Any]:
         found[name] = coerce(name, value)
     if unknown:
         raise ConfigurationError(f"unknown setting(s) in {_describe(obj)}: {', '.join(sorted(unknown))}")
+    return found
+
+
+def _namespaced(obj: Any, namespace: str, where: str) -> dict[str, Any]:
+    """The ``<NAMESPACE>_<SETTING>`` names of ``obj`` as settings (see :func:`settings_from_object`)."""
+    if not namespace or not namespace.isidentifier():
+        raise ConfigurationError(f"bad settings namespace {namespace!r}: use a name such as 'YADTQ'")
+    prefix = f"{namespace}_"
+    names = list(obj) if isinstance(obj, Mapping) else dir(obj)
+    found: dict[str, Any] = {}
+    unknown: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name.startswith(prefix):
+            continue
+        setting = name[len(prefix):].lower()
+        if setting not in FIELDS:
+            unknown.append(name)
+            continue
+        found[setting] = coerce(setting, obj[name] if isinstance(obj, Mapping) else getattr(obj, name))
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s) in {where}: {', '.join(sorted(unknown))} "
+                                 f"(settings are named {prefix}<SETTING>, e.g. {prefix}BROKER_URL)")
     return found
 
 

@@ -23,6 +23,7 @@ from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import RECENT_LIMIT, BackendSnapshot, Progress, TaskSummary, WorkerFailure, WorkerInfo
 from .transports.canvas_store import CanvasBackend, GroupInfo
+from .transports.slots_store import ConcurrencyBackend, SlotKeyInfo, slot_key_dict
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -80,8 +81,14 @@ class ClusterSnapshot:
     schedules: tuple[ScheduleInfo, ...] = ()
     #: Chords waiting for members, oldest first (empty if the backend stores none).
     chords: tuple[GroupInfo, ...] = ()
+    #: Concurrency keys with slots taken or tasks waiting (empty on a backend without slots).
+    limits: tuple[SlotKeyInfo, ...] = ()
     #: The app's namespace (``namespace.py``): whose topics, keys and tables these are.
     namespace: str = DEFAULT_NAMESPACE
+
+    def worker_names(self) -> dict[str, str]:
+        """Worker name by instance (who holds a concurrency slot)."""
+        return {w.info.instance: w.name for w in self.workers}
 
     @property
     def queued(self) -> Optional[int]:
@@ -130,6 +137,7 @@ class ClusterSnapshot:
             "schedules": [info.to_dict() for info in self.schedules],
             "chords": [{"id": c.group_id, "done": c.done, "size": c.size,
                         "callback_id": c.callback_id, "created": c.created} for c in self.chords],
+            "concurrency": [slot_key_dict(k, self.worker_names(), self.taken) for k in self.limits],
         }
 
 
@@ -237,6 +245,8 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
         schedules=tuple(listing_if_kept(app)),
         chords=tuple(app.backend.open_chords(limit)) if isinstance(app.backend, CanvasBackend) else (),
+        limits=(tuple(app.backend.concurrency_slots(limit))
+                if isinstance(app.backend, ConcurrencyBackend) else ()),
     )
     if previous is not None:
         snapshot = dataclasses.replace(snapshot, throughput=throughput(previous, snapshot))

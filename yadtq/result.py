@@ -25,6 +25,9 @@ class AsyncResult(Generic[R]):
     def __init__(self, task_id: str, app: YADTQ) -> None:
         self.id = task_id
         self.app = app
+        #: The latest ready record this handle read: never answered from (``yadtq retry``
+        #: and ``yadtq dlq requeue`` run a ready task again under its id, so every read
+        #: asks the backend); it only tells that a broker refusal seen here is superseded.
         self._ready: Optional[TaskRecord] = None
         #: The result this one follows in a chain (an ``AsyncResult`` or a
         #: ``GroupResult``), when it came from a canvas sent here.
@@ -43,8 +46,6 @@ class AsyncResult(Generic[R]):
         return hash(self.id)
 
     def _record(self) -> Optional[TaskRecord]:
-        if self._ready is not None:
-            return self._ready
         record = self.app.backend.get([self.id])[0]
         if record is not None and record.state in states.READY_STATES:
             self._ready = record
@@ -173,21 +174,29 @@ class AsyncResult(Generic[R]):
             Exception: with ``propagate``, the task's own exception (builtin types
                 as themselves, others as ``TaskError``), or ``Revoked``.
         """
+        return self._get(None, timeout, propagate)
+
+    wait = get
+
+    def _get(self, fresh: Optional[TaskRecord], timeout: Optional[float], propagate: bool) -> R:
+        """:meth:`get`; ``fresh``: the record just read by the caller (a group reads all of
+        its members' at once), used if ready instead of reading it again."""
         refused = self._refused()
         if refused is not None:
             if propagate:
                 raise refused
             return refused  # type: ignore[return-value]
         try:
-            record = self._ready or self.app.backend.wait(self.id, timeout)
+            if fresh is not None and fresh.state in states.READY_STATES:
+                record: Optional[TaskRecord] = fresh
+            else:
+                record = self.app.backend.wait(self.id, timeout)
         except BackendUnavailable:
             refused = self._refused()
             if refused is None:
                 raise
             record = None
         return self._settle(record, timeout, propagate, refused)
-
-    wait = get
 
     async def aget(self, timeout: Optional[float] = None, propagate: bool = True) -> R:
         """``get`` for asyncio code: waits without blocking the event loop, woken by
@@ -203,7 +212,7 @@ class AsyncResult(Generic[R]):
                 raise refused
             return refused  # type: ignore[return-value]
         try:
-            record = self._ready or await self.app.backend.wait_async(self.id, timeout)
+            record = await self.app.backend.wait_async(self.id, timeout)
         except BackendUnavailable:
             refused = self._refused()
             if refused is None:

@@ -24,7 +24,10 @@ def report(task_id, task, exception, traceback, **extra):
 ``task`` is the :class:`yadtq.Task` (``task.name`` is its registered name). Task
 signals are sent in the process and thread (or coroutine) that runs the task, so a
 process-pool worker calls them in its children: connect them at import time of the
-app's module. A receiver that raises is logged and never changes the task's outcome.
+app's module. An attempt a child cannot report (killed by its hard ``time_limit``, a
+signal or the OOM killer) is reported by the worker process instead, with the same
+arguments. A receiver that raises is logged (a child's log records reach the worker's
+log) and never changes the task's outcome.
 Receivers should accept ``**extra`` so that arguments added later do not break them.
 """
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Optional, Ty
 from typing_extensions import ParamSpec
 
 from .canvas.signature import CHUNK_TASK, Signature, group
+from .concurrency import KeySpec, check_concurrency
 from .envelope import pack
 from .exceptions import ConfigurationError, Retry, Revoked
 from .flow import parse_rate_limit
@@ -64,6 +65,11 @@ class TaskOptions:
     #: ``"N/s"``, ``"N/m"`` or ``"N/h"``: at most N starts in any such window, cluster-wide
     #: (DESIGN.md section 12; docs/flow-control.md).
     rate_limit: Optional[str] = None
+    #: At most this many run at once per ``concurrency_key`` value, cluster-wide
+    #: (DESIGN.md section 12; docs/flow-control.md).
+    concurrency_limit: Optional[int] = None
+    #: An argument name or a callable of the arguments; ``None``: one limit for the task.
+    concurrency_key: Optional[KeySpec] = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class Request:
     eta: Optional[float] = None
     parent_id: Optional[str] = None
     root_id: Optional[str] = None
+    #: The envelope's per-call options (``time_limit``, ``max_retries``, ``trace``...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 #: The running task's request: per thread, and per asyncio task (a context variable,
@@ -212,6 +220,32 @@ class Task(Generic[P, R]):
             max_retries=max_retries, time_limit=time_limit, task=self,
         )  # type: ignore[return-value]
 
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``delay`` once the current Django database transaction commits (at once
+        outside one); nothing is sent if it rolls back (``yadtq.contrib.django``).
+
+        Raises:
+            SerializationError: an argument cannot be carried (checked now, not at commit).
+            ConfigurationError: Django is not installed or not configured.
+        """
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, args: Any = (), kwargs: Optional[dict[str, Any]] = None, *,
+                              using: Optional[str] = None, **options: Any) -> None:
+        """``apply_async`` once the current transaction of Django database ``using``
+        (the default one if not given) commits; nothing is sent if it rolls back. Give
+        ``task_id=`` to know the id of the task it will send.
+
+        Raises:
+            SerializationError: an argument cannot be carried (checked now, not at commit).
+            ConfigurationError: Django is not installed or not configured.
+        """
+        from .contrib.django import on_commit
+
+        args, kwargs = tuple(args), dict(kwargs or {})
+        pack([list(args), kwargs])  # a bad argument fails here, in the caller's code
+        on_commit(functools.partial(self.apply_async, args, kwargs, **options), using=using)
+
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature: this task with (some of) its arguments, to be sent later or
         composed (in a chain it gets the previous result as its first argument)."""
@@ -302,8 +336,10 @@ class AsyncTask(Task[P, R]):
         return self.run(*args, **kwargs)  # type: ignore[return-value]
 
 
-def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -> TaskOptions:
-    """Task options from app defaults and decorator arguments.
+def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any],
+                  fn: Optional[Callable[..., Any]] = None) -> TaskOptions:
+    """Task options from app defaults and decorator arguments (``fn``: the task's function,
+    whose signature ``concurrency_key`` must name an argument of).
 
     Raises:
         ConfigurationError: an unknown option or a bad value.
@@ -326,6 +362,7 @@ def build_options(name: str, defaults: TaskOptions, overrides: dict[str, Any]) -
             parse_rate_limit(options.rate_limit)
         except ConfigurationError as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None
+    check_concurrency(name, fn, options.concurrency_limit, options.concurrency_key, options.bind)
     if options.max_retries < 0:
         raise ConfigurationError(f"task {name!r}: max_retries must not be negative")
     if options.time_limit is not None and options.time_limit <= 0:

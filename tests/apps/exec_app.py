@@ -133,6 +133,10 @@ if os.environ.get("YADTQ_TEST_HOOKS"):  # only in the workers a hooks test start
     def _child(worker: str, **extra: object) -> None:
         mark("hooks", f"child {worker} {os.getpid()}")
 
+    @signals.worker_process_init.connect
+    def _broken_child(**extra: object) -> None:
+        raise RuntimeError("a broken child hook is logged in the worker's log")
+
 
 @app.task(bind=True)
 def steps(self: Any, key: str, count: int, pause: float) -> int:
@@ -185,6 +189,15 @@ def polite(self: Any, key: str) -> str:
         time.sleep(0.02)
     mark(f"{key}.stopped")
     return "stopped early"
+
+
+@app.task(max_retries=2)
+def dies_once(key: str) -> str:
+    """Its process is killed (as by the OOM killer) on the first attempt only."""
+    if effect_count(key) == 0:
+        mark(key)
+        os.kill(os.getpid(), 9)
+    return "survived"
 
 
 @app.task(max_retries=3)

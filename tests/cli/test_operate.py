@@ -126,6 +126,9 @@ def test_dlq_lists_shows_and_requeues_a_dead_letter(
     handle = memory_app.send_task(unregistered, ["bob"])
     wait_for(lambda: memory_app.broker.list_dead_letters(), 30, "the dead letter")
     assert memory_app.AsyncResult(handle.id).state == states.FAILED
+    # This handle saw the task ready (failed): after the requeue it must see it run again.
+    assert handle.state == states.FAILED
+    assert isinstance(handle.get(timeout=5, propagate=False), Exception)
     listed = invoke(runner, "dlq", "list", "-A", APP, "--json")
     assert listed.exit_code == 0, listed.output
     (letter,) = json.loads(listed.output)
@@ -142,7 +145,8 @@ def test_dlq_lists_shows_and_requeues_a_dead_letter(
     requeued = invoke(runner, "dlq", "requeue", "-A", APP, letter["id"])
     assert requeued.exit_code == 0, requeued.output
     assert requeued.output.splitlines()[-1] == "requeued 1 dead letter"
-    assert handle.get(timeout=30) == "hello bob"  # under its own id
+    assert handle.get(timeout=30) == "hello bob"  # under its own id, not the earlier outcome
+    assert handle.state == states.SUCCESS and handle.result == "hello bob"
     assert json.loads(invoke(runner, "dlq", "list", "-A", APP, "--json").output) == []
 
 

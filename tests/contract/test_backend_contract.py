@@ -76,6 +76,16 @@ def test_record_then_get(backend: ResultBackend) -> None:
     assert backend.get([]) == []
 
 
+def test_states_reads_the_state_of_each_task(backend: ResultBackend) -> None:
+    running, terminated, unknown = new_id(), new_id(), new_id()
+    beat(backend, "w1", "inst-1")
+    assert backend.claim([claim_for(running), claim_for(terminated)]) == [RUN, RUN]
+    backend.record([StateChange(terminated, REVOKED, time.time())])  # revoke(terminate=True)
+    assert backend.states([unknown, running, terminated, running]) == [
+        None, PROCESSING, REVOKED, PROCESSING]
+    assert backend.states([]) == []
+
+
 def test_a_batch_of_changes_applies_in_order(backend: ResultBackend) -> None:
     task_id = new_id()
     now = time.time()

@@ -139,3 +139,24 @@ def test_a_schedule_is_listed_and_paused_from_the_api(app: YADTQ, serve_dashboar
         assert [s.paused for s in app.periodic_tasks() if s.name == "hourly-add"] == [False]
     finally:
         worker.stop(timeout=30)
+
+
+def test_detail_shows_arguments_and_canvas_relations(app: YADTQ, worker: Worker,
+                                                     serve_dashboard: Serve) -> None:
+    add = app.tasks["d.add"]
+    done = app.send_task("d.add", (2, 3), {})
+    assert done.get(timeout=30) == 5
+    chained = (add.s(1, 2) | add.s(10)).apply_async()
+    assert chained.get(timeout=30) == 13
+    first = chained.parent
+    assert first is not None
+    client = serve_dashboard(app)
+    # A successful task's call is shown, saved by the worker when it started it.
+    detail = wait_for(lambda: client.get(f"/api/tasks/{done.id}").json()["call"], 30, "the call")
+    assert detail["args"] == ["2", "3"] and detail["parent_id"] is None
+    # A chain's first step lists the second as its child; the second names its parent.
+    children = wait_for(lambda: client.get(f"/api/tasks/{first.id}").json()["children"], 30,
+                        "the chain's child")
+    assert [(c["task_id"], c["name"], c["state"]) for c in children] == [(chained.id, "d.add", "success")]
+    second = client.get(f"/api/tasks/{chained.id}").json()
+    assert second["call"]["parent_id"] == first.id and second["call"]["args"] == ["3", "10"]

@@ -101,6 +101,10 @@ def shoot(driver: Any, artefacts: Path, name: str) -> None:
     driver.save_screenshot(str(artefacts / f"{name}.png"))
 
 
+def _stand_in(*args: Any) -> None:
+    """Registers a worker's task name in this process, to build signatures (never run here)."""
+
+
 def test_dashboard_in_a_browser(cluster: tuple[YADTQ, str], browser: Any, artefacts: Path) -> None:
     app, base = cluster
     first = app.send_task("examples.math_app.add", (2, 3))
@@ -129,12 +133,28 @@ def test_dashboard_in_a_browser(cluster: tuple[YADTQ, str], browser: Any, artefa
     assert browser.execute_script("return window.__notReloaded === true;")
     shoot(browser, artefacts, "tasks")
 
-    # Its detail shows its result and its state history.
+    # Its detail shows its arguments (a success: saved when it started), its result and
+    # its state history.
     wait_page(browser, lambda: click(browser, f'a[href="#/task/{third.id}"]'), "the link to the task")
     wait_page(browser, lambda: text_of(browser, "#task-result") == "6", "the result on the detail page")
+    wait_page(browser, lambda: text_of(browser, "#task-args") == "(10, 4)", "the arguments of a success")
     wait_page(browser, lambda: all(s in text_of(browser, ".timeline") for s in ("processing", "success")),
               "the state history")
+
+    # A chain's first step lists its child; the child's page links back to its parent.
+    add = app.task(name="examples.math_app.add")(_stand_in)
+    multiply = app.task(name="examples.math_app.multiply")(_stand_in)
+    chained = (add.s(2, 3) | multiply.s(4)).apply_async()
+    assert chained.get(timeout=60) == 20
+    assert chained.parent is not None
+    browser.get(base + f"/#/task/{chained.parent.id}")
+    wait_page(browser, lambda: chained.id[:12] in text_of(browser, "#task-children"), "the chain's child")
+    wait_page(browser, lambda: "success" in text_of(browser, "#task-children"), "the child's state")
     shoot(browser, artefacts, "task")
+    wait_page(browser, lambda: click(browser, f'#task-children a[href="#/task/{chained.id}"]'),
+              "the link to the child")
+    wait_page(browser, lambda: chained.parent.id[:12] in text_of(browser, "#task-parent"), "the parent link")
+    assert text_of(browser, "#task-args") == "(5, 4)"
 
     # A revoke from the page: a task waiting for its countdown never runs.
     later = app.send_task("examples.math_app.add", (1, 1), countdown=3600)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from yadtq import YADTQ, signals, states
+from yadtq.exceptions import TimeLimitExceeded
 from yadtq.worker.main import Worker
 
 from ..worker.procs import running_workers, wait_ready
@@ -32,12 +33,19 @@ def test_hooks_in_real_workers(stack: Stack, pool: str) -> None:
         assert flaky.get(timeout=30) == "recovered"
         with pytest.raises(LookupError):
             bad.get(timeout=30)
+        if pool == "processes":  # attempts the child cannot report: the worker does
+            overran = m.sleeper.apply_async(("overran",), time_limit=1)
+            with pytest.raises(TimeLimitExceeded):
+                overran.get(timeout=30)
+            killed = m.dies_once.delay("killed")
+            assert killed.get(timeout=60) == "survived"
     lines = stack.effect_lines("hooks")
     worker = workers[0].name
     assert sum(line.startswith(f"ready {worker} ") for line in lines) == 1
     assert lines[-1] == f"shutdown {worker}"
     children = [line for line in lines if line.startswith("child ")]
-    assert (len(children) == 2 and all(c.startswith(f"child {worker} ") for c in children)) \
+    # Processes: two children, and one in place of each of the two killed.
+    assert (len(children) == 4 and all(c.startswith(f"child {worker} ") for c in children)) \
         if pool == "processes" else not children
     assert f"prerun {ok.id} tests.apps.exec_app.add [2, 3] {{}}" in lines
     assert f"success {ok.id} 5" in lines and f"postrun {ok.id} success int" in lines
@@ -45,8 +53,16 @@ def test_hooks_in_real_workers(stack: Stack, pool: str) -> None:
     assert f"retry {flaky.id} ConnectionError True" in lines
     assert f"postrun {flaky.id} retrying ConnectionError" in lines
     assert f"success {flaky.id} 'recovered'" in lines
-    if pool == "threads":  # (process-pool children do not log to the worker's log file)
-        assert "a broken hook must not change the outcome" in workers[0].log()
+    log = workers[0].log()
+    assert "a broken hook must not change the outcome" in log  # from a child too
+    if pool == "processes":
+        assert f"failure {overran.id} TimeLimitExceeded False" in lines
+        assert f"postrun {overran.id} failed TimeLimitExceeded" in lines
+        assert f"retry {killed.id} WorkerLostError True" in lines
+        assert f"postrun {killed.id} retrying WorkerLostError" in lines
+        assert f"success {killed.id} 'survived'" in lines
+        # The receiver's traceback too: its last line names the exception.
+        assert "RuntimeError: a broken child hook is logged in the worker's log" in log
 
 
 @pytest.fixture
@@ -105,6 +121,34 @@ def test_receivers_get_the_documented_arguments(memory_app: YADTQ,
     assert by_name["worker_ready"] == [{"worker": worker}]
     assert by_name["worker_shutdown"] == [{"worker": worker}]
     assert any("boom" in r.getMessage() or "broken" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.timeout(60)
+def test_an_async_task_past_its_time_limit_sends_task_failure(memory_app: YADTQ) -> None:
+    import asyncio
+
+    from yadtq.exceptions import TimeLimitExceeded
+
+    failures: list[dict[str, Any]] = []
+
+    def receive(**kwargs: Any) -> None:
+        failures.append(kwargs)
+
+    @memory_app.task(time_limit=0.2)
+    async def overruns() -> None:
+        await asyncio.sleep(30)
+
+    signals.task_failure.connect(receive)
+    try:
+        worker = Worker(memory_app, concurrency=2, pool="asyncio").start()
+        with pytest.raises(TimeLimitExceeded):
+            overruns.delay().get(timeout=20)
+        worker.stop(10)
+    finally:
+        signals.task_failure.disconnect(receive)
+    (failure,) = failures
+    assert failure["task"] is overruns and isinstance(failure["exception"], TimeLimitExceeded)
+    assert isinstance(failure["traceback"], str) and "TimeLimitExceeded" in failure["traceback"]
 
 
 def test_connect_is_a_decorator_with_or_without_parentheses() -> None:

@@ -171,6 +171,42 @@ def test_unreachable_server_raises_backend_unavailable() -> None:
     backend.close()
 
 
+@pytest.mark.timeout(120)
+def test_a_redis_that_never_answers_raises_within_the_socket_timeout() -> None:
+    """A black hole: the kernel accepts the connection, nothing ever answers. With the
+    default timeouts a call raises BackendUnavailable (redis-py's own default waits
+    forever); ``backend_options`` override them."""
+    import socket
+
+    from yadtq.transports.redis.backend import SOCKET_TIMEOUT
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    url = f"redis://127.0.0.1:{hole.getsockname()[1]}/0"
+    try:
+        for options, bound in (({}, SOCKET_TIMEOUT * 3), ({"socket_timeout": 0.5}, SOCKET_TIMEOUT)):
+            backend = RedisBackend(url, Settings(backend_options=options))
+            raised: list[BaseException] = []
+
+            def call(backend: RedisBackend = backend, raised: list[BaseException] = raised) -> None:
+                try:
+                    backend.get(["t"])
+                except BaseException as exc:
+                    raised.append(exc)
+
+            started = time.monotonic()
+            caller = threading.Thread(target=call, daemon=True)
+            caller.start()
+            caller.join(60)
+            assert not caller.is_alive(), f"a call to a silent redis hung ({options})"
+            assert [type(e) for e in raised] == [BackendUnavailable]
+            assert time.monotonic() - started < bound, options
+            backend.close()
+    finally:
+        hole.close()
+
+
 # --------------------------------------------------------------------------- one round trip
 
 
@@ -192,6 +228,10 @@ def test_every_batch_is_one_round_trip(make_backend: Callable[..., RedisBackend]
     got: list[Optional[TaskRecord]] = []
     assert _round_trips(lambda: got.extend(backend.get(ids))) == 1
     assert [r.state if r else None for r in got] == ["success"] * 64
+    states: list[Optional[str]] = []
+    backend.states(["warm"])
+    assert _round_trips(lambda: states.extend(backend.states(ids))) == 1
+    assert states == ["success"] * 64
     assert _round_trips(lambda: backend.revoke(ids[:10], now)) == 1
     due: list[ScheduledMessage] = []
     assert _round_trips(lambda: due.extend(backend.claim_due(now + 61, 100, 30.0))) == 1
@@ -199,6 +239,36 @@ def test_every_batch_is_one_round_trip(make_backend: Callable[..., RedisBackend]
     assert _round_trips(lambda: backend.release_due(due)) == 1
     assert _round_trips(lambda: backend.forget(ids)) == 1
     assert backend.get(ids) == [None] * 64
+
+
+def test_a_thousand_concurrent_async_waits_share_one_subscription(
+        backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``asyncio.gather`` of a thousand ``aget`` on a fresh loop: one inbox is opened and
+    all wait on it (each opening its own exhausted connections and timed out)."""
+    import asyncio
+
+    import yadtq.transports.redis.backend as backend_module
+
+    opened: list[Any] = []
+
+    class Spy(backend_module.AsyncInbox):
+        async def open(self) -> Any:
+            opened.append(self)
+            return await super().open()
+
+    monkeypatch.setattr(backend_module, "AsyncInbox", Spy)
+    ids = [f"many-{i}" for i in range(1000)]
+    backend.record([_success(t) for t in ids[:500]])
+
+    async def waits() -> list[Optional[TaskRecord]]:
+        pending = [asyncio.ensure_future(backend.wait_async(t, DEADLINE)) for t in ids]
+        await asyncio.sleep(0.2)
+        backend.record([_success(t) for t in ids[500:]])  # the rest by notification
+        return await asyncio.gather(*pending)
+
+    records = asyncio.run(asyncio.wait_for(waits(), 60))
+    assert [r.state if r else None for r in records] == ["success"] * 1000
+    assert len(opened) == 1
 
 
 # --------------------------------------------------------------------------- Lua atomicity

@@ -300,13 +300,15 @@ def test_reclaim_keeps_a_delivery_that_arrived_after_its_partition_came_back(app
     assert tasks._parked[("gen", 0)].deliveries() == [new]
 
 
-def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ) -> None:
+@pytest.mark.parametrize("kind", ["threads", "asyncio"])
+def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kind: str) -> None:
     """A worker frozen between claim and start (SIGSTOP, starvation) must not start the task
     once its claim may have lapsed: meanwhile another worker found it dead, ran the task and
     stored its outcome. The job is claimed again instead (here: SKIP, the delivery is done)."""
     import queue as queue_module
 
     from yadtq.transports.base import Delivery
+    from yadtq.worker.aio import AsyncioPool
     from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
     from yadtq.worker.pools import ThreadPool
 
@@ -318,7 +320,8 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ) -> 
         return x
 
     outcomes: list[Any] = []
-    pool = ThreadPool(app, 2, "w", lambda j, o: outcomes.append(o))  # threads not started: frozen
+    pool_class = ThreadPool if kind == "threads" else AsyncioPool
+    pool = pool_class(app, 2, "w", lambda j, o: outcomes.append(o))  # not started: frozen
     consumer = _Owning()
     tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
                          queue_module.SimpleQueue(), threading.Event())

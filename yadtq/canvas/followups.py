@@ -13,7 +13,7 @@ published twice still runs once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHORD_ERROR = f"{ChordError.__module__}.{ChordError.__qualname__}"
+#: Options a follow-up inherits from the task that sets it off: the trace context
+#: (``contrib/otel.py``), so a chain's later steps continue the trace it was sent in.
+INHERITED_OPTIONS = ("trace",)
 
 
 @dataclass
@@ -77,20 +80,21 @@ class FollowUps:
         root = envelope.root_id or envelope.id
         rest: list[Step] = canvas.get(REST) or []
         member: Optional[dict[str, Any]] = canvas.get(MEMBER)
+        carried = {k: envelope.options[k] for k in INHERITED_OPTIONS if k in envelope.options}
         if state == states.SUCCESS:
             value = unpack(result) if result is not None else None
             if rest:
                 self._send(start(rest[0], value, parent_id=envelope.id, root_id=root,
-                                 rest=rest[1:], now=now), now)
+                                 rest=rest[1:], now=now), now, carried)
             for link in canvas.get(LINK) or []:
-                self._send(start(link, value, parent_id=envelope.id, root_id=root, now=now), now)
+                self._send(start(link, value, parent_id=envelope.id, root_id=root, now=now), now, carried)
             if member:
                 self.joins.append(ChordJoin(member["id"], int(member["index"]), envelope.id))
             return
         if state == states.FAILED:
             for errback in canvas.get(LINK_ERROR) or []:
                 self._send(start(errback, envelope.id, parent_id=envelope.id, root_id=root,
-                                 now=now), now)
+                                 now=now), now, carried)
         error = error or ErrorInfo("builtins.Exception", f"task {state}")
         for step in rest:  # the chain stops here, and this failure is the chain's
             for task in walk(step):
@@ -98,8 +102,12 @@ class FollowUps:
         if member:
             self._fail_chord(member, envelope.id, error, now)
 
-    def _send(self, envelopes: Sequence[Envelope], now: float) -> None:
+    def _send(self, envelopes: Sequence[Envelope], now: float,
+              carried: Optional[Mapping[str, Any]] = None) -> None:
         for envelope in envelopes:
+            if carried:  # the options a follow-up inherits (the trace context: contrib/otel.py)
+                for name, value in carried.items():
+                    envelope.options.setdefault(name, value)
             try:
                 body = encode(envelope, self.app.settings.secret_key)
             except SerializationError as exc:

@@ -109,14 +109,11 @@ class GroupResult:
             Exception: with ``propagate``, the first failed member's exception (in order).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        for result, record in zip(self.results, self._records()):
-            if record is not None and record.state in states.READY_STATES:
-                result._ready = record
         values = []
-        for result in self.results:
+        for result, record in zip(self.results, self._records()):  # one read for the ready ones
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                values.append(result.get(timeout=remaining, propagate=propagate))
+                values.append(result._get(record, remaining, propagate))
             except ResultTimeout:
                 raise ResultTimeout(f"group {self.id} not ready after {timeout} s") from None
         return values

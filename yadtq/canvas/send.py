@@ -161,8 +161,12 @@ def publish(app: YADTQ, envelopes: Sequence[Envelope], now: float) -> None:
     due: list[Message] = []
     later: list[ScheduledMessage] = []
     changes: list[StateChange] = []
+    hook = app.send_hook
     for envelope in envelopes:
+        added = hook(envelope.id, envelope.queue, envelope.options) if hook is not None else None
         message = _message(app, envelope)  # raises SerializationError before anything is sent
+        if added:
+            message = Message(message.queue, message.body, message.key, {**message.headers, **added})
         if envelope.eta is not None and envelope.eta > now:
             later.append(ScheduledMessage(envelope.id, envelope.eta, message))
             changes.append(StateChange(envelope.id, states.SCHEDULED, now, name=envelope.task,

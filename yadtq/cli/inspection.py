@@ -16,6 +16,7 @@ from ..monitor import monitored_queues, progress_of, worker_dict, worker_statuse
 from ..transports.base import TaskSummary
 from ..transports.canvas_store import CanvasBackend
 from .chords import chord_dict, chords_table
+from .limits import concurrency_keys, print_limits
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import stdout_console
@@ -33,7 +34,8 @@ from .views import (
 if TYPE_CHECKING:
     from ..app import YADTQ
 
-INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords", "schedules", "registered", "stats")
+INSPECT_TARGETS = ("workers", "active", "scheduled", "failed", "chords", "schedules", "limits",
+                   "registered", "stats")
 TASK_STATES = (states.QUEUED, states.SCHEDULED, states.PROCESSING, states.RETRYING, states.SUCCESS,
                states.FAILED, states.REVOKED)
 DEFAULT_LIMIT = 50
@@ -74,6 +76,8 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
       failed     the latest failures, newest first
       schedules  periodic schedules with their last and next run
       chords     chords waiting for members, oldest first: members done of all
+      limits     concurrency keys in use: slots taken, holders, tasks waiting;
+                 and the scheduled tasks waiting on a rate limit
       registered the tasks each live worker registers, beside this app's own
       stats      per-worker counters and the cluster's totals
 
@@ -111,6 +115,9 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
         else:
             console.print(chords_table(chords, now))
         return
+    if what == "limits":
+        print_limits(app, limit, as_json)
+        return
     snapshot = app.backend.snapshot(limit)
     if what == "active":
         progress = progress_of(app, snapshot.processing_tasks)
@@ -132,6 +139,11 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
         _dump(_task_dicts(tasks))
     else:
         console.print(table)
+        if what == "scheduled":
+            waiting = sum(k.waiting_count for k in concurrency_keys(app, 0))
+            if waiting:
+                console.print(Text(f"and {waiting} waiting for a concurrency slot: "
+                                   "yadtq inspect limits", style="dim"))
 
 
 @click.command("tasks")

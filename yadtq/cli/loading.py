@@ -21,9 +21,17 @@ def load_app(path: str) -> YADTQ:
     A package also gets its ``tasks`` modules imported (autodiscovery: ``pkg.tasks``
     and ``pkg.<sub-package>.tasks``), and its app may live in one of them.
 
+    The app is then finalized (:meth:`YADTQ.finalize`: Django's deferred task discovery).
+
     Raises:
         ConfigurationError: the module cannot be imported or holds no (or several) apps.
     """
+    app = _find_app(path)
+    app.finalize()
+    return app
+
+
+def _find_app(path: str) -> YADTQ:
     from ..app import YADTQ
 
     if not path:

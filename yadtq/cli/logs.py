@@ -34,6 +34,8 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted already (a record a process-pool child sent)
+            entry["exc_info"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

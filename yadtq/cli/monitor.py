@@ -20,6 +20,7 @@ from ..exceptions import YADTQError
 from ..monitor import ClusterSnapshot, take_snapshot
 from ..namespace import DEFAULT_NAMESPACE
 from .chords import chords_table
+from .limits import concurrency_table
 from .loading import load_app
 from .options import app_option, queues_option, split_queues
 from .render import one_line, stdout_console
@@ -95,8 +96,8 @@ def queues_line(snapshot: ClusterSnapshot) -> Text:
 #: workers and the worker failures are never left out.
 OPTIONAL_SECTIONS = ("extras", "successes", "failures", "processing", "counts")
 #: The sections each of those names.
-_DROPPED = {"extras": ("chords", "schedules"), "successes": ("successes",), "failures": ("failures",),
-            "processing": ("processing",), "counts": ("counts",)}
+_DROPPED = {"extras": ("chords", "limits", "schedules"), "successes": ("successes",),
+            "failures": ("failures",), "processing": ("processing",), "counts": ("counts",)}
 
 
 def _sections(snapshot: ClusterSnapshot, rows: int, error: Optional[str]) -> list[tuple[str, RenderableType]]:
@@ -125,6 +126,8 @@ def _sections(snapshot: ClusterSnapshot, rows: int, error: Optional[str]) -> lis
     ]
     if snapshot.chords:
         sections.append(("chords", chords_table(snapshot.chords[:rows], now)))
+    if snapshot.limits:
+        sections.append(("limits", concurrency_table(snapshot.limits[:rows], snapshot.worker_names(), now)))
     sections.append(("workers", workers_table(snapshot.workers, now)))
     if snapshot.failures:
         sections.append(("worker_failures", worker_failures_table(snapshot.failures[:rows], now)))

@@ -17,6 +17,7 @@ from ..envelope import decode, unpack
 from ..exceptions import ProtocolError, YADTQError
 from ..monitor import ClusterSnapshot, take_snapshot
 from ..transports.base import TaskSummary
+from ..transports.details_store import DetailsBackend, TaskCall
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -79,7 +80,7 @@ def task_detail(app: YADTQ, task_id: str) -> Optional[dict[str, Any]]:
         "task_id": record.task_id, "state": record.state, "name": record.name, "queue": record.queue,
         "worker": record.worker, "retries": record.retries, "eta": record.eta,
         "history": [{"state": s, "timestamp": ts, "worker": w} for s, ts, w in record.history],
-        "result": None, "error": None, "call": None, "retryable": False,
+        "result": None, "error": None, "call": None, "retryable": False, "children": [],
     }
     if record.state == states.SUCCESS and record.result is not None:
         try:
@@ -94,7 +95,29 @@ def task_detail(app: YADTQ, task_id: str) -> Optional[dict[str, Any]]:
         if kept:
             detail["call"] = _call(app, kept[0].body)
             detail["retryable"] = True
+    backend = app.backend
+    if isinstance(backend, DetailsBackend):
+        if detail["call"] is None:
+            detail["call"] = _stored_call(backend.calls([task_id])[0], record.queue)
+        detail["children"] = _children(app, backend, task_id)
     return detail
+
+
+def _stored_call(call: Optional[TaskCall], queue: Optional[str]) -> Optional[dict[str, Any]]:
+    """A call the workers saved when the task started (bounded texts; ``details_store.py``)."""
+    if call is None:
+        return None
+    return {"args": list(call.args), "kwargs": dict(call.kwargs), "omitted": call.omitted,
+            "parent_id": call.parent_id, "root_id": call.root_id, "queue": queue}
+
+
+def _children(app: YADTQ, backend: DetailsBackend, task_id: str) -> list[dict[str, Any]]:
+    """The tasks a canvas started after this one, with their names and states (bounded:
+    ``CHILDREN_LIMIT`` ids, then one read of their records)."""
+    ids = backend.children(task_id)
+    records = app.backend.get(ids) if ids else []
+    return [{"task_id": child, "name": r.name if r is not None else None,
+             "state": r.state if r is not None else None} for child, r in zip(ids, records)]
 
 
 def _summary(task: TaskSummary, state: str) -> dict[str, Any]:

@@ -361,6 +361,15 @@ class ResultBackend(ABC):
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
         """The records of ``task_ids`` (``None`` for unknown or expired ones)."""
 
+    def states(self, task_ids: Sequence[str]) -> list[Optional[str]]:
+        """The current state of each task (``None`` for unknown or expired ones).
+
+        A worker asks this for every task it runs a few times a second (to stop those
+        revoked with ``terminate=True``), so backends answer it without building whole
+        records; this default reads them with :meth:`get`.
+        """
+        return [None if r is None else r.state for r in self.get(task_ids)]
+
     @abstractmethod
     def wait(self, task_id: str, timeout: Optional[float]) -> Optional[TaskRecord]:
         """Block until the task is ready, woken by notification; ``None`` on timeout."""

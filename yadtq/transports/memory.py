@@ -48,6 +48,8 @@ from .canvas_store import (
     GroupSpec,
 )
 from .limits_store import LimitsBackend, RateRequest
+from .memory_details import MemoryDetails
+from .memory_slots import MemorySlots
 from .periodic_store import PeriodicEntry, PeriodicStore
 from .records import (
     DEAD_LETTERED,
@@ -205,7 +207,8 @@ class MemoryConsumer(Consumer):
             self._broker._requeue(left)
 
 
-class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend):
+class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend, MemorySlots,
+                    MemoryDetails):
     """Records, schedule, heartbeats and dedupe keys in dicts behind one condition.
 
     For the monitor it keeps, updated with every stored record, the ids of the tasks

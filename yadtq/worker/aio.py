@@ -43,7 +43,8 @@ class AsyncioPool(Pool):
         self._loop.spawn(self._run(job))
 
     async def _run(self, job: Job) -> None:
-        self._finish(job, await run_attempt(self.app, job.envelope, self.worker, self._sync))
+        if self._may_start(job):
+            self._finish(job, await run_attempt(self.app, job.envelope, self.worker, self._sync))
 
     def stop(self) -> None:
         self._loop.stop()

@@ -34,7 +34,8 @@ from ..transports.base import (
     ScheduledMessage,
     StateChange,
 )
-from . import admission
+from . import admission, slots
+from .details import CallRecorder
 from .executor import Outcome, outcome_change
 from .links import Link
 from .pools import Job, Pool
@@ -162,6 +163,8 @@ class TaskConsumer:
             pool.gate = self.may_start
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
         self.secret_key = settings.secret_key
+        #: Saves the calls of started tasks for the dashboard, in the background.
+        self.details = CallRecorder(app, stop)
 
     @property
     def parked(self) -> int:
@@ -257,8 +260,9 @@ class TaskConsumer:
         return envelope
 
     def _admitted(self, pending: list[Pending]) -> list[Pending]:
-        """Those of ``pending`` within their rate limits; the others now wait in the
-        schedule (``admission.admit``) and their deliveries are reported done."""
+        """Those of ``pending`` within their rate and concurrency limits; the others now
+        wait in the schedule (``admission.admit``) or for a slot (``slots.admit``) and
+        their deliveries are reported done."""
         go, changes, spent = persist("asking the rate limits", lambda: admission.admit(self.app, pending),
                                      self.stop, self.backend_link)
         if changes:
@@ -266,7 +270,39 @@ class TaskConsumer:
                     lambda: self.app.backend.record(changes), self.stop, self.backend_link)
         if spent:
             self.consumer.done(spent)
+        return self._slot_admitted(go)
+
+    def _slot_admitted(self, pending: list[Pending]) -> list[Pending]:
+        """Those of ``pending`` that got a concurrency slot (or need none); the others wait
+        in the backend for one, recorded ``scheduled``, their deliveries reported done."""
+        if not pending:
+            return pending
+        go, changes, spent, promoted = persist(
+            "asking for concurrency slots",
+            lambda: slots.admit(self.app, self.identity.instance, pending), self.stop,
+            self.backend_link)
+        if changes:
+            persist("recording tasks waiting for a concurrency slot",
+                    lambda: self.app.backend.record(changes), self.stop, self.backend_link)
+        if spent:
+            self.consumer.done(spent)
+        if promoted:
+            self.on_scheduled()
         return go
+
+    def _release(self, envelopes: Sequence[Envelope], stop: threading.Event) -> None:
+        """Give back the concurrency slots of attempts whose outcome is stored or that will
+        not run here. A failure is only logged: a slot whose attempt is over is freed
+        by the next step on its key (``sweep_slots`` every heartbeat)."""
+        try:
+            promoted = persist("releasing concurrency slots", lambda: slots.release(self.app, envelopes),
+                               stop, self.backend_link)
+        except YADTQError as exc:
+            logger.warning("could not release %d concurrency slots (%s); the next sweep frees them",
+                           len(envelopes), exc)
+            return
+        if promoted:
+            self.on_scheduled()
 
     def _claim_and_start(self, pending: list[Pending], now: float) -> None:
         """Claim each attempt: run it, report it done (ready, superseded, revoked), or park
@@ -279,6 +315,7 @@ class TaskConsumer:
         spent: list[Delivery] = []
         refused: list[str] = []  # for metrics: each refusal once (a parked attempt when parked)
         unrun: list[Envelope] = []  # canvas tasks not run: a revoked one fails what follows it
+        started: list[Envelope] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
             if decision != RUN and (decision != BUSY or attempt_of(envelope) not in self._parked):
@@ -288,6 +325,7 @@ class TaskConsumer:
                     logger.info("task %s[%s] received", envelope.task, envelope.id,
                                 extra=task_fields(envelope))
                 job = Job(envelope, entry.delivery, duplicates=entry.duplicates)
+                started.append(envelope)
                 with self._running_lock:
                     self._running[attempt_of(envelope)] = job
                 self.pool.submit(job)
@@ -303,11 +341,15 @@ class TaskConsumer:
                 spent.extend(entry.deliveries())
                 if envelope.canvas:
                     unrun.append(envelope)
+        self.details.started(started)
         if unrun:
             persist("recording what revoked canvas tasks set off",
                     lambda: record_revoked(self.app, unrun), self.stop, self.backend_link)
         if spent:
             self.consumer.done(spent)
+        unclaimed = [e.envelope for e, d in zip(pending, decisions) if d not in (RUN, BUSY)]
+        if unclaimed:
+            self._release(unclaimed, self.stop)
         observer = self.stats.observer
         if observer is not None and refused:
             observer.claims_refused(refused)
@@ -329,8 +371,10 @@ class TaskConsumer:
         due = list(itertools.islice(self._parked, free))
         if not due:
             return
-        # Claimed ones leave the parked set; those still busy go back at its end.
-        self._claim_and_start([self._parked.pop(attempt) for attempt in due], self.app.now())
+        # Claimed ones leave the parked set; those still busy go back at its end. A
+        # concurrency-limited one asks for its slot again: its holder may be found dead.
+        self._claim_and_start(self._slot_admitted([self._parked.pop(attempt) for attempt in due]),
+                              self.app.now())
 
     def may_start(self, job: Job) -> bool:
         """Whether a claimed job may start now (the pool asks right before running it).
@@ -477,6 +521,7 @@ class TaskConsumer:
                 finished.append(job.delivery)
                 finished.extend(job.duplicates)
         self.consumer.done(finished)
+        self._release([job.envelope for job, _ in batch], stop)
         self.stats.count([outcome for _, outcome in batch])
         observer = self.stats.observer
         if observer is not None:

@@ -105,7 +105,7 @@ class Attempt:
         self.request = Request(
             id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
             retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
-            parent_id=envelope.parent_id, root_id=envelope.root_id,
+            parent_id=envelope.parent_id, root_id=envelope.root_id, options=envelope.options,
         )
 
     def call(self) -> Any:
@@ -155,18 +155,36 @@ class Attempt:
     def _report(self, outcome: Outcome, result: Any) -> Outcome:
         """Send the signals of an ended attempt (``result``: the value, or the exception).
         A receiver that raises is logged by the signal and changes nothing here."""
-        task_id, task = self.envelope.id, self.task
-        progress_sender.finished(task_id)  # a throttled update left over is of no use now
-        if outcome.state == states.SUCCESS:
-            signals.task_success.send(task_id=task_id, task=task, result=result)
-        elif outcome.state == states.RETRYING:
-            signals.task_retry.send(task_id=task_id, task=task, reason=result, eta=outcome.retry_eta)
-        elif outcome.state == states.FAILED:
-            signals.task_failure.send(task_id=task_id, task=task, exception=result,
-                                      traceback=outcome.error.traceback if outcome.error else None)
-        signals.task_postrun.send(task_id=task_id, task=task, args=self.envelope.args,
-                                  kwargs=self.envelope.kwargs, state=outcome.state, result=result)
+        progress_sender.finished(self.envelope.id)  # a throttled update left over is of no use now
+        _send_ended(self.envelope, self.task, outcome, result)
         return outcome
+
+
+def _send_ended(envelope: Envelope, task: Task[Any, Any], outcome: Outcome, result: Any) -> None:
+    """``task_success``/``task_retry``/``task_failure`` as the outcome says, then ``task_postrun``."""
+    task_id = envelope.id
+    if outcome.state == states.SUCCESS:
+        signals.task_success.send(task_id=task_id, task=task, result=result)
+    elif outcome.state == states.RETRYING:
+        signals.task_retry.send(task_id=task_id, task=task, reason=result, eta=outcome.retry_eta)
+    elif outcome.state == states.FAILED:
+        text = outcome.error.traceback if outcome.error else None
+        if not text:  # no traceback to give (a time limit): the exception itself, as text
+            text = "".join(traceback.format_exception_only(type(result), result))
+        signals.task_failure.send(task_id=task_id, task=task, exception=result, traceback=text)
+    signals.task_postrun.send(task_id=task_id, task=task, args=envelope.args, kwargs=envelope.kwargs,
+                              state=outcome.state, result=result)
+
+
+def report_lost_attempt(app: YADTQ, envelope: Envelope, outcome: Outcome,
+                        exc: BaseException) -> None:
+    """Send the signals of an attempt whose process could not: a process-pool child killed
+    by its task's hard ``time_limit``, by ``revoke(terminate=True)``, by a signal or the OOM
+    killer. The worker (the child's parent) sends them with ``exc`` as the exception, so a
+    ``task_failure`` receiver (Sentry, say) hears of these failures too."""
+    task = app.tasks.get(envelope.task)
+    if task is not None:
+        _send_ended(envelope, task, outcome, exc)
 
 
 def revoked_outcome(envelope: Envelope, started: float) -> Outcome:

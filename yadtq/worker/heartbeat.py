@@ -37,6 +37,8 @@ class Heartbeat:
         self.link = link
         self.interval = app.settings.heartbeat_interval
         self._noticed: set[str] = set()
+        #: Called after each beat and look for dead workers (e.g. the concurrency sweep).
+        self.after_beat: Callable[[], None] = lambda: None
         self._missed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-heartbeat", daemon=True)
@@ -70,6 +72,7 @@ class Heartbeat:
             try:
                 self.beat()
                 self.notice_failures()
+                self.after_beat()
             except YADTQError as exc:
                 logger.debug("heartbeat failed: %s", exc)
             except Exception:

@@ -18,6 +18,7 @@ from .. import signals
 from ..exceptions import BackendUnavailable, BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
+from . import slots
 from .aio import AsyncioPool
 from .consumer import Identity, TaskConsumer, WorkerStats
 from .control import ControlListener
@@ -304,6 +305,8 @@ class Worker:
         tasks = TaskConsumer(self.app, consumer, pool, self.identity, self.stats, self._outcomes,
                              self._stop, on_stored=self._stored, backend_link=backend_link,
                              on_scheduled=scheduler.wake)
+        if slots.has_limits(self.app):  # slots of dead holders are freed and handed on
+            heartbeat.after_beat = lambda: slots.sweep_and_wake(self.app, scheduler.wake)
         recorder_stop = threading.Event()
         # A crash may lose the batch of outcomes the recorder held: restart it (what is in
         # flight still gets stored) and stop the worker, so those deliveries come back.

@@ -16,9 +16,7 @@ import atexit
 import contextlib
 import logging
 import multiprocessing
-import os
 import queue
-import signal
 import threading
 import time
 import weakref
@@ -27,12 +25,21 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .. import signals, states
-from ..envelope import Envelope, decode, encode, pack, unpack
-from ..exceptions import ConfigurationError, TimeLimitExceeded
+from .. import states
+from ..envelope import Envelope, encode
+from ..exceptions import ConfigurationError, Revoked, TimeLimitExceeded, WorkerLostError
 from ..running import revocations
-from ..transports.base import Delivery, ErrorInfo
-from .executor import Outcome, error_info, execute, revoked_outcome, worker_lost
+from ..transports.base import Delivery
+from .child import child_main, death, outcome_from
+from .childlog import LogRelay
+from .executor import (
+    Outcome,
+    error_info,
+    execute,
+    report_lost_attempt,
+    revoked_outcome,
+    worker_lost,
+)
 from .loop import LoopThread, cancel_coroutine, run_attempt
 from .recycle import Recycling
 
@@ -40,9 +47,6 @@ if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
-
-#: Seconds between an idle pool child's checks that its parent is still there.
-PARENT_CHECK_INTERVAL = 1.0
 
 
 @dataclass
@@ -223,54 +227,6 @@ class ThreadPool(Pool):
 # --------------------------------------------------------------------------- processes
 
 
-def _child_main(conn: Connection, app: Optional[YADTQ], app_path: Optional[str], worker: str) -> None:
-    """A pool child: receive encoded envelopes, send back encoded outcomes.
-
-    It ignores SIGINT and SIGTERM: a stop signal sent to the whole process group
-    (Ctrl-C, systemd's KillMode=control-group, container inits) reaches the
-    parent too, and the parent alone decides: it lets running tasks finish, then
-    closes the pipe (the child's cue to exit) or kills the child.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = os.getppid()
-    if app is None:
-        from ..cli.loading import load_app
-
-        app = load_app(app_path or "")
-    signals.worker_process_init.send(worker=worker)
-    while True:
-        try:
-            while not conn.poll(PARENT_CHECK_INTERVAL):
-                if os.getppid() != parent:  # orphaned (the worker exited at once): leave too
-                    return
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if not data:  # the parent's stop
-            return
-        envelope = decode(data)
-        try:
-            outcome = execute(app, envelope, worker)
-        except BaseException as exc:  # a task that raises SystemExit must not end the child
-            now = time.time()
-            outcome = Outcome(envelope.id, states.FAILED, now, now, error=error_info(exc))
-        err = outcome.error
-        try:
-            conn.send_bytes(pack([
-                outcome.task_id, outcome.state, outcome.started, outcome.finished, outcome.result,
-                [err.type, err.message, err.args, err.traceback] if err else None, outcome.retry_eta,
-            ]))
-        except OSError:  # the parent is gone (it exited at once): the task is delivered again
-            return
-
-
-def _outcome_from(data: bytes) -> Outcome:
-    task_id, state, started, finished, result, err, retry_eta = unpack(data)
-    return Outcome(task_id, state, started, finished, result=result,
-                   error=ErrorInfo(*err) if err else None, retry_eta=retry_eta)
-
-
 @dataclass
 class _Child:
     process: Any
@@ -306,19 +262,27 @@ class ProcessPool(Pool):
         #: When to replace a child between tasks (``--max-tasks-per-child`` and
         #: ``--max-memory-per-child``); set by the worker before :meth:`start`.
         self.recycling = Recycling()
+        self._logs: Optional[LogRelay] = None
 
     def _spawn(self) -> _Child:
         parent, child = self._ctx.Pipe()
+        logs = self._logs
+        log_pipe = logs.pipe() if logs else None
         process = self._ctx.Process(  # type: ignore[attr-defined]
-            target=_child_main,
-            args=(child, None if self.app_path else self.app, self.app_path, self.worker),
+            target=child_main,
+            args=(child, None if self.app_path else self.app, self.app_path, self.worker,
+                  log_pipe, logs.level if logs else logging.WARNING),
             daemon=True,
         )
         process.start()
         child.close()
+        if log_pipe is not None:
+            log_pipe.close()
         return _Child(process, parent)
 
     def start(self) -> None:
+        self._logs = LogRelay(self._ctx)
+        self.spawn("pool-logs", self._logs.run)
         self._children = [self._spawn() for _ in range(self.size)]
         self._collector = self.spawn("pool", self._collect)
         _started.add(self)
@@ -405,7 +369,7 @@ class ProcessPool(Pool):
             for conn in ready:
                 child = conns[conn]  # type: ignore[index]
                 try:
-                    outcome = _outcome_from(conn.recv_bytes())  # type: ignore[union-attr]
+                    outcome = outcome_from(conn.recv_bytes())  # type: ignore[union-attr]
                 except (EOFError, OSError):
                     self._replace(child, died=True)
                     continue
@@ -456,18 +420,22 @@ class ProcessPool(Pool):
         child.process.join(5)
         if job is not None:
             # The outcome first: replacing the child may fail, the job must not wait on it.
+            exc: BaseException
             if revoked and not died:
+                exc = Revoked(f"task {job.envelope.id} terminated")
                 outcome = revoked_outcome(job.envelope, job.submitted)
             elif died:
-                reason = _death(child.process)
+                reason = death(child.process)
                 logger.error("task %s[%s]: %s; it will be retried", job.envelope.task,
                              job.envelope.id, reason)
+                exc = WorkerLostError(reason)
                 outcome = worker_lost(self.app, job.envelope, reason, job.submitted)
             else:
                 exc = TimeLimitExceeded(f"task {job.envelope.task}[{job.envelope.id}] exceeded its "
                                         f"time limit of {self._time_limit(job)} s")
                 outcome = Outcome(job.envelope.id, states.FAILED, job.submitted, time.time(),
                                   error=error_info(exc, with_traceback=False))
+            report_lost_attempt(self.app, job.envelope, outcome, exc)  # the child cannot
             self._finish(job, outcome)
         self._renew(child)
 
@@ -502,6 +470,8 @@ class ProcessPool(Pool):
             child.process.join(max(0.0, deadline - time.monotonic()))
             if child.process.is_alive():
                 child.process.kill()
+        if self._logs is not None:  # after the children: what they logged last is relayed
+            self._logs.stop()
 
 
 #: Process pools not yet stopped. Children ignore SIGTERM, so multiprocessing's own exit
@@ -513,19 +483,6 @@ _started: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 def _stop_pools_at_exit() -> None:
     for pool in list(_started):
         pool.stop()
-
-
-def _death(process: Any) -> str:
-    """How a pool child ended, for the task's error."""
-    code = process.exitcode
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return f"pool child {process.pid} was killed by {name}{hint} while running it"
-    return f"pool child {process.pid} died (exit status {code}) while running it"
 
 
 def create_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,

@@ -4,7 +4,8 @@
 at once (so its state is ``revoked`` within a second even if no worker answers,
 and any outcome its worker stores later is refused: a ready task never changes).
 The worker running it learns of it here: a :class:`Terminator` thread reads the
-records of the tasks in its pool a few times a second and asks the pool to stop
+states of the tasks in its pool a few times a second (``ResultBackend.states``: one
+cheap call however many run, never whole records) and asks the pool to stop
 those now ``revoked``: a process-pool child is killed and replaced, a coroutine is
 cancelled, a thread-pool task is told (``self.is_revoked()``, and ``Revoked``
 raised by its next ``update_state``/``progress``), since a thread cannot be
@@ -59,8 +60,8 @@ class Terminator:
         if not ids:
             return 0
         stopped = 0
-        for envelope, record in zip(running, self.app.backend.get(ids)):
-            if record is None or record.state != REVOKED or envelope.id in self._stopped_ids:
+        for envelope, state in zip(running, self.app.backend.states(ids)):
+            if state != REVOKED or envelope.id in self._stopped_ids:
                 continue
             self._stopped_ids.add(envelope.id)
             logger.info("task %s[%s] revoked while running: stopping it", envelope.task, envelope.id,

@@ -192,11 +192,16 @@ function renderTask(t) {
     (t.eta ? `<dt>due</dt><dd>${clock(t.eta)}</dd>` : "");
   if (t.call) {
     const args = t.call.args.concat(Object.entries(t.call.kwargs).map(([k, v]) => `${k}=${v}`));
-    html += `<dt>arguments</dt><dd class="mono">(${esc(args.join(", "))})</dd>`;
-    if (t.call.parent_id) html += `<dt>parent</dt><dd>${taskLink(t.call.parent_id)}</dd>`;
-    if (t.call.root_id && t.call.root_id !== t.call.parent_id) html += `<dt>root</dt><dd>${taskLink(t.call.root_id)}</dd>`;
+    if (t.call.omitted) args.push(`… ${t.call.omitted} more`);
+    html += `<dt>arguments</dt><dd class="mono" id="task-args">(${esc(args.join(", "))})</dd>`;
+    if (t.call.parent_id) html += `<dt>parent</dt><dd id="task-parent">${taskLink(t.call.parent_id)}</dd>`;
+    if (t.call.root_id && t.call.root_id !== t.call.parent_id && t.call.root_id !== t.task_id) html += `<dt>root</dt><dd>${taskLink(t.call.root_id)}</dd>`;
   } else {
-    html += `<dt>arguments</dt><dd class="muted">kept only for failed tasks (to retry them)</dd>`;
+    html += `<dt>arguments</dt><dd class="muted">not kept (the task has not started yet, or its details expired)</dd>`;
+  }
+  if (t.children && t.children.length) {
+    html += `<dt>children</dt><dd id="task-children">` + t.children.map((c) =>
+      `<div>${taskLink(c.task_id)} ${esc(c.name || "")} ${c.state ? badge(c.state) : ""}</div>`).join("") + `</dd>`;
   }
   html += `</dl>`;
   if (t.state === "success") html += `<h2>Result</h2><pre id="task-result">${esc(t.result)}</pre>`;

@@ -35,6 +35,9 @@ MAX_CONNECTIONS = 16
 class AsyncInbox:
     """One event loop's channel, its listener task, and the waiters it wakes."""
 
+    #: The one :meth:`open` that every wait started meanwhile awaits (see :meth:`ready`).
+    _opening: Optional[asyncio.Task[AsyncInbox]] = None
+
     def __init__(self, url: str, options: dict[str, Any], channel: str, watch_lua: str) -> None:
         self.channel = channel
         options.setdefault("max_connections", MAX_CONNECTIONS)
@@ -56,7 +59,23 @@ class AsyncInbox:
         self._listener = asyncio.get_running_loop().create_task(self._listen())
         return self
 
+    async def ready(self) -> AsyncInbox:
+        """Open it once, however many waits ask at the same time: a thousand ``aget``
+        started together share one subscription (each opening its own would open a
+        thousand connections). A failed opening raises in each of them.
+
+        Raises:
+            BackendUnavailable: Redis did not confirm the subscription.
+        """
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_task(self.open())
+        return await asyncio.shield(self._opening)  # one cancelled wait cancels no other
+
     def usable(self) -> bool:
+        """Listening, or being opened (a failed opening makes it unusable)."""
+        opening = self._opening
+        if opening is not None and not opening.done():
+            return True
         return self._listener is not None and not self._listener.done()
 
     async def wait(self, task_id: str, keys: Sequence[str], ttl: int, timeout: Optional[float],

@@ -38,6 +38,13 @@ CHORD_DONE_KEY = "chord:done:"  # set: indexes of a chord's members counted succ
 OPEN_CHORDS_KEY = "chords"  # sorted set: open chord id -> created
 # Flow control (limits.py).
 RATE_KEY = "rate:"  # sorted set per task name: attempt -> start time or reservation
+# Concurrency slots (slots.py, scripts/slots.lua), per limit key (task name, key value).
+SLOT_KEYS_KEY = "slots:keys"  # hash: limit key -> msgpack [task name, key value, limit]
+SLOT_SWEEP_KEY = "slots:sweep"  # sorted set: limit key with waiting tasks -> last settled
+SLOT_SEQ_KEY = "slots:seq"  # counter: arrival numbers of waiting tasks
+SLOT_HELD_KEY = "slots:held:"  # hash per limit key: attempt -> msgpack [instance, since]
+SLOT_QUEUE_KEY = "slots:queue:"  # sorted set per limit key: waiting attempt -> arrival number
+SLOT_MESSAGES_KEY = "slots:messages:"  # hash per limit key: waiting attempt -> msgpack [head, tail]
 
 __all__ = [
     "CHORD_DONE_KEY",
@@ -57,6 +64,12 @@ __all__ = [
     "RETRYING_KEY",
     "REVOKED_KEY",
     "SCHEDULE_KEY",
+    "SLOT_HELD_KEY",
+    "SLOT_KEYS_KEY",
+    "SLOT_MESSAGES_KEY",
+    "SLOT_QUEUE_KEY",
+    "SLOT_SEQ_KEY",
+    "SLOT_SWEEP_KEY",
     "STATS_KEY",
     "TASK_KEY",
     "WAITERS_KEY",

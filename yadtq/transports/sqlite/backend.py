@@ -44,6 +44,7 @@ from ..records import (
     watch_after_beat,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
+from .details import DETAILS_SCHEMA, DETAILS_TABLES, SqliteDetails
 from .limits import LIMITS_SCHEMA, SqliteLimits
 from .notify import Notifier
 from .operations import SqliteOperations
@@ -62,6 +63,7 @@ from .schema import (
     _unpack_headers,
     database_path,
 )
+from .slots import SLOTS_SCHEMA, SqliteSlots
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -117,7 +119,8 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits, ResultBackend):
+class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits, SqliteSlots,
+                    SqliteDetails, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -127,7 +130,8 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         self.path = database_path(url)
         options = settings.backend_options
         naming = Naming.of(settings)
-        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA,
+        self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA
+                             + SLOTS_SCHEMA + DETAILS_SCHEMA,
                              BackendUnavailable,
                              _busy_timeout(options), naming)
         self._notifier = Notifier(self.path if naming.is_default else f"{self.path}-{naming.namespace}")
@@ -175,7 +179,7 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         behind = False
         with self._db.transaction() as conn:
             for table in ("yadtq_tasks", "yadtq_dedupe", "yadtq_revoked", "yadtq_progress",
-                          *CANVAS_TABLES):
+                          *CANVAS_TABLES, *DETAILS_TABLES):
                 cursor = conn.execute(
                     f"DELETE FROM {table} WHERE rowid IN"
                     f" (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)", (now, PURGE_BATCH))
@@ -273,6 +277,21 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         with self._db.reading() as conn:
             records = self._load(conn, set(task_ids), time.time())
         return [records.get(t) for t in task_ids]
+
+    def states(self, task_ids: Sequence[str]) -> list[Optional[str]]:
+        """The state column alone: no record is unpacked."""
+        if not task_ids:
+            return []
+        now = time.time()
+        found: dict[str, str] = {}
+        with self._db.reading() as conn:
+            for chunk in _chunks(list(set(task_ids))):
+                for task_id, state, expires in conn.execute(
+                        f"SELECT task_id, state, expires FROM yadtq_tasks"
+                        f" WHERE task_id IN ({_marks(len(chunk))})", chunk):
+                    if expires >= now:
+                        found[task_id] = state
+        return [found.get(t) for t in task_ids]
 
     def _ready(self, task_id: str) -> Optional[TaskRecord]:
         record = self.get([task_id])[0]

@@ -1,0 +1,83 @@
+"""The concurrency-slot steps every backend implements (``ConcurrencyBackend``), on
+memory://, SQLite and Redis: order, redeliveries, release, and slots freed when their
+holder is found dead or their release was lost."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Callable
+
+import pytest
+
+from yadtq.states import SUCCESS
+from yadtq.transports.base import Message, ResultBackend, ScheduledMessage, StateChange
+from yadtq.transports.slots_store import ConcurrencyBackend, SlotRequest
+
+from .test_backend_contract import SHORT, beat
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def slots_of(backend: ResultBackend) -> ConcurrencyBackend:
+    assert isinstance(backend, ConcurrencyBackend)
+    return backend
+
+
+def request(key: str, task_id: str, instance: str = "inst-1", limit: int = 2) -> SlotRequest:
+    message = Message("default", f"body-{task_id}".encode(), None, {"yadtq-task": b"tests.job"})
+    return SlotRequest(key, "tests.job", key, limit, task_id, 0, instance,
+                       ScheduledMessage(task_id, 0.0, message))
+
+
+def test_slots_are_taken_in_order_and_handed_on(backend: ResultBackend) -> None:
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    beat(backend, "w1", "inst-1")
+    ids = [f"t{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+    assert slots.acquire_slots([request(key, t) for t in ids]) == ([True, True, False, False], 0)
+    # a redelivery of a holder runs (counted once); of a waiting task, keeps waiting
+    assert slots.acquire_slots([request(key, ids[0], "inst-2"), request(key, ids[2])]) == ([True, False], 0)
+    assert slots.release_slots([(key, ids[0], 0)]) == 1
+    due = backend.claim_due(None, 10, 30.0)
+    assert [(e.task_id, e.message.body, e.message.headers.get("yadtq-task")) for e in due] == [
+        (ids[2], f"body-{ids[2]}".encode(), b"tests.job")]
+    backend.release_due(due)
+    (info,) = [k for k in slots.concurrency_slots() if k.value == key]
+    assert (info.limit, info.waiting, info.waiting_count) == (2, (ids[3],), 1)
+    assert {(h.task_id, h.instance) for h in info.holders} == {(ids[1], "inst-1"), (ids[2], "")}
+    # the promoted task comes back and takes its reserved slot; a newcomer waits behind ids[3]
+    assert slots.acquire_slots([request(key, ids[2]), request(key, "late")]) == ([True, False], 0)
+    assert slots.release_slots([(key, ids[1], 0), (key, ids[2], 0)]) == 2
+    assert sorted(e.task_id for e in backend.claim_due(None, 10, 30.0)) == sorted([ids[3], "late"])
+    assert slots.release_slots([(key, ids[3], 0), (key, "late", 0)]) == 0
+    assert [k for k in slots.concurrency_slots() if k.value == key] == []
+
+
+def test_a_slot_whose_holder_is_found_dead_is_handed_on(
+        backend_factory: Callable[..., ResultBackend]) -> None:
+    backend = backend_factory(**SHORT)
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    last_beat = time.monotonic()
+    beat(backend, "w1", "inst-1")
+    beat(backend, "w2", "inst-2")
+    assert slots.acquire_slots([request(key, "a", "inst-1", 1)]) == ([True], 0)
+    assert slots.acquire_slots([request(key, "b", "inst-2", 1)]) == ([False], 0)
+    end = time.monotonic() + 20
+    while not slots.sweep_slots():  # inst-1 is silent from now on
+        beat(backend, "w2", "inst-2")
+        assert time.monotonic() < end, "the dead holder's slot was never freed"
+        time.sleep(0.05)
+    assert time.monotonic() - last_beat >= SHORT["worker_unresponsive_after"]
+    assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == ["b"]
+
+
+def test_a_slot_whose_release_was_lost_is_freed_by_the_sweep(backend: ResultBackend) -> None:
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    beat(backend, "w1", "inst-1")
+    task_id = uuid.uuid4().hex
+    assert slots.acquire_slots([request(key, task_id, limit=1), request(key, "next", limit=1)]) == (
+        [True, False], 0)
+    assert slots.sweep_slots() == 0  # held while its worker lives and it is not over
+    backend.record([StateChange(task_id, SUCCESS, time.time(), worker="w1", result=b"1")])
+    assert slots.sweep_slots() == 1  # its outcome is stored: the slot is free
+    assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == ["next"]

@@ -1,0 +1,60 @@
+"""Concurrency limits on Kafka + Redis, with 4 real ``yadtq worker`` processes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..worker import conc_scenarios as scenarios
+from ..worker.procs import WorkerProcess, running_workers, wait_ready, worker_env
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.integration]
+APP = "tests.apps.conc_app"
+UNRESPONSIVE = 5.0
+#: librdkafka's session.timeout.ms as yadtq sets it: a SIGKILLed worker's partitions move then.
+SESSION_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def cluster(kafka_bootstrap: str, redis_url: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[WorkerProcess], Path]]:
+    tmp_path = tmp_path_factory.mktemp("conc")
+    unique = uuid.uuid4().hex[:10]
+    settings = {
+        "default_queue": f"conc-{unique}",
+        "backend_options": json.dumps({"prefix": f"conc-{unique}"}),
+        "heartbeat_interval": "1",
+        "worker_unresponsive_after": str(UNRESPONSIVE),
+        "partitions": "4",
+    }
+    env = worker_env(f"kafka://{kafka_bootstrap}", redis_url, tmp_path, **settings)
+    env["YADTQ_TEST_GAUGE"] = str(tmp_path / "gauge.db")
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("YADTQ_BROKER_URL", "YADTQ_BACKEND_URL", "YADTQ_TEST_GAUGE",
+                    *(f"YADTQ_{k.upper()}" for k in settings)):
+            patch.setenv(key, env[key])
+        module = importlib.reload(importlib.import_module(APP))
+        try:
+            with running_workers(4, APP, env, tmp_path, ["-c", "4"]) as workers:
+                wait_ready(workers, module.app.get_worker_status, timeout=90)
+                yield module, workers, tmp_path
+        finally:
+            module.app.close()
+
+
+@pytest.mark.timeout(300)
+def test_never_more_than_the_limit_per_key_with_4_workers(cluster: Any) -> None:
+    scenarios.never_over_the_limit(cluster[0])
+
+
+@pytest.mark.timeout(300)
+def test_a_slot_is_freed_when_its_worker_is_sigkilled(cluster: Any) -> None:
+    m, workers, tmp_path = cluster
+    scenarios.slot_freed_after_sigkill(m, workers, tmp_path,
+                                       within=max(UNRESPONSIVE, SESSION_TIMEOUT) + 30)

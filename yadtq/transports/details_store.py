@@ -1,0 +1,94 @@
+"""Task details kept for people (the dashboard's task page): what a backend implements.
+
+A worker saves, for each attempt it starts, the task's call (a bounded text form of
+its arguments) and its place in a canvas (parent and root ids); a task with a parent
+is also added to its parent's children index. Both expire with the results
+(``result_expires``) and are bounded (:data:`CALL_TEXT_LIMIT`, :data:`CHILDREN_LIMIT`),
+so they cost the same however long the cluster runs. ``memory.py`` is the reference.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..envelope import pack, unpack
+from ..exceptions import ProtocolError
+
+if TYPE_CHECKING:
+    from ..envelope import Envelope
+
+#: Longest text kept for one argument (its ``repr``, cut).
+CALL_TEXT_LIMIT = 200
+#: Most positional and keyword arguments kept for one call (the rest are counted).
+CALL_ARGS_LIMIT = 20
+#: Children kept per parent: the newest.
+CHILDREN_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """How a task was called, as people read it: bounded ``repr`` texts, never values."""
+
+    task_id: str
+    name: str
+    args: tuple[str, ...] = ()
+    kwargs: tuple[tuple[str, str], ...] = ()
+    #: Arguments left out beyond :data:`CALL_ARGS_LIMIT`.
+    omitted: int = 0
+    parent_id: Optional[str] = None
+    root_id: Optional[str] = None
+
+    def encode(self) -> bytes:
+        return pack([self.task_id, self.name, list(self.args), [list(kv) for kv in self.kwargs],
+                     self.omitted, self.parent_id, self.root_id])
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Optional[TaskCall]:
+        """The call stored as ``blob`` (``None`` if unreadable)."""
+        try:
+            task_id, name, args, kwargs, omitted, parent_id, root_id = unpack(blob)
+            return cls(str(task_id), str(name), tuple(str(a) for a in args),
+                       tuple((str(k), str(v)) for k, v in kwargs), int(omitted), parent_id, root_id)
+        except (ProtocolError, TypeError, ValueError):
+            return None
+
+
+def _text(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a user type whose __repr__ fails
+        text = f"<unprintable {type(value).__name__}: {exc}>"
+    return text if len(text) <= CALL_TEXT_LIMIT else text[:CALL_TEXT_LIMIT - 3] + "..."
+
+
+def call_of(envelope: Envelope) -> TaskCall:
+    """The bounded call of an envelope."""
+    args = envelope.args[:CALL_ARGS_LIMIT]
+    kwargs = list(envelope.kwargs.items())[:CALL_ARGS_LIMIT]
+    omitted = len(envelope.args) - len(args) + len(envelope.kwargs) - len(kwargs)
+    return TaskCall(envelope.id, envelope.task, tuple(_text(a) for a in args),
+                    tuple((k, _text(v)) for k, v in kwargs), omitted, envelope.parent_id,
+                    envelope.root_id)
+
+
+class DetailsBackend(ABC):
+    """The storage steps of task details (a backend may leave them out: the dashboard
+    then shows arguments only for failed tasks and no children)."""
+
+    @abstractmethod
+    def save_calls(self, calls: Sequence[TaskCall]) -> None:
+        """Store each call (replacing an earlier one of the task) and add each task with a
+        parent to the parent's children (once, at its first start; the newest
+        :data:`CHILDREN_LIMIT` kept), all expiring after ``result_expires``."""
+
+    @abstractmethod
+    def calls(self, task_ids: Sequence[str]) -> list[Optional[TaskCall]]:
+        """The stored call of each task (``None``: none, or expired)."""
+
+    @abstractmethod
+    def children(self, parent_id: str, limit: int = CHILDREN_LIMIT) -> list[str]:
+        """Ids of the tasks started with ``parent_id`` as their parent (the newest
+        ``limit``), by when each first started, then by id."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from . import states
-from .app import YADTQ
-from .canvas import GroupResult, Signature, chain, chord, group
-from .exceptions import (
+from ._interrupt import quiet_interrupts_at_start
+
+quiet_interrupts_at_start()  # first: the yadtq command's imports below can take a moment
+
+from . import states  # noqa: E402
+from .app import YADTQ  # noqa: E402
+from .canvas import GroupResult, Signature, chain, chord, group  # noqa: E402
+from .exceptions import (  # noqa: E402
     BackendUnavailable,
     BrokerUnavailable,
     ChordError,
@@ -19,8 +23,8 @@ from .exceptions import (
     TimeoutError,
     YADTQError,
 )
-from .result import AsyncResult
-from .task import Task
+from .result import AsyncResult  # noqa: E402
+from .task import Task  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -145,8 +145,10 @@ class YADTQ:
             updated = updated.replace(broker_url="memory://", backend_url="memory://")
         validate(updated)
         with self._lock:
+            in_use = self._broker is not None or self._backend is not None
             if ((self._broker is not None and updated.broker_url != self.settings.broker_url)
-                    or (self._backend is not None and updated.backend_url != self.settings.backend_url)):
+                    or (self._backend is not None and updated.backend_url != self.settings.backend_url)
+                    or (in_use and updated.namespace != self.settings.namespace)):
                 raise ConfigurationError("config_from_object changes a transport already in use: "
                                          "configure the app before sending tasks")
             self.settings = updated

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .envelope import peek_created, unpack
 from .exceptions import YADTQError
+from .namespace import DEFAULT_NAMESPACE
 from .schedules import ScheduleInfo, listing_if_kept
 from .settings import redact_url
 from .transports.base import RECENT_LIMIT, BackendSnapshot, Progress, TaskSummary, WorkerFailure, WorkerInfo
@@ -93,6 +94,8 @@ class ClusterSnapshot:
     chords: tuple[GroupInfo, ...] = ()
     #: Concurrency keys with slots taken or tasks waiting (empty on a backend without slots).
     limits: tuple[SlotKeyInfo, ...] = ()
+    #: The app's namespace (``namespace.py``): whose topics, keys and tables these are.
+    namespace: str = DEFAULT_NAMESPACE
 
     def worker_names(self) -> dict[str, str]:
         """Worker name by instance (who holds a concurrency slot)."""
@@ -116,6 +119,7 @@ class ClusterSnapshot:
         return {
             "taken": self.taken,
             "app": self.app,
+            "namespace": self.namespace,
             "broker": self.broker,
             "backend": self.backend,
             "counts": {
@@ -212,11 +216,12 @@ def worker_statuses(app: YADTQ, now: Optional[float] = None) -> tuple[WorkerStat
 
 def monitored_queues(app: YADTQ, workers: Sequence[WorkerStatus],
                      queues: Optional[Sequence[str]] = None) -> list[str]:
-    """``queues`` if given, else those the workers consume, else the app's default queue."""
+    """``queues`` if given, else those the workers consume (else the app's default queue)
+    followed by every other queue that holds tasks, so a queue no worker consumes shows."""
     if queues:
         return list(dict.fromkeys(queues))
-    reported = [q for w in workers for q in w.info.queues]
-    return list(dict.fromkeys(reported)) or [app.settings.default_queue]
+    reported = [q for w in workers for q in w.info.queues] or [app.settings.default_queue]
+    return list(dict.fromkeys([*reported, *app.broker.queues_with_tasks()]))
 
 
 def queue_status(app: YADTQ, queue: str) -> QueueStatus:
@@ -248,7 +253,8 @@ def take_snapshot(app: YADTQ, queues: Optional[Sequence[str]] = None, *, limit: 
     failures = tuple(app.worker_failures(limit))
     queue_states = tuple(queue_status(app, q) for q in monitored_queues(app, workers, queues))
     snapshot = ClusterSnapshot(
-        taken=now, app=app.name, broker=redact_url(app.settings.broker_url),
+        taken=now, app=app.name, namespace=app.settings.namespace,
+        broker=redact_url(app.settings.broker_url),
         backend=redact_url(app.settings.backend_url), queues=queue_states, workers=workers,
         failures=failures, tasks=tasks, progress=progress_of(app, tasks.processing_tasks),
         schedules=tuple(listing_if_kept(app)),

@@ -11,6 +11,7 @@ from typing import Any, Optional, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigurationError
+from .namespace import DEFAULT_NAMESPACE, check_namespace
 
 ENV_PREFIX = "YADTQ_"
 #: The embedded default used when no broker or backend is configured.
@@ -24,6 +25,9 @@ class Settings:
     broker_url: str = ""
     backend_url: str = ""
     default_queue: str = "default"
+    #: Prefix of every topic, consumer group, Redis key and SQLite table the app uses
+    #: (``namespace.py``): apps with different namespaces share servers without meeting.
+    namespace: str = DEFAULT_NAMESPACE
     #: Seconds a stored result (and a dedupe key) lives.
     result_expires: float = 86400.0
     #: Largest encoded result a task may return; a larger one fails the task (0: no limit).
@@ -185,6 +189,7 @@ def _validate(settings: Settings) -> None:
         url = getattr(settings, name)
         if not isinstance(url, str) or "://" not in url:
             raise ConfigurationError(f"{name} must be a URL like 'scheme://...', got {url!r}")
+    check_namespace(settings.namespace)
     if settings.partitions < 1:
         raise ConfigurationError("partitions must be at least 1")
     if settings.max_retries < 0:

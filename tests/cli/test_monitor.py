@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import io
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -140,6 +142,13 @@ def test_snapshot_queues_default_to_what_the_workers_consume(app: YADTQ) -> None
         assert [q.name for q in take_snapshot(app, ["gamma"]).queues] == ["gamma"]
     finally:
         worker.stop(timeout=DEADLINE)
+
+
+def test_a_queue_no_worker_consumes_shows_with_its_tasks(app: YADTQ) -> None:
+    app.send_task("tests.apps.monitor_app.add", (1, 2), queue="nobody")
+    snap = take_snapshot(app)
+    assert [(q.name, q.depth) for q in snap.queues] == [("default", 0), ("nobody", 1)]
+    assert snap.queued == 1
 
 
 def test_throughput_is_finished_tasks_per_second_between_snapshots(app: YADTQ) -> None:
@@ -465,7 +474,7 @@ def test_live_kafka_redis_cluster(kafka_bootstrap: str, redis_url: str, unique: 
     app_path = "tests.apps.kafka_app"
     env = worker_env(f"kafka://{kafka_bootstrap}", redis_url, tmp_path, heartbeat_interval="0.5",
                      worker_unresponsive_after="2", partitions="2", default_queue=f"mon-{unique}",
-                     backend_options=json.dumps({"prefix": f"mon-{unique}"}))
+                     namespace=f"mon-{unique}")
     env["YADTQ_TEST_REDIS"] = redis_url
     env["YADTQ_TEST_COUNTERS"] = f"mon-{unique}:counters"
     monkeypatch.setenv("YADTQ_TEST_REDIS", redis_url)
@@ -480,3 +489,34 @@ def test_live_kafka_redis_cluster(kafka_bootstrap: str, redis_url: str, unique: 
     finally:
         module.app.close()
         counters.close()
+
+
+def test_live_view_at_80x24_keeps_workers_and_failures_on_screen() -> None:
+    from rich.console import Console
+
+    from yadtq.cli.monitor import fitted
+    from yadtq.monitor import QueueStatus, WorkerStatus
+    from yadtq.transports.base import BackendSnapshot, TaskSummary, WorkerFailure, WorkerInfo
+
+    now = time.time()
+    busy = tuple(TaskSummary(f"{i:032x}", "examples.math_app.add", "worker-a", "default", now - i,
+                             runtime=0.5, error_type="builtins.ValueError", error_message="boom")
+                 for i in range(20))
+    workers = tuple(WorkerStatus(WorkerInfo(name, name + "-1", queues=("default",), concurrency=4,
+                                            last_heartbeat=now, tasks_done=9), "alive")
+                    for name in ("worker-a", "worker-b"))
+    snapshot = ClusterSnapshot(
+        taken=now, app="math", broker="kafka://127.0.0.1:9092", backend="redis://127.0.0.1:6379/0",
+        queues=(QueueStatus("default", 4), QueueStatus("reports", 1)), workers=workers,
+        failures=(WorkerFailure("worker-c", "worker-c-1", now - 60, now - 40),),
+        tasks=BackendSnapshot(processing=20, totals=TaskTotals(succeeded=20, failed=20),
+                              processing_tasks=busy, recent_successes=busy, recent_failures=busy))
+    for width, height in ((80, 24), (100, 30), (150, 60)):
+        console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True)
+        lines = console.render_lines(fitted(snapshot, console), console.options.update(height=None),
+                                     pad=False)
+        text = "\n".join("".join(segment.text for segment in line) for line in lines)
+        assert len(lines) <= height, text
+        for needed in ("Workers", "worker-a", "worker-b", "Worker failures", "worker-c"):
+            assert needed in text, (width, height, needed, text)
+    assert "Recent successes" in text  # a tall terminal still shows the task lists

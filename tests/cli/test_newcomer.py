@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,84 @@ def test_add(yadtq_worker):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=1)
     assert not database.exists()  # the real database was never touched
+
+
+def test_inspect_active_shows_what_the_sqlite_lease_has_left(tmp_path: Path) -> None:
+    # A task whose worker was stopped hard stays "processing" until its message's lease
+    # runs out: inspect active says how long that is.
+    from yadtq import states
+    from yadtq.transports.base import StateChange
+
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    app = YADTQ(broker=url, backend=url, visibility_timeout=120)
+    result = app.send_task("examples.math_app.add", (1, 2))
+    consumer = app.broker.consumer(["default"])  # leases the message, like a worker
+    assert len(consumer.fetch(1, 10)) == 1
+    app.backend.record([StateChange(result.id, states.PROCESSING, app.now(), worker="gone",
+                                    name="examples.math_app.add")])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YADTQ_")}
+    env.update(YADTQ_BROKER_URL=url, YADTQ_BACKEND_URL=url, COLUMNS="200",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+
+    def inspect(*extra: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "yadtq.cli", "inspect", "active", "-A",
+                               "examples.math_app", *extra], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    try:
+        (active,) = json.loads(inspect("--json"))
+        assert active["task_id"] == result.id and active["worker"] == "gone"
+        assert time.time() < active["lease_expires"] <= time.time() + 120
+        table = inspect()
+        assert "lease left" in table and result.id in table
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("command", [["-c", "import sys; sys.argv[0] = '/usr/bin/yadtq'; import yadtq.cli; "
+                                            "raise KeyboardInterrupt"],
+                                     ["-m", "yadtq.cli", "--interrupt-now"]])
+def test_ctrl_c_while_the_command_starts_prints_no_traceback(command: list[str], tmp_path: Path) -> None:
+    # What an interrupt during the command's imports meets: no handler of the command yet.
+    # ("--interrupt-now": a sitecustomize raises KeyboardInterrupt once yadtq is imported.)
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "if '--interrupt-now' in sys.argv:\n"
+        "    import builtins\n"
+        "    real = builtins.__import__\n"
+        "    def hook(name, *args, **kwargs):\n"
+        "        module = real(name, *args, **kwargs)\n"
+        "        if name == 'click':\n"
+        "            raise KeyboardInterrupt\n"
+        "        return module\n"
+        "    builtins.__import__ = hook\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), str(ROOT),
+                                                                     os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode in (130, -2), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip() == "", proc.stderr
+
+
+def test_yadtq_as_a_library_keeps_the_usual_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-c", "import yadtq; raise KeyboardInterrupt"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" in proc.stderr
+
+
+@pytest.mark.usefixtures("memory_worker")
+def test_submit_honours_double_dash(runner: CliRunner, memory_app: YADTQ) -> None:
+    sent = runner.invoke(main, ["submit", "-A", APP, "greet", "--wait", "--", "-x"], catch_exceptions=False)
+    assert sent.exit_code == 0, sent.stderr
+    task_id = sent.stdout.split()[0]
+    assert memory_app.AsyncResult(task_id).get(timeout=10) == "hello -x"
+    refused = runner.invoke(main, ["submit", "-A", APP, "greet", "-x"])
+    assert refused.exit_code == 2 and "put it after --" in refused.stderr
+
+
+def test_submit_from_the_command_on_memory_transports_is_refused(cli: Cli) -> None:
+    proc = cli.run("submit", "-A", APP, "add", "1", "2")  # cli_app is on memory://
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert error_line(proc.stderr).startswith("Error: the app's broker is memory://, which lives inside")

@@ -378,8 +378,21 @@ def test_piped_commands(idle: Cluster) -> None:
     assert "#2" not in proc.stdout  # nothing runs after exit
     assert "1 tasks: 1 queued" in proc.stdout
     assert "purged 1 task\n" in proc.stdout
-    assert proc.stderr.splitlines() == [
-        "error: unknown command or task 'nope': type help for commands and tasks"]
+    banner, *errors = proc.stderr.splitlines()
+    assert banner.startswith("yadtq shell · app ") and "help lists commands" in banner
+    assert errors == ["error: unknown command or task 'nope': type help for commands and tasks"]
+    assert "yadtq shell" not in proc.stdout  # stdout carries only what the commands print
+
+
+def test_piped_output_is_not_wrapped_at_80_columns(idle: Cluster) -> None:
+    env = {k: v for k, v in idle.env.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "yadtq.cli", "shell", "-A", APP],
+                          input='add 2 3\nadd [1, 2, 3, 4, 5, 6, 7, 8] "a long string argument"\ntasks\n',
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if "a long string argument" in line]
+    assert len(row) > 80 and re.search(TASK_ID, row), proc.stdout
+    assert len(proc.stderr.splitlines()) == 1  # the banner, on one line however long
 
 
 def test_bad_app_is_one_line(idle: Cluster) -> None:

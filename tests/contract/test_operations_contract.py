@@ -4,12 +4,10 @@ requeue, purge), failed messages kept for retry, and the control channel."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Callable
 
 import pytest
 
-from yadtq.transports import kafka, kafka_dlq, kafka_queues
 from yadtq.transports.base import Broker, FailedMessage, Message, ResultBackend
 
 from .test_broker_contract import bodies, collect, drain_to_marker
@@ -17,16 +15,13 @@ from .test_broker_contract import bodies, collect, drain_to_marker
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(autouse=True)
-def own_dead_letter_topic(request: pytest.FixtureRequest, unique: str,
-                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """On Kafka, a dead-letter topic of this test's own: purging must not touch others'."""
-    if "broker_kind" in request.fixturenames and request.getfixturevalue("broker_kind") == "kafka":
-        topic = f"yadtq.dlq-test-{unique}"
-        monkeypatch.setattr(kafka, "DLQ_TOPIC", topic)
-        monkeypatch.setattr(kafka_dlq, "DLQ_TOPIC", topic)
-        monkeypatch.setattr(kafka_queues, "DLQ_TOPIC", topic)
-    yield
+@pytest.fixture
+def broker(broker_kind: str, broker_factory: Callable[..., Broker], unique: str) -> Broker:
+    """On Kafka, a namespace of this test's own: purging its dead-letter topic must not
+    touch others'."""
+    if broker_kind == "kafka":
+        return broker_factory(namespace=f"ops-{unique}")
+    return broker_factory()
 
 
 def dead_letter(broker: Broker, queue: str, count: int) -> None:
@@ -108,3 +103,15 @@ def test_control_commands_reach_only_their_worker_in_order(
     assert worker.take_control("w1") == []
     assert worker.take_control("w2") == [{"op": "pool-grow", "n": 2}]
     assert worker.take_control("w3") == []
+
+
+def test_queues_with_tasks_are_those_holding_messages_not_done(
+        broker: Broker, queue_name: Callable[[str], str]) -> None:
+    busy, idle = queue_name("busy"), queue_name("idle")
+    broker.publish([Message(busy, b"waits"), Message(idle, b"runs")])
+    broker.flush(10)
+    consumer = broker.consumer([idle])
+    assert bodies(collect(consumer, 1)) == [b"runs"]  # and done
+    consumer.close()
+    found = broker.queues_with_tasks()
+    assert busy in found and idle not in found

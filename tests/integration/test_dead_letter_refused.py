@@ -14,7 +14,6 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from yadtq import YADTQ
-from yadtq.transports import kafka_queues
 from yadtq.transports.base import Message
 from yadtq.worker.main import Worker
 
@@ -24,17 +23,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.timeout(12
 
 
 @pytest.fixture
-def compacted_dlq(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A dead-letter topic of this test's own that refuses messages without a key
-    (a compacted topic answers them INVALID_RECORD)."""
-    topic = f"yadtq.dlq-refusing-{uuid.uuid4().hex[:8]}"
+def compacted_dlq(kafka_bootstrap: str) -> Iterator[str]:
+    """A namespace of this test's own whose dead-letter topic refuses messages without a
+    key (a compacted topic answers them INVALID_RECORD); yields the namespace."""
+    namespace = f"refusing-{uuid.uuid4().hex[:8]}"
+    topic = f"{namespace}.dlq"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
                                                 config={"cleanup.policy": "compact"})]).values():
         future.result(30)
-    monkeypatch.setattr(kafka_queues, "DLQ_TOPIC", topic)
     try:
-        yield topic
+        yield namespace
     finally:
         for future in admin.delete_topics([topic]).values():
             future.result(30)
@@ -44,7 +43,7 @@ def test_a_dead_letter_refused_for_good_is_given_up_logged_recorded_and_passed(
         kafka_bootstrap: str, compacted_dlq: str, caplog: pytest.LogCaptureFixture) -> None:
     queue = f"refused-{uuid.uuid4().hex[:8]}"
     app = YADTQ("refused", broker=f"kafka://{kafka_bootstrap}", backend="memory://", default_queue=queue,
-                partitions=1, heartbeat_interval=0.5)
+                partitions=1, heartbeat_interval=0.5, namespace=compacted_dlq)
 
     @app.task
     def ping() -> str:
@@ -63,11 +62,12 @@ def test_a_dead_letter_refused_for_good_is_given_up_logged_recorded_and_passed(
         assert len(dropped) == 1 and "INVALID_RECORD" in dropped[0].getMessage(), dropped
         assert "body (12 bytes" in dropped[0].getMessage()
 
-        probe = RdConsumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"yadtq.{queue}",
+        probe = RdConsumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{compacted_dlq}.{queue}",
                             "enable.auto.commit": False})
         try:
             def committed() -> int:
-                return int(probe.committed([TopicPartition(f"yadtq.{queue}", 0)], timeout=10)[0].offset)
+                part = TopicPartition(f"{compacted_dlq}.{queue}", 0)
+                return int(probe.committed([part], timeout=10)[0].offset)
 
             wait_until(lambda: committed() >= 2, 30)
         finally:

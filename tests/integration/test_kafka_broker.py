@@ -18,11 +18,11 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from yadtq.envelope import Envelope, encode
+from yadtq.namespace import Naming
 from yadtq.settings import Settings
 from yadtq.transports import kafka as kafka_module
 from yadtq.transports.base import Delivery, Message
 from yadtq.transports.kafka import (
-    DLQ_TOPIC,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
@@ -34,6 +34,10 @@ from yadtq.transports.kafka import (
 from yadtq.transports.kafka_consumer import KafkaConsumer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
+
+#: The default namespace's names (every broker here uses it).
+NAMING = Naming()
+DLQ_TOPIC = NAMING.dlq_topic
 
 #: Deadline for anything that involves a group join or a rebalance.
 JOIN_TIMEOUT = 30.0
@@ -69,10 +73,10 @@ class Harness:
 
     # -- cluster views, straight from the admin API
     def committed(self, queue: str, partitions: int) -> dict[int, int]:
-        tps = [TopicPartition(topic_for(queue), p) for p in range(partitions)]
+        tps = [TopicPartition(topic_for(NAMING, queue), p) for p in range(partitions)]
         # a consumer that does not join the group (AdminClient.list_consumer_group_offsets
         # crashes librdkafka 2.16 on NOT_COORDINATOR)
-        reader = RdConsumer({"bootstrap.servers": self.bootstrap, "group.id": group_for(queue),
+        reader = RdConsumer({"bootstrap.servers": self.bootstrap, "group.id": group_for(NAMING, queue),
                              "enable.auto.commit": False})
         try:
             return {tp.partition: tp.offset for tp in reader.committed(tps, timeout=10)}
@@ -82,7 +86,7 @@ class Harness:
     def high_watermarks(self, queue: str, partitions: int) -> dict[int, int]:
         reader = RdConsumer({"bootstrap.servers": self.bootstrap, "group.id": "watermarks"})
         try:
-            return {p: reader.get_watermark_offsets(TopicPartition(topic_for(queue), p), 10)[1]
+            return {p: reader.get_watermark_offsets(TopicPartition(topic_for(NAMING, queue), p), 10)[1]
                     for p in range(partitions)}
         finally:
             reader.close()
@@ -262,7 +266,7 @@ def test_dead_letter_refused_for_its_size_goes_truncated(kafka: Harness,
     broker = kafka.broker(partitions=1)
     queue = new_queue()
     body = b"\xc1" + uuid.uuid4().hex.encode() + b"\x00" * 1_500_000
-    token = KafkaToken(topic_for(queue), 0, 7, 0)
+    token = KafkaToken(topic_for(NAMING, queue), 0, 7, 0)
     broker.send_dead_letter(Delivery(body=body, queue=queue, headers={"yadtq-id": b"big"}, key=b"k",
                                      token=token), "not msgpack")
     source = f"{token.topic}:0:7".encode()

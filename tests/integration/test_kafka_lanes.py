@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from yadtq.namespace import Naming
 from yadtq.priority import HEADER_PRIORITY
 from yadtq.transports.base import Message
 from yadtq.transports.kafka import lane_topics
@@ -38,7 +39,7 @@ def test_high_lanes_are_handed_out_before_a_fetched_backlog(kafka: Harness) -> N
     pump(consumer, lambda: bool(member.buffers[1] and member.buffers[2]), 30, "both lanes fetched")
     warm = consumer.fetch(2, 1.0)
     assert [d.body for d in warm] == [b"warm9", b"warm5"]  # highest lane first
-    assert {d.token.topic for d in warm} == set(lane_topics(queue)[1:])
+    assert {d.token.topic for d in warm} == set(lane_topics(Naming(), queue)[1:])
     assert all(d.queue == queue for d in warm)
     consumer.done(warm)
     broker.publish(messages(queue, 2000))

@@ -99,3 +99,19 @@ def test_a_loss_reported_by_a_client_without_statistics_ends_when_another_is_bac
     producer_stats(_stats("UP"))
     assert link.up and (link.losses, link.restores) == (1, 1)
     assert len(_warnings(caplog)) == 2
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_cluster_is_called_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not "cannot create topic": nothing answered at all (issue 12, a newcomer's report).
+    from yadtq.exceptions import BrokerUnavailable
+    from yadtq.settings import load_settings
+    from yadtq.transports import kafka
+
+    monkeypatch.setattr(kafka, "ADMIN_TIMEOUT", 1.0)
+    url = "kafka://127.0.0.1:1"
+    broker = kafka.KafkaBroker(url, load_settings(environ={}, broker=url, backend="memory://"))
+    with pytest.raises(BrokerUnavailable) as info:
+        broker.publish([kafka.Message("default", b"x")])
+    assert str(info.value).startswith("Kafka broker unreachable at 127.0.0.1:1 (")
+    assert "create topic" not in str(info.value)

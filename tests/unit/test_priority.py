@@ -118,13 +118,18 @@ def test_levels_map_onto_three_lanes() -> None:
 
 def test_kafka_lane_topics_are_built_from_the_queue_topic() -> None:
     kafka = pytest.importorskip("yadtq.transports.kafka")
-    assert kafka.lane_topics("math") == [kafka.topic_for("math"), kafka.topic_for("math") + ".prio4",
-                                         kafka.topic_for("math") + ".prio7"]
-    for topic in kafka.lane_topics("my.queue-1"):
-        assert kafka.queue_of_topic(topic) == "my.queue-1"
-    assert kafka.queue_of_topic(kafka.DLQ_TOPIC) is None
-    with pytest.raises(ConfigurationError, match="reserved for priority lanes"):
-        kafka.topic_for("math.prio7")
+    from yadtq.namespace import Naming
+
+    for naming in (Naming(), Naming("shop")):
+        base = kafka.topic_for(naming, "math")
+        assert base == f"{naming.namespace}.math"
+        assert kafka.lane_topics(naming, "math") == [base, base + ".prio4", base + ".prio7"]
+        for topic in kafka.lane_topics(naming, "my.queue-1"):
+            assert kafka.queue_of_topic(naming, topic) == "my.queue-1"
+        assert kafka.queue_of_topic(naming, naming.dlq_topic) is None
+        with pytest.raises(ConfigurationError, match="reserved for priority lanes"):
+            kafka.topic_for(naming, "math.prio7")
+    assert kafka.queue_of_topic(Naming("shop"), "yadtq.math.prio4") is None
 
 
 def test_memory_broker_takes_the_highest_priority_across_queues(app: YADTQ) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .._interrupt import is_cli_process
 from ..exceptions import ConfigurationError, YADTQError
 from ..settings import DEFAULT_URL
 
@@ -30,13 +31,31 @@ def embedded_database(app: YADTQ) -> str | None:
 
 def before_sending(app: YADTQ) -> None:
     """Refuse a bad backend URL now (``submit`` itself never needs the backend, so it would
-    go unnoticed until someone waits for a result), and say where the embedded database is.
+    go unnoticed until someone waits for a result) and a ``memory://`` broker in the
+    command's own process, and say where the embedded database is.
 
     Raises:
-        ConfigurationError: the backend URL names no known transport or is malformed.
+        ConfigurationError: the backend URL names no known transport or is malformed, or
+            the broker is ``memory://`` (see :func:`refuse_lost_submit`).
     """
+    refuse_lost_submit(app)
     if app.backend is not None:
         note_embedded_database(app)
+
+
+def refuse_lost_submit(app: YADTQ) -> None:
+    """Refuse to send from the ``yadtq`` command's own process on a ``memory://`` broker:
+    the task would live in this process only, and be lost when the command exits. (The
+    same command run in-process next to a worker thread, as tests do, may.)
+
+    Raises:
+        ConfigurationError: the app's broker is ``memory://`` in the command's process.
+    """
+    if app.settings.broker_url.lower().startswith("memory:") and is_cli_process():
+        raise ConfigurationError(
+            "the app's broker is memory://, which lives inside one process: a task sent by this "
+            "command would be lost when it exits; use sqlite:///path.db or kafka://host:port "
+            "(memory:// is for tests and eager runs in one process)")
 
 
 def note_embedded_database(app: YADTQ) -> None:

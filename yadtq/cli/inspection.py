@@ -69,7 +69,9 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
     \b
       workers    every worker: status (alive, unresponsive, offline), health,
                  tasks done and failed, in flight, last heartbeat
-      active     tasks in progress, longest running first
+      active     tasks in progress, longest running first (SQLite: with the
+                 time their message's lease has left; a task whose worker
+                 died shows processing until it runs out)
       scheduled  messages waiting for a countdown, eta or retry, soonest first
       failed     the latest failures, newest first
       schedules  periodic schedules with their last and next run
@@ -119,9 +121,16 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
     snapshot = app.backend.snapshot(limit)
     if what == "active":
         progress = progress_of(app, snapshot.processing_tasks)
-        tasks, table = snapshot.processing_tasks, processing_table(
-            snapshot.processing_tasks, now, total=snapshot.processing, progress=progress)
-    elif what == "scheduled":
+        # SQLite leases messages: a task whose worker died stays ``processing`` until then.
+        leases = app.broker.leases() if snapshot.processing_tasks else {}
+        if as_json:
+            _dump([{**dataclasses.asdict(t), "lease_expires": leases.get(t.task_id)}
+                   for t in snapshot.processing_tasks])
+            return
+        console.print(processing_table(snapshot.processing_tasks, now, total=snapshot.processing,
+                                       progress=progress, leases=leases or None))
+        return
+    if what == "scheduled":
         tasks, table = snapshot.scheduled_tasks, scheduled_table(
             snapshot.scheduled_tasks, now, total=snapshot.scheduled)
     else:
@@ -141,7 +150,8 @@ def inspect_command(what: str, app_path: str, limit: int, as_json: bool) -> None
 @app_option
 @click.option("--state", "state", type=click.Choice(TASK_STATES), required=True,
               help="Which tasks to list.")
-@queues_option("For --state queued: queues to count (default: those the workers consume).")
+@queues_option("For --state queued: queues to count (default: those the workers consume, then "
+               "every other queue holding tasks).")
 @limit_option
 @json_option
 def tasks_command(app_path: str, state: str, queues: tuple[str, ...], limit: int, as_json: bool) -> None:

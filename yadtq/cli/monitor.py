@@ -6,10 +6,11 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Optional
 
 import click
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -17,6 +18,7 @@ from rich.text import Text
 from ..app import YADTQ
 from ..exceptions import YADTQError
 from ..monitor import ClusterSnapshot, take_snapshot
+from ..namespace import DEFAULT_NAMESPACE
 from .chords import chords_table
 from .limits import concurrency_table
 from .loading import load_app
@@ -69,39 +71,118 @@ def counts_table(snapshot: ClusterSnapshot) -> Table:
     return grid
 
 
-def render(snapshot: ClusterSnapshot, *, rows: int = 10, error: Optional[str] = None) -> RenderableType:
-    """The whole view of one snapshot; ``rows`` caps every task list."""
+def counts_line(snapshot: ClusterSnapshot) -> Text:
+    """The counts of :func:`counts_table` as running text, for a small terminal."""
+    tasks, totals = snapshot.tasks, snapshot.tasks.totals
+    queued, oldest, rate = snapshot.queued, snapshot.oldest_queued_age, snapshot.throughput
+    parts = [
+        f"queued {'?' if queued is None else queued}"
+        + ("" if oldest is None else f" (oldest {format_duration(oldest)})"),
+        f"processing {tasks.processing}", f"scheduled {tasks.scheduled}", f"retrying {tasks.retrying}",
+        f"dead-lettered {totals.dead_lettered}", f"succeeded {totals.succeeded}",
+        f"failed {totals.failed}", f"retried {totals.retried}", f"revoked {totals.revoked}",
+        f"{'-' if rate is None else f'{rate:,.1f}'} tasks/s",
+    ]
+    return Text("  ".join(parts))
+
+
+def queues_line(snapshot: ClusterSnapshot) -> Text:
+    """The queues and their depths on one line, for a small terminal."""
+    shown = [f"{q.name} {'?' if q.depth is None else q.depth}" for q in snapshot.queues]
+    return Text.assemble(("Queues ", "bold"), ", ".join(shown) or "-")
+
+
+#: What a view may leave out to fit a small terminal, least useful first. The
+#: workers and the worker failures are never left out.
+OPTIONAL_SECTIONS = ("extras", "successes", "failures", "processing", "counts")
+#: The sections each of those names.
+_DROPPED = {"extras": ("chords", "limits", "schedules"), "successes": ("successes",),
+            "failures": ("failures",), "processing": ("processing",), "counts": ("counts",)}
+
+
+def _sections(snapshot: ClusterSnapshot, rows: int, error: Optional[str]) -> list[tuple[str, RenderableType]]:
+    """Every section of the view, named, in order (``counts_line`` is the small form of ``counts``)."""
     now = snapshot.taken
+    tasks = snapshot.tasks
     header = Text.assemble(
         ("yadtq monitor", "bold cyan"), f"  {snapshot.app}  ",
         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
         (f"\nbroker {snapshot.broker}  backend {snapshot.backend}", "dim"),
+        ("" if snapshot.namespace == DEFAULT_NAMESPACE else f"  namespace {snapshot.namespace}", "dim"),
     )
+    sections: list[tuple[str, RenderableType]] = [("header", header)]
+    if error:
+        sections.append(("error", Text(f"refresh failed, showing the last snapshot: {error}",
+                                       style="bold red")))
     top = Table.grid(padding=(0, 4))
     top.add_row(counts_table(snapshot), queues_table(snapshot.queues, now))
-    tasks = snapshot.tasks
-    parts: list[RenderableType] = [header]
-    if error:
-        parts.append(Text(f"refresh failed, showing the last snapshot: {error}", style="bold red"))
-    parts += [
-        top,
-        processing_table(tasks.processing_tasks[:rows], now, total=tasks.processing,
-                         progress=snapshot.progress),
-        successes_table(tasks.recent_successes[:rows], now),
-        failures_table(tasks.recent_failures[:rows], now),
-        workers_table(snapshot.workers, now),
+    sections += [
+        ("counts", top),
+        ("counts_line", Group(counts_line(snapshot), queues_line(snapshot))),
+        ("processing", processing_table(tasks.processing_tasks[:rows], now, total=tasks.processing,
+                                        progress=snapshot.progress)),
+        ("successes", successes_table(tasks.recent_successes[:rows], now)),
+        ("failures", failures_table(tasks.recent_failures[:rows], now)),
     ]
     if snapshot.chords:
-        parts.insert(-1, chords_table(snapshot.chords[:rows], now))
+        sections.append(("chords", chords_table(snapshot.chords[:rows], now)))
     if snapshot.limits:
-        parts.insert(-1, concurrency_table(snapshot.limits[:rows], snapshot.worker_names(), now))
+        sections.append(("limits", concurrency_table(snapshot.limits[:rows], snapshot.worker_names(), now)))
+    sections.append(("workers", workers_table(snapshot.workers, now)))
     if snapshot.failures:
-        parts.append(worker_failures_table(snapshot.failures[:rows], now))
+        sections.append(("worker_failures", worker_failures_table(snapshot.failures[:rows], now)))
     else:
-        parts.append(Text("no worker failures", style="dim"))
+        sections.append(("worker_failures", Text("no worker failures", style="dim")))
     if snapshot.schedules:
-        parts.append(schedule_table(list(snapshot.schedules[:rows]), now))
-    return Group(*parts)
+        sections.append(("schedules", schedule_table(list(snapshot.schedules[:rows]), now)))
+    return sections
+
+
+def _shown(sections: list[tuple[str, RenderableType]], leave_out: Sequence[str]) -> list[str]:
+    dropped = {name for group in leave_out for name in _DROPPED.get(group, (group,))}
+    small = "counts" in dropped
+    return [name for name, _ in sections
+            if name not in dropped and (name != "counts_line" or small)]
+
+
+def render(snapshot: ClusterSnapshot, *, rows: int = 10, error: Optional[str] = None,
+           leave_out: Sequence[str] = ()) -> RenderableType:
+    """The whole view of one snapshot; ``rows`` caps every task list. ``leave_out`` names
+    sections of :data:`OPTIONAL_SECTIONS` to drop (``counts``: the counts and queues as
+    two lines of text instead of tables)."""
+    sections = _sections(snapshot, rows, error)
+    shown = set(_shown(sections, leave_out))
+    return Group(*(part for name, part in sections if name in shown))
+
+
+def fitted(snapshot: ClusterSnapshot, console: Console, *, error: Optional[str] = None) -> RenderableType:
+    """The fullest view that fits the console: task lists shortened first (to one row),
+    then the sections of :data:`OPTIONAL_SECTIONS` left out one by one, so the workers
+    and the worker failures stay on screen even at 80x24. Measures each section once
+    per row count tried (a view's height is the sum of its sections')."""
+    height = console.height
+    options = console.options.update(height=None)
+
+    def heights(rows: int) -> tuple[list[tuple[str, RenderableType]], dict[str, int]]:
+        sections = _sections(snapshot, rows, error)
+        return sections, {name: len(console.render_lines(part, options, pad=False))
+                          for name, part in sections}
+
+    def view(sections: list[tuple[str, RenderableType]], leave_out: Sequence[str]) -> RenderableType:
+        shown = set(_shown(sections, leave_out))
+        return Group(*(part for name, part in sections if name in shown))
+
+    rows = fitting_rows(snapshot, height)
+    while True:
+        sections, measured = heights(rows)
+        if sum(measured[name] for name in _shown(sections, ())) <= height or rows == 1:
+            break
+        rows = max(1, rows - max(1, rows // 3))
+    for count in range(len(OPTIONAL_SECTIONS) + 1):
+        leave_out = OPTIONAL_SECTIONS[:count]
+        if sum(measured[name] for name in _shown(sections, leave_out)) <= height:
+            return view(sections, leave_out)
+    return view(sections, OPTIONAL_SECTIONS)
 
 
 def measured_snapshot(app: YADTQ, queues: list[str], interval: float) -> ClusterSnapshot:
@@ -114,7 +195,8 @@ def measured_snapshot(app: YADTQ, queues: list[str], interval: float) -> Cluster
 
 
 def fitting_rows(snapshot: ClusterSnapshot, height: int) -> int:
-    """How many rows each task list may have for the view to fit ``height`` lines."""
+    """About how many rows each task list may have for the view to fit ``height`` lines
+    (where :func:`fitted` starts trying)."""
     fixed = 13 + 3 * 5 + (5 + len(snapshot.workers)) + (6 if snapshot.failures else 1)
     fixed += (5 + 2 * len(snapshot.schedules)) if snapshot.schedules else 0
     return max(2, (height - fixed) // 3)
@@ -129,8 +211,9 @@ def watch(app: YADTQ, queues: list[str], interval: float, rows: Optional[int]) -
     window: deque[ClusterSnapshot] = deque([snapshot])
 
     def view(error: Optional[str] = None) -> RenderableType:
-        shown = rows if rows is not None else fitting_rows(snapshot, console.height)
-        return render(snapshot, rows=shown, error=error)
+        if rows is not None:
+            return render(snapshot, rows=rows, error=error)
+        return fitted(snapshot, console, error=error)
 
     with Live(view(), console=console, auto_refresh=False, screen=console.is_terminal,
               redirect_stderr=False) as live:
@@ -150,7 +233,8 @@ def watch(app: YADTQ, queues: list[str], interval: float, rows: Optional[int]) -
 
 @click.command("monitor")
 @app_option
-@queues_option("Queues to show (default: those the workers consume, else the default queue).")
+@queues_option("Queues to show (default: those the workers consume, else the default queue, then "
+               "every other queue holding tasks).")
 @click.option("--interval", type=click.FloatRange(min=0.1, max=60.0), default=1.0, show_default=True,
               metavar="SECONDS", help="Seconds between refreshes (and over which --once/--json "
               "measure throughput).")

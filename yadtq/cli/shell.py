@@ -14,12 +14,9 @@ import contextlib
 import difflib
 import inspect
 import os
-import re
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -29,34 +26,29 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import states
-from ..envelope import unpack
 from ..exceptions import NotRegistered, YADTQError
 from ..settings import redact_url
 from .calls import check_arguments, task_signature, task_usage
 from .loading import load_app
 from .options import app_option
-from .render import (
-    STATE_STYLES,
-    format_call,
-    format_error,
-    format_value,
-    one_line,
-    print_worker_table,
-    styled,
-)
-from .tasks import flush, parse_arg
+from .render import STATE_STYLES, format_error, one_line, print_worker_table, styled
+from .shell_parsing import parse_arguments, split_line
+from .shell_views import Submitted, outcome_text, shell_console, task_detail, tasks_table
+from .tasks import flush
 
 if TYPE_CHECKING:
     from ..app import YADTQ
     from ..task import Task
     from ..transports.base import TaskRecord
 
+#: Also importable from here (the shell's parts, for tests and embedding).
+__all__ = ["Shell", "Submitted", "check_arguments", "parse_arguments", "shell", "split_line",
+           "task_usage"]
+
 PROMPT = "yadtq> "
 HISTORY_ENV = "YADTQ_HISTORY"
 HISTORY_FILE = "~/.yadtq_history"
 HISTORY_LENGTH = 1000
-#: Results and errors in the ``tasks`` list are cut to this many characters.
-SHORT_WIDTH = 60
 
 #: name -> (usage, summary), in the order ``help`` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -70,159 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 ALIASES = {"quit": "exit"}
 
-_KEYWORD = re.compile(r"([A-Za-z_]\w*)=(.*)", re.DOTALL)
-_CLOSING = {"[": "]", "{": "}", "(": ")"}
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def split_line(line: str) -> list[str]:
-    """Split a line at whitespace outside quotes and brackets; tokens keep their quotes.
-
-    ``add [1, 2] "a b" x={"k": 1}`` -> ``["add", "[1, 2]", '"a b"', 'x={"k": 1}']``. A quote
-    opens a string only at the start of a token, after ``=`` or inside brackets, so
-    ``greet bob's`` is two plain words.
-
-    Raises:
-        ValueError: an unterminated string or unbalanced bracket.
-    """
-    tokens: list[str] = []
-    current: list[str] = []
-    expected: list[str] = []  # closing brackets still owed, innermost last
-    quote: Optional[str] = None
-    escaped = False
-    for char in line:
-        if quote is not None:
-            current.append(char)
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = None
-            continue
-        if char.isspace() and not expected:
-            if current:
-                tokens.append("".join(current))
-                current = []
-            continue
-        if char in "\"'" and (not current or expected or current[-1] == "="):
-            quote = char
-        elif char in _CLOSING:
-            expected.append(_CLOSING[char])
-        elif char in ")]}" and (not expected or expected.pop() != char):
-            raise ValueError(f"unbalanced {char!r}")
-        current.append(char)
-    if quote is not None:
-        raise ValueError(f"unterminated string (missing {quote})")
-    if expected:
-        raise ValueError(f"unclosed bracket (missing {expected[-1]!r})")
-    if current:
-        tokens.append("".join(current))
-    return tokens
-
-
-def parse_arguments(tokens: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Task arguments from tokens: ``NAME=VALUE`` is a keyword argument, anything else positional.
-
-    Values are read as ``yadtq submit`` reads them (:func:`yadtq.cli.tasks.parse_arg`): JSON,
-    else a Python literal, else the text itself. Quote a positional ``"a=b"`` to send it as a string.
-
-    Raises:
-        ValueError: a positional argument after a keyword argument, or a repeated keyword.
-    """
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for token in tokens:
-        match = _KEYWORD.fullmatch(token)
-        if match is not None:
-            if match[1] in kwargs:
-                raise ValueError(f"keyword argument {match[1]} given twice")
-            kwargs[match[1]] = parse_arg(match[2])
-        elif kwargs:
-            raise ValueError(f"positional argument {token} follows keyword arguments")
-        else:
-            args.append(parse_arg(token))
-    return tuple(args), kwargs
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def format_time(timestamp: Optional[float]) -> str:
-    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS.mmm`` (``-`` for none)."""
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def format_duration(seconds: float) -> str:
-    """``0.0042`` -> ``"4.2 ms"``, ``2.5`` -> ``"2.50 s"``, ``125`` -> ``"2m 5s"``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m {secs}s"
-
-
-def clip(text: str, width: int = SHORT_WIDTH) -> str:
-    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
-    text = one_line(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def decoded_result(record: TaskRecord) -> str:
-    """A successful task's result, formatted like ``yadtq result`` prints it."""
-    if record.result is None:
-        return format_value(None)
-    try:
-        return format_value(unpack(record.result))
-    except YADTQError as exc:
-        return f"<undecodable result: {one_line(str(exc))}>"
-
-
-def outcome_text(record: Optional[TaskRecord], *, width: Optional[int] = SHORT_WIDTH) -> Text:
-    """What a task came to, or where it is: result, error, worker or due time."""
-    def cut(text: str) -> str:
-        return clip(text, width) if width else text
-
-    if record is None:
-        return Text("")
-    now = time.time()
-    if record.state == states.SUCCESS:
-        return Text(cut(decoded_result(record)))
-    error = format_error(record.error.type, record.error.message) if record.error else ""
-    if record.state == states.FAILED:
-        return Text(cut(error or "failed"), style="red")
-    if record.state == states.REVOKED:
-        return Text(cut(record.error.message if record.error else "revoked"), style="magenta")
-    if record.state == states.PROCESSING:
-        return Text(f"on {record.worker}" if record.worker else "", style="dim")
-    due = ""
-    if record.eta:
-        due = f"due in {format_duration(record.eta - now)}" if record.eta > now else "due now"
-    if record.state == states.RETRYING:
-        parts = [f"retry {record.retries}", due, error]
-        return Text(cut(", ".join(part for part in parts if part)), style="yellow")
-    return Text(due, style="dim")
-
-
 # --------------------------------------------------------------------------- the shell
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """A task sent from this session."""
-
-    id: str
-    name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    queue: str = ""
-    #: When the shell sent it (the backend records no state before a worker takes it).
-    sent: float = 0.0
 
 
 class Shell(cmd.Cmd):
@@ -234,15 +74,17 @@ class Shell(cmd.Cmd):
         self.app = app
         self.interactive = sys.stdin.isatty() if interactive is None else interactive
         self.prompt = PROMPT if self.interactive else ""
-        self.console = console or Console(highlight=False)
-        self.errors = errors or Console(stderr=True, highlight=False)
+        self.console = console or shell_console(stderr=False)
+        self.errors = errors or shell_console(stderr=True)
         self.session: list[Submitted] = []
         self._readline: Any = None
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
-        """Print the banner, then read and run lines until ``exit``, ``quit`` or end of input."""
-        self.console.print(self.banner(), soft_wrap=True)
+        """Print the banner (on stderr when stdout is no terminal: piped output carries only
+        what the commands print), then read and run lines until ``exit``, ``quit`` or end of
+        input."""
+        (self.console if self.console.is_terminal else self.errors).print(self.banner(), soft_wrap=True)
         if self.interactive:
             self._start_readline()
         try:
@@ -357,21 +199,7 @@ class Shell(cmd.Cmd):
             self.console.print(Text("no tasks sent in this session yet", style="dim"))
             return
         records = self.app.backend.get([item.id for item in self.session])
-        table = Table(title="Tasks", title_justify="left")
-        table.add_column("#", justify="right")
-        table.add_column("id", no_wrap=True)
-        table.add_column("task")
-        table.add_column("args", overflow="fold")
-        table.add_column("status")
-        table.add_column("result", overflow="fold")
-        for number, (item, record) in enumerate(zip(self.session, records), start=1):
-            state = record.state if record is not None else states.QUEUED
-            table.add_row(str(number), item.id, self._label(item.name),
-                          Text(clip(format_call(item.args, item.kwargs))), styled(state, STATE_STYLES),
-                          outcome_text(record))
-        counts = Counter(record.state if record is not None else states.QUEUED for record in records)
-        table.caption = f"{len(records)} tasks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        self.console.print(table)
+        self.console.print(tasks_table(self.session, records, self._label))
 
     def do_view(self, arg: str) -> None:
         """Show one task in full. N is its number in `tasks`; an id may be cut to any
@@ -506,45 +334,8 @@ class Shell(cmd.Cmd):
         return ref, next((item for item in matches if item.id == ref), None)
 
     def _print_task(self, task_id: str, item: Optional[Submitted], record: Optional[TaskRecord]) -> None:
-        state = record.state if record is not None else states.QUEUED
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column(overflow="fold")
-        grid.add_row("id", task_id)
-        name = record.name if record is not None and record.name else (item.name if item else "?")
-        grid.add_row("task", name)
-        if item is not None:
-            grid.add_row("args", format_call(item.args, item.kwargs) or "(none)")
-        grid.add_row("status", styled(state, STATE_STYLES))
-        if record is not None and record.state == states.SUCCESS:
-            grid.add_row("result", decoded_result(record))
-        elif record is not None and record.error is not None:
-            grid.add_row("error", Text(format_error(record.error.type, record.error.message), style="red"))
-        elif record is not None and record.state not in states.READY_STATES:
-            grid.add_row("", outcome_text(record, width=None))
-        grid.add_row("retries", str(record.retries if record is not None else 0))
-        grid.add_row("worker", (record.worker if record is not None else None) or "-")
-        grid.add_row("queue", (record.queue if record is not None else None) or (item.queue if item else "-"))
-        history = record.history if record is not None else ()
-        sent = [ts for ts in (item.sent if item else None, history[0][1] if history else None) if ts]
-        queued = min(sent) if sent else None
-        started = next((ts for s, ts, _ in history if s == states.PROCESSING), None)
-        last_start = record.timestamp(states.PROCESSING) if record is not None else None
-        finished = record.timestamp(state) if record is not None and state in states.READY_STATES else None
-        grid.add_row("queued", format_time(queued))
-        grid.add_row("started", format_time(started))
-        grid.add_row("finished", format_time(finished))
-        if finished is not None and last_start is not None:
-            grid.add_row("runtime", format_duration(max(0.0, finished - last_start)))
-        if finished is not None and queued is not None:
-            grid.add_row("total", format_duration(max(0.0, finished - queued)))
-        if len(history) > 1:
-            grid.add_row("history", "\n".join(
-                f"{format_time(ts)}  {s:<10}  {w or ''}".rstrip() for s, ts, w in history))
-        self.console.print(grid)
-        if record is not None and record.error is not None and record.error.traceback:
-            self.console.print(Text("traceback", style="bold"))
-            self.console.print(Text(record.error.traceback.rstrip(), style="dim"))
+        for part in task_detail(task_id, item, record):
+            self.console.print(part)
 
     # ------------------------------------------------------------------ completion and history
     def completenames(self, text: str, *ignored: Any) -> list[str]:

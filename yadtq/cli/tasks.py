@@ -241,7 +241,20 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
-@click.command("submit", context_settings={"ignore_unknown_options": True})
+class _SubmitCommand(click.Command):
+    """Remembers how many words followed ``--``: those are arguments even if they look
+    like options (``yadtq submit greet -- -x`` sends the string ``"-x"``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            ctx.meta[_LITERAL] = len(args) - args.index("--") - 1
+        return super().parse_args(ctx, args)
+
+
+_LITERAL = "yadtq.submit.literal"
+
+
+@click.command("submit", cls=_SubmitCommand, context_settings={"ignore_unknown_options": True})
 @app_option
 @click.argument("task", required=False)
 @click.argument("args", nargs=-1)
@@ -295,10 +308,11 @@ def submit(app_path: str, task: Optional[str], args: tuple[str, ...], kwargs_jso
     if as_json:
         raise click.UsageError("--json applies to --file")
     values = [parse_arg(a) for a in args]
-    for raw, value in zip(args, values):
+    literal = click.get_current_context().meta.get(_LITERAL, 0)  # after "--": never options
+    for raw, value in zip(args[:max(0, len(args) - literal)], values):
         if isinstance(value, str) and raw.startswith("-"):
             raise click.UsageError(f"no such option: {raw} (to send it as a string, quote it as JSON: "
-                                   f"'\"{raw}\"')")
+                                   f"'\"{raw}\"', or put it after --)")
     kwargs = _parse_kwargs(kwargs_json)
     check_serializable(args, values, kwargs)
     app = load_app(app_path)

@@ -77,17 +77,23 @@ def queues_table(queues: Sequence[QueueStatus], now: float) -> Table:
 
 def processing_table(tasks: Sequence[TaskSummary], now: float, *, title: str = "In progress",
                      total: Optional[int] = None,
-                     progress: Optional[Mapping[str, Progress]] = None) -> Table:
-    """Tasks in progress, longest running first: id, task, worker, running time, and the
-    progress they reported (a column shown when any did)."""
+                     progress: Optional[Mapping[str, Progress]] = None,
+                     leases: Optional[Mapping[str, float]] = None) -> Table:
+    """Tasks in progress, longest running first: id, task, worker, running time, the
+    progress they reported (a column shown when any did) and, on a broker that leases
+    messages (SQLite), how long the lease has left (``leases``: task id -> lease end)."""
     shown = progress or {}
-    columns = ["id", "task", "worker", "running"] + (["progress"] if shown else [])
-    table = _table(_titled(title, len(tasks), total), *columns, right=("running",))
+    columns = (["id", "task", "worker", "running"] + (["progress"] if shown else [])
+               + (["lease left"] if leases is not None else []))
+    table = _table(_titled(title, len(tasks), total), *columns, right=("running", "lease left"))
     for task in tasks:
         cells: list[Any] = [task.task_id, _name(task), _worker(task.worker),
                             format_duration(now - task.timestamp)]
         if shown:
             cells.append(Text(progress_text(shown.get(task.task_id))))
+        if leases is not None:
+            until = leases.get(task.task_id)
+            cells.append("-" if until is None else format_duration(until - now))
         table.add_row(*cells)
     return table
 

@@ -78,6 +78,7 @@ def _print_banner(runner: Worker) -> None:
     grid.add_column()
     grid.add_row("worker", Text(runner.name))
     grid.add_row("app", Text(app.name))
+    grid.add_row("namespace", Text(app.settings.namespace))
     grid.add_row("queues", Text(", ".join(runner.queues)))
     grid.add_row("pool", f"{runner.pool_kind} x{runner.concurrency}")
     grid.add_row("broker", Text(redact_url(app.settings.broker_url)))

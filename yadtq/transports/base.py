@@ -285,6 +285,26 @@ class Broker(ABC):
         """
         raise BrokerUnavailable(f"the {self.scheme}:// broker cannot dead-letter {reason!r}")
 
+    def queues_with_tasks(self) -> list[str]:
+        """The queues of the app's namespace that hold messages not yet done, by name, so
+        the monitor shows a queue no worker consumes. Bounded in cost (Kafka reads a
+        limited number of queues' lag, and at most every few seconds); empty if unknown.
+
+        Raises:
+            BrokerUnavailable: the broker did not answer.
+        """
+        return []
+
+    def leases(self) -> dict[str, float]:
+        """Task id -> when the lease of its message runs out (epoch seconds), for a broker
+        that leases messages to consumers (SQLite); empty for the others. A task whose
+        worker died shows ``processing`` until then (``inspect active`` shows it).
+
+        Raises:
+            BrokerUnavailable: the broker did not answer.
+        """
+        return {}
+
     def peek(self, queue: str) -> Optional[Delivery]:
         """The oldest message waiting in ``queue`` without taking it (``None``: empty or
         unknown). For the monitor's oldest-queued age; must not scan the queue."""

@@ -2,14 +2,16 @@
 
 Layout on the cluster:
 
-- one topic per queue, ``yadtq.<queue>``, created on first use with
-  ``settings.partitions`` partitions; dead letters go to ``yadtq.dlq``;
+- one topic per queue, ``<namespace>.<queue>`` (``yadtq.<queue>`` by default; the
+  names come from the settings' :class:`~yadtq.namespace.Naming`, ``broker.naming``),
+  created on first use with ``settings.partitions`` partitions; dead letters go to
+  ``<namespace>.dlq``;
 - priority lanes: tasks of priority 4-6 and 7-9 go to the queue's lane topics
-  ``yadtq.<queue>.prio4`` and ``yadtq.<queue>.prio7`` (:func:`lane_topic`), created on
-  first use like queue topics. The queue's group subscribes to every lane; librdkafka
-  finds a lane topic created later at its next metadata refresh
+  ``<namespace>.<queue>.prio4`` and ``<namespace>.<queue>.prio7`` (:func:`lane_topic`),
+  created on first use like queue topics. The queue's group subscribes to every lane;
+  librdkafka finds a lane topic created later at its next metadata refresh
   (``LANE_DISCOVERY_MS``). ``kafka_consumer.py`` hands out the highest lane first;
-- one consumer group per queue, ``yadtq.<queue>``. A worker serving several
+- one consumer group per queue, ``<namespace>.<queue>``. A worker serving several
   queues holds one librdkafka consumer per queue inside its :class:`KafkaConsumer`
   (a librdkafka consumer belongs to exactly one group). So a queue's partitions
   are balanced among exactly the workers serving that queue, a rebalance of one
@@ -75,6 +77,7 @@ from confluent_kafka.admin import AdminClient
 
 from ..envelope import decode, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
+from ..namespace import DLQ_NAME, Naming
 from ..priority import HEADER_PRIORITY, LANES, lane_label, lane_of, priority_of
 from .base import Broker, Consumer, DeadLetter, Delivery, DrainCallback, Message
 from .kafka_link import STATS_INTERVAL_MS, KafkaLink
@@ -84,15 +87,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TOPIC_PREFIX = "yadtq."
-GROUP_PREFIX = "yadtq."
-DLQ_TOPIC = "yadtq.dlq"
 #: Headers added to a dead-lettered message.
 HEADER_DLQ_REASON = "yadtq-dlq-reason"
 HEADER_DLQ_SOURCE = "yadtq-dlq-source"  # "topic:partition:offset"
-#: On a dead letter too large for ``yadtq.dlq``: the original body's size in bytes.
+#: On a dead letter too large for the dead-letter topic: the original body's size in bytes.
 HEADER_DLQ_TRUNCATED = "yadtq-dlq-truncated"
-#: ``max.message.bytes`` of ``yadtq.dlq`` when yadtq creates it: well above any task
+#: ``max.message.bytes`` of the dead-letter topic when yadtq creates it: well above any task
 #: topic (broker default about 1 MB), so a message a task topic accepted can be
 #: dead-lettered whole, with its added headers.
 DLQ_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -191,41 +191,53 @@ class KafkaToken(NamedTuple):
     generation: int
 
 
-def topic_for(queue: str) -> str:
-    """The topic carrying ``queue`` (its priority lane 0)."""
-    if not _VALID_QUEUE.match(queue) or len(queue) > 200 or queue in ("dlq", ".", ".."):
+#: Longest Kafka topic name.
+MAX_TOPIC_LENGTH = 249
+
+
+def topic_for(naming: Naming, queue: str) -> str:
+    """The topic carrying ``queue`` (its priority lane 0) in ``naming``'s namespace
+    (``<namespace>.<queue>``).
+
+    Raises:
+        ConfigurationError: a queue name Kafka cannot carry (or the dead-letter topic's).
+    """
+    topic = naming.topic(queue)
+    if (not _VALID_QUEUE.match(queue) or len(topic) + len(LANE_SUFFIXES[-1]) > MAX_TOPIC_LENGTH
+            or queue in (DLQ_NAME, ".", "..")):
         raise ConfigurationError(f"invalid queue name for Kafka: {queue!r}")
     if _LANE_LIKE.search(queue):
         raise ConfigurationError(f"invalid queue name for Kafka: {queue!r} (names ending in "
                                  "'.prio<digits>' are reserved for priority lanes)")
-    return TOPIC_PREFIX + queue
+    return topic
 
 
-def lane_topic(queue: str, lane: int) -> str:
+def lane_topic(naming: Naming, queue: str, lane: int) -> str:
     """The topic carrying ``queue``'s priority lane ``lane`` (lane 0: the queue's topic)."""
-    return topic_for(queue) + LANE_SUFFIXES[lane]
+    return topic_for(naming, queue) + LANE_SUFFIXES[lane]
 
 
-def lane_topics(queue: str) -> list[str]:
+def lane_topics(naming: Naming, queue: str) -> list[str]:
     """Every lane topic of ``queue``, lowest lane first."""
-    base = topic_for(queue)
+    base = topic_for(naming, queue)
     return [base + suffix for suffix in LANE_SUFFIXES]
 
 
-def queue_of_topic(topic: str) -> Optional[str]:
-    """The queue a task topic (any lane) carries; ``None`` for other topics."""
-    if not topic.startswith(TOPIC_PREFIX) or topic == DLQ_TOPIC:
+def queue_of_topic(naming: Naming, topic: str) -> Optional[str]:
+    """The queue a task topic (any lane) of ``naming``'s namespace carries; ``None`` for
+    other topics."""
+    name = naming.queue_of(topic)
+    if name is None:
         return None
-    name = topic[len(TOPIC_PREFIX):]
     for suffix in LANE_SUFFIXES[1:]:
         if name.endswith(suffix):
             return name[:-len(suffix)]
     return name
 
 
-def group_for(queue: str) -> str:
-    """The consumer group serving ``queue``."""
-    return GROUP_PREFIX + queue
+def group_for(naming: Naming, queue: str) -> str:
+    """The consumer group serving ``queue`` in ``naming``'s namespace."""
+    return naming.group(queue)
 
 
 def parse_url(url: str) -> str:
@@ -261,6 +273,20 @@ def _error_text(exc: BaseException) -> str:
     return str(exc)
 
 
+#: Errors that mean no broker of the cluster could be reached at all.
+_UNREACHABLE_ERRORS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE,
+                                 KafkaError._TIMED_OUT, KafkaError._TIMED_OUT_QUEUE})
+
+
+def unavailable(servers: str, doing: str, exc: KafkaException) -> BrokerUnavailable:
+    """The error to raise for ``exc`` met while ``doing`` something: "unreachable" when no
+    broker answered (rather than, say, "cannot create topic" for a cluster that is down)."""
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if err is not None and err.code() in _UNREACHABLE_ERRORS:
+        return BrokerUnavailable(f"Kafka broker unreachable at {servers} ({_error_text(exc)})")
+    return BrokerUnavailable(f"cannot {doing}: {_error_text(exc)}")
+
+
 def _reader(group: str) -> dict[str, Any]:
     """Settings of a short-lived consumer that only reads: it never commits."""
     return {"group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}
@@ -276,9 +302,10 @@ def _identify(body: bytes) -> tuple[Optional[str], Optional[str]]:
 
 
 class KafkaBroker(Broker):
-    """Publishes to ``yadtq.<queue>`` topics and hands out :class:`KafkaConsumer` objects.
+    """Publishes to ``<namespace>.<queue>`` topics and hands out :class:`KafkaConsumer` objects.
 
     Attributes:
+        naming: the app's namespace: every topic and group name comes from it.
         on_delivery_error: called with (task id, error text) for every message the
             cluster finally refused (after librdkafka's retries); the app uses it
             to mark the task failed. Runs in a thread that publishes or flushes.
@@ -290,6 +317,7 @@ class KafkaBroker(Broker):
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         self.servers = parse_url(url)
+        self.naming = Naming.of(settings)
         options = dict(settings.broker_options)
         try:
             self.max_in_flight = max(1, int(options.pop(MAX_IN_FLIGHT_OPTION, DEFAULT_MAX_IN_FLIGHT)))
@@ -308,6 +336,8 @@ class KafkaBroker(Broker):
         self._dlq_producer: Optional[Any] = None
         self._admin: Optional[Any] = None
         self._producer_fatal: Optional[str] = None
+        #: ``kafka_queues.QueueDiscovery`` of ``queues_with_tasks``, made on first use.
+        self._discovery: Optional[Any] = None
         self._client_id = f"yadtq-{socket.gethostname()}-{os.getpid()}"
         #: This process's link to the cluster, shared by all its clients.
         self.link = KafkaLink(self.servers)
@@ -409,13 +439,14 @@ class KafkaBroker(Broker):
             return
         producer = self.producer
         known = self._topics
+        naming = self.naming
         deadline: Optional[float] = None
         for message in messages:
             headers = message.headers
             lane = lane_of(priority_of(headers)) if HEADER_PRIORITY in headers else 0
-            topic = TOPIC_PREFIX + message.queue + LANE_SUFFIXES[lane]
+            topic = naming.topic(message.queue) + LANE_SUFFIXES[lane]
             if topic not in known:
-                topic = lane_topic(message.queue, lane)
+                topic = lane_topic(naming, message.queue, lane)
                 self.ensure_topic(topic)
             if headers and not isinstance(headers, dict):
                 headers = dict(headers)
@@ -516,7 +547,7 @@ class KafkaBroker(Broker):
                 if not self._topic_ready(topic, wait=ADMIN_TIMEOUT):
                     raise BrokerUnavailable(f"topic {topic} has no leaders after {ADMIN_TIMEOUT:.0f} s")
         except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot create topic {topic}: {_error_text(exc)}") from exc
+            raise unavailable(self.servers, f"create topic {topic}", exc) from exc
         with self._lock:
             self._topics.add(topic)
 
@@ -561,9 +592,9 @@ class KafkaBroker(Broker):
     def depth(self, queue: str) -> Optional[int]:
         """The group's lag on the queue's topics (every priority lane): messages not yet
         consumed and committed."""
-        from .kafka_queues import lag_by_lane  # kafka_queues imports this module
+        from .kafka_queues import total_lag  # kafka_queues imports this module
 
-        return sum(sum(parts.values()) for parts in lag_by_lane(self, queue).values())
+        return total_lag(self, queue)
 
     def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
         """The group's lag per priority lane (``"0-3"``, ``"4-6"``, ``"7-9"``)."""
@@ -572,6 +603,16 @@ class KafkaBroker(Broker):
         found = lag_by_lane(self, queue)
         return {lane_label(lane): sum(parts.values()) for lane, parts in sorted(found.items())
                 if sum(parts.values())}
+
+    def queues_with_tasks(self) -> list[str]:
+        """The namespace's queues whose group lags (see ``kafka_queues.QueueDiscovery``)."""
+        from .kafka_queues import QueueDiscovery
+
+        with self._lock:
+            if self._discovery is None:
+                self._discovery = QueueDiscovery(self)
+            discovery = self._discovery
+        return list(discovery.queues())
 
     def purge(self, queue: str) -> int:
         """Delete every message of the queue's topic (Kafka DeleteRecords up to the end).
@@ -584,7 +625,7 @@ class KafkaBroker(Broker):
         return purge(self, queue)
 
     def send_dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
+        """Produce a delivery to the dead-letter topic and wait until the cluster has it.
 
         Raises:
             BrokerUnavailable: not acknowledged within ``DLQ_TIMEOUT``; the caller
@@ -595,14 +636,14 @@ class KafkaBroker(Broker):
         send_dead_letter(self, delivery, reason)
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
-        """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
+        """The newest ``limit`` messages of the dead-letter topic, oldest first, as they were delivered
         (queue, key, original headers). Reads the topic's tail; commits nothing."""
-        from .kafka_queues import read_dead_letters
+        from .kafka_dlq import read_deliveries  # kafka_dlq builds on this module
 
-        return read_dead_letters(self, limit)
+        return read_deliveries(self, limit)
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
-        """A message never delivered (e.g. a scheduled one the cluster refuses) to ``yadtq.dlq``."""
+        """A message never delivered (e.g. a scheduled one the cluster refuses) to the dead-letter topic."""
         self.send_dead_letter(Delivery(body=message.body, queue=message.queue,
                                        headers=dict(message.headers), key=message.key), reason)
 
@@ -620,7 +661,7 @@ class KafkaBroker(Broker):
         return self._dlq_producer
 
     def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The newest ``limit`` dead letters still in ``yadtq.dlq`` (see ``kafka_dlq.py``)."""
+        """The newest ``limit`` dead letters still in the dead-letter topic (see ``kafka_dlq.py``)."""
         from .kafka_dlq import scan  # kafka_dlq builds on this module
 
         return scan(self).letters[-limit:] if limit > 0 else []

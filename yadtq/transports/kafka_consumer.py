@@ -73,10 +73,10 @@ class _Member:
     """One librdkafka consumer: this worker's membership in one queue's group, subscribed
     to each priority lane topic of the queue."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, topics: list[str]) -> None:
         self.queue = queue
         #: The queue's lane topics, lowest lane first; ``topic`` is lane 0, the queue's own.
-        self.topics = lane_topics(queue)
+        self.topics = topics
         self.topic = self.topics[0]
         self.lane = {topic: lane for lane, topic in enumerate(self.topics)}
         self.client: Any = None
@@ -151,7 +151,8 @@ class KafkaConsumer(Consumer):
             raise
 
     def _join(self, queue: str) -> _Member:
-        member = _Member(queue)
+        naming = self._broker.naming
+        member = _Member(queue, lane_topics(naming, queue))
         self._broker.ensure_topic(member.topic)
         link = self._broker.link
 
@@ -166,8 +167,9 @@ class KafkaConsumer(Consumer):
         if self._member_name:
             static["group.instance.id"] = self._member_name
         member.client = self._broker._client(RdConsumer, self._broker.config(
-            "consumer", client=member.name, **{"group.id": group_for(queue), "enable.auto.commit": False,
-                                        "enable.auto.offset.store": False, **static},
+            "consumer", client=member.name, **{"group.id": group_for(naming, queue),
+                                               "enable.auto.commit": False,
+                                               "enable.auto.offset.store": False, **static},
             on_commit=self._on_commit, error_cb=link.error_cb(member.name, on_error)))
         try:
             # Every lane, existing or not: librdkafka joins a lane topic created later at

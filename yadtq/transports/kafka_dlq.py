@@ -1,4 +1,8 @@
-"""Operator access to Kafka's dead-letter topic ``yadtq.dlq``: list, requeue, purge.
+"""Reading Kafka's dead-letter topic ``<namespace>.dlq`` back: list, requeue, purge.
+
+One reader, :func:`scan`, serves every use: the operator commands (``yadtq dlq``,
+the dashboard) and :meth:`KafkaBroker.dead_letters` (tests and the monitor).
+Writing to the topic is ``kafka_queues.send_dead_letter``'s.
 
 Kafka cannot delete one record from the middle of a topic, so requeueing some dead
 letters appends a *marker* record to the topic (empty body, header
@@ -24,14 +28,14 @@ from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..exceptions import BrokerUnavailable
-from .base import DeadLetter
+from .base import DeadLetter, Delivery
 from .kafka import (
     ADMIN_TIMEOUT,
     DLQ_TIMEOUT,
-    DLQ_TOPIC,
-    GROUP_PREFIX,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
+    HEADER_DLQ_TRUNCATED,
+    KafkaToken,
     _error_text,
     _reader,
     queue_of_topic,
@@ -56,32 +60,36 @@ class _Scan:
         self.ends: dict[int, int] = {}
 
 
-def scan(broker: KafkaBroker) -> _Scan:
-    """Read the dead-letter topic's tail (at most ``SCAN_LIMIT`` records a partition).
+def scan(broker: KafkaBroker, tail: int = SCAN_LIMIT) -> _Scan:
+    """Read the dead-letter topic's tail: at most ``tail`` records a partition, requeue
+    markers included (a marker always follows the letters it hides, so a tail holds
+    every marker about its letters).
 
     Raises:
         BrokerUnavailable: the cluster did not answer.
     """
     result = _Scan()
+    naming = broker.naming
+    topic = naming.dlq_topic
     try:
-        partitions = broker._partitions(DLQ_TOPIC)
-        if not partitions:
+        partitions = broker._partitions(topic)
+        if not partitions or tail <= 0:
             return result
         reader = broker._client(RdConsumer, broker.config(
-            "consumer", **_reader(GROUP_PREFIX + "dlq-reader"),
+            "consumer", **_reader(naming.group("dlq-reader")),
             error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
+        raise BrokerUnavailable(f"cannot read {topic}: {_error_text(exc)}") from exc
     found: list[Any] = []
     try:
         pending: dict[int, int] = {}
         starts = []
         for p in partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(DLQ_TOPIC, p), ADMIN_TIMEOUT)
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), ADMIN_TIMEOUT)
             result.ends[p] = high
             if high > low:
                 pending[p] = high
-                starts.append(TopicPartition(DLQ_TOPIC, p, max(low, high - SCAN_LIMIT)))
+                starts.append(TopicPartition(topic, p, max(low, high - tail)))
         if starts:
             reader.assign(starts)
         deadline = time.monotonic() + ADMIN_TIMEOUT
@@ -92,9 +100,9 @@ def scan(broker: KafkaBroker) -> _Scan:
                     if msg.offset() + 1 >= pending.get(msg.partition(), 0):
                         pending.pop(msg.partition(), None)
         if pending:
-            raise BrokerUnavailable(f"reading {DLQ_TOPIC} timed out")
+            raise BrokerUnavailable(f"reading {topic} timed out")
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
+        raise BrokerUnavailable(f"cannot read {topic}: {_error_text(exc)}") from exc
     finally:
         reader.close()
     hidden: set[str] = set()
@@ -107,11 +115,25 @@ def scan(broker: KafkaBroker) -> _Scan:
             continue
         reason = headers.pop(HEADER_DLQ_REASON, b"").decode("utf-8", "replace")
         source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
-        topic = source.split(":", 1)[0]
-        queue = queue_of_topic(topic) or "dlq"
+        headers.pop(HEADER_DLQ_TRUNCATED, None)
+        queue = queue_of_topic(naming, source.split(":", 1)[0]) or "dlq"
         letters.append(DeadLetter(f"{msg.partition()}-{msg.offset()}", queue, reason,
                                   msg.timestamp()[1] / 1000.0, msg.value() or b"", headers, msg.key()))
     result.letters = [d for d in letters if d.id not in hidden]
+    return result
+
+
+def read_deliveries(broker: KafkaBroker, limit: int) -> list[Delivery]:
+    """The newest ``limit`` dead letters (within the last ``limit`` records of each
+    partition), oldest first, as they were delivered (queue, key, original headers)."""
+    if limit <= 0:
+        return []
+    topic = broker.naming.dlq_topic
+    result = []
+    for letter in scan(broker, tail=limit).letters[-limit:]:
+        partition, _, offset = letter.id.partition("-")
+        result.append(Delivery(body=letter.body, queue=letter.queue, headers=dict(letter.headers),
+                               key=letter.key, token=KafkaToken(topic, int(partition), int(offset), 0)))
     return result
 
 
@@ -143,7 +165,8 @@ def purge(broker: KafkaBroker) -> int:
 
 
 def _delete_read(broker: KafkaBroker, found: _Scan) -> None:
-    targets = [TopicPartition(DLQ_TOPIC, p, end) for p, end in found.ends.items() if end > 0]
+    topic = broker.naming.dlq_topic
+    targets = [TopicPartition(topic, p, end) for p, end in found.ends.items() if end > 0]
     if not targets:
         return
     try:
@@ -152,7 +175,7 @@ def _delete_read(broker: KafkaBroker, found: _Scan) -> None:
         for future in futures.values():
             future.result(ADMIN_TIMEOUT + 5)
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot delete records of {DLQ_TOPIC}: {_error_text(exc)}") from exc
+        raise BrokerUnavailable(f"cannot delete records of {topic}: {_error_text(exc)}") from exc
 
 
 def _mark(broker: KafkaBroker, ids: list[str]) -> None:
@@ -166,7 +189,7 @@ def _mark(broker: KafkaBroker, ids: list[str]) -> None:
         delivered.set()
 
     try:
-        producer.produce(DLQ_TOPIC, b"", None, partition=0,
+        producer.produce(broker.naming.dlq_topic, b"", None, partition=0,
                          headers=[(HEADER_DLQ_REQUEUED, ",".join(ids).encode())], on_delivery=on_delivery)
         producer.flush(DLQ_TIMEOUT)
     except (KafkaException, BufferError) as exc:

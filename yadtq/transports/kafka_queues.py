@@ -1,7 +1,8 @@
-"""Kafka queue inspection and dead letters: lag, purge, the ``yadtq.dlq`` topic.
+"""Kafka queue inspection and dead-lettering: lag, purge, sending to ``<namespace>.dlq``.
 
 Functions of a :class:`~yadtq.transports.kafka.KafkaBroker` (whose methods call
-them), kept apart from its publishing and configuration.
+them), kept apart from its publishing and configuration. Reading the dead-letter
+topic back is ``kafka_dlq.py``'s.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartition
@@ -22,12 +24,9 @@ from .kafka import (
     ADMIN_TIMEOUT,
     DLQ_MAX_MESSAGE_BYTES,
     DLQ_TIMEOUT,
-    DLQ_TOPIC,
-    GROUP_PREFIX,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
-    TOPIC_PREFIX,
     TP,
     KafkaBroker,
     KafkaToken,
@@ -37,6 +36,7 @@ from .kafka import (
     group_for,
     lane_topics,
     queue_of_topic,
+    unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def lag_by_lane(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
 
 
 def _lag_once(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
-    topics, group = lane_topics(queue), group_for(queue)
+    topics, group = lane_topics(broker.naming, queue), group_for(broker.naming, queue)
     admin = broker.admin
     try:
         # All-topics metadata: asking for the lane topics by name could create them.
@@ -79,7 +79,7 @@ def _lag_once(broker: KafkaBroker, queue: str) -> dict[int, dict[int, int]]:
         high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
         low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
     except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read offsets of {topics[0]}: {_error_text(exc)}") from exc
+        raise unavailable(broker.servers, f"read offsets of {topics[0]}", exc) from exc
     # No commit yet, or a commit below the log start (purged): count from the log start.
     found: dict[int, dict[int, int]] = {}
     for tp in tps:
@@ -103,6 +103,88 @@ def _committed(broker: KafkaBroker, group: str, tps: list[Any]) -> dict[TP, int]
         probe.close()
 
 
+#: Most queues whose lag one discovery reads (in parallel; the rest in later ones).
+DISCOVERY_LIMIT = 16
+#: Seconds a discovery's answer is kept.
+DISCOVERY_INTERVAL = 10.0
+
+
+class QueueDiscovery:
+    """Which queues of the namespace hold tasks not yet done, for the monitor (so a queue
+    no worker consumes shows): the topics ``<namespace>.*`` holding records, found with
+    one metadata and one offsets request for the whole namespace, then the lag of those
+    that may lag. A queue found with no lag is not read again until records are added
+    to it (its groups' committed offsets only grow), so after the first answers a
+    discovery reads the lag of only the queues that changed, at most
+    ``DISCOVERY_LIMIT`` of them at once, and at most every ``DISCOVERY_INTERVAL``."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+        self._lock = threading.Lock()
+        self._taken = -DISCOVERY_INTERVAL
+        self._found: list[str] = []
+        #: queue -> its end offsets when its lag was last found to be 0
+        self._idle: dict[str, tuple[int, ...]] = {}
+
+    def queues(self) -> list[str]:
+        """The queues holding tasks, by name, as of the latest discovery.
+
+        Raises:
+            BrokerUnavailable: the cluster did not answer.
+        """
+        with self._lock:
+            if time.monotonic() - self._taken >= DISCOVERY_INTERVAL:
+                self._found = self._discover()
+                self._taken = time.monotonic()
+            return list(self._found)
+
+    def _discover(self) -> list[str]:
+        broker, naming = self._broker, self._broker.naming
+        admin = broker.admin
+        try:
+            topics = admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+            partitions: dict[str, list[Any]] = {}
+            for name, meta in topics.items():
+                queue = queue_of_topic(naming, name)  # every priority lane under its queue
+                if queue is not None and meta.error is None and meta.partitions:
+                    partitions.setdefault(queue, []).extend(
+                        TopicPartition(name, p) for p in sorted(meta.partitions))
+            tps = [tp for found in partitions.values() for tp in found]
+            if not tps:
+                return []
+            spec = _admin.OffsetSpec
+            high_f = admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=ADMIN_TIMEOUT)
+            low_f = admin.list_offsets(
+                {TopicPartition(tp.topic, tp.partition): spec.earliest() for tp in tps},
+                request_timeout=ADMIN_TIMEOUT)
+            high = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in high_f.items()}
+            low = {(tp.topic, tp.partition): f.result(ADMIN_TIMEOUT).offset for tp, f in low_f.items()}
+        except KafkaException as exc:
+            raise unavailable(broker.servers, f"list the queues of {naming.namespace}", exc) from exc
+        ends = {queue: tuple(high.get((tp.topic, tp.partition), 0) for tp in found)
+                for queue, found in partitions.items()}
+        holding = [queue for queue, found in sorted(partitions.items())
+                   if any(high.get((tp.topic, tp.partition), 0) > low.get((tp.topic, tp.partition), 0)
+                          for tp in found)]
+        unsure = [queue for queue in holding if self._idle.get(queue) != ends[queue]]
+        probed = unsure[:DISCOVERY_LIMIT]
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(probed)))) as pool:
+            lags = dict(zip(probed, pool.map(lambda queue: total_lag(broker, queue), probed)))
+        for queue, waiting in lags.items():
+            if waiting:
+                self._idle.pop(queue, None)
+            else:
+                self._idle[queue] = ends[queue]
+        # Not read this time (over the limit): as lagging as they were last time.
+        kept = [queue for queue in unsure[DISCOVERY_LIMIT:] if queue in self._found]
+        return sorted([queue for queue, waiting in lags.items() if waiting] + kept)
+
+
+def total_lag(broker: KafkaBroker, queue: str) -> int:
+    """The group's lag on every priority lane of ``queue``."""
+    return sum(sum(parts.values()) for parts in lag_by_lane(broker, queue).values())
+
+
 def purge(broker: KafkaBroker, queue: str) -> int:
     """Delete every message of the queue's topics, every priority lane (Kafka DeleteRecords
     up to the end).
@@ -114,7 +196,7 @@ def purge(broker: KafkaBroker, queue: str) -> int:
     waiting = lag_by_lane(broker, queue)
     if not waiting:
         return 0
-    topics = lane_topics(queue)
+    topics = lane_topics(broker.naming, queue)
     try:
         futures = broker.admin.delete_records(
             [TopicPartition(topics[lane], p, OFFSET_END) for lane, parts in waiting.items() for p in parts],
@@ -147,11 +229,12 @@ _DLQ_TRUNCATED_HEADER = 1024
 
 
 def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> None:
-    """Produce a delivery to ``yadtq.dlq`` and wait until the cluster has it.
+    """Produce a delivery to the dead-letter topic (``<namespace>.dlq``) and wait until
+    the cluster has it.
 
-    ``yadtq.dlq`` is created with a ``max.message.bytes`` far above the task topics'.
-    If the copy is still refused for its size (a task topic configured larger, or a
-    ``yadtq.dlq`` created by other means), a truncated copy goes instead: the first
+    The dead-letter topic is created with a ``max.message.bytes`` far above the task
+    topics'. If the copy is still refused for its size (a task topic configured larger,
+    or a dead-letter topic created by other means), a truncated copy goes instead: the first
     ``DLQ_TRUNCATED_BODY`` bytes, header ``yadtq-dlq-truncated`` with the original size,
     and the reason says so. A size refusal is permanent: it is never retried as is.
 
@@ -161,19 +244,21 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
             must then not report the delivery done.
     """
     token = delivery.token
+    naming = broker.naming
+    dlq_topic = naming.dlq_topic
     source = (f"{token.topic}:{token.partition}:{token.offset}" if isinstance(token, KafkaToken)
-              else TOPIC_PREFIX + delivery.queue)
+              else naming.topic(delivery.queue))
     original = [(k, v) for k, v in delivery.headers.items()
                 if k not in (HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, HEADER_DLQ_TRUNCATED)]
     # Low volume: one partition (0, even if the topic has more) keeps them in order.
-    broker.ensure_topic(DLQ_TOPIC, partitions=1,
+    broker.ensure_topic(dlq_topic, partitions=1,
                         config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
     trailer = (HEADER_DLQ_SOURCE, source.encode())
     error = _produce_dead_letter(broker, delivery.body, delivery.key,
                                  [*original, (HEADER_DLQ_REASON, reason.encode("utf-8", "replace")), trailer])
     if error is not None and error[0] in _SIZE_ERRORS:
         size = len(delivery.body)
-        reason = (f"{reason} [truncated: the {size}-byte message was refused by {DLQ_TOPIC} "
+        reason = (f"{reason} [truncated: the {size}-byte message was refused by {dlq_topic} "
                   f"({error[1]}); the first {min(size, DLQ_TRUNCATED_BODY)} bytes are kept]")
         logger.warning("dead letter from %s refused for its size (%d bytes): sending a truncated copy",
                        source, size)
@@ -185,7 +270,8 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
              (HEADER_DLQ_TRUNCATED, str(size).encode()), trailer])
     if error is not None:
         if error[0] in _PERMANENT_ERRORS:
-            raise DeadLetterRefused(f"{DLQ_TOPIC} refused the dead letter from {source}: {error[1]}")
+            raise DeadLetterRefused(
+                f"{broker.naming.dlq_topic} refused the dead letter from {source}: {error[1]}")
         raise BrokerUnavailable(f"dead letter from {source} not delivered: {error[1]}")
     task_id = delivery.headers.get(HEADER_ID, b"?").decode("utf-8", "replace")
     task = delivery.headers.get(HEADER_TASK, b"?").decode("utf-8", "replace")
@@ -194,7 +280,7 @@ def send_dead_letter(broker: KafkaBroker, delivery: Delivery, reason: str) -> No
 
 def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
                          headers: list[tuple[str, bytes]]) -> Optional[tuple[int, str]]:
-    """Produce one message to ``yadtq.dlq`` and wait for its delivery report.
+    """Produce one message to the dead-letter topic and wait for its delivery report.
 
     Returns ``None`` once the cluster has it, else the error's code and text (a refusal,
     local or by the broker, or ``None`` as code when it timed out).
@@ -209,7 +295,8 @@ def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
         delivered.set()
 
     try:
-        producer.produce(DLQ_TOPIC, body, key, partition=0, headers=headers, on_delivery=on_delivery)
+        producer.produce(broker.naming.dlq_topic, body, key, partition=0, headers=headers,
+                         on_delivery=on_delivery)
         producer.flush(DLQ_TIMEOUT)
     except BufferError as exc:
         return (-1, str(exc))
@@ -221,52 +308,3 @@ def _produce_dead_letter(broker: KafkaBroker, body: bytes, key: Optional[bytes],
     if failure:
         return (failure[0].code(), f"{failure[0].name()}: {failure[0].str()}")
     return None
-
-
-def read_dead_letters(broker: KafkaBroker, limit: int = 100) -> list[Delivery]:
-    """The newest ``limit`` messages of ``yadtq.dlq``, oldest first, as they were delivered
-    (queue, key, original headers). Reads the topic's tail; commits nothing."""
-    if limit <= 0:
-        return []
-    try:
-        partitions = broker._partitions(DLQ_TOPIC)
-        if not partitions:
-            return []
-        reader = broker._client(RdConsumer, broker.config(
-            "consumer", **_reader(GROUP_PREFIX + "dlq-reader"),
-            error_cb=lambda err: logger.debug("dead-letter reader: %s", err.str())))
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
-    found: list[Any] = []
-    try:
-        ends: dict[int, int] = {}
-        starts = []
-        for p in partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(DLQ_TOPIC, p), ADMIN_TIMEOUT)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(DLQ_TOPIC, p, max(low, high - limit)))
-        reader.assign(starts)
-        deadline = time.monotonic() + ADMIN_TIMEOUT
-        while ends and time.monotonic() < deadline:
-            for msg in reader.consume(500, 0.2):
-                if msg.error() is None:
-                    found.append(msg)
-                    if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                        ends.pop(msg.partition(), None)
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read {DLQ_TOPIC}: {_error_text(exc)}") from exc
-    finally:
-        reader.close()
-    found.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-    result = []
-    for msg in found[-limit:]:
-        headers = {k: bytes(v or b"") for k, v in msg.headers() or ()}
-        headers.pop(HEADER_DLQ_REASON, None)
-        headers.pop(HEADER_DLQ_TRUNCATED, None)
-        source = headers.pop(HEADER_DLQ_SOURCE, b"").decode("utf-8", "replace")
-        topic = source.split(":", 1)[0]
-        queue = queue_of_topic(topic) or "dlq"
-        result.append(Delivery(body=msg.value() or b"", queue=queue, headers=headers, key=msg.key(),
-                               token=KafkaToken(DLQ_TOPIC, msg.partition(), msg.offset(), 0)))
-    return result

@@ -140,6 +140,10 @@ class MemoryBroker(Broker):
         self._dead_letter(Delivery(body=message.body, queue=message.queue,
                                    headers=dict(message.headers), key=message.key), reason)
 
+    def queues_with_tasks(self) -> list[str]:
+        with self._cond:
+            return sorted(name for name, waiting in self._queues.items() if waiting)
+
     def peek(self, queue: str) -> Optional[Delivery]:
         with self._cond:
             waiting = self._queues.get(queue)

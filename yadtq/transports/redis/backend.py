@@ -20,6 +20,7 @@ from redis.commands.core import Script
 
 from ...envelope import pack
 from ...exceptions import BackendUnavailable, ConfigurationError, YADTQError
+from ...namespace import Naming
 from ...states import PROCESSING, QUEUED, READY_STATES, REVOKED
 from ..base import (
     RECENT_LIMIT,
@@ -57,7 +58,6 @@ from .grouped import Call, unavailable
 from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
-    DEFAULT_PREFIX,
     EVENTS_KEY,
     EVENTS_MAXLEN,
     FAILURES_KEY,
@@ -137,7 +137,8 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         options = with_timeouts(settings.backend_options)
-        self.prefix = str(options.pop("prefix", DEFAULT_PREFIX))
+        # The app's namespace; an explicit ``prefix`` option still wins.
+        self.prefix = str(options.pop("prefix", Naming.of(settings).redis_prefix))
         groups = options.pop("slot_groups", None)
         options["decode_responses"] = False
         client, self._cluster = connect(url, options)

@@ -1,4 +1,5 @@
-"""Every Redis key name of the backend, in one place (each after ``{prefix}:``).
+"""Every Redis key name of the backend, in one place (each after ``{prefix}:``, the
+app's namespace unless ``backend_options`` set ``prefix``).
 
 Names ending in ``:`` are followed by an id. The Lua scripts get every key name
 from the Python side, so this module is the only place they are spelled.
@@ -6,7 +7,6 @@ from the Python side, so this module is the only place they are spelled.
 
 from __future__ import annotations
 
-DEFAULT_PREFIX = "yadtq"
 TASK_KEY = "task:"  # hash: the task record
 REVOKED_KEY = "revoked:"  # string: revoke timestamp; TTL result_expires
 WAITERS_KEY = "waiters:"  # set: inbox channels of processes waiting on the task
@@ -49,7 +49,6 @@ SLOT_MESSAGES_KEY = "slots:messages:"  # hash per limit key: waiting attempt -> 
 __all__ = [
     "CHORD_DONE_KEY",
     "DEDUPE_KEY",
-    "DEFAULT_PREFIX",
     "EVENTS_KEY",
     "EVENTS_MAXLEN",
     "FAILURES_KEY",

@@ -3,7 +3,9 @@
 Several processes on one machine share the database (worker processes take
 messages, client processes publish and wait for results); no server is needed.
 ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` name the file;
-broker and backend may share it (separate tables, created on first use). The
+broker and backend may share it (separate tables, created on first use), and so
+may apps with different ``namespace`` settings: the default namespace's tables are
+``yadtq_<table>``, another's ``"<namespace>:<table>"`` (``schema._Database``). The
 database runs in WAL mode with ``synchronous=NORMAL``; every write is one
 ``BEGIN IMMEDIATE`` transaction, which is what makes each step atomic across
 processes. Each thread gets its own connection.

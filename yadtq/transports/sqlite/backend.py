@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ...envelope import pack, unpack
 from ...exceptions import BackendUnavailable, ConfigurationError
+from ...namespace import Naming
 from ...states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
 from ..base import (
     RECENT_LIMIT,
@@ -128,11 +129,12 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
         super().__init__(url, settings)
         self.path = database_path(url)
         options = settings.backend_options
+        naming = Naming.of(settings)
         self._db = _Database(self.path, BACKEND_SCHEMA + CANVAS_SCHEMA + PERIODIC_SCHEMA + LIMITS_SCHEMA
                              + SLOTS_SCHEMA + DETAILS_SCHEMA,
                              BackendUnavailable,
-                             _busy_timeout(options))
-        self._notifier = Notifier(self.path)
+                             _busy_timeout(options), naming)
+        self._notifier = Notifier(self.path if naming.is_default else f"{self.path}-{naming.namespace}")
         try:
             self._recheck = float(options.get("wait_recheck", DEFAULT_WAIT_RECHECK))
         except (TypeError, ValueError) as exc:

@@ -10,7 +10,9 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
+from ...envelope import HEADER_ID, peek_task_id
 from ...exceptions import BrokerUnavailable
+from ...namespace import Naming
 from ...priority import priority_of
 from ..base import (
     Broker,
@@ -53,6 +55,19 @@ _SELECT_WAITING = (
 )
 _INSERT = "INSERT INTO yadtq_messages (queue, body, key, headers, priority) VALUES (?, ?, ?, ?, ?)"
 
+#: The distinct queues of the messages, by skipping along the (queue, ...) index.
+_SELECT_QUEUES = (
+    "WITH RECURSIVE found(name) AS ("
+    " SELECT MIN(queue) FROM yadtq_messages"
+    " UNION ALL SELECT (SELECT MIN(queue) FROM yadtq_messages WHERE queue > found.name)"
+    " FROM found WHERE found.name IS NOT NULL)"
+    " SELECT name FROM found WHERE name IS NOT NULL"
+)
+
+_SELECT_LEASED = (
+    "SELECT body, headers, visible_after FROM yadtq_messages WHERE queue = ? AND visible_after > 0"
+)
+
 
 class SqliteBroker(Broker):
     """Queues as rows of one table, leased to the consumer that takes them."""
@@ -62,11 +77,14 @@ class SqliteBroker(Broker):
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         self.path = database_path(url)
+        naming = Naming.of(settings)
         self._db = _Database(self.path, BROKER_SCHEMA, BrokerUnavailable,
-                             _busy_timeout(settings.broker_options), upgrade_broker)
+                             _busy_timeout(settings.broker_options), naming, upgrade_broker)
         #: Wakes idle consumers in any process when messages arrive (Unix datagrams in
-        #: ``<db>-queue.notify/``), so they block instead of polling the table.
-        self._notifier = Notifier(self.path + "-queue")
+        #: ``<db>-queue.notify/``, ``<db>-<namespace>-queue.notify/`` for a namespace but
+        #: the default), so they block instead of polling the table.
+        self._notifier = Notifier(self.path + ("" if naming.is_default else f"-{naming.namespace}")
+                                  + "-queue")
 
     def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
@@ -103,6 +121,25 @@ class SqliteBroker(Broker):
             rows = conn.execute("SELECT priority, COUNT(*) FROM yadtq_messages WHERE queue = ?"
                                 " GROUP BY priority ORDER BY priority", (queue,)).fetchall()
         return {str(level): int(count) for level, count in rows}
+
+    def queues_with_tasks(self) -> list[str]:
+        """Every queue with a message (one index seek per queue, never a scan of the table)."""
+        with self._db.reading() as conn:
+            return [name for (name,) in conn.execute(_SELECT_QUEUES)]
+
+    def leases(self) -> dict[str, float]:
+        """The leased messages' tasks and lease ends (an index range per queue: the leased
+        rows only, however many wait)."""
+        found: dict[str, float] = {}
+        with self._db.reading() as conn:
+            queues = [name for (name,) in conn.execute(_SELECT_QUEUES)]
+            for queue in queues:
+                for body, headers, until in conn.execute(_SELECT_LEASED, (queue,)):
+                    raw = _unpack_headers(headers).get(HEADER_ID)
+                    task_id = raw.decode("utf-8", "replace") if raw else peek_task_id(body)
+                    if task_id:
+                        found[task_id] = max(until, found.get(task_id, 0.0))
+        return found
 
     def dead_letter_message(self, message: Message, reason: str) -> None:
         with self._db.transaction() as conn:

@@ -9,14 +9,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import unquote, urlsplit
 
 from ...envelope import pack, unpack
 from ...exceptions import ConfigurationError, YADTQError
-
-if TYPE_CHECKING:
-    pass
+from ...namespace import Naming
 
 logger = logging.getLogger(__name__)
 
@@ -208,16 +206,37 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start:start + CHUNK]
 
 
+class _NamespacedConnection(sqlite3.Connection):
+    """A connection that runs SQL written with the default namespace's table names
+    (``yadtq_<table>``) on another namespace's tables (``namespace.py``)."""
+
+    naming: Naming = Naming()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(self.naming.sqlite_rename(sql), parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        return super().executemany(self.naming.sqlite_rename(sql), parameters)
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        return super().executescript(self.naming.sqlite_rename(script))
+
+
 class _Database:
     """One SQLite file: a connection per thread, the schema created on first use.
+
+    The SQL of the transport names tables as the default namespace does; for another
+    namespace every connection renames them (:class:`_NamespacedConnection`), so two
+    apps with different namespaces share one file and never one table.
 
     Every ``sqlite3.Error`` leaves as ``error`` (``BrokerUnavailable`` or
     ``BackendUnavailable``).
     """
 
     def __init__(self, path: str, schema: str, error: type[YADTQError], busy_timeout: float,
-                 upgrade: Optional[Callable[[sqlite3.Connection], None]] = None) -> None:
+                 naming: Naming, upgrade: Optional[Callable[[sqlite3.Connection], None]] = None) -> None:
         self.path = path
+        self.naming = naming
         self._schema = schema
         #: Brings a database file made by an earlier version up to date (after ``schema``).
         self._upgrade = upgrade
@@ -243,8 +262,14 @@ class _Database:
                 self._local = threading.local()
             for thread in [t for t in self._connections if not t.is_alive()]:
                 self._connections.pop(thread).close()
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                               check_same_thread=False, cached_statements=256)
+        if self.naming.is_default:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                                   check_same_thread=False, cached_statements=256)
+        else:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                                   check_same_thread=False, cached_statements=256,
+                                   factory=_NamespacedConnection)
+            conn.naming = self.naming
         try:
             self._prepare(conn)
         except BaseException:

@@ -148,18 +148,25 @@ def autodiscover(package: str, related_name: str = TASKS_MODULE) -> list[ModuleT
     for info in pkgutil.iter_modules(getattr(root, "__path__", [])):
         if info.ispkg:
             candidates.append(f"{package}.{info.name}")
-    found = []
-    for name in candidates:
-        target = f"{name}.{related_name}"
-        try:
-            exists = importlib.util.find_spec(target) is not None
-        except (ImportError, ValueError):
-            exists = False
-        if not exists:
-            continue
-        try:
-            found.append(importlib.import_module(target))
-        except Exception as exc:
-            raise ConfigurationError(f"importing {target} failed: {type(exc).__name__}: {exc}") from None
-        logger.debug("discovered tasks module %s", target)
-    return found
+    found = [import_if_present(f"{name}.{related_name}") for name in candidates]
+    return [module for module in found if module is not None]
+
+
+def import_if_present(target: str) -> Optional[ModuleType]:
+    """Import module ``target`` if it exists (``None`` if it does not).
+
+    Raises:
+        ConfigurationError: it exists but fails to import.
+    """
+    try:
+        exists = importlib.util.find_spec(target) is not None
+    except (ImportError, ValueError):
+        exists = False
+    if not exists:
+        return None
+    try:
+        module = importlib.import_module(target)
+    except Exception as exc:
+        raise ConfigurationError(f"importing {target} failed: {type(exc).__name__}: {exc}") from None
+    logger.debug("discovered tasks module %s", target)
+    return module

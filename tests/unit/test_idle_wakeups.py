@@ -99,7 +99,8 @@ def test_an_idle_worker_fetches_with_the_long_wait_unless_deliveries_are_parked(
 
     from yadtq.envelope import Envelope
     from yadtq.worker import consumer as consumer_module
-    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.attempts import Identity, Pending, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
     from yadtq.worker.pools import ThreadPool
 
     app = YADTQ("idle", broker="memory://", backend="memory://", heartbeat_interval=5)
@@ -124,7 +125,8 @@ def test_an_idle_recorder_blocks_until_an_outcome_or_its_wake_up(monkeypatch: py
     import queue
 
     from yadtq.worker import consumer as consumer_module
-    from yadtq.worker.consumer import Identity, TaskConsumer, WorkerStats
+    from yadtq.worker.attempts import Identity, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
 
     monkeypatch.setattr(consumer_module, "RECORDER_WAIT", 60.0)
     app = YADTQ("idle", broker="memory://", backend="memory://")

@@ -281,7 +281,8 @@ def test_reclaim_keeps_a_delivery_that_arrived_after_its_partition_came_back(app
     """A parked attempt whose first delivery was revoked, then delivered again under a new
     assignment, is kept with the new delivery (else that offset would never be done)."""
     from yadtq.transports.base import Delivery
-    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.attempts import Identity, Pending, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
 
     @app.task
     def job(x: int) -> int:
@@ -309,7 +310,8 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kin
 
     from yadtq.transports.base import Delivery
     from yadtq.worker.aio import AsyncioPool
-    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.attempts import Identity, Pending, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
     from yadtq.worker.pools import ThreadPool
 
     runs = Runs()
@@ -422,7 +424,8 @@ def test_a_revocation_drain_releases_parked_deliveries_and_waits_only_for_its_ow
     import queue as queue_module
 
     from yadtq.transports.base import Delivery
-    from yadtq.worker.consumer import Identity, Pending, TaskConsumer, WorkerStats
+    from yadtq.worker.attempts import Identity, Pending, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
     from yadtq.worker.pools import ThreadPool
 
     release = threading.Event()

@@ -13,13 +13,12 @@ rest of yadtq works and these raise :class:`~yadtq.exceptions.ConfigurationError
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import signals
+from ..config import import_if_present
 from ..exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -79,18 +78,7 @@ def _import_tasks(related_name: str) -> None:
     from django.apps import apps as registry
 
     for config in registry.get_app_configs():
-        target = f"{config.name}.{related_name}"
-        try:
-            exists = importlib.util.find_spec(target) is not None
-        except (ImportError, ValueError):
-            exists = False
-        if not exists:
-            continue
-        try:
-            importlib.import_module(target)
-        except Exception as exc:
-            raise ConfigurationError(f"importing {target} failed: {type(exc).__name__}: {exc}") from None
-        logger.debug("discovered tasks module %s", target)
+        import_if_present(f"{config.name}.{related_name}")
 
 
 _connections_managed = threading.Event()

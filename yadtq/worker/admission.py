@@ -21,7 +21,7 @@ from ..transports.limits_store import LimitsBackend, RateRequest
 if TYPE_CHECKING:
     from ..app import YADTQ
     from ..transports.base import Delivery
-    from .consumer import Pending
+    from .attempts import Pending
 
 logger = logging.getLogger(__name__)
 

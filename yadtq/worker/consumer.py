@@ -14,15 +14,14 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import states
 from ..canvas.followups import FollowUps, record_revoked
 from ..canvas.steps import GATHER
 from ..envelope import Envelope, encode, from_body, peek_task_id, verify
-from ..exceptions import NotRegistered, ProtocolError, SerializationError, YADTQError
+from ..exceptions import NotRegistered, ProtocolError, YADTQError
 from ..transports.base import (
     BUSY,
     RUN,
@@ -36,11 +35,21 @@ from ..transports.base import (
     StateChange,
 )
 from . import admission, slots
+from .attempts import (
+    AttemptKey,
+    Identity,
+    Pending,
+    WorkerStats,
+    arguments_mismatch,
+    attempt_of,
+    by_priority,
+)
 from .deadletter import dead_letter, log_given_up
 from .details import CallRecorder
 from .executor import Outcome, outcome_change
 from .links import Link
 from .pools import Job, Pool
+from .storing import bounded, outcome_size, persist, task_fields
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -48,7 +57,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 #: How long ``fetch`` may block while parked deliveries wait to be claimed again.
 FETCH_TIMEOUT = 0.1
@@ -70,67 +78,6 @@ SHAPES_CACHED = 1024
 #: A claim older than this share of ``worker_unresponsive_after`` when its job would
 #: start is not trusted: the job goes back to be claimed again (see ``may_start``).
 STALE_CLAIM_SHARE = 1 / 3
-
-
-class StatsObserver(Protocol):
-    """What :class:`yadtq.metrics.TaskMetrics` offers the consumer."""
-
-    def observe(self, outcomes: Iterable[tuple[str, str, float]]) -> None: ...
-
-    def claims_refused(self, decisions: Iterable[str]) -> None: ...
-
-
-@dataclass
-class WorkerStats:
-    """Counters the heartbeat reports."""
-
-    done: int = 0
-    failed: int = 0
-    retried: int = 0
-    #: ``time.monotonic()`` of the loop's latest turn, for health.
-    last_turn: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Told of every stored batch and refused claim (``yadtq worker --metrics-port``).
-    observer: Optional[StatsObserver] = None
-
-    def count(self, outcomes: Sequence[Outcome]) -> None:
-        with self.lock:
-            for outcome in outcomes:
-                if outcome.state == states.SUCCESS:
-                    self.done += 1
-                elif outcome.state == states.FAILED:
-                    self.failed += 1
-                elif outcome.state == states.RETRYING:
-                    self.retried += 1
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a worker is: its name and this process incarnation."""
-
-    name: str
-    instance: str
-
-
-#: A task's attempt: (task id, retries). Two attempts of one task are distinct deliveries.
-AttemptKey = tuple[str, int]
-
-
-def attempt_of(envelope: Envelope) -> AttemptKey:
-    """The attempt a delivery carries."""
-    return envelope.id, envelope.retries
-
-
-@dataclass
-class Pending:
-    """A decoded delivery waiting for a claim decision, with repeats of the same attempt."""
-
-    envelope: Envelope
-    delivery: Delivery
-    duplicates: list[Delivery] = field(default_factory=list)
-
-    def deliveries(self) -> list[Delivery]:
-        return [self.delivery, *self.duplicates]
 
 
 class TaskConsumer:
@@ -626,76 +573,3 @@ class TaskConsumer:
             logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
                          outcome.runtime, err.type if err else "?", err.message if err else "",
                          extra=fields)
-
-
-def by_priority(pending: Iterable[Pending]) -> list[Pending]:
-    """``pending`` with the highest priority first, in fetch order within a level: the pool
-    starts them in this order, so a high-priority task fetched in the same batch as lower
-    ones (or, on Kafka, from a lower lane) never waits behind them."""
-    ordered = list(pending)
-    if len(ordered) > 1:
-        ordered.sort(key=lambda p: -(p.envelope.options.get("priority") or 0))
-    return ordered
-
-
-def arguments_mismatch(task: Task[Any, Any], envelope: Envelope) -> Optional[str]:
-    """Why the envelope's arguments do not fit the task's signature (bound against the
-    signature cached on the task), or ``None`` when they do. A chord callback gets its
-    members' results as first argument when it runs: a stand-in takes their place."""
-    args = (None, *envelope.args) if envelope.canvas.get(GATHER) else envelope.args
-    try:
-        task.check_arguments(args, envelope.kwargs)
-    except TypeError as exc:
-        return f"{task.name}() {exc}"
-    return None
-
-
-def outcome_size(outcome: Outcome) -> int:
-    """Roughly the bytes an outcome adds to a backend round trip."""
-    size = len(outcome.result or b"")
-    if outcome.error is not None:
-        size += len(outcome.error.message) + len(outcome.error.traceback or "")
-    return size
-
-
-def bounded(envelope: Envelope, outcome: Outcome, limit: int) -> Outcome:
-    """``outcome``, or a permanent failure if its result is larger than ``limit`` bytes
-    (``result_max_bytes``): one oversized result must not make its batch unstorable."""
-    size = len(outcome.result or b"")
-    if limit <= 0 or size <= limit:
-        return outcome
-    message = (f"the result of {envelope.task}[{envelope.id}] is {size} bytes, more than "
-               f"result_max_bytes ({limit}); return a reference (a path, a key) instead")
-    logger.error("%s", message, extra=task_fields(envelope))
-    return replace(outcome, state=states.FAILED, result=None, retry_eta=None,
-                   error=ErrorInfo(f"yadtq.exceptions.{SerializationError.__name__}", message, [message]))
-
-
-def persist(what: str, call: Callable[[], T], stop: threading.Event, link: Optional[Link] = None) -> T:
-    """``call()``, retried with backoff while the transport is down.
-
-    Once ``stop`` is set it gives up after a few more tries and raises: the
-    deliveries concerned are then not reported done, so they are delivered again.
-    """
-    delay = 0.1
-    while True:
-        try:
-            value = call()
-        except YADTQError as exc:
-            if link is not None:
-                link.failed(exc)  # logs the outage once; each retry only at debug level
-            if stop.is_set() and delay > 1:
-                raise
-            level = logging.WARNING if link is None and delay == 0.1 else logging.DEBUG
-            logger.log(level, "%s failed (%s); retrying in %.1f s", what, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        else:
-            if link is not None:
-                link.ok()
-            return value
-
-
-def task_fields(envelope: Envelope) -> dict[str, Any]:
-    """Log record fields that identify a task (``extra=``)."""
-    return {"task_id": envelope.id, "task": envelope.task}

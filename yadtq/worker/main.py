@@ -20,7 +20,8 @@ from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
 from . import slots
 from .aio import AsyncioPool
-from .consumer import Identity, TaskConsumer, WorkerStats
+from .attempts import Identity, WorkerStats
+from .consumer import TaskConsumer
 from .control import ControlListener
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..envelope import Envelope
     from ..task import Task
     from ..transports.base import Delivery
-    from .consumer import Pending
+    from .attempts import Pending
 
 logger = logging.getLogger(__name__)
 

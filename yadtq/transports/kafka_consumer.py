@@ -64,9 +64,11 @@ def _is_fatal(err: Any) -> bool:
     return bool(err.fatal()) or err.code() == KafkaError._FATAL
 
 
-def _named(member: _Member, tps: Any) -> list[str]:
-    """Partitions for a log line: ``3`` on the queue's topic, ``yadtq.q.prio7:3`` on a lane."""
-    return [str(p) if t == member.topic else f"{t}:{p}" for t, p in sorted(tps)]
+def _named(member: _Member, tps: Any) -> str:
+    """Partitions for a log line, ``[0, 3, yadtq.q.prio7:3]``: a bare number on the queue's
+    topic, ``topic:number`` on a priority lane."""
+    return "[" + ", ".join(str(p) if t == member.topic else f"{t}:{p}"
+                           for t, p in sorted(tps)) + "]"
 
 
 class _Member:

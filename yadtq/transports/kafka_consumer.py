@@ -46,6 +46,11 @@ logger = logging.getLogger(__name__)
 #: everything there (librdkafka's prefetch is bounded by ``queued.max.messages.kbytes``).
 DRAIN = 100_000
 
+#: Longest wait for librdkafka to leave a group at ``close``. Its close can block for
+#: good when it serves a rebalance callback (seen: ``rd_kafka_rebalance_protocol`` waiting
+#: on the main thread inside ``rd_kafka_consumer_close``); a stopping worker must still stop.
+CLOSE_TIMEOUT = 30.0
+
 #: Commit errors that only mean "the group coordinator is moving or unreachable", or "the
 #: group is rebalancing" (the commit raced a rebalance; what it held is committed by the
 #: partition's drain or redelivered to its next owner).
@@ -69,6 +74,29 @@ def _named(member: _Member, tps: Any) -> str:
     topic, ``topic:number`` on a priority lane."""
     return "[" + ", ".join(str(p) if t == member.topic else f"{t}:{p}"
                            for t, p in sorted(tps)) + "]"
+
+
+def _close_member(member: _Member) -> None:
+    """Close the member's librdkafka consumer, waiting at most ``CLOSE_TIMEOUT``: past it the
+    handle is abandoned (the group drops it after its session timeout, so its partitions
+    move on and what it held is redelivered). Raises what the close raised."""
+    raised: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            member.client.close()
+        except BaseException as exc:  # handed to the caller's thread
+            raised.append(exc)
+
+    closer = threading.Thread(target=close, name=f"yadtq-close-{member.queue}", daemon=True)
+    closer.start()
+    closer.join(CLOSE_TIMEOUT)
+    if closer.is_alive():
+        logger.warning("queue %s: the Kafka consumer did not close within %.0f s; abandoned (the "
+                       "group moves its partitions after the session timeout)", member.queue,
+                       CLOSE_TIMEOUT)
+    elif raised:
+        raise raised[0]
 
 
 class _Member:
@@ -534,7 +562,7 @@ class KafkaConsumer(Consumer):
         for member in self._members:
             try:
                 self._commit_now(member)
-                member.client.close()  # leaves the group (revocation callbacks run inside)
+                _close_member(member)  # leaves the group (revocation callbacks run inside)
             except (KafkaException, RuntimeError) as exc:
                 problems.append(f"{member.queue}: {_error_text(exc)}")
             self._broker.link.forget(member.name)

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from yadtq.states import SUCCESS
+from yadtq.states import RETRYING, SUCCESS
 from yadtq.transports.base import Message, ResultBackend, ScheduledMessage, StateChange
 from yadtq.transports.slots_store import ConcurrencyBackend, SlotRequest
 
@@ -24,9 +24,10 @@ def slots_of(backend: ResultBackend) -> ConcurrencyBackend:
     return backend
 
 
-def request(key: str, task_id: str, instance: str = "inst-1", limit: int = 2) -> SlotRequest:
+def request(key: str, task_id: str, instance: str = "inst-1", limit: int = 2,
+            retries: int = 0) -> SlotRequest:
     message = Message("default", f"body-{task_id}".encode(), None, {"yadtq-task": b"tests.job"})
-    return SlotRequest(key, "tests.job", key, limit, task_id, 0, instance,
+    return SlotRequest(key, "tests.job", key, limit, task_id, retries, instance,
                        ScheduledMessage(task_id, 0.0, message))
 
 
@@ -81,3 +82,18 @@ def test_a_slot_whose_release_was_lost_is_freed_by_the_sweep(backend: ResultBack
     backend.record([StateChange(task_id, SUCCESS, time.time(), worker="w1", result=b"1")])
     assert slots.sweep_slots() == 1  # its outcome is stored: the slot is free
     assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == ["next"]
+
+
+def test_a_waiting_retry_is_handed_the_slot(backend: ResultBackend) -> None:
+    """A retry waits for a slot while its record still says ``retrying`` (the failed
+    attempt's outcome): it is the attempt to run next, never one that is over."""
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    beat(backend, "w1", "inst-1")
+    holder, retried = uuid.uuid4().hex, uuid.uuid4().hex
+    backend.record([StateChange(retried, RETRYING, time.time(), worker="w1", retries=1)])
+    retry = request(key, retried, limit=1, retries=1)
+    assert slots.acquire_slots([request(key, holder, limit=1), retry]) == ([True, False], 0)
+    assert slots.sweep_slots() == 0  # neither attempt is over
+    assert slots.release_slots([(key, holder, 0)]) == 1
+    assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == [retried]
+    assert slots.acquire_slots([retry]) == ([True], 0)  # takes its reserved slot

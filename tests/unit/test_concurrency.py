@@ -128,7 +128,7 @@ def test_reference_frees_slots_of_dead_or_finished_holders() -> None:
     assert acquire(slots, _request("c", "i2", 1), w.record, w.alive, 3.0)[0]
     # a promoted slot not taken up in PROMOTED_TTL is given to the next one
     assert not acquire(slots, _request("d", "i2", 1), w.record, w.alive, 4.0)[0]
-    w.records["c"] = TaskRecord("c", "retrying", retries=0)  # attempt 0 is over
+    w.records["c"] = TaskRecord("c", "retrying", retries=1)  # attempt 0 failed: it is over
     assert [m.task_id for m in settle(slots, w.record, w.alive, 5.0)] == ["d"]
     assert not acquire(slots, _request("e", "i2", 1), w.record, w.alive, 6.0)[0]
     assert settle(slots, w.record, w.alive, 5.0 + PROMOTED_TTL - 1) == []
@@ -148,6 +148,7 @@ def test_attempt_over() -> None:
     assert not attempt_over(None, 0)
     assert attempt_over(TaskRecord("a", "success"), 0)
     assert attempt_over(TaskRecord("a", "processing", retries=2), 1)
-    assert attempt_over(TaskRecord("a", "retrying", retries=1), 1)
+    assert attempt_over(TaskRecord("a", "retrying", retries=1), 0)  # attempt 0 failed
+    assert not attempt_over(TaskRecord("a", "retrying", retries=1), 1)  # its retry is to run
     assert not attempt_over(TaskRecord("a", "scheduled", retries=1), 1)
     assert not attempt_over(TaskRecord("a", "processing", retries=1), 1)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from ..states import PROCESSING, READY_STATES, RETRYING
+from ..states import PROCESSING, READY_STATES
 from .types import ScheduledMessage, TaskRecord
 
 #: Seconds a slot handed to a waiting task stays reserved for it (its message goes
@@ -141,11 +141,13 @@ def split_attempt(attempt: str) -> tuple[str, int]:
 
 
 def attempt_over(record: Optional[TaskRecord], retries: int) -> bool:
-    """Whether attempt ``retries`` of the task recorded as ``record`` has ended."""
+    """Whether attempt ``retries`` of the task recorded as ``record`` has ended: the task
+    is ready, or its record has moved on to a later attempt. A record ``retrying`` with
+    ``retries == n`` is attempt ``n - 1``'s outcome, so attempt ``n`` is still to run (a
+    retry waiting for a slot, or holding one before its claim)."""
     if record is None:
         return False
-    return (record.state in READY_STATES or record.retries > retries
-            or (record.state == RETRYING and record.retries == retries))
+    return record.state in READY_STATES or record.retries > retries
 
 
 def holder_live(attempt: str, holder: tuple[str, float], record: Optional[TaskRecord],

@@ -54,7 +54,7 @@ local function over(state, recorded, retries)
   if not state then
     return false
   end
-  return READY[state] or recorded > retries or (state == 'retrying' and recorded == retries)
+  return READY[state] or recorded > retries
 end
 
 -- slots_store.holder_live

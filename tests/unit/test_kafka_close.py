@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-kafka_consumer = pytest.importorskip("yadtq.transports.kafka_consumer")
+kafka_member = pytest.importorskip("yadtq.transports.kafka_member")
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,18 +26,18 @@ class _Client:
 
 
 def _member(client: _Client) -> object:
-    member = kafka_consumer._Member("q", ["yadtq.q"])
+    member = kafka_member._Member("q", ["yadtq.q"])
     member.client = client
     return member
 
 
 def test_a_close_that_never_returns_is_abandoned_after_the_timeout(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(kafka_consumer, "CLOSE_TIMEOUT", 0.3)
+    monkeypatch.setattr(kafka_member, "CLOSE_TIMEOUT", 0.3)
     never = threading.Event()
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
-        kafka_consumer._close_member(_member(_Client(block=never)))
+        kafka_member._close_member(_member(_Client(block=never)))
     assert time.monotonic() - started < 5
     assert any("did not close within" in r.getMessage() for r in caplog.records)
     never.set()
@@ -45,4 +45,4 @@ def test_a_close_that_never_returns_is_abandoned_after_the_timeout(
 
 def test_an_error_of_the_close_reaches_the_caller() -> None:
     with pytest.raises(RuntimeError, match="closed twice"):
-        kafka_consumer._close_member(_member(_Client(error=RuntimeError("closed twice"))))
+        kafka_member._close_member(_member(_Client(error=RuntimeError("closed twice"))))

@@ -4,12 +4,12 @@ See ``kafka.py``'s docstring for the delivery guarantees this module keeps:
 offsets are committed only for deliveries reported done (acks-late), from the
 offset tracker (no head-of-line blocking), by the one thread that owns the
 librdkafka consumers; revoked partitions are drained before they are committed.
+This module joins the groups and fetches; ``kafka_group.py`` commits and serves
+rebalances, ``kafka_member.py`` is one librdkafka consumer.
 """
 
 from __future__ import annotations
 
-import collections
-import itertools
 import logging
 import threading
 import time
@@ -26,6 +26,8 @@ from confluent_kafka import (
 from ..exceptions import BrokerUnavailable
 from ..priority import LANES
 from .base import Consumer, Delivery, DrainCallback
+from .kafka_group import GroupState
+from .kafka_member import _close_member, _is_fatal, _Member
 from .offsets import OffsetTracker
 
 if TYPE_CHECKING:
@@ -46,103 +48,8 @@ logger = logging.getLogger(__name__)
 #: everything there (librdkafka's prefetch is bounded by ``queued.max.messages.kbytes``).
 DRAIN = 100_000
 
-#: Longest wait for librdkafka to leave a group at ``close``. Its close can block for
-#: good when it serves a rebalance callback (seen: ``rd_kafka_rebalance_protocol`` waiting
-#: on the main thread inside ``rd_kafka_consumer_close``); a stopping worker must still stop.
-CLOSE_TIMEOUT = 30.0
 
-#: Commit errors that only mean "the group coordinator is moving or unreachable", or "the
-#: group is rebalancing" (the commit raced a rebalance; what it held is committed by the
-#: partition's drain or redelivered to its next owner).
-_COORDINATOR_ERRORS = frozenset({KafkaError.NOT_COORDINATOR, KafkaError._WAIT_COORD,
-                                 KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TRANSPORT,
-                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                                 KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID})
-
-#: Assignment generations, unique within the process.
-_generations = itertools.count(1)
-
-
-def _is_fatal(err: Any) -> bool:
-    """A fatal librdkafka error: the client never works again (a fenced static member, say).
-    A consumer reports it as a message error of code ``_FATAL`` with ``fatal()`` false."""
-    return bool(err.fatal()) or err.code() == KafkaError._FATAL
-
-
-def _named(member: _Member, tps: Any) -> str:
-    """Partitions for a log line, ``[0, 3, yadtq.q.prio7:3]``: a bare number on the queue's
-    topic, ``topic:number`` on a priority lane."""
-    return "[" + ", ".join(str(p) if t == member.topic else f"{t}:{p}"
-                           for t, p in sorted(tps)) + "]"
-
-
-def _close_member(member: _Member) -> None:
-    """Close the member's librdkafka consumer, waiting at most ``CLOSE_TIMEOUT``: past it the
-    handle is abandoned (the group drops it after its session timeout, so its partitions
-    move on and what it held is redelivered). Raises what the close raised."""
-    raised: list[BaseException] = []
-
-    def close() -> None:
-        try:
-            member.client.close()
-        except BaseException as exc:  # handed to the caller's thread
-            raised.append(exc)
-
-    closer = threading.Thread(target=close, name=f"yadtq-close-{member.queue}", daemon=True)
-    closer.start()
-    closer.join(CLOSE_TIMEOUT)
-    if closer.is_alive():
-        logger.warning("queue %s: the Kafka consumer did not close within %.0f s; abandoned (the "
-                       "group moves its partitions after the session timeout)", member.queue,
-                       CLOSE_TIMEOUT)
-    elif raised:
-        raise raised[0]
-
-
-class _Member:
-    """One librdkafka consumer: this worker's membership in one queue's group, subscribed
-    to each priority lane topic of the queue."""
-
-    def __init__(self, queue: str, topics: list[str]) -> None:
-        self.queue = queue
-        #: The queue's lane topics, lowest lane first; ``topic`` is lane 0, the queue's own.
-        self.topics = topics
-        self.topic = self.topics[0]
-        self.lane = {topic: lane for lane, topic in enumerate(self.topics)}
-        self.client: Any = None
-        #: Messages fetched and not yet handed out, per lane, each in partition order.
-        self.buffers: list[collections.deque[Any]] = [collections.deque() for _ in self.topics]
-        self.buffered: collections.Counter[TP] = collections.Counter()
-        self.assigned: set[TP] = set()
-        #: Whether partitions of a lane above 0 are assigned: then every fetch drains
-        #: librdkafka's local queue (see :meth:`KafkaConsumer.fetch`).
-        self.laned = False
-        self.paused: set[TP] = set()
-        self.fatal: Optional[str] = None
-        #: Its name for the link state (kafka_link.py).
-        self.name = f"consumer of {queue}"
-
-    def waiting(self) -> int:
-        """Messages fetched and not yet handed out."""
-        return sum(len(buffer) for buffer in self.buffers)
-
-    def clear_buffers(self) -> None:
-        for buffer in self.buffers:
-            buffer.clear()
-        self.buffered.clear()
-
-    def discard_buffered(self, tps: set[TP]) -> None:
-        if any(self.buffered.get(tp) for tp in tps):
-            self.buffers = [collections.deque(m for m in buffer if (m.topic(), m.partition()) not in tps)
-                            for buffer in self.buffers]
-        for tp in tps:
-            self.buffered.pop(tp, None)
-
-    def update_lanes(self) -> None:
-        self.laned = any(topic != self.topic for topic, _ in self.assigned)
-
-
-class KafkaConsumer(Consumer):
+class KafkaConsumer(GroupState, Consumer):
     """A worker's consumer of one or more queues; see the module docstring for the guarantees.
 
     ``fetch`` and ``close`` (and every librdkafka call) run on the owner thread;
@@ -388,170 +295,6 @@ class KafkaConsumer(Consumer):
             except KafkaException as exc:
                 logger.warning("Kafka consumer of %s: pause/resume failed: %s", member.queue,
                                _error_text(exc))
-
-    # ------------------------------------------------------------------ commits (owner thread)
-    def _commit_due(self) -> None:
-        now = time.monotonic()
-        if now - self._last_commit < COMMIT_INTERVAL:
-            return
-        self._last_commit = now
-        self._broker.serve_callbacks()
-        positions = self._tracker.committable()
-        if not positions:
-            return
-        self._tracker.mark_committed(positions)
-        for member in self._members:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t in member.lane]
-            if not offsets:
-                continue
-            try:
-                member.client.commit(offsets=offsets, asynchronous=True)
-            except KafkaException as exc:
-                logger.warning("commit of %s failed: %s", member.queue, _error_text(exc))
-                self._tracker.forget_committed((o.topic, o.partition) for o in offsets)
-
-    def _commit_now(self, member: _Member, tps: Optional[set[TP]] = None) -> None:
-        """Commit synchronously what is committable (of ``tps``) for one member."""
-        positions = self._tracker.committable(member.assigned if tps is None else tps)
-        if not positions:
-            return
-        self._tracker.mark_committed(positions)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:
-            result = member.client.commit(offsets=offsets, asynchronous=False)
-            failed = [tp for tp in result or () if tp.error is not None]
-            if failed:
-                raise KafkaException(failed[0].error)
-            logger.debug("committed %s", positions)
-        except KafkaException as exc:
-            logger.warning("commit of %s failed: %s; those tasks may be redelivered", member.queue,
-                           _error_text(exc))
-            self._tracker.forget_committed(positions)
-
-    def _on_commit(self, err: Any, partitions: Any) -> None:
-        if err is not None and err.code() == KafkaError._NO_OFFSET:
-            return
-        failed = [(p.topic, p.partition) for p in partitions or () if err is not None or p.error is not None]
-        if failed:
-            error = err if err is not None else next(p.error for p in partitions if p.error is not None)
-            # Retried with the next commit: while the coordinator moves or the link is down
-            # that is expected, and said once by the link (kafka_link.py), not per commit.
-            expected = error.retriable() or error.code() in _COORDINATOR_ERRORS or not self._broker.link.up
-            logger.log(logging.INFO if expected else logging.WARNING, "commit failed for %s: %s",
-                       failed, error.str())
-            self._tracker.forget_committed(failed)
-
-    # ------------------------------------------------------------------ rebalance (owner thread)
-    def _on_assign(self, member: _Member, partitions: Any) -> None:
-        tps = [(p.topic, p.partition) for p in partitions]
-        with self._lock:
-            for tp in tps:
-                self._generations[tp] = next(_generations)
-        member.assigned.update(tps)
-        member.update_lanes()
-        logger.info("queue %s: assigned partitions %s", member.queue, _named(member, tps))
-
-    def _on_revoke(self, member: _Member, partitions: Any) -> None:
-        tps = {(p.topic, p.partition) for p in partitions}
-        try:
-            member.discard_buffered(tps)
-            running = sum(self._tracker.in_flight(tp) for tp in tps)
-            if running and self._on_drain is not None and not self._closing:
-                logger.info("queue %s: partitions %s revoked; draining %d in-flight deliveries (up to "
-                            "%.0f s)", member.queue, sorted(p for _, p in tps), running, self._drain_timeout)
-                with self._lock:  # their deliveries are no longer ours to keep, only to finish
-                    self._revoking = frozenset(tps)
-                self._on_drain(self._drain_timeout)
-            self._commit_now(member, tps)
-        except Exception:
-            logger.exception("queue %s: handling the revocation of %s failed", member.queue, sorted(tps))
-        finally:
-            with self._lock:
-                self._revoking = frozenset()
-            self._release(member, tps, "revoked")
-
-    def _on_lost(self, member: _Member, partitions: Any) -> None:
-        tps = {(p.topic, p.partition) for p in partitions}
-        member.discard_buffered(tps)
-        self._release(member, tps, "lost")  # no commit: another member may own them already
-
-    def _release(self, member: _Member, tps: set[TP], how: str) -> None:
-        dropped = 0
-        with self._lock:
-            for tp in tps:
-                self._generations.pop(tp, None)
-                dropped += self._tracker.drop(tp)
-        member.assigned.difference_update(tps)
-        member.update_lanes()
-        paused = tps & member.paused
-        if paused:
-            member.paused.difference_update(paused)
-            try:  # a partition assigned again later must not come back paused
-                member.client.resume([TopicPartition(*tp) for tp in paused])
-            except (KafkaException, RuntimeError) as exc:
-                logger.debug("resume of released partitions failed: %s", _error_text(exc))
-        self.revocations += len(tps)
-        # Lost while the link is down is the outage's consequence, reported once by the link.
-        log = logger.warning if (dropped or how == "lost") and self._broker.link.up else logger.info
-        log("queue %s: partitions %s %s%s", member.queue, _named(member, tps), how,
-            f"; {dropped} unfinished deliveries will be redelivered" if dropped else "")
-
-    # ------------------------------------------------------------------ any thread
-    def done(self, deliveries: Sequence[Delivery]) -> None:
-        """Mark deliveries finished; their offsets are committed by the owner thread soon after.
-
-        A delivery from an earlier assignment of its partition is ignored: that
-        partition was committed at revocation, and anything unfinished then is
-        redelivered by its next owner.
-        """
-        stale = 0
-        with self._lock:
-            generations, tracker = self._generations, self._tracker
-            for delivery in deliveries:
-                token = delivery.token
-                if not isinstance(token, KafkaToken):
-                    raise TypeError(f"not a Kafka delivery: {delivery!r}")
-                tp = (token.topic, token.partition)
-                if generations.get(tp) != token.generation:
-                    stale += 1
-                    continue
-                tracker.finished(tp, token.offset)
-        if stale:
-            logger.debug("ignored %d deliveries done after their partition was revoked", stale)
-
-    def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Copy the delivery to ``yadtq.dlq`` (with reason and source headers), then mark it done.
-
-        Marked done only once the dead letter is acknowledged, so it is never lost.
-        """
-        self._broker.send_dead_letter(delivery, reason)
-        self.done([delivery])
-
-    def in_flight(self) -> int:
-        return self._tracker.in_flight()
-
-    def owns(self, delivery: Delivery) -> bool:
-        """Whether the delivery's partition is still assigned under the same generation."""
-        token = delivery.token
-        if not isinstance(token, KafkaToken):
-            return False
-        tp = (token.topic, token.partition)
-        with self._lock:
-            return self._generations.get(tp) == token.generation and tp not in self._revoking
-
-    def revoking(self, delivery: Delivery) -> bool:
-        """Whether the delivery's partition is being revoked and drained right now."""
-        token = delivery.token
-        if not isinstance(token, KafkaToken):
-            return False
-        tp = (token.topic, token.partition)
-        with self._lock:
-            return tp in self._revoking and self._generations.get(tp) == token.generation
-
-    def assignment(self) -> set[TP]:
-        """The (topic, partition) pairs this consumer owns now."""
-        with self._lock:
-            return set(self._generations)
 
     def close(self) -> None:
         """Commit what is done, then leave every group; unfinished deliveries will be redelivered."""

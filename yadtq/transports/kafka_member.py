@@ -1,0 +1,102 @@
+"""One librdkafka consumer of a worker's Kafka consumer: its buffers, and closing it safely.
+
+``kafka_consumer.py`` keeps one :class:`_Member` per queue a worker consumes.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Any, Optional
+
+from confluent_kafka import KafkaError
+
+from .kafka import TP
+
+logger = logging.getLogger(__name__)
+
+#: Longest wait for librdkafka to leave a group at ``close``. Its close can block for
+#: good when it serves a rebalance callback (seen: ``rd_kafka_rebalance_protocol`` waiting
+#: on the main thread inside ``rd_kafka_consumer_close``); a stopping worker must still stop.
+CLOSE_TIMEOUT = 30.0
+
+
+def _is_fatal(err: Any) -> bool:
+    """A fatal librdkafka error: the client never works again (a fenced static member, say).
+    A consumer reports it as a message error of code ``_FATAL`` with ``fatal()`` false."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
+def _named(member: _Member, tps: Any) -> str:
+    """Partitions for a log line, ``[0, 3, yadtq.q.prio7:3]``: a bare number on the queue's
+    topic, ``topic:number`` on a priority lane."""
+    return "[" + ", ".join(str(p) if t == member.topic else f"{t}:{p}"
+                           for t, p in sorted(tps)) + "]"
+
+
+def _close_member(member: _Member) -> None:
+    """Close the member's librdkafka consumer, waiting at most ``CLOSE_TIMEOUT``: past it the
+    handle is abandoned (the group drops it after its session timeout, so its partitions
+    move on and what it held is redelivered). Raises what the close raised."""
+    raised: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            member.client.close()
+        except BaseException as exc:  # handed to the caller's thread
+            raised.append(exc)
+
+    closer = threading.Thread(target=close, name=f"yadtq-close-{member.queue}", daemon=True)
+    closer.start()
+    closer.join(CLOSE_TIMEOUT)
+    if closer.is_alive():
+        logger.warning("queue %s: the Kafka consumer did not close within %.0f s; abandoned (the "
+                       "group moves its partitions after the session timeout)", member.queue,
+                       CLOSE_TIMEOUT)
+    elif raised:
+        raise raised[0]
+
+
+class _Member:
+    """One librdkafka consumer: this worker's membership in one queue's group, subscribed
+    to each priority lane topic of the queue."""
+
+    def __init__(self, queue: str, topics: list[str]) -> None:
+        self.queue = queue
+        #: The queue's lane topics, lowest lane first; ``topic`` is lane 0, the queue's own.
+        self.topics = topics
+        self.topic = self.topics[0]
+        self.lane = {topic: lane for lane, topic in enumerate(self.topics)}
+        self.client: Any = None
+        #: Messages fetched and not yet handed out, per lane, each in partition order.
+        self.buffers: list[collections.deque[Any]] = [collections.deque() for _ in self.topics]
+        self.buffered: collections.Counter[TP] = collections.Counter()
+        self.assigned: set[TP] = set()
+        #: Whether partitions of a lane above 0 are assigned: then every fetch drains
+        #: librdkafka's local queue (see :meth:`KafkaConsumer.fetch`).
+        self.laned = False
+        self.paused: set[TP] = set()
+        self.fatal: Optional[str] = None
+        #: Its name for the link state (kafka_link.py).
+        self.name = f"consumer of {queue}"
+
+    def waiting(self) -> int:
+        """Messages fetched and not yet handed out."""
+        return sum(len(buffer) for buffer in self.buffers)
+
+    def clear_buffers(self) -> None:
+        for buffer in self.buffers:
+            buffer.clear()
+        self.buffered.clear()
+
+    def discard_buffered(self, tps: set[TP]) -> None:
+        if any(self.buffered.get(tp) for tp in tps):
+            self.buffers = [collections.deque(m for m in buffer if (m.topic(), m.partition()) not in tps)
+                            for buffer in self.buffers]
+        for tp in tps:
+            self.buffered.pop(tp, None)
+
+    def update_lanes(self) -> None:
+        self.laned = any(topic != self.topic for topic, _ in self.assigned)
+

@@ -16,13 +16,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from cronsim import CronSim, CronSimError
+from typing import TYPE_CHECKING, Any, Optional
 
 from .envelope import pack, unpack
 from .exceptions import ConfigurationError, YADTQError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 #: Catch-up policies for ticks missed while no worker ran.
 CATCH_UP_ONCE = "once"
@@ -69,6 +69,8 @@ class Schedule:
                                      f"{', '.join(CATCH_UP)}, not {self.catch_up!r}")
         zone = self.zone()
         if self.cron is not None:
+            from cronsim import CronSim, CronSimError  # here: only cron schedules need it
+
             try:
                 CronSim(self.cron, datetime.now(zone))
             except (CronSimError, ValueError) as exc:
@@ -77,6 +79,10 @@ class Schedule:
 
     def zone(self) -> ZoneInfo:
         """The schedule's timezone."""
+        # Imported here, as cronsim is: a process whose app declares no schedule (most
+        # workers) never loads them (about 1 MB of its RSS).
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             return ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -89,6 +95,8 @@ class Schedule:
         if self.every is not None:
             return (math.floor(moment / self.every) + 1) * self.every
         assert self.cron is not None
+        from cronsim import CronSim
+
         start = datetime.fromtimestamp(moment, self.zone())
         return next(CronSim(self.cron, start)).timestamp()
 

@@ -6,39 +6,50 @@ stderr and exit status 1; usage errors exit 2 as click reports them; Ctrl-C exit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import click
 
 from .. import __version__
 from ..exceptions import YADTQError
-from .bench import bench
-from .dashboard import dashboard
-from .dlq import dlq
-from .inspection import inspect_command, tasks_command
-from .monitor import monitor
-from .operate import control, retry
 from .options import EXIT_INTERRUPTED
-from .render import one_line
-from .revoke import revoke
-from .schedule import schedule
-from .shell import shell
-from .tasks import purge, result, status, submit
 from .worker import worker
 
 
 class YadtqGroup(click.Group):
-    """A click group whose commands share one outermost error guard."""
+    """A click group whose commands share one outermost error guard.
+
+    ``worker`` is added at import; the other commands (``commands.py``) only when one
+    of them is asked for or the commands are listed, so a worker process does not
+    load their modules."""
+
+    _all_loaded = False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except YADTQError as exc:
+            from .render import one_line  # rich: loaded by the commands that print tables
+
             raise click.ClickException(one_line(str(exc)) or type(exc).__name__) from None
         except KeyboardInterrupt:
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
+    def _load_all(self) -> None:
+        if not self._all_loaded:
+            from .commands import COMMANDS
+
+            for command in COMMANDS:
+                self.add_command(command)
+            self._all_loaded = True
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name not in self.commands:
+            self._load_all()
+        return super().get_command(ctx, cmd_name)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
         return list(self.commands)  # in the order added, the worker first
 
 
@@ -53,8 +64,6 @@ def main() -> None:
     """
 
 
-for _command in (worker, submit, status, result, revoke, purge, monitor, inspect_command,
-                 tasks_command, schedule, retry, dlq, control, dashboard, bench, shell):
-    main.add_command(_command)
+main.add_command(worker)
 
 __all__ = ["main"]

@@ -7,15 +7,12 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from ..settings import redact_url
 from .hints import embedded_database, refuse_duplicate_name, refuse_in_process_broker
 from .loading import load_app
 from .logs import FORMATS, configure_logging
 from .options import app_option, queues_option, split_queues
-from .render import stderr_console
 
 if TYPE_CHECKING:
     from ..worker.main import Worker
@@ -72,6 +69,12 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
 
 
 def _print_banner(runner: Worker) -> None:
+    # rich only here: a worker run at -l warning never loads it (about 3 MB of its RSS).
+    from rich.table import Table
+    from rich.text import Text
+
+    from .render import stderr_console
+
     app = runner.app
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")

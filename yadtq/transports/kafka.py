@@ -80,7 +80,7 @@ from ..exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
 from ..namespace import DLQ_NAME, Naming
 from ..priority import HEADER_PRIORITY, LANES, lane_label, lane_of, priority_of
 from .base import Broker, Consumer, DeadLetter, Delivery, DrainCallback, Message
-from .kafka_link import STATS_INTERVAL_MS, KafkaLink
+from .kafka_link import KafkaLink, stats_interval_ms
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -358,7 +358,8 @@ class KafkaBroker(Broker):
             "error_cb": self.link.error_cb(name, self._other_error(name)),
         }
         if client is not None and role != "admin":
-            conf.update({"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self.link.stats_cb(name)})
+            conf.update({"statistics.interval.ms": stats_interval_ms(role),
+                         "stats_cb": self.link.stats_cb(name)})
         if role == "producer":
             conf.update({"enable.idempotence": True, "acks": "all", "linger.ms": DEFAULT_LINGER_MS,
                          "delivery.report.only.error": True})

@@ -116,6 +116,7 @@ class GroupState:
                 self._generations[tp] = next(_generations)
         member.assigned.update(tps)
         member.update_lanes()
+        self._broker.link.connected()  # an assignment came from a broker: the link was up
         logger.info("queue %s: assigned partitions %s", member.queue, _named(member, tps))
 
     def _on_revoke(self, member: _Member, partitions: Any) -> None:

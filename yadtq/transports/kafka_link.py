@@ -22,8 +22,17 @@ from confluent_kafka import KafkaError
 logger = logging.getLogger(__name__)
 rdkafka_logger = logging.getLogger(__name__.rpartition(".")[0] + ".kafka.librdkafka")
 
-#: ``statistics.interval.ms`` of yadtq's clients: how soon a restored link is noticed.
+#: ``statistics.interval.ms`` of yadtq's producers: how soon a restored link is noticed.
 STATS_INTERVAL_MS = 1000
+#: ... and of its consumers (workers): librdkafka builds a statistics document of several
+#: KB each time, and the consume loop is woken for it, which was a third of an idle
+#: worker's CPU at one a second. A worker's link is noticed back within this.
+CONSUMER_STATS_INTERVAL_MS = 5000
+
+
+def stats_interval_ms(role: str) -> int:
+    """``statistics.interval.ms`` of a ``producer`` or ``consumer``."""
+    return CONSUMER_STATS_INTERVAL_MS if role == "consumer" else STATS_INTERVAL_MS
 
 #: Errors that concern the connection, not a request: state, never forwarded one by one.
 CONNECTION_ERRORS = frozenset({
@@ -95,6 +104,12 @@ class KafkaLink:
                 self.back(client)
 
         return callback
+
+    def connected(self) -> None:
+        """A client proved a broker connection up (a consumer was assigned partitions):
+        from now on a failure is a *loss*, even before any statistics came."""
+        with self._lock:
+            self._ever_up = True
 
     def log_sink(self, client: str) -> _LogSink:
         """The ``logger`` for ``client``'s librdkafka log lines."""

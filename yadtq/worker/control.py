@@ -3,7 +3,9 @@
 ``yadtq control shutdown | pool-grow N | pool-shrink N`` and ``yadtq revoke --terminate``
 queue commands for named workers (:meth:`~yadtq.transports.base.ResultBackend.send_control`);
 each worker takes its own every ``CONTROL_POLL`` seconds on a supervised thread of its
-own, so a slow backend never delays the consume loop.
+own, so a slow backend never delays the consume loop. Where the backend pushes
+wake-ups (``transports/wakeups.py``: Redis) it takes them when woken, and looks only
+every ``PUSHED_CONTROL_POLL`` seconds otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two looks at the control channel.
 CONTROL_POLL = 1.0
+#: Seconds between two fallback looks while the backend pushes wake-ups.
+PUSHED_CONTROL_POLL = 5.0
 
 #: Called with a task id for ``terminate``: stops that task if it runs here.
 Terminator = Callable[[str], bool]
@@ -55,15 +59,27 @@ class ControlListener:
         self.shutdown = shutdown
         self.resized = resized
         self.terminate = terminate
+        #: Whether the backend pushes wake-ups now (set by the worker when it listens).
+        self.pushed: Callable[[], bool] = lambda: False
         self._stop = threading.Event()
+        self._woken = threading.Event()
 
     def stop(self) -> None:
-        """End :meth:`run` (within ``CONTROL_POLL`` seconds)."""
+        """End :meth:`run` (at once)."""
         self._stop.set()
+        self._woken.set()
+
+    def wake(self) -> None:
+        """A command was queued for this worker: take it now (any thread)."""
+        self._woken.set()
 
     def run(self) -> None:
         """Take and carry out commands until :meth:`stop` (run by the worker's supervisor)."""
-        while not self._stop.wait(CONTROL_POLL):
+        while True:
+            self._woken.wait(PUSHED_CONTROL_POLL if self.pushed() else CONTROL_POLL)
+            self._woken.clear()
+            if self._stop.is_set():
+                return
             try:
                 for command in self.app.backend.take_control(self.worker):
                     self.apply(command)

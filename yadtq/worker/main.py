@@ -18,6 +18,7 @@ from .. import signals
 from ..exceptions import BackendUnavailable, BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
 from ..transports.base import Consumer, WorkerInfo
+from ..transports.wakeups import WAKE_CONTROL, WakeupWatch, wakeup_source
 from . import slots
 from .aio import AsyncioPool
 from .attempts import Identity, WorkerStats
@@ -290,6 +291,25 @@ class Worker:
                                          f"{failure[0]}") from None
             raise failure[0]
 
+    def _watch_wakeups(self, scheduler: Scheduler, control: ControlListener) -> Optional[WakeupWatch]:
+        """Have the backend wake the scheduler and the control listener (where it can):
+        an idle worker then waits instead of asking every second."""
+        source = wakeup_source(self.app.backend)
+        if source is None:
+            return None
+
+        def wake(kind: str) -> None:
+            (control.wake if kind == WAKE_CONTROL else scheduler.wake)()
+
+        try:
+            watch = source.watch_wakeups(self.name, wake)
+        except YADTQError as exc:
+            logger.warning("worker %s: no wake-ups from the backend (%s); looking at the schedule "
+                           "and control channel every second", self.name, exc)
+            return None
+        scheduler.pushed = control.pushed = lambda: watch.live
+        return watch
+
     def _serve(self) -> None:
         settings = self.app.settings
         supervisor = self._supervisor
@@ -336,6 +356,7 @@ class Worker:
         control = ControlListener(self.app, self.name, pool, shutdown=self._stop.set,
                                   resized=self._resized)
         controls = supervisor.spawn("control", control.run)
+        wakeups = self._watch_wakeups(scheduler, control)
         logger.info("worker %s joined: queues %s, %s pool x%d", self.name, ",".join(self.queues),
                     self.pool_kind, self.concurrency)
         signals.worker_ready.send(worker=self)
@@ -367,6 +388,8 @@ class Worker:
             control.stop()
             controls.join(5)
             schedules.join(5)
+            if wakeups is not None:
+                wakeups.close()
             if not pool.join(settings.shutdown_timeout):
                 logger.warning("%d tasks still running at shutdown; they will be redelivered",
                                len(pool.active()))

@@ -32,14 +32,7 @@ from ..running import revocations
 from ..transports.base import Delivery
 from .child import child_main, death, outcome_from
 from .childlog import LogRelay
-from .executor import (
-    Outcome,
-    error_info,
-    execute,
-    report_lost_attempt,
-    revoked_outcome,
-    worker_lost,
-)
+from .executor import Outcome, error_info, execute, report_lost_attempt, revoked_outcome, worker_lost
 from .loop import LoopThread, cancel_coroutine, run_attempt
 from .recycle import Recycling
 
@@ -112,9 +105,20 @@ class Pool(ABC):
         with self._cond:
             return self._cond.wait_for(lambda: not self._active, timeout)
 
+    def wait_running(self, timeout: float, stop: threading.Event) -> bool:
+        """Block while no job runs (up to ``timeout``, or ``stop`` and wake_waiters); whether one runs."""
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._active) or stop.is_set(), timeout)
+
+    def wake_waiters(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
     def _begin(self, job: Job) -> None:
         with self._cond:
             self._active[job.envelope.id] = job
+            if len(self._active) == 1:  # the pool was idle: wake the terminator
+                self._cond.notify_all()
 
     def _may_start(self, job: Job) -> bool:
         """Ask the gate; a refused job leaves the pool without an outcome."""

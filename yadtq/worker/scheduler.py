@@ -18,6 +18,10 @@ task since the last look, and otherwise sleeps until the earliest scheduled
 message is due, at most ``IDLE_INTERVAL``: an idle worker costs two backend
 round trips a second, not ten. A message scheduled by another process while the
 scheduler sleeps, due sooner than that, starts at most ``IDLE_INTERVAL`` late.
+With a backend that pushes wake-ups (``transports/wakeups.py``: Redis) it is woken
+whenever the schedule's earliest entry moves earlier, whoever scheduled it, so it
+sleeps up to ``PUSHED_IDLE_INTERVAL`` instead (what that bounds: an entry leased by
+a worker that died comes back at most that much after its lease ends).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import states
 from ..exceptions import BrokerUnavailable, ConfigurationError, SerializationError, YADTQError
@@ -45,6 +49,8 @@ INTERVAL = 0.1
 #: Longest sleep while nothing is due soon (bounds the lateness of a message scheduled
 #: meanwhile by another process, e.g. a client's short countdown).
 IDLE_INTERVAL = 1.0
+#: Longest sleep while the backend pushes wake-ups (``Scheduler.pushed``): a fallback look.
+PUSHED_IDLE_INTERVAL = 5.0
 BATCH = 500
 #: Seconds a claimed message stays ours before another worker may publish it.
 LEASE = 30.0
@@ -89,6 +95,8 @@ class Scheduler:
         self._publishing: dict[str, Optional[str]] = {}
         self._hooked = False
         self._failing_since: Optional[float] = None
+        #: Whether the backend pushes wake-ups now (set by the worker when it listens).
+        self.pushed: Callable[[], bool] = lambda: False
 
     def start(self) -> None:
         self._thread.start()
@@ -247,12 +255,14 @@ class Scheduler:
 
     def next_wait(self) -> float:
         """Seconds until the next look: ``INTERVAL`` while busy, else until the earliest
-        scheduled message is due, at most ``IDLE_INTERVAL``."""
+        scheduled message is due, at most ``IDLE_INTERVAL`` (``PUSHED_IDLE_INTERVAL``
+        while wake-ups are pushed)."""
+        longest = PUSHED_IDLE_INTERVAL if self.pushed() else IDLE_INTERVAL
         due = self.app.backend.next_due()
         if due is None:
-            return IDLE_INTERVAL
+            return longest
         # Due times are on the backend's clock: app.now() estimates it without a round trip.
-        return min(IDLE_INTERVAL, max(INTERVAL, due - self.app.now()))
+        return min(longest, max(INTERVAL, due - self.app.now()))
 
     def _run(self) -> None:
         wait = INTERVAL

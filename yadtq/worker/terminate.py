@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two looks at the running tasks' states.
 POLL_INTERVAL = 0.25
+#: Longest wait while no task runs (the pool wakes the terminator when one starts).
+IDLE_WAIT = 60.0
 
 
 class Terminator:
@@ -43,10 +45,15 @@ class Terminator:
 
     def stop(self) -> None:
         self._stop.set()
+        self.pool.wake_waiters()
 
     def run(self) -> None:
-        """Until :meth:`stop`: one look every ``interval`` (backend faults are logged)."""
-        while not self._stop.wait(self.interval):
+        """Until :meth:`stop`: one look every ``interval`` while tasks run, none while the
+        pool is idle (backend faults are logged)."""
+        while not self._stop.is_set():
+            self.pool.wait_running(IDLE_WAIT, self._stop)
+            if self._stop.wait(self.interval):
+                return
             try:
                 self.look()
             except YADTQError as exc:

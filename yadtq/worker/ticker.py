@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between looks at the periodic schedules (bounds how late a tick is enqueued).
 LOOK_INTERVAL = 0.25
+#: Seconds between looks while the app declares no schedule but the backend holds some
+#: (added with ``yadtq schedule add``): the scheduler's idle pace.
+STORED_LOOK_INTERVAL = 1.0
 
 
 def tick_message(app: YADTQ, schedule: Schedule, run_at: float, now: float) -> ScheduledMessage:
@@ -76,13 +79,19 @@ class Ticker:
         self._next_look = 0.0
         #: Schedules whose stored spec is unreadable, logged once each.
         self._broken: set[str] = set()
+        #: Whether the last look found a schedule not paused in the backend.
+        self._stored = False
 
     def wait_hint(self) -> float:
         """Longest the scheduler loop should sleep before the next look: ``LOOK_INTERVAL``
-        when the app declares schedules (so a tick starts promptly), else no limit (a
-        schedule added with ``yadtq schedule add`` to an app that declares none is then
-        claimed at the scheduler's idle pace, at most about a second late)."""
-        return LOOK_INTERVAL if self.app.periodic_schedules else float("inf")
+        when the app declares schedules (so a tick starts promptly); else
+        ``STORED_LOOK_INTERVAL`` while the backend holds schedules (added with ``yadtq
+        schedule add``: claimed at most about a second late), and no limit while it
+        holds none (saving or resuming one wakes the scheduler where the backend pushes
+        wake-ups; elsewhere the scheduler's idle pace finds it)."""
+        if self.app.periodic_schedules:
+            return LOOK_INTERVAL
+        return STORED_LOOK_INTERVAL if self._stored else float("inf")
 
     def turn(self) -> int:
         """Look at the periodic schedules if it is time to; how many ticks this worker
@@ -97,7 +106,17 @@ class Ticker:
         if not self._registered:
             register(self.app, store)
             self._registered = True
-        return sum(self._fire(store, entry) for entry in store.due_periodic(None))
+        if self.app.periodic_schedules:
+            due = store.due_periodic(None)
+        else:
+            # The app declares none: the listing says whether any is stored at all (then
+            # the scheduler may sleep long); the due ones are claimed from it as usual
+            # (advance_periodic checks the due time again, on the backend's clock).
+            stored = [entry for entry in store.periodic_entries() if not entry.paused]
+            self._stored = bool(stored)
+            now = self.app.now()
+            due = sorted((entry for entry in stored if entry.next_run <= now), key=lambda e: e.next_run)
+        return sum(self._fire(store, entry) for entry in due)
 
     def _fire(self, store: PeriodicStore, entry: PeriodicEntry) -> int:
         try:

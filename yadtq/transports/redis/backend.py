@@ -86,6 +86,7 @@ from .operations import RedisOperations
 from .periodic import RedisPeriodic
 from .schedule import RedisSchedule
 from .slots import RedisSlots
+from .wakeups import RedisWakeups
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -127,7 +128,7 @@ def _ready_reply(flat: list[Any]) -> bool:
 
 
 class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, RedisSlots,
-                   RedisDetails, ResultBackend):
+                   RedisDetails, RedisWakeups, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"

@@ -89,6 +89,10 @@ class RedisOperations:
                 pipe.rpush(self.key(CONTROL_KEY, worker, group=HOME), blob)
                 pipe.expire(self.key(CONTROL_KEY, worker, group=HOME), CONTROL_TTL)
             pipe.execute()
+            # Outside the transaction (Redis Cluster routes no PUBLISH in one): wakes the
+            # worker's listener (wakeups.py) to take it now; its fallback look finds it anyway.
+            for worker in workers:
+                self._redis.publish(self.key(CONTROL_KEY, worker, group=HOME), b"")
 
     def take_control(self, worker: str) -> list[dict[str, Any]]:
         key = self.key(CONTROL_KEY, worker, group=HOME)

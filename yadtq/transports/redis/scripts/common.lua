@@ -59,3 +59,14 @@ local function read_watch(key)
   local w = redis.call('HMGET', key, 'since', 'last')
   return tonumber(w[1]) or 0, tonumber(w[2]) or 0
 end
+
+-- Add one entry to the schedule `key` (a sorted set of members scored by due). When it
+-- becomes the earliest, publish on the channel named like the key: sleeping schedulers
+-- look again (redis/wakeups.py); a later entry changes nothing they planned.
+local function schedule_add(key, due, member)
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  redis.call('ZADD', key, due, member)
+  if head[2] == nil or tonumber(due) < tonumber(head[2]) then
+    redis.call('PUBLISH', key, '')
+  end
+end

@@ -28,7 +28,7 @@ for i = 5, #ARGV, 4 do
         redis.call('HSET', group, 'state', 'fired', 'done', done)
         redis.call('DEL', done_key)
         redis.call('ZREM', KEYS[2], chord)
-        redis.call('ZADD', KEYS[1], g[4], g[3])
+        schedule_add(KEYS[1], g[4], g[3])
       else
         redis.call('HSET', group, 'done', done)
       end

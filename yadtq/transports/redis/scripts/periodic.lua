@@ -30,6 +30,7 @@ if op == 'save' then
   redis.call('ZADD', KEYS[1], 0, name)
   if redis.call('HGET', key, 'paused') ~= '1' then
     redis.call('ZADD', KEYS[2], next_run, name)
+    redis.call('PUBLISH', KEYS[3], '')  -- sleeping tickers look again (redis/wakeups.py)
   end
   return 1
 elseif op == 'list' then
@@ -64,6 +65,7 @@ elseif op == 'pause' then
     redis.call('ZREM', KEYS[2], name)
   else
     redis.call('ZADD', KEYS[2], redis.call('HGET', key, 'next_run'), name)
+    redis.call('PUBLISH', KEYS[3], '')
   end
   return 1
 elseif op == 'remove' then

@@ -34,7 +34,7 @@ for i = 2, #ARGV, 7 do
   else
     answers[#answers + 1] = string.format('%.6f', at)
     local due = at + tonumber(ARGV[i + 6])
-    redis.call('ZADD', KEYS[1], due, ARGV[i + 4] .. struct.pack('>d', due) .. ARGV[i + 5])
+    schedule_add(KEYS[1], due, ARGV[i + 4] .. struct.pack('>d', due) .. ARGV[i + 5])
   end
 end
 return answers

@@ -11,8 +11,18 @@
 -- else 0.
 local task_prefix, waiters_prefix = ARGV[1], ARGV[2]
 local ttl, maxlen, recent = ARGV[3], ARGV[4], tonumber(ARGV[6])
-for i = 8, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+if #ARGV >= 8 then
+  -- One look at the schedule's head for the whole batch (see schedule_add in common.lua).
+  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local earliest = nil
+  for i = 8, #ARGV, 2 do
+    redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+    local due = tonumber(ARGV[i])
+    if earliest == nil or due < earliest then earliest = due end
+  end
+  if head[2] == nil or earliest < tonumber(head[2]) then
+    redis.call('PUBLISH', KEYS[1], '')
+  end
 end
 
 -- The latest finished tasks, pushed once per list below: [id, name, worker, queue,

@@ -101,7 +101,7 @@ local function settle(key, limit)
     if packed and not over(state, recorded, retries) then
       local parts = cmsgpack.unpack(packed)
       redis.call('HSET', hk, attempt, cmsgpack.pack({'', now}))
-      redis.call('ZADD', KEYS[1], now, parts[1] .. struct.pack('>d', now) .. parts[2])
+      schedule_add(KEYS[1], now, parts[1] .. struct.pack('>d', now) .. parts[2])
       held = held + 1
       promoted = promoted + 1
     end

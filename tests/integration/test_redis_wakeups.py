@@ -111,3 +111,30 @@ def test_a_clients_countdown_wakes_a_sleeping_scheduler(apps: Callable[[], YADTQ
     finally:
         scheduler.stop()
         watch.close()
+
+
+@pytest.mark.timeout(180)
+def test_wake_ups_cross_a_redis_cluster(redis_cluster: Any, unique: str) -> None:
+    """On Redis Cluster the listener hears what scripts publish on every node: entries of
+    several slot groups, and a control command."""
+    url = redis_cluster.url
+    worker = YADTQ("wake", broker="memory://", backend=url, backend_options={"prefix": f"wake-{unique}"})
+    client = YADTQ("wake", broker="memory://", backend=url, backend_options={"prefix": f"wake-{unique}"})
+    source = wakeup_source(worker.backend)
+    assert source is not None
+    wakes = Wakes()
+    watch = source.watch_wakeups("wc", wakes)
+    try:
+        ids = [f"c{n}" for n in range(20)]
+        assert len({client.backend.layout.group(t) for t in ids}) > 4  # type: ignore[attr-defined]
+        for n, task_id in enumerate(ids):  # each the first entry of its group's schedule
+            seen = len(wakes.kinds)
+            _schedule(client, task_id, time.time() + 600 - n)
+            assert wakes.wait_for(WAKE_SCHEDULE, seen), task_id
+        seen = len(wakes.kinds)
+        client.backend.send_control(["wc"], {"op": "shutdown"})
+        assert wakes.wait_for(WAKE_CONTROL, seen)
+    finally:
+        watch.close()
+        worker.close()
+        client.close()

@@ -71,7 +71,7 @@ class _Listener(WakeupWatch):
 
     def close(self) -> None:
         self._closed.set()
-        with suppress(redis.RedisError):  # wake the listener now rather than after LISTEN_TIMEOUT
+        with suppress(redis.RedisError, redis.exceptions.RedisClusterException):  # wake it now
             self._client.publish(next(iter(self._channels)), b"")
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(1.0)
@@ -100,7 +100,7 @@ class _Listener(WakeupWatch):
                 if message is not None and message["type"] == "subscribe":
                     confirmed += 1
             return pubsub
-        except redis.RedisError as exc:
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
             _close_quietly(pubsub)
             raise BackendUnavailable(f"redis backend: subscribing to wake-ups failed: {exc}") from exc
 

@@ -7,7 +7,7 @@
 
 Each figure is one run: N ``bench.sink(payload)`` tasks sent with ``app.send_many``
 (``CHUNK`` calls at a time) to a fresh queue while the workers run (``yadtq worker -A
-yadtq.benchapp -c 8`` processes, warmed up with 50 tasks), then the time until every
+yadtq.benchapp -c 8`` processes, warmed up until each has run a task), then the time until every
 result is stored and the workers' CPU (user + system, /proc, process trees) per task.
 The base case is ``--base-tasks`` (1,000) tasks, 100-byte payloads, 1 worker, 8
 partitions; each list varies one dimension.
@@ -217,7 +217,7 @@ def measure(args: argparse.Namespace, run: Run) -> Figures:
         with workers(cmds, env) as procs:
             pids = [p.pid for p in procs]
             if run.mode != "backlog":
-                Waiter(app, send(app, sink, b"", 50)).wait(time.monotonic() + args.timeout)
+                _warm_up(app, sink, run.workers, args.timeout)
                 load = _loadavg()
                 cpu0 = cpu_seconds(pids)
                 started = time.perf_counter()
@@ -254,6 +254,19 @@ def measure(args: argparse.Namespace, run: Run) -> Figures:
         if args.backend.startswith("redis://"):
             _delete_keys(args.backend, namespace)
     return Figures(run, stored, elapsed, cpu, partial=not done, load=load)
+
+
+def _warm_up(app: Any, sink: Any, count: int, timeout: float) -> None:
+    """Send batches of 50 empty tasks until each of the ``count`` workers has run one:
+    then all have joined the group and hold partitions, and no rebalance lands in the
+    timed part (a worker joining late would move partitions in the middle of it)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < count:
+        sent = send(app, sink, b"", 50)
+        if not Waiter(app, sent).wait(deadline):
+            raise RuntimeError(f"warm-up not done within {timeout:g} s")
+        seen.update(r.worker for r in app.backend.get(sent.slice(0, 50)) if r is not None and r.worker)
 
 
 def _create_topic(app: Any, queue: str, partitions: int, limit: int) -> None:

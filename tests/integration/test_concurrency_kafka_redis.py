@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from ..worker import conc_scenarios as scenarios
-from ..worker.procs import WorkerProcess, running_workers, wait_ready, worker_env
+from ..worker.procs import WorkerProcess, app_in_env, ready_workers, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.integration]
 APP = "tests.apps.conc_app"
@@ -35,18 +34,8 @@ def cluster(kafka_bootstrap: str, redis_url: str,
     }
     env = worker_env(f"kafka://{kafka_bootstrap}", redis_url, tmp_path, **settings)
     env["YADTQ_TEST_GAUGE"] = str(tmp_path / "gauge.db")
-    with pytest.MonkeyPatch.context() as patch:
-        for key in ("YADTQ_BROKER_URL", "YADTQ_BACKEND_URL", "YADTQ_TEST_GAUGE",
-                    *(f"YADTQ_{k.upper()}" for k in settings)):
-            patch.setenv(key, env[key])
-        module = importlib.reload(importlib.import_module(APP))
-        try:
-            with running_workers(4, APP, env, tmp_path, ["-c", "4"]) as workers:
-                wait_ready(workers, module.app.get_worker_status, timeout=90)
-                yield module, workers, tmp_path
-        finally:
-            module.app.close()
-
+    with app_in_env(APP, env) as module, ready_workers(4, module, env, tmp_path, ["-c", "4"]) as workers:
+        yield module, workers, tmp_path
 
 @pytest.mark.timeout(300)
 def test_never_more_than_the_limit_per_key_with_4_workers(cluster: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -10,7 +11,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from types import ModuleType
+from typing import Any, Optional
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +104,29 @@ def wait_ready(workers: Sequence[WorkerProcess], status_of: object, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"workers not ready: {status}")
         time.sleep(0.05)
+
+
+@contextmanager
+def app_in_env(app: str, env: dict[str, str]) -> Iterator[Any]:
+    """The test app module ``app`` reloaded under ``env``'s ``YADTQ_*`` settings (the
+    client side of a run with real workers started with the same ``env``); its app is
+    closed and the settings restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            if key.startswith("YADTQ_"):
+                patch.setenv(key, value)
+        module: ModuleType = importlib.reload(importlib.import_module(app))
+        try:
+            yield module
+        finally:
+            module.app.close()
+
+
+@contextmanager
+def ready_workers(count: int, module: Any, env: dict[str, str], logdir: Path,
+                  extra: Sequence[str] = (), timeout: float = 90) -> Iterator[list[WorkerProcess]]:
+    """``count`` workers of the app module ``module`` (see :func:`app_in_env`), once
+    every one of them reports in."""
+    with running_workers(count, module.__name__, env, logdir, extra) as workers:
+        wait_ready(workers, module.app.get_worker_status, timeout=timeout)
+        yield workers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 
 from . import conc_scenarios as scenarios
-from .procs import WorkerProcess, running_workers, wait_ready, worker_env
+from .procs import WorkerProcess, app_in_env, ready_workers, worker_env
 
 pytestmark = pytest.mark.slow
 APP = "tests.apps.conc_app"
@@ -24,18 +23,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, lis
     env = worker_env(url, url, tmp_path, heartbeat_interval="0.5",
                      worker_unresponsive_after=str(UNRESPONSIVE), visibility_timeout="6")
     env["YADTQ_TEST_GAUGE"] = str(tmp_path / "gauge.db")
-    with pytest.MonkeyPatch.context() as patch:
-        for key in ("YADTQ_BROKER_URL", "YADTQ_BACKEND_URL", "YADTQ_TEST_GAUGE",
-                    "YADTQ_HEARTBEAT_INTERVAL", "YADTQ_WORKER_UNRESPONSIVE_AFTER"):
-            patch.setenv(key, env[key])
-        module = importlib.reload(importlib.import_module(APP))
-        try:
-            with running_workers(4, APP, env, tmp_path, ["-c", "4"]) as workers:
-                wait_ready(workers, module.app.get_worker_status, timeout=60)
-                yield module, workers, tmp_path
-        finally:
-            module.app.close()
-
+    with app_in_env(APP, env) as module, \
+            ready_workers(4, module, env, tmp_path, ["-c", "4"], timeout=60) as workers:
+        yield module, workers, tmp_path
 
 @pytest.mark.timeout(300)
 def test_never_more_than_the_limit_per_key_with_4_workers(cluster: Any) -> None:

@@ -23,7 +23,8 @@ from .render import one_line
 from .revoke import revoke
 from .schedule import schedule
 from .shell import shell
-from .tasks import purge, result, status, submit
+from .submit import submit
+from .tasks import purge, result, status
 from .worker import worker
 
 

@@ -1,40 +1,43 @@
-"""YADTQ: the application object — settings, task registry, sending tasks, reading results."""
+"""YADTQ: the application object — settings, task registry, sending tasks, reading results.
+
+The class keeps the public methods; the work behind many of them lives beside it:
+``config.py`` (configuring, task discovery), ``registry.py`` (task names),
+``sending.py``, ``delivery.py`` (broker refusals), ``liveness.py`` (worker states)
+and ``schedules.py`` (periodic tasks).
+"""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
-import time
 from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeVar, Union, overload
 
-from typing_extensions import Concatenate, ParamSpec
+from typing_extensions import ParamSpec
 
-from . import schedules, sending, states
+from . import liveness, registry, schedules, sending
 from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
 from .canvas.send import apply as send_canvas
 from .clock import BackendClock
-from .config import autodiscover, settings_from_object
-from .delivery import DeliveryWatch, delivers_later, flush_at_exit
-from .exceptions import ConfigurationError, NotRegistered, YADTQError
+from .config import DeferredSteps, check_transports_kept, configured, discover_tasks
+from .decorators import BoundTaskDecorator as BoundTaskDecorator
+from .decorators import TaskDecorator as TaskDecorator
+from .delivery import DeliveryWatch, delivers_later, flush_at_exit, record_undelivered
+from .exceptions import ConfigurationError
+from .liveness import ALIVE as ALIVE
+from .liveness import OFFLINE as OFFLINE
+from .liveness import UNRESPONSIVE as UNRESPONSIVE
 from .naming import default_task_name
 from .periodic import CATCH_UP_ONCE, Schedule
 from .readahead import ReadAhead
 from .result import AsyncResult
-from .settings import Settings, explicit_settings, load_settings, validate
+from .settings import Settings, eager_in_memory, explicit_settings, load_settings
 from .task import AsyncTask, Task, TaskOptions, build_options
-from .transports.base import (
-    Broker,
-    ErrorInfo,
-    ResultBackend,
-    StateChange,
-    WorkerInfo,
-    create_backend,
-    create_broker,
-)
+from .transports.base import Broker, ResultBackend, WorkerInfo, create_backend, create_broker
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -46,30 +49,6 @@ logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-ALIVE, UNRESPONSIVE, OFFLINE = "alive", "unresponsive", "offline"
-
-
-class TaskDecorator(Protocol):
-    """What ``@app.task(...)`` returns: keeps the function's parameters and return type
-    (for an ``async def``, the type its coroutine returns)."""
-
-    @overload
-    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
-
-    @overload
-    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
-
-
-class BoundTaskDecorator(Protocol):
-    """What ``@app.task(bind=True, ...)`` returns: the first parameter (the task) is dropped."""
-
-    @overload
-    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
-
-    @overload
-    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
-
 
 _AsyncResult = AsyncResult
 
@@ -90,11 +69,9 @@ class YADTQ:
     def __init__(self, name: Optional[str] = None, *, broker: Optional[str] = None,
                  backend: Optional[str] = None, **settings: Any) -> None:
         self.name = name or "yadtq"
-        self.settings: Settings = load_settings(broker=broker, backend=backend, **settings)
+        self.settings: Settings = eager_in_memory(load_settings(broker=broker, backend=backend, **settings))
         #: Settings given as arguments: configuration objects never override them.
         self._explicit = explicit_settings(broker, backend, settings)
-        if self.settings.eager:
-            self.settings = self.settings.replace(broker_url="memory://", backend_url="memory://")
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: short name ("add") -> full names, for the CLI and send_task.
         self._aliases: dict[str, set[str]] = {}
@@ -114,8 +91,7 @@ class YADTQ:
         #: to its options and returns message headers to add (``contrib/otel.py``).
         self.send_hook: Optional[Callable[[str, str, dict[str, Any]], Mapping[str, bytes]]] = None
         #: Steps :meth:`finalize` runs once (deferred task discovery).
-        self._finalize_steps: list[Callable[[], None]] = []
-        self._finalized = False
+        self._deferred = DeferredSteps()
         register_builtins(self)
 
     def _defaults_from_settings(self) -> TaskOptions:
@@ -139,21 +115,12 @@ class YADTQ:
         Raises:
             ConfigurationError: an unknown setting, a bad value, or an import failing.
         """
-        values = {k: v for k, v in settings_from_object(obj, namespace).items() if k not in self._explicit}
-        updated = self.settings.replace(**values)
-        if updated.eager:
-            updated = updated.replace(broker_url="memory://", backend_url="memory://")
-        validate(updated)
+        updated, names = configured(self.settings, obj, namespace, self._explicit)
         with self._lock:
-            in_use = self._broker is not None or self._backend is not None
-            if ((self._broker is not None and updated.broker_url != self.settings.broker_url)
-                    or (self._backend is not None and updated.backend_url != self.settings.backend_url)
-                    or (in_use and updated.namespace != self.settings.namespace)):
-                raise ConfigurationError("config_from_object changes a transport already in use: "
-                                         "configure the app before sending tasks")
+            check_transports_kept(self.settings, updated, self._broker is not None, self._backend is not None)
             self.settings = updated
             self._task_defaults = self._defaults_from_settings()
-        logger.debug("app %s configured from %r: %s", self.name, obj, ", ".join(sorted(values)))
+        logger.debug("app %s configured from %r: %s", self.name, obj, ", ".join(names))
 
     def autodiscover_tasks(self, packages: Optional[Union[Sequence[str], Callable[[], Sequence[str]]]] = None,
                            related_name: str = "tasks") -> None:
@@ -170,25 +137,11 @@ class YADTQ:
             ConfigurationError: a ``tasks`` module fails to import; no packages given
                 and Django is not installed.
         """
-        if packages is None:
-            from .contrib.django import discover_installed_apps
-
-            discover_installed_apps(self, related_name)
-            return
-        if callable(packages):  # read late: e.g. lambda: settings.INSTALLED_APPS
-            getter = packages
-            self.on_finalize(lambda: self.autodiscover_tasks(getter(), related_name))
-            return
-        for package in packages:
-            autodiscover(package, related_name)
+        discover_tasks(self, packages, related_name)
 
     def on_finalize(self, step: Callable[[], None]) -> None:
         """Run ``step`` when the app is finalized (:meth:`finalize`), or now if it was."""
-        with self._lock:
-            if not self._finalized:
-                self._finalize_steps.append(step)
-                return
-        step()
+        self._deferred.add(step)
 
     def finalize(self) -> None:
         """Run the set-up steps deferred until the app is put to work: the task
@@ -199,13 +152,7 @@ class YADTQ:
         Raises:
             ConfigurationError: a deferred step failed.
         """
-        with self._lock:
-            if self._finalized:
-                return
-            self._finalized = True
-            steps, self._finalize_steps = self._finalize_steps, []
-        for step in steps:
-            step()
+        self._deferred.run()
 
     def __repr__(self) -> str:
         return f"<YADTQ {self.name} broker={self.settings.broker_url} backend={self.settings.backend_url}>"
@@ -218,39 +165,13 @@ class YADTQ:
             with self._lock:
                 if self._broker is None:
                     broker = create_broker(self.settings.broker_url, self.settings)
-                    broker.on_delivery_error = self._on_delivery_error
+                    broker.on_delivery_error = functools.partial(record_undelivered, self)
                     self.deliveries.watch(broker)
                     if delivers_later(broker) and not self._exit_flush:
                         self._exit_flush = True
                         flush_at_exit(self)  # a script exiting right after .delay() loses nothing
                     self._broker = broker
         return self._broker
-
-    def _on_delivery_error(self, task_id: Optional[str], error: str) -> None:
-        """A sent task's message was finally refused by the broker: the task fails, and
-        ``get()`` in this process raises ``BrokerUnavailable`` at once, unless another copy
-        can still run it (it is scheduled, waiting to retry or running: the backend
-        decides that in the same atomic step, see :attr:`StateChange.undelivered`)."""
-        if task_id is None:
-            logger.error("a message could not be delivered to the broker: %s", error)
-            return
-        try:
-            self.backend.record([StateChange(task_id, states.FAILED, time.time(), error=ErrorInfo(
-                "yadtq.exceptions.BrokerUnavailable", f"not delivered to the broker: {error}",
-                [f"not delivered to the broker: {error}"]), undelivered=True)])
-            record = self.backend.get([task_id])[0]
-        except YADTQError as exc:
-            logger.error("cannot record that task %s was not delivered: %s", task_id, exc,
-                         extra={"task_id": task_id})
-            record = None
-        if record is not None and record.state != states.FAILED:
-            logger.warning("a copy of task %s was not delivered to the broker (%s); the task is "
-                           "%s, so it is not failed", task_id, error, record.state,
-                           extra={"task_id": task_id})
-            return
-        logger.error("task %s could not be delivered to the broker: %s", task_id, error,
-                     extra={"task_id": task_id})
-        self.deliveries.refused(task_id, error)
 
     @property
     def backend(self) -> ResultBackend:
@@ -314,11 +235,7 @@ class YADTQ:
             cls = AsyncTask if inspect.iscoroutinefunction(func) else Task
             task: Task[Any, Any] = cls(self, func, build_options(name, self._task_defaults, options,
                                                                  func))
-            self._check_unique(name, func)
-            self.tasks[name] = task
-            short = func.__name__
-            # Short names ("add") work for send_task and the CLI when they are unambiguous.
-            self._aliases.setdefault(short, set()).add(name)
+            registry.add(self.tasks, self._aliases, name, task, func)
             return task
 
         if fn is not None:
@@ -327,34 +244,13 @@ class YADTQ:
             return register(fn)
         return register
 
-    def _check_unique(self, name: str, func: Callable[..., Any]) -> None:
-        """Two functions under one name is an error; the same function again (a module
-        reloaded) replaces its earlier registration."""
-        earlier = self.tasks.get(name)
-        if earlier is None:
-            return
-        same = (default_task_name(earlier.fn) == default_task_name(func)
-                and getattr(earlier.fn, "__module__", None) == getattr(func, "__module__", None))
-        if not same:
-            raise ConfigurationError(
-                f"two tasks named {name!r}: {default_task_name(earlier.fn)} and "
-                f"{default_task_name(func)} (give one another name=...)")
-
     def resolve(self, name: str) -> Task[Any, Any]:
         """The task registered as ``name`` (or under the unambiguous short name ``name``).
 
         Raises:
             NotRegistered: no such task.
         """
-        task = self.tasks.get(name)
-        if task is not None:
-            return task
-        full = self._aliases.get(name, set())
-        if len(full) == 1:
-            return self.tasks[next(iter(full))]
-        if len(full) > 1:
-            raise NotRegistered(f"task name {name!r} is ambiguous: {', '.join(sorted(full))}")
-        raise NotRegistered(f"no task named {name!r} (registered: {', '.join(sorted(self.tasks)) or 'none'})")
+        return registry.resolve(self.tasks, self._aliases, name)
 
     # ------------------------------------------------------------------ sending
     def lookup(self, name: str) -> Optional[Task[Any, Any]]:
@@ -466,33 +362,12 @@ class YADTQ:
         (``now`` is not used: comparing this host's clock with a heartbeat's would
         make clock skew look like silence).
         """
-        if info.state == "stopped":
-            return OFFLINE
-        if info.silent > self.settings.worker_unresponsive_after:
-            return UNRESPONSIVE
-        return ALIVE
+        return liveness.judge(info, self.settings.worker_unresponsive_after)
 
     def get_worker_status(self) -> dict[str, dict[str, Any]]:
         """Every known worker: ``status`` (alive/unresponsive/offline), ``last_heartbeat``,
         ``tasks_done``, ``tasks_failed``, ``active`` and more."""
-        now = time.time()
-        return {
-            w.worker: {
-                "status": self.worker_state(w, now),
-                "last_heartbeat": w.last_heartbeat,
-                "silent": w.silent,
-                "tasks_done": w.tasks_done,
-                "tasks_failed": w.tasks_failed,
-                "active": w.active,
-                "healthy": w.healthy,
-                "hostname": w.hostname,
-                "pid": w.pid,
-                "queues": list(w.queues),
-                "concurrency": w.concurrency,
-                "started": w.started,
-            }
-            for w in sorted(self.backend.workers(), key=lambda info: info.worker)
-        }
+        return liveness.status_table(self)
 
     def worker_failures(self, limit: int = 100) -> list[WorkerFailure]:
         """Workers that stopped heartbeating without a clean shutdown, newest first."""

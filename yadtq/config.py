@@ -1,7 +1,8 @@
-"""Configuration from a module or object, task routes, and discovering ``tasks`` modules.
+"""Configuration from a module or object, task routes, and discovering ``tasks`` modules
+(at once, or in set-up steps deferred until the app is finalized).
 
-Pure helpers that :class:`yadtq.app.YADTQ` and the CLI's app loader call; no
-transport code here.
+Helpers that :class:`yadtq.app.YADTQ` and the CLI's app loader call; no transport
+code here.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import importlib.util
 import inspect
 import logging
 import pkgutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Collection, Mapping, Sequence
 from types import ModuleType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .exceptions import ConfigurationError
-from .settings import FIELDS, coerce
+from .settings import FIELDS, Settings, coerce, eager_in_memory, validate
+
+if TYPE_CHECKING:
+    from .app import YADTQ
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +98,36 @@ def settings_from_object(obj: Any, namespace: Optional[str] = None) -> dict[str,
     return found
 
 
+def configured(settings: Settings, obj: Any, namespace: Optional[str],
+               explicit: Collection[str]) -> tuple[Settings, list[str]]:
+    """``settings`` with what ``obj`` sets (:func:`settings_from_object`) but the names in
+    ``explicit`` (given to ``YADTQ(...)``); and the names it set, sorted.
+
+    Raises:
+        ConfigurationError: an unknown setting, a bad value, or an import failing.
+    """
+    values = {k: v for k, v in settings_from_object(obj, namespace).items() if k not in explicit}
+    updated = eager_in_memory(settings.replace(**values))
+    validate(updated)
+    return updated, sorted(values)
+
+
+def check_transports_kept(current: Settings, updated: Settings, broker_open: bool,
+                          backend_open: bool) -> None:
+    """Refuse new settings that change a transport the app already opened.
+
+    Raises:
+        ConfigurationError: the URL of an open transport changes, or the namespace
+            while either is open.
+    """
+    in_use = broker_open or backend_open
+    if ((broker_open and updated.broker_url != current.broker_url)
+            or (backend_open and updated.backend_url != current.backend_url)
+            or (in_use and updated.namespace != current.namespace)):
+        raise ConfigurationError("config_from_object changes a transport already in use: "
+                                 "configure the app before sending tasks")
+
+
 def _namespaced(obj: Any, namespace: str, where: str) -> dict[str, Any]:
     """The ``<NAMESPACE>_<SETTING>`` names of ``obj`` as settings (see :func:`settings_from_object`)."""
     if not namespace or not namespace.isidentifier():
@@ -131,6 +166,60 @@ def route(routes: Mapping[str, str], name: str) -> Optional[str]:
         if fnmatch.fnmatchcase(name, pattern):
             return target
     return None
+
+
+def discover_tasks(app: YADTQ, packages: Optional[Union[Sequence[str], Callable[[], Sequence[str]]]],
+                   related_name: str) -> None:
+    """What ``app.autodiscover_tasks(packages, related_name)`` does: import each package's
+    tasks modules now, those of a function's packages when the app is finalized, or
+    without packages those of Django's installed apps.
+
+    Raises:
+        ConfigurationError: a ``tasks`` module fails to import; no packages given
+            and Django is not installed.
+    """
+    if packages is None:
+        from .contrib.django import discover_installed_apps
+
+        discover_installed_apps(app, related_name)
+        return
+    if callable(packages):  # read late: e.g. lambda: settings.INSTALLED_APPS
+        getter = packages
+        app.on_finalize(lambda: app.autodiscover_tasks(getter(), related_name))
+        return
+    for package in packages:
+        autodiscover(package, related_name)
+
+
+class DeferredSteps:
+    """Set-up steps deferred until the app is finalized (``YADTQ.on_finalize``), run once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._steps: list[Callable[[], None]] = []
+        self._done = False
+
+    def add(self, step: Callable[[], None]) -> None:
+        """Run ``step`` when :meth:`run` is called, or now if it was."""
+        with self._lock:
+            if not self._done:
+                self._steps.append(step)
+                return
+        step()
+
+    def run(self) -> None:
+        """Run the steps added so far, once; a second call does nothing.
+
+        Raises:
+            ConfigurationError: a step failed.
+        """
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            steps, self._steps = self._steps, []
+        for step in steps:
+            step()
 
 
 def autodiscover(package: str, related_name: str = TASKS_MODULE) -> list[ModuleType]:

@@ -6,8 +6,9 @@ reports are only served by calls that poll the client. :class:`DeliveryWatch`
 makes that reliable for a client that sends and then only waits:
 
 - a daemon thread serves delivery reports while messages are unconfirmed, so a
-  refusal reaches the app's delivery-error hook as soon as the client knows it,
-  not at the next publish;
+  refusal reaches the app's delivery-error hook (:func:`record_undelivered`, which
+  fails the task unless another copy can still run it) as soon as the client
+  knows it, not at the next publish;
 - refusals are remembered in the process (bounded), so ``AsyncResult.get()``
   raises ``BrokerUnavailable`` at once, even when the backend cannot be told;
 - at interpreter exit, messages still queued are flushed (bounded by
@@ -24,11 +25,14 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Optional
 
-from .transports.base import Broker
+from . import states
+from .exceptions import YADTQError
+from .transports.base import Broker, ErrorInfo, StateChange
 
 if TYPE_CHECKING:
     from .app import YADTQ
@@ -148,3 +152,32 @@ def _flush_at_exit(ref: weakref.ReferenceType[YADTQ]) -> None:
     if pending:
         logger.error("%d sent tasks of app %s were not delivered to the broker within %.0f s "
                      "of exiting and are lost", pending, app.name, EXIT_FLUSH_TIMEOUT)
+
+
+def record_undelivered(app: YADTQ, task_id: Optional[str], error: str) -> None:
+    """``app``'s broker delivery-error hook (``Broker.on_delivery_error``).
+
+    A sent task's message was finally refused by the broker: the task fails, and
+    ``get()`` in this process raises ``BrokerUnavailable`` at once, unless another copy
+    can still run it (it is scheduled, waiting to retry or running: the backend
+    decides that in the same atomic step, see :attr:`StateChange.undelivered`)."""
+    if task_id is None:
+        logger.error("a message could not be delivered to the broker: %s", error)
+        return
+    try:
+        app.backend.record([StateChange(task_id, states.FAILED, time.time(), error=ErrorInfo(
+            "yadtq.exceptions.BrokerUnavailable", f"not delivered to the broker: {error}",
+            [f"not delivered to the broker: {error}"]), undelivered=True)])
+        record = app.backend.get([task_id])[0]
+    except YADTQError as exc:
+        logger.error("cannot record that task %s was not delivered: %s", task_id, exc,
+                     extra={"task_id": task_id})
+        record = None
+    if record is not None and record.state != states.FAILED:
+        logger.warning("a copy of task %s was not delivered to the broker (%s); the task is "
+                       "%s, so it is not failed", task_id, error, record.state,
+                       extra={"task_id": task_id})
+        return
+    logger.error("task %s could not be delivered to the broker: %s", task_id, error,
+                 extra={"task_id": task_id})
+    app.deliveries.refused(task_id, error)

@@ -175,6 +175,13 @@ def explicit_settings(broker: Optional[str], backend: Optional[str],
     return frozenset(names)
 
 
+def eager_in_memory(settings: Settings) -> Settings:
+    """``settings``, with an eager app's transports in memory whatever URLs were given."""
+    if settings.eager:
+        return settings.replace(broker_url="memory://", backend_url="memory://")
+    return settings
+
+
 def validate(settings: Settings) -> None:
     """Check a whole :class:`Settings`.
 

@@ -31,7 +31,7 @@ from yadtq.transports.base import (
     WorkerInfo,
 )
 from yadtq.transports.base import REVOKED as DECISION_REVOKED
-from yadtq.transports.sqlite.backend import _SELECT_IN_STATE
+from yadtq.transports.sqlite.monitor import _SELECT_IN_STATE
 
 DEADLINE = 20.0
 

@@ -22,16 +22,16 @@ from yadtq.namespace import Naming
 from yadtq.settings import Settings
 from yadtq.transports import kafka as kafka_module
 from yadtq.transports.base import Delivery, Message
-from yadtq.transports.kafka import (
+from yadtq.transports.kafka import KafkaBroker
+from yadtq.transports.kafka_consumer import KafkaConsumer
+from yadtq.transports.kafka_naming import (
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
-    KafkaBroker,
     KafkaToken,
     group_for,
     topic_for,
 )
-from yadtq.transports.kafka_consumer import KafkaConsumer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 

@@ -11,7 +11,7 @@ import pytest
 from yadtq.namespace import Naming
 from yadtq.priority import HEADER_PRIORITY
 from yadtq.transports.base import Message
-from yadtq.transports.kafka import lane_topics
+from yadtq.transports.kafka_naming import lane_topics
 
 from .test_kafka_broker import Harness, fetch_all, messages, new_queue, pump
 

@@ -124,11 +124,11 @@ def test_an_idle_worker_fetches_with_the_long_wait_unless_deliveries_are_parked(
 def test_an_idle_recorder_blocks_until_an_outcome_or_its_wake_up(monkeypatch: pytest.MonkeyPatch) -> None:
     import queue
 
-    from yadtq.worker import consumer as consumer_module
+    from yadtq.worker import recorder as recorder_module
     from yadtq.worker.attempts import Identity, WorkerStats
     from yadtq.worker.consumer import TaskConsumer
 
-    monkeypatch.setattr(consumer_module, "RECORDER_WAIT", 60.0)
+    monkeypatch.setattr(recorder_module, "RECORDER_WAIT", 60.0)
     app = YADTQ("idle", broker="memory://", backend="memory://")
     waits: list[object] = []
 

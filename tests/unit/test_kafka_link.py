@@ -106,9 +106,9 @@ def test_an_unreachable_cluster_is_called_unreachable(monkeypatch: pytest.Monkey
     # Not "cannot create topic": nothing answered at all (issue 12, a newcomer's report).
     from yadtq.exceptions import BrokerUnavailable
     from yadtq.settings import load_settings
-    from yadtq.transports import kafka
+    from yadtq.transports import kafka, kafka_topics
 
-    monkeypatch.setattr(kafka, "ADMIN_TIMEOUT", 1.0)
+    monkeypatch.setattr(kafka_topics, "ADMIN_TIMEOUT", 1.0)
     url = "kafka://127.0.0.1:1"
     broker = kafka.KafkaBroker(url, load_settings(environ={}, broker=url, backend="memory://"))
     with pytest.raises(BrokerUnavailable) as info:

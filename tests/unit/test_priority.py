@@ -117,7 +117,7 @@ def test_levels_map_onto_three_lanes() -> None:
 
 
 def test_kafka_lane_topics_are_built_from_the_queue_topic() -> None:
-    kafka = pytest.importorskip("yadtq.transports.kafka")
+    kafka = pytest.importorskip("yadtq.transports.kafka_naming")
     from yadtq.namespace import Naming
 
     for naming in (Naming(), Naming("shop")):

@@ -16,7 +16,8 @@ from .operate import control, retry
 from .revoke import revoke
 from .schedule import schedule
 from .shell import shell
-from .tasks import purge, result, status, submit
+from .submit import submit
+from .tasks import purge, result, status
 
 COMMANDS = (submit, status, result, revoke, purge, monitor, inspect_command, tasks_command, schedule,
             retry, dlq, control, dashboard, bench, shell)

@@ -11,10 +11,11 @@ from rich.table import Table
 
 from .. import schedules
 from ..periodic import CATCH_UP, CATCH_UP_ONCE, Schedule
+from .calls import check_call, parse_arg, parse_kwargs, resolve_name
 from .loading import load_app
 from .options import app_option
 from .render import format_call, stdout_console
-from .tasks import _parse_kwargs, check_call, flush, parse_arg, resolve_name
+from .waiting import flush
 
 if TYPE_CHECKING:
     from ..schedules import ScheduleInfo
@@ -98,7 +99,7 @@ def add_command(app_path: str, name: str, task: str, args: tuple[str, ...], kwar
     if (cron is None) == (every is None):
         raise click.UsageError("give exactly one of --cron or --every")
     values = tuple(parse_arg(a) for a in args)
-    kwargs = _parse_kwargs(kwargs_json)
+    kwargs = parse_kwargs(kwargs_json)
     app = load_app(app_path)
     full = resolve_name(app, task)
     if full in app.tasks:

@@ -34,7 +34,7 @@ from .options import app_option
 from .render import STATE_STYLES, format_error, one_line, print_worker_table, styled
 from .shell_parsing import parse_arguments, split_line
 from .shell_views import Submitted, outcome_text, shell_console, task_detail, tasks_table
-from .tasks import flush
+from .waiting import flush
 
 if TYPE_CHECKING:
     from ..app import YADTQ

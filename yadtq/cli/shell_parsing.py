@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from .tasks import parse_arg
+from .calls import parse_arg
 
 _KEYWORD = re.compile(r"([A-Za-z_]\w*)=(.*)", re.DOTALL)
 _CLOSING = {"[": "]", "{": "}", "(": ")"}
@@ -61,7 +61,7 @@ def split_line(line: str) -> list[str]:
 def parse_arguments(tokens: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Task arguments from tokens: ``NAME=VALUE`` is a keyword argument, anything else positional.
 
-    Values are read as ``yadtq submit`` reads them (:func:`yadtq.cli.tasks.parse_arg`): JSON,
+    Values are read as ``yadtq submit`` reads them (:func:`yadtq.cli.calls.parse_arg`): JSON,
     else a Python literal, else the text itself. Quote a positional ``"a=b"`` to send it as a string.
 
     Raises:

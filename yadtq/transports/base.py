@@ -6,26 +6,23 @@ batch in one round trip. ``memory.py`` is the reference implementation every
 other transport must match (``tests/contract`` runs one suite over all of them).
 
 Transports are found by URL scheme through the ``yadtq.brokers`` and
-``yadtq.backends`` entry points, so a third-party package can add one.
+``yadtq.backends`` entry points, so a third-party package can add one
+(``discovery.py``). The contract's data live in ``types.py`` and ``deliveries.py``,
+and ``wait_async``'s default in ``async_wait.py``; this module re-exports them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Optional
 
-from importlib_metadata import entry_points
-
-from ..envelope import HEADER_ID, HEADER_TASK, peek_task_id
 from ..exceptions import BrokerUnavailable, ConfigurationError
+from .async_wait import ASYNC_WAIT_SLICE, wait_in_thread
+from .deliveries import DeadLetter, Delivery, DeliveryErrorHook, DrainCallback
+from .discovery import BACKEND_GROUP, BROKER_GROUP, load_transport
 from .types import (  # the contract's data, re-exported
     BUSY,
     CONTROL_POOL_GROW,
@@ -58,105 +55,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ASYNC_WAIT_SLICE",
-    "BACKEND_GROUP",
-    "BROKER_GROUP",
-    "BUSY",
-    "CONTROL_POOL_GROW",
-    "CONTROL_POOL_SHRINK",
-    "CONTROL_SHUTDOWN",
-    "CONTROL_TERMINATE",
-    "RECENT_LIMIT",
-    "REVOKED",
-    "RUN",
-    "SKIP",
-    "SUMMARY_MESSAGE_LIMIT",
-    "BackendSnapshot",
-    "Broker",
-    "Claim",
-    "Consumer",
-    "DeadLetter",
-    "Delivery",
-    "ErrorInfo",
-    "FailedMessage",
-    "Message",
-    "Progress",
-    "ResultBackend",
-    "ScheduledMessage",
-    "StateChange",
-    "TaskRecord",
-    "TaskSummary",
-    "TaskTotals",
-    "WorkerFailure",
-    "WorkerInfo",
-    "create_backend",
-    "create_broker",
+    "ASYNC_WAIT_SLICE", "BACKEND_GROUP", "BROKER_GROUP", "BUSY", "CONTROL_POOL_GROW",
+    "CONTROL_POOL_SHRINK", "CONTROL_SHUTDOWN", "CONTROL_TERMINATE", "RECENT_LIMIT", "REVOKED",
+    "RUN", "SKIP", "SUMMARY_MESSAGE_LIMIT", "BackendSnapshot", "Broker", "Claim", "Consumer",
+    "DeadLetter", "Delivery", "DeliveryErrorHook", "DrainCallback", "ErrorInfo", "FailedMessage",
+    "Message", "Progress", "ResultBackend", "ScheduledMessage", "StateChange", "TaskRecord",
+    "TaskSummary", "TaskTotals", "WorkerFailure", "WorkerInfo", "create_backend", "create_broker",
     "iter_batches",
 ]
 
-BROKER_GROUP = "yadtq.brokers"
-#: Seconds one blocking wait of :meth:`ResultBackend.wait_async`'s default lasts.
-ASYNC_WAIT_SLICE = 1.0
-BACKEND_GROUP = "yadtq.backends"
 
 
 # --------------------------------------------------------------------------- broker side
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A message as a consumer received it.
-
-    ``token`` is opaque to everyone but the transport that made it (partition
-    and offset for Kafka, a row id for SQLite).
-    """
-
-    body: bytes
-    queue: str
-    headers: Mapping[str, bytes] = field(default_factory=dict)
-    key: Optional[bytes] = None
-    token: Any = None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message in the dead-letter queue: where it came from and why it can never run.
-
-    ``id`` names it within its broker (Kafka: ``partition-offset`` of the dead-letter
-    topic; SQLite and memory: a row number).
-    """
-
-    id: str
-    queue: str
-    reason: str
-    #: When it was dead-lettered (epoch seconds).
-    timestamp: float
-    body: bytes
-    headers: Mapping[str, bytes] = field(default_factory=dict)
-    key: Optional[bytes] = None
-
-    @property
-    def task_id(self) -> Optional[str]:
-        """The task id, from the headers or else the body, as far as readable."""
-        raw = self.headers.get(HEADER_ID)
-        if raw:
-            return raw.decode("utf-8", "replace")
-        return peek_task_id(self.body)
-
-    @property
-    def task(self) -> Optional[str]:
-        """The task name from the headers, if any."""
-        raw = self.headers.get(HEADER_TASK)
-        return raw.decode("utf-8", "replace") if raw else None
-
-    def message(self) -> Message:
-        """The message to publish to requeue it."""
-        return Message(queue=self.queue, body=self.body, key=self.key, headers=dict(self.headers))
-
-
-#: Called by a consumer that is about to lose deliveries (e.g. a Kafka rebalance):
-#: the worker finishes what it can within ``timeout`` seconds and reports it done.
-DrainCallback = Callable[[float], None]
 
 
 class Consumer(ABC):
@@ -203,10 +113,6 @@ class Consumer(ABC):
         """Whether ``delivery``'s partition is being revoked right now (while the consumer
         calls its ``on_drain``): a drain waits for such deliveries only. Any thread."""
         return False
-
-
-#: Called with (task id or ``None``, error text) for a message the broker finally refused.
-DeliveryErrorHook = Callable[[Optional[str], str], None]
 
 
 class Broker(ABC):
@@ -393,35 +299,7 @@ class ResultBackend(ABC):
         cancelled caller frees its thread soon; a backend with an asyncio client
         overrides it (Redis).
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Optional[TaskRecord]] = loop.create_future()
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def deliver(outcome: Any, failed: bool) -> None:
-            if not future.done():
-                if failed:
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-
-        def hand_off() -> None:
-            outcome: Any = None
-            failed = False
-            try:
-                while not future.done():  # done: the caller was cancelled
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    piece = ASYNC_WAIT_SLICE if remaining is None else max(
-                        0.0, min(remaining, ASYNC_WAIT_SLICE))
-                    outcome = self.wait(task_id, piece)
-                    if outcome is not None or (remaining is not None and remaining <= piece):
-                        break
-            except BaseException as exc:  # handed over to the awaiting coroutine
-                outcome, failed = exc, True
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(deliver, outcome, failed)
-
-        threading.Thread(target=hand_off, name=f"yadtq-wait-{task_id[:8]}", daemon=True).start()
-        return await future
+        return await wait_in_thread(self.wait, task_id, timeout)
 
     @abstractmethod
     def forget(self, task_ids: Sequence[str]) -> None:
@@ -541,39 +419,16 @@ class ResultBackend(ABC):
 # --------------------------------------------------------------------------- discovery
 
 
-def _scheme(url: str) -> str:
-    scheme = urlsplit(url).scheme.lower()
-    if not scheme:
-        raise ConfigurationError(f"not a transport URL: {url!r}")
-    return scheme
-
-
-def _load(group: str, url: str) -> type[Any]:
-    scheme = _scheme(url)
-    found = [ep for ep in entry_points(group=group) if ep.name == scheme]
-    if not found:
-        known = sorted({ep.name for ep in entry_points(group=group)})
-        role = "broker" if group == BROKER_GROUP else "backend"
-        raise ConfigurationError(
-            f"no {role} transport for {scheme}:// (known: {', '.join(known) or 'none'})"
-        )
-    try:
-        cls = found[0].load()
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot load the {scheme}:// transport: {exc}") from exc
-    return cls  # type: ignore[no-any-return]
-
-
 def create_broker(url: str, settings: Settings) -> Broker:
     """The broker for ``url``, looked up by scheme in the ``yadtq.brokers`` entry points."""
-    broker = _load(BROKER_GROUP, url)(url, settings)
+    broker = load_transport(BROKER_GROUP, url)(url, settings)
     assert isinstance(broker, Broker)
     return broker
 
 
 def create_backend(url: str, settings: Settings) -> ResultBackend:
     """The backend for ``url``, looked up by scheme in the ``yadtq.backends`` entry points."""
-    backend = _load(BACKEND_GROUP, url)(url, settings)
+    backend = load_transport(BACKEND_GROUP, url)(url, settings)
     assert isinstance(backend, ResultBackend)
     return backend
 

@@ -26,21 +26,15 @@ from confluent_kafka import (
 from ..exceptions import BrokerUnavailable
 from ..priority import LANES
 from .base import Consumer, Delivery, DrainCallback
+from .kafka_config import COMMIT_INTERVAL, MULTI_QUEUE_SLICE
+from .kafka_errors import _error_text
 from .kafka_group import GroupState
 from .kafka_member import _close_member, _is_fatal, _Member
+from .kafka_naming import TP, KafkaToken, group_for, lane_topics
 from .offsets import OffsetTracker
 
 if TYPE_CHECKING:
     from .kafka import KafkaBroker
-from .kafka import (
-    COMMIT_INTERVAL,
-    MULTI_QUEUE_SLICE,
-    TP,
-    KafkaToken,
-    _error_text,
-    group_for,
-    lane_topics,
-)
 
 logger = logging.getLogger(__name__)
 

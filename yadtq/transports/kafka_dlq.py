@@ -29,15 +29,13 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from ..exceptions import BrokerUnavailable
 from .base import DeadLetter, Delivery
-from .kafka import (
-    ADMIN_TIMEOUT,
-    DLQ_TIMEOUT,
+from .kafka_config import ADMIN_TIMEOUT, DLQ_TIMEOUT, _reader
+from .kafka_errors import _error_text
+from .kafka_naming import (
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
     KafkaToken,
-    _error_text,
-    _reader,
     queue_of_topic,
 )
 

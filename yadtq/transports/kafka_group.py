@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Optional
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from .base import Delivery, DrainCallback
-from .kafka import COMMIT_INTERVAL, TP, KafkaToken, _error_text
+from .kafka_config import COMMIT_INTERVAL
+from .kafka_errors import _error_text
 from .kafka_member import _Member, _named
+from .kafka_naming import TP, KafkaToken
 from .offsets import OffsetTracker
 
 if TYPE_CHECKING:

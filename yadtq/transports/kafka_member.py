@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from confluent_kafka import KafkaError
 
-from .kafka import TP
+from .kafka_naming import TP
 
 logger = logging.getLogger(__name__)
 

@@ -19,25 +19,20 @@ from confluent_kafka import Consumer as RdConsumer
 from ..envelope import HEADER_ID, HEADER_TASK
 from ..exceptions import BrokerUnavailable, DeadLetterRefused
 from .base import Delivery
-from .kafka import (
-    _LEADERSHIP_ERRORS,
-    ADMIN_TIMEOUT,
-    DLQ_MAX_MESSAGE_BYTES,
-    DLQ_TIMEOUT,
+from .kafka import KafkaBroker
+from .kafka_config import ADMIN_TIMEOUT, DLQ_MAX_MESSAGE_BYTES, DLQ_TIMEOUT, _reader
+from .kafka_errors import _LEADERSHIP_ERRORS, _error_text, unavailable
+from .kafka_naming import (
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_DLQ_TRUNCATED,
     TP,
-    KafkaBroker,
     KafkaToken,
-    _admin,
-    _error_text,
-    _reader,
     group_for,
     lane_topics,
     queue_of_topic,
-    unavailable,
 )
+from .kafka_topics import _admin
 
 logger = logging.getLogger(__name__)
 

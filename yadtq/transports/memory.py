@@ -3,17 +3,20 @@
 A real implementation of the contract in ``base.py``, not a mock: deliveries not
 reported done are redelivered when their consumer closes, the schedule leases
 what it hands out, and ``wait`` is woken by a condition variable.
+
+This module holds the backend; the broker is ``memory_broker.py`` (re-exported here),
+and the backend's capabilities are mixed in from ``memory_canvas.py``,
+``memory_periodic.py``, ``memory_slots.py`` and ``memory_details.py``.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..flow import admit, slack
@@ -21,14 +24,8 @@ from ..states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCES
 from .base import (
     RECENT_LIMIT,
     BackendSnapshot,
-    Broker,
     Claim,
-    Consumer,
-    DeadLetter,
-    Delivery,
-    DrainCallback,
     FailedMessage,
-    Message,
     Progress,
     ResultBackend,
     ScheduledMessage,
@@ -38,19 +35,12 @@ from .base import (
     WorkerFailure,
     WorkerInfo,
 )
-from .canvas_store import (
-    CHORD_FAILED,
-    CHORD_FIRED,
-    CHORD_OPEN,
-    CanvasBackend,
-    ChordJoin,
-    GroupInfo,
-    GroupSpec,
-)
 from .limits_store import LimitsBackend, RateRequest
+from .memory_broker import MemoryBroker, MemoryConsumer
+from .memory_canvas import MemoryCanvas
 from .memory_details import MemoryDetails
+from .memory_periodic import MemoryPeriodic
 from .memory_slots import MemorySlots
-from .periodic_store import PeriodicEntry, PeriodicStore
 from .records import (
     DEAD_LETTERED,
     PRUNE_BATCH,
@@ -65,165 +55,15 @@ from .records import (
     totals_from,
     watch_after_beat,
 )
-from .waiting import PriorityDeque
 
 if TYPE_CHECKING:
     from ..settings import Settings
+    from .memory_canvas import _StoredGroup
+
+__all__ = ["MemoryBackend", "MemoryBroker", "MemoryConsumer"]
 
 
-class MemoryBroker(Broker):
-    """Queues as in-process deques."""
-
-    scheme = "memory"
-
-    def __init__(self, url: str, settings: Settings) -> None:
-        super().__init__(url, settings)
-        self._queues: dict[str, PriorityDeque] = {}
-        self._dead: deque[DeadLetter] = deque(maxlen=10_000)
-        self._dead_ids = itertools.count(1)
-        self._cond = threading.Condition()
-        self._tokens = itertools.count(1)
-        self._turn = 0
-
-    def publish(self, messages: Sequence[Message]) -> None:
-        with self._cond:
-            for m in messages:
-                delivery = Delivery(body=m.body, queue=m.queue, headers=dict(m.headers),
-                                    key=m.key, token=next(self._tokens))
-                self._queues.setdefault(m.queue, PriorityDeque()).append(delivery)
-            self._cond.notify_all()
-
-    def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
-                 worker: Optional[str] = None) -> Consumer:
-        return MemoryConsumer(self, list(queues))
-
-    def purge(self, queue: str) -> int:
-        with self._cond:
-            waiting = self._queues.pop(queue, None)
-            return len(waiting) if waiting is not None else 0
-
-    def depth(self, queue: str) -> Optional[int]:
-        with self._cond:
-            waiting = self._queues.get(queue)
-            return len(waiting) if waiting is not None else 0
-
-    def depth_by_priority(self, queue: str) -> Optional[dict[str, int]]:
-        with self._cond:
-            waiting = self._queues.get(queue)
-            return {str(level): count for level, count in waiting.counts().items()} if waiting else {}
-
-    def dead_letters(self, limit: int = 100) -> list[Delivery]:
-        with self._cond:
-            return [Delivery(body=d.body, queue=d.queue, headers=dict(d.headers), key=d.key, token=d.id)
-                    for d in list(self._dead)[-limit:]] if limit > 0 else []
-
-    def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        with self._cond:
-            return list(self._dead)[-limit:] if limit > 0 else []
-
-    def requeue_dead_letters(self, ids: Optional[Sequence[str]] = None) -> list[DeadLetter]:
-        with self._cond:
-            wanted = None if ids is None else set(ids)
-            chosen = [d for d in self._dead if wanted is None or d.id in wanted]
-            self.publish([d.message() for d in chosen])
-            for letter in chosen:
-                self._dead.remove(letter)
-            return chosen
-
-    def purge_dead_letters(self) -> int:
-        with self._cond:
-            count = len(self._dead)
-            self._dead.clear()
-            return count
-
-    def dead_letter_message(self, message: Message, reason: str) -> None:
-        self._dead_letter(Delivery(body=message.body, queue=message.queue,
-                                   headers=dict(message.headers), key=message.key), reason)
-
-    def queues_with_tasks(self) -> list[str]:
-        with self._cond:
-            return sorted(name for name, waiting in self._queues.items() if waiting)
-
-    def peek(self, queue: str) -> Optional[Delivery]:
-        with self._cond:
-            waiting = self._queues.get(queue)
-            return waiting.peek() if waiting else None
-
-    # used by MemoryConsumer
-    def _take(self, queues: Sequence[str], max_items: int, timeout: float) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                taken: list[Delivery] = []
-                while len(taken) < max_items:
-                    # The highest priority among the queues' heads; equal ones in turn.
-                    best: Optional[PriorityDeque] = None
-                    best_level = -1
-                    start = self._turn % len(queues)
-                    for name in [*queues[start:], *queues[:start]]:
-                        waiting = self._queues.get(name)
-                        level = waiting.top() if waiting is not None else None
-                        if level is not None and level > best_level:
-                            best, best_level = waiting, level
-                    if best is None:
-                        break
-                    self._turn += 1
-                    taken.append(best.popleft())
-                if taken or max_items <= 0:
-                    return taken
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self._cond.wait(remaining)
-
-    def _requeue(self, deliveries: Sequence[Delivery]) -> None:
-        with self._cond:
-            for d in reversed(deliveries):
-                self._queues.setdefault(d.queue, PriorityDeque()).appendleft(d)
-            self._cond.notify_all()
-
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        with self._cond:
-            self._dead.append(DeadLetter(str(next(self._dead_ids)), delivery.queue, reason, time.time(),
-                                         delivery.body, dict(delivery.headers), delivery.key))
-
-
-class MemoryConsumer(Consumer):
-    def __init__(self, broker: MemoryBroker, queues: list[str]) -> None:
-        self._broker = broker
-        self._queues = queues
-        self._lock = threading.Lock()
-        self._outstanding: dict[int, Delivery] = {}
-
-    def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
-        taken = self._broker._take(self._queues, max_items, timeout)
-        with self._lock:
-            for d in taken:
-                self._outstanding[d.token] = d
-        return taken
-
-    def done(self, deliveries: Sequence[Delivery]) -> None:
-        with self._lock:
-            for d in deliveries:
-                self._outstanding.pop(d.token, None)
-
-    def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._broker._dead_letter(delivery, reason)
-        self.done([delivery])
-
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._outstanding)
-
-    def close(self) -> None:
-        with self._lock:
-            left = list(self._outstanding.values())
-            self._outstanding.clear()
-        if left:
-            self._broker._requeue(left)
-
-
-class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend, MemorySlots,
+class MemoryBackend(ResultBackend, MemoryCanvas, MemoryPeriodic, LimitsBackend, MemorySlots,
                     MemoryDetails):
     """Records, schedule, heartbeats and dedupe keys in dicts behind one condition.
 
@@ -353,7 +193,6 @@ class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend, 
                 self._drop(t)
 
     def revoke(self, task_ids: Sequence[str], timestamp: float) -> None:
-        from ..states import REVOKED
 
         now = time.time()
         with self._cond:
@@ -515,123 +354,3 @@ class MemoryBackend(ResultBackend, CanvasBackend, PeriodicStore, LimitsBackend, 
             earlier = self._dedupe.get(key)
             if earlier is not None and earlier[0] == task_id:
                 del self._dedupe[key]
-
-    # -- periodic schedules (PeriodicStore; periodic_store.py)
-    def _periodic(self) -> dict[str, PeriodicEntry]:
-        """name -> stored schedule (call with the condition held)."""
-        table: Optional[dict[str, PeriodicEntry]] = getattr(self, "_periodic_table", None)
-        if table is None:
-            table = {}
-            self._periodic_table = table
-        return table
-
-    def save_periodic(self, name: str, spec: bytes, next_run: float) -> bool:
-        with self._cond:
-            table = self._periodic()
-            entry = table.get(name)
-            if entry is not None and entry.spec == spec:
-                return False
-            table[name] = (PeriodicEntry(name, spec, next_run) if entry is None
-                           else replace(entry, spec=spec, next_run=next_run))
-            return True
-
-    def periodic_entries(self) -> list[PeriodicEntry]:
-        with self._cond:
-            return sorted(self._periodic().values(), key=lambda e: e.name)
-
-    def due_periodic(self, now: Optional[float] = None) -> list[PeriodicEntry]:
-        now = time.time() if now is None else now
-        with self._cond:
-            return sorted((e for e in self._periodic().values() if not e.paused and e.next_run <= now),
-                          key=lambda e: e.next_run)
-
-    def advance_periodic(self, name: str, expected: float, next_run: float,
-                         tick: Optional[ScheduledMessage]) -> bool:
-        now = time.time()
-        with self._cond:
-            table = self._periodic()
-            entry = table.get(name)
-            if entry is None or entry.paused or entry.next_run != expected or expected > now:
-                return False
-            entry = replace(entry, next_run=next_run)
-            if tick is not None:
-                self._schedule[(tick.task_id, tick.due)] = (tick, 0.0)
-                entry = replace(entry, last_run=tick.due, last_task_id=tick.task_id)
-            table[name] = entry
-            return True
-
-    def pause_periodic(self, name: str, paused: bool, next_run: Optional[float] = None) -> bool:
-        with self._cond:
-            table = self._periodic()
-            entry = table.get(name)
-            if entry is None:
-                return False
-            table[name] = replace(entry, paused=paused,
-                                  next_run=entry.next_run if next_run is None else next_run)
-            return True
-
-    def remove_periodic(self, name: str) -> bool:
-        with self._cond:
-            return self._periodic().pop(name, None) is not None
-    # -- canvas (groups and chords): see CanvasBackend in base.py
-    def save_groups(self, groups: Sequence[GroupSpec]) -> None:
-        now = time.time()
-        with self._cond:
-            for spec in groups:
-                info = GroupInfo(spec.group_id, spec.member_ids, spec.created,
-                                 callback_id=spec.callback.task_id if spec.callback else None,
-                                 state=CHORD_OPEN if spec.callback else None)
-                self._groups[spec.group_id] = _StoredGroup(info, spec.callback, set(),
-                                                           now + self.settings.result_expires)
-
-    def record_joined(self, changes: Sequence[StateChange], scheduled: Sequence[ScheduledMessage],
-                      joins: Sequence[ChordJoin]) -> None:
-        now = time.time()
-        with self._cond:
-            self._record_locked(changes, scheduled, now)
-            for join in joins:
-                self._join(join, now)
-            self._cond.notify_all()
-
-    def _join(self, join: ChordJoin, now: float) -> None:
-        stored = self._group(join.chord_id, now)
-        record = self._current(join.task_id, now)
-        if stored is None or stored.callback is None or stored.info.state != CHORD_OPEN or record is None:
-            return
-        if record.state in (FAILED, REVOKED):
-            stored.info = replace(stored.info, state=CHORD_FAILED, failed_member=join.task_id)
-        elif record.state == SUCCESS:
-            stored.done.add(join.index)
-            stored.info = replace(stored.info, done=len(stored.done))
-            if len(stored.done) >= stored.info.size:
-                stored.info = replace(stored.info, state=CHORD_FIRED)
-                entry = stored.callback
-                self._schedule[(entry.task_id, entry.due)] = (entry, 0.0)
-
-    def _group(self, group_id: str, now: float) -> Optional[_StoredGroup]:
-        stored = self._groups.get(group_id)
-        if stored is not None and stored.expires < now:
-            del self._groups[group_id]
-            return None
-        return stored
-
-    def group_info(self, group_id: str) -> Optional[GroupInfo]:
-        with self._cond:
-            stored = self._group(group_id, time.time())
-            return stored.info if stored is not None else None
-
-    def open_chords(self, limit: int = RECENT_LIMIT) -> list[GroupInfo]:
-        now = time.time()
-        with self._cond:
-            found = [s.info for s in list(self._groups.values())
-                     if s.info.state == CHORD_OPEN and s.expires >= now]
-        return sorted(found, key=lambda info: info.created)[:max(limit, 0)]
-
-
-@dataclass
-class _StoredGroup:
-    info: GroupInfo
-    callback: Optional[ScheduledMessage]
-    #: Indexes of the chord's members counted successful.
-    done: set[int]
-    expires: float

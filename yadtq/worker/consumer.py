@@ -4,6 +4,8 @@ One thread owns the broker consumer and calls ``fetch``; pool threads execute;
 a recorder thread stores each batch of outcomes in the backend and only then
 reports the deliveries done (acks-late, DESIGN.md §4): a worker killed at any
 moment loses no task, because nothing is done before its outcome is stored.
+This module is the owner thread's side; decoding and dead-lettering what can never
+run is ``intake.py``'s, the recorder thread ``recorder.py``'s.
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import states
 from ..canvas.followups import FollowUps, record_revoked
-from ..canvas.steps import GATHER
-from ..envelope import Envelope, encode, from_body, peek_task_id, verify
-from ..exceptions import NotRegistered, ProtocolError, YADTQError
+from ..envelope import Envelope
+from ..exceptions import YADTQError
 from ..transports.base import (
     BUSY,
     RUN,
@@ -29,7 +29,6 @@ from ..transports.base import (
     Consumer,
     Delivery,
     ErrorInfo,
-    FailedMessage,
     Message,
     ScheduledMessage,
     StateChange,
@@ -40,20 +39,19 @@ from .attempts import (
     Identity,
     Pending,
     WorkerStats,
-    arguments_mismatch,
     attempt_of,
     by_priority,
 )
-from .deadletter import dead_letter, log_given_up
 from .details import CallRecorder
-from .executor import Outcome, outcome_change
+from .executor import Outcome
+from .intake import Intake
 from .links import Link
 from .pools import Job, Pool
-from .storing import bounded, outcome_size, persist, task_fields
+from .recorder import Recorder
+from .storing import persist, task_fields
 
 if TYPE_CHECKING:
     from ..app import YADTQ
-    from ..task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +61,9 @@ FETCH_TIMEOUT = 0.1
 #: How long ``fetch`` may block otherwise (a delivery ends the wait at once); bounds how
 #: fast the loop notices a stop. At most half the heartbeat interval (health).
 IDLE_FETCH_TIMEOUT = 0.5
-#: How long the recorder waits for an outcome before it looks at its stop event (the
-#: worker also wakes it with ``None`` when it stops).
-RECORDER_WAIT = 5.0
-#: Most outcomes stored in one backend round trip.
-RECORD_BATCH = 512
-#: Most result and error bytes stored in one backend round trip (one larger outcome goes alone).
-RECORD_BATCH_BYTES = 8 * 1024 * 1024
 #: Longest wait between two claims of a parked delivery (also at most ``heartbeat_interval``):
 #: a task whose holder died runs again within ``worker_unresponsive_after`` plus this.
 RECLAIM_INTERVAL = 1.0
-#: Call shapes whose fit to their task's signature is remembered (then forgotten at once).
-SHAPES_CACHED = 1024
 #: A claim older than this share of ``worker_unresponsive_after`` when its job would
 #: start is not trusted: the job goes back to be claimed again (see ``may_start``).
 STALE_CLAIM_SHARE = 1 / 3
@@ -101,7 +90,6 @@ class TaskConsumer:
         self.identity = identity
         self.stats = stats
         self.outcomes = outcomes
-        self.on_stored = on_stored
         self.stop = stop
         self.backend_link = backend_link
         #: Called after this worker stored messages in the schedule (the scheduler wakes).
@@ -123,16 +111,24 @@ class TaskConsumer:
         self.reclaim_interval = max(0.05, min(RECLAIM_INTERVAL, settings.heartbeat_interval))
         self.idle_fetch_timeout = max(FETCH_TIMEOUT,
                                       min(IDLE_FETCH_TIMEOUT, settings.heartbeat_interval / 2))
-        self.secret_key = settings.secret_key
+        #: The recorder thread's half: stores outcomes, then reports their deliveries done.
+        self.recorder = Recorder(app, consumer, identity, stats, outcomes, self._running,
+                                 self._running_lock, self._release, on_stored=on_stored,
+                                 on_scheduled=on_scheduled, backend_link=backend_link)
+        #: Decodes deliveries; dead-letters those that can never run.
+        self.intake = Intake(app, consumer, identity, stop, backend_link)
         #: Saves the calls of started tasks for the dashboard, in the background.
         self.details = CallRecorder(app, stop)
-        #: Call shapes already checked against their task's signature (``_arguments_mismatch``).
-        self._shapes: dict[tuple[str, int, tuple[str, ...], bool], Optional[str]] = {}
 
     @property
     def parked(self) -> int:
         """Deliveries waiting for a task that runs on another live worker."""
         return len(self._parked)
+
+    def record_forever(self, stop: threading.Event) -> None:
+        """The recorder thread (:meth:`Recorder.record_forever`): store outcomes in batches,
+        then mark their deliveries done, until ``stop`` and idle."""
+        self.recorder.record_forever(stop)
 
     # ------------------------------------------------------------------ owner thread
     def turn(self) -> int:
@@ -171,7 +167,7 @@ class TaskConsumer:
         scheduled: list[ScheduledMessage] = []
         follow_ups = FollowUps(self.app)  # canvas: what an expired task of a canvas sets off
         for delivery in deliveries:
-            envelope = self._decode(delivery)
+            envelope = self.intake.decode(delivery)
             if envelope is None:
                 continue
             attempt = attempt_of(envelope)
@@ -205,47 +201,6 @@ class TaskConsumer:
             self.consumer.done(settled)
         if runnable:
             self._claim_and_start(self._admitted(by_priority(runnable.values())), now)
-
-    def _decode(self, delivery: Delivery) -> Optional[Envelope]:
-        """The delivery's envelope, or ``None`` once it is dead-lettered as unrunnable."""
-        try:
-            body = verify(delivery.body, self.secret_key)
-        except ProtocolError as exc:
-            self.reject(delivery, str(exc), claimed_id=peek_task_id(delivery.body))
-            return None
-        try:
-            envelope = from_body(body)
-        except ProtocolError as exc:
-            # A verified signature vouches for the id: the submitter learns of the failure.
-            task_id = body.get("id") if self.secret_key is not None else None
-            self.reject(delivery, str(exc), task_id if isinstance(task_id, str) and task_id else None,
-                        claimed_id=peek_task_id(delivery.body))
-            return None
-        task = self.app.tasks.get(envelope.task)
-        if task is None:
-            self.reject(delivery, f"task {envelope.task!r} is not registered", envelope.id,
-                        NotRegistered.__name__, envelope)
-            return None
-        mismatch = self._arguments_mismatch(task, envelope)
-        if mismatch is not None:
-            # Never runnable, whoever takes it: dead-lettered like any unrunnable message.
-            self.reject(delivery, mismatch, envelope.id, "builtins.TypeError", envelope)
-            return None
-        return envelope
-
-    def _arguments_mismatch(self, task: Task[Any, Any], envelope: Envelope) -> Optional[str]:
-        """:func:`arguments_mismatch`, remembered per task and call shape (positional count,
-        keyword names, chord callback or not): the answer depends on nothing else."""
-        gathers = bool(envelope.canvas) and bool(envelope.canvas.get(GATHER))
-        shape = (task.name, len(envelope.args), tuple(envelope.kwargs), gathers)
-        try:
-            return self._shapes[shape]
-        except KeyError:
-            pass
-        if len(self._shapes) >= SHAPES_CACHED:
-            self._shapes.clear()
-        found = self._shapes[shape] = arguments_mismatch(task, envelope)
-        return found
 
     def _admitted(self, pending: list[Pending]) -> list[Pending]:
         """Those of ``pending`` within their rate and concurrency limits; the others now
@@ -437,139 +392,3 @@ class TaskConsumer:
         logger.info("task %s[%s] delivered again while running here", envelope.task, envelope.id,
                     extra=task_fields(envelope))
         return True
-
-    def reject(self, delivery: Delivery, reason: str, task_id: Optional[str] = None,
-               error_type: str = ProtocolError.__name__, envelope: Optional[Envelope] = None,
-               claimed_id: Optional[str] = None) -> None:
-        """Record a message that can never run as failed and dead-letter it; consumption goes on.
-
-        ``task_id`` is given only when the message vouches for it (decoded, and signed
-        when a ``secret_key`` is set). Any other message is recorded under a
-        dead-letter id of its own (``dlq-<hex>``), never under the id its unverified
-        body claims (``claimed_id``, only quoted in the error), so writing to a queue
-        cannot change another task's state.
-        """
-        if task_id is None and claimed_id is not None:
-            reason = f"{reason} (claims task id {claimed_id[:64]!r})"
-        record_id = task_id or f"dlq-{uuid.uuid4().hex}"
-        logger.error("dead-lettering a message from %s: %s (recorded as %s)", delivery.queue, reason,
-                     record_id, extra={"task_id": record_id, "task": envelope.task if envelope else None})
-        # Dead-lettered first: a final refusal by the dead-letter queue is part of the record.
-        refusal = dead_letter(self.consumer, delivery, reason, self.stop)
-        if refusal is not None:
-            log_given_up(delivery, reason, refusal, record_id)
-            reason = f"{reason}; and the dead-letter queue refused it: {refusal}"
-        change = StateChange(
-            record_id, states.FAILED, time.time(),
-            worker=self.identity.name, name=envelope.task if envelope else None, queue=delivery.queue,
-            error=ErrorInfo(error_type if "." in error_type else f"yadtq.exceptions.{error_type}", reason,
-                            [reason]), dead_lettered=True)
-        follow_ups = FollowUps(self.app)  # canvas: a rejected member fails its chain or chord
-        if envelope is not None and task_id is not None:
-            follow_ups.ended(envelope, states.FAILED, error=change.error)
-        persist("recording a rejected message",
-                lambda: follow_ups.record(self.app.backend, [change], []), self.stop,
-                self.backend_link)
-        if refusal is not None:  # else done already, once the dead-letter queue had it
-            self.consumer.done([delivery])
-
-    # ------------------------------------------------------------------ recorder thread
-    def record_forever(self, stop: threading.Event) -> None:
-        """Store outcomes in batches, then mark their deliveries done, until ``stop`` and idle.
-
-        Blocks until an outcome comes; a ``None`` in the queue (put there after ``stop``
-        is set) wakes it to look at ``stop``."""
-        while True:
-            try:
-                first = self.outcomes.get(timeout=RECORDER_WAIT)
-            except queue.Empty:
-                first = None
-            if first is None:
-                if stop.is_set() and self.outcomes.empty():
-                    return
-                continue
-            batch = [first]
-            size = outcome_size(first[1])
-            while len(batch) < RECORD_BATCH and size < RECORD_BATCH_BYTES:
-                try:
-                    item = self.outcomes.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:  # a wake-up: keep it for after this batch
-                    self.outcomes.put(None)
-                    break
-                batch.append(item)
-                size += outcome_size(item[1])
-            self.store(batch, stop)
-
-    def store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
-        """Store one batch; retries while the backend is down, never drops it."""
-        try:
-            self._store(batch, stop)
-        finally:
-            self.on_stored(len(batch))
-
-    def _store(self, batch: Sequence[tuple[Job, Outcome]], stop: threading.Event) -> None:
-        changes, scheduled = [], []
-        limit = self.app.settings.result_max_bytes
-        batch = [(job, bounded(job.envelope, outcome, limit)) for job, outcome in batch]
-        follow_ups = FollowUps(self.app)  # canvas: stored in the same step as the outcomes
-        for job, outcome in batch:
-            envelope = job.envelope
-            changes.append(outcome_change(envelope, outcome, self.identity.name))
-            follow_ups.add(envelope, outcome)
-            if outcome.state == states.RETRYING and outcome.retry_eta is not None:
-                retry = envelope.next_attempt(outcome.retry_eta)
-                scheduled.append(ScheduledMessage(retry.id, outcome.retry_eta, Message(
-                    job.delivery.queue, encode(retry, self.secret_key), retry.routing_key(),
-                    retry.headers())))
-            self._log(envelope, outcome)
-        # Kept before the failure is recorded, so every task seen failed can be retried.
-        failed = [FailedMessage(job.envelope.id, job.envelope.task, outcome.finished, job.delivery.body)
-                  for job, outcome in batch if outcome.state == states.FAILED]
-        try:
-            if failed:
-                persist("keeping failed messages", lambda: self.app.backend.keep_failed(failed), stop,
-                        self.backend_link)
-            persist("storing outcomes",
-                    lambda: follow_ups.record(self.app.backend, changes, scheduled), stop,
-                    self.backend_link)
-        except YADTQError as exc:
-            logger.critical("cannot store %d outcomes (%s); their tasks will be delivered again",
-                            len(batch), exc)
-            return
-        if scheduled or follow_ups.scheduled:
-            self.on_scheduled()
-        finished: list[Delivery] = []
-        with self._running_lock:
-            for job, _ in batch:
-                self._running.pop(attempt_of(job.envelope), None)
-                finished.append(job.delivery)
-                finished.extend(job.duplicates)
-            # Done before ``drain`` can see the jobs gone: a revocation commits right after.
-            self.consumer.done(finished)
-            self._running_lock.notify_all()
-        self._release([job.envelope for job, _ in batch], stop)
-        self.stats.count([outcome for _, outcome in batch])
-        observer = self.stats.observer
-        if observer is not None:
-            observer.observe([(job.envelope.task, outcome.state, outcome.runtime) for job, outcome in batch])
-
-    def _log(self, envelope: Envelope, outcome: Outcome) -> None:
-        if outcome.state == states.SUCCESS and not logger.isEnabledFor(logging.INFO):
-            return  # the common case: build nothing per task
-        fields = task_fields(envelope)
-        fields["duration"] = round(outcome.runtime, 6)
-        err = outcome.error
-        if outcome.state == states.SUCCESS:
-            logger.info("task %s[%s] succeeded in %.3f s", envelope.task, envelope.id, outcome.runtime,
-                        extra=fields)
-        elif outcome.state == states.RETRYING:
-            logger.warning("task %s[%s] retrying (attempt %d) after %s: %s", envelope.task, envelope.id,
-                           envelope.retries + 1, err.type if err else "?", err.message if err else "",
-                           extra=fields)
-        else:
-            fields["traceback"] = err.traceback if err else None
-            logger.error("task %s[%s] failed in %.3f s: %s: %s", envelope.task, envelope.id,
-                         outcome.runtime, err.type if err else "?", err.message if err else "",
-                         extra=fields)

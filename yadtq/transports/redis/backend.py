@@ -1,9 +1,14 @@
-"""``RedisBackend``: the backend's methods, each one round trip (see the package docstring)."""
+"""``RedisBackend``: the backend's methods, each one round trip (see the package docstring).
+
+This module holds the records (state changes, claims, waiting, progress) and dedupe
+keys; each other capability is a mixin of its own module: ``schedule.py``,
+``workers.py``, ``monitor.py``, ``operations.py``, ``periodic.py``, ``canvas.py``,
+``limits.py``, ``slots.py`` and ``details.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -18,36 +23,28 @@ import msgpack
 import redis
 from redis.commands.core import Script
 
-from ...envelope import pack
-from ...exceptions import BackendUnavailable, ConfigurationError, YADTQError
+from ...exceptions import BackendUnavailable, ConfigurationError
 from ...namespace import Naming
 from ...states import PROCESSING, QUEUED, READY_STATES, REVOKED
 from ..base import (
     RECENT_LIMIT,
     SUMMARY_MESSAGE_LIMIT,
-    BackendSnapshot,
     Claim,
     Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
     TaskRecord,
-    WorkerFailure,
-    WorkerInfo,
 )
-from ..records import OUTAGE_INTERVALS, PRUNE_BATCH, Watch, silence, summarize_scheduled, totals_from
+from ..records import OUTAGE_INTERVALS
 from .aio import AsyncInbox
 from .canvas import RedisCanvas
 from .clients import connect
 from .codec import (
     change_fields,
-    decode_member,
     decode_record,
-    decode_worker,
-    finished_summary,
     float_text,
     history_entry,
-    indexed_summary,
     lua_batch,
     ms,
     packb,
@@ -60,10 +57,8 @@ from .keys import (
     DEDUPE_KEY,
     EVENTS_KEY,
     EVENTS_MAXLEN,
-    FAILURES_KEY,
     INBOX_CHANNEL,
     INSTANCES_KEY,
-    LEASED_KEY,
     PROCESSING_KEY,
     PROGRESS_KEY,
     RECENT_FAILED_KEY,
@@ -75,18 +70,16 @@ from .keys import (
     TASK_KEY,
     WAITERS_KEY,
     WATCH_KEY,
-    WORKER_INSTANCE_KEY,
-    WORKERS_KEY,
-    WORKERS_SEEN_KEY,
 )
-from .layout import CLUSTER_GROUPS, HOME, Layout
+from .layout import CLUSTER_GROUPS, Layout
 from .limits import RedisLimits
-from .merge import merge_snapshots
+from .monitor import RedisMonitor
 from .operations import RedisOperations
 from .periodic import RedisPeriodic
 from .schedule import RedisSchedule
 from .slots import RedisSlots
 from .wakeups import RedisWakeups
+from .workers import RedisWorkers
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -127,8 +120,8 @@ def _ready_reply(flat: list[Any]) -> bool:
     return state is not None and state.decode() in READY_STATES
 
 
-class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, RedisLimits, RedisSlots,
-                   RedisDetails, RedisWakeups, ResultBackend):
+class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, RedisPeriodic, RedisCanvas,
+                   RedisLimits, RedisSlots, RedisDetails, RedisWakeups, ResultBackend):
     """Task state, results, the schedule, heartbeats and dedupe keys in Redis."""
 
     scheme = "redis"
@@ -396,93 +389,6 @@ class RedisBackend(RedisSchedule, RedisOperations, RedisPeriodic, RedisCanvas, R
             retries, state, meta, timestamp = msgpack.unpackb(raw, raw=False)
             found.append(Progress(task_id, int(retries), state, meta, float(timestamp)))
         return found
-
-    # -- workers
-    def heartbeat(self, info: WorkerInfo) -> None:
-        """Store the report, stamped with Redis's clock, move the watch on and prune at
-        most ``PRUNE_BATCH`` workers not heard from for ``worker_retention``: one script
-        per slot group (each group's claims judge liveness from its own copy)."""
-        k = self._group_key
-        args = [info.worker, info.instance, info.state, pack(dataclasses.asdict(info)),
-                "1" if info.resumed else "", float_text(self.settings.worker_retention), PRUNE_BATCH]
-        self._calls("heartbeat", [
-            (self._scripts["heartbeat"], [k(WORKERS_KEY, g), k(WORKER_INSTANCE_KEY, g),
-                                          k(INSTANCES_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g)],
-             args) for g in self.layout.all_groups()])
-
-    def workers(self) -> list[WorkerInfo]:
-        """Every report, with when Redis last heard from each worker and its silence.
-
-        With several slot groups a worker is listed while any group still has it (each
-        group prunes on its own heartbeat script): one no longer listed is pruned
-        everywhere, so no claim takes its instance for alive any more.
-        """
-        k = self._group_key
-        replies = self._calls("workers", [
-            (self._scripts["workers"], [k(WORKERS_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g)], [])
-            for g in self.layout.all_groups()])
-        now, since, last, _, _ = replies[HOME]
-        watch = Watch(float(now), float(since or 0), float(last or 0))
-        merged: dict[bytes, bytes] = {}
-        heard: dict[bytes, float] = {}
-        for *_, reports, seen in reversed(replies):  # group 0's report wins
-            merged.update(zip(reports[::2], reports[1::2]))
-            heard.update((name, float(at)) for name, at in zip(seen[::2], seen[1::2]))
-        found = []
-        for name, raw in merged.items():
-            try:
-                info = decode_worker(raw)
-            except (YADTQError, TypeError, ValueError, AttributeError) as exc:
-                logger.warning("skipping an unreadable worker report: %s", exc)
-                continue
-            at = heard.get(name, info.last_heartbeat)
-            found.append(dataclasses.replace(info, last_heartbeat=at, silent=silence(at, watch)))
-        return found
-
-    def time(self) -> float:
-        """Redis's clock (``TIME``)."""
-        with unavailable("time"):
-            seconds, micros = self._redis.time()
-        return seconds + micros / 1e6
-
-    def record_failure(self, failure: WorkerFailure) -> None:
-        if self.settings.failure_history <= 0:
-            return
-        packed = packb([failure.worker, failure.instance, failure.last_heartbeat, failure.detected])
-        self._run("failure", [self.key(FAILURES_KEY)],
-                  [failure.instance, packed, self.settings.failure_history])
-
-    def failures(self, limit: int = 100) -> list[WorkerFailure]:
-        if limit <= 0:
-            return []
-        with unavailable("failures"):
-            rows = cast("list[bytes]", self._redis.lrange(self.key(FAILURES_KEY), 0, limit - 1))
-        return [WorkerFailure(*msgpack.unpackb(raw, raw=False)) for raw in rows]
-
-    # -- monitoring
-    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
-        """One script reading the indexes, lists and counters (see the module docstring)."""
-        limit = max(limit, 0)
-        k = self._group_key
-        calls: list[Call] = []
-        for g in self.layout.all_groups():
-            keys = [k(PROCESSING_KEY, g), k(RETRYING_KEY, g), k(SCHEDULE_KEY, g), k(LEASED_KEY, g),
-                    k(STATS_KEY, g), k(RECENT_SUCCESS_KEY, g), k(RECENT_FAILED_KEY, g)]
-            args = [k(TASK_KEY, g), limit, min(limit, RECENT_LIMIT),
-                    float_text(self.settings.result_expires)]
-            calls.append((self._scripts["snapshot"], keys, args))
-        (processing, retrying, scheduled, stats, in_progress, waiting, due, successes,
-         failures) = merge_snapshots(self._calls("snapshot", calls), limit, min(limit, RECENT_LIMIT))
-        counters = {k.decode(): int(v) for k, v in zip(stats[::2], stats[1::2])}
-        return BackendSnapshot(
-            processing=int(processing), retrying=int(retrying), scheduled=int(scheduled),
-            totals=totals_from(counters),
-            processing_tasks=tuple(indexed_summary(row) for row in in_progress),
-            retrying_tasks=tuple(indexed_summary(row) for row in waiting),
-            scheduled_tasks=tuple(summarize_scheduled(decode_member(m)) for m in due[::2]),
-            recent_successes=tuple(finished_summary(raw) for raw in successes),
-            recent_failures=tuple(finished_summary(raw) for raw in failures),
-        )
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:

@@ -1,4 +1,10 @@
-"""``SqliteBackend``: task records, schedule, heartbeats and dedupe keys in tables of one file."""
+"""``SqliteBackend``: task records, schedule, heartbeats and dedupe keys in tables of one file.
+
+This module holds the records (state changes, claims, waiting, progress) and dedupe
+keys; each other capability is a mixin of its own module: ``schedule.py``,
+``workers.py``, ``monitor.py``, ``operations.py``, ``periodic.py``, ``canvas.py``,
+``limits.py``, ``slots.py`` and ``details.py``; ``codec.py`` packs the stored blobs.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +13,36 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Optional
 
-from ...envelope import pack, unpack
 from ...exceptions import BackendUnavailable, ConfigurationError
 from ...namespace import Naming
-from ...states import FAILED, PROCESSING, READY_STATES, RETRYING, REVOKED, SUCCESS
+from ...states import FAILED, PROCESSING, READY_STATES, REVOKED
+from ..base import REVOKED as DECISION_REVOKED
 from ..base import (
-    RECENT_LIMIT,
-    BackendSnapshot,
     Claim,
-    ErrorInfo,
-    Message,
     Progress,
     ResultBackend,
     ScheduledMessage,
     StateChange,
     TaskRecord,
-    WorkerFailure,
-    WorkerInfo,
 )
-from ..base import REVOKED as DECISION_REVOKED
 from ..records import (
     DEAD_LETTERED,
-    PRUNE_BATCH,
     TOTAL_OF_STATE,
-    Watch,
     apply_change,
     decide_claim,
     instance_alive,
-    silence,
-    summarize,
-    summarize_scheduled,
-    totals_from,
-    watch_after_beat,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
+from .codec import _pack_record, _unpack_record
 from .details import DETAILS_SCHEMA, DETAILS_TABLES, SqliteDetails
 from .limits import LIMITS_SCHEMA, SqliteLimits
+from .monitor import SqliteMonitor
 from .notify import Notifier
 from .operations import SqliteOperations
 from .periodic import PERIODIC_SCHEMA, SqlitePeriodic
+from .schedule import SqliteSchedule
 from .schema import (
     BACKEND_SCHEMA,
     DEFAULT_WAIT_RECHECK,
@@ -60,10 +54,10 @@ from .schema import (
     _Database,
     _marks,
     _pack_headers,
-    _unpack_headers,
     database_path,
 )
 from .slots import SLOTS_SCHEMA, SqliteSlots
+from .workers import SqliteWorkers
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -73,45 +67,10 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- backend
 
 
-def _pack_record(record: TaskRecord) -> bytes:
-    error = record.error
-    return pack([
-        record.state, record.name, record.queue, record.result,
-        None if error is None else [error.type, error.message, error.args, error.traceback],
-        record.retries, record.worker, record.eta, record.instance,
-        [list(entry) for entry in record.history],
-    ])
-
-
-def _unpack_record(task_id: str, blob: bytes) -> TaskRecord:
-    state, name, queue, result, error, retries, worker, eta, instance, history = unpack(blob)
-    return TaskRecord(
-        task_id=task_id, state=state, name=name, queue=queue, result=result,
-        error=None if error is None else ErrorInfo(*error), retries=retries, worker=worker,
-        eta=eta, instance=instance,
-        history=tuple((entry[0], entry[1], entry[2]) for entry in history),
-    )
-
-
-_WORKER_FIELDS = frozenset(f.name for f in fields(WorkerInfo))
-
-
-def _unpack_worker(blob: bytes) -> WorkerInfo:
-    values = {k: v for k, v in unpack(blob).items() if k in _WORKER_FIELDS}
-    values["queues"] = tuple(values.get("queues", ()))
-    return WorkerInfo(**values)
-
-
 _ADD_TOTAL = (
     "INSERT INTO yadtq_totals (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
-# ``+expires`` keeps the planner on the state index (the expires index would scan everything).
-_SELECT_IN_STATE = (
-    "SELECT task_id, record FROM yadtq_tasks WHERE state = ? AND +expires >= ?"
-    " ORDER BY updated {order} LIMIT ?"
-)
-
 _UPSERT_TASK = (
     "INSERT INTO yadtq_tasks (task_id, state, updated, expires, record) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (task_id) DO UPDATE SET state = excluded.state, updated = excluded.updated,"
@@ -119,8 +78,8 @@ _UPSERT_TASK = (
 )
 
 
-class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits, SqliteSlots,
-                    SqliteDetails, ResultBackend):
+class SqliteBackend(SqliteWorkers, SqliteSchedule, SqliteMonitor, SqliteOperations, SqlitePeriodic,
+                    SqliteCanvas, SqliteLimits, SqliteSlots, SqliteDetails, ResultBackend):
     """Task records, schedule, heartbeats and dedupe keys in tables of one file."""
 
     scheme = "sqlite"
@@ -384,128 +343,6 @@ class SqliteBackend(SqliteOperations, SqlitePeriodic, SqliteCanvas, SqliteLimits
                 for task_id, retries, state, meta, updated in cursor:
                     found[task_id] = Progress(task_id, retries, state, meta, updated)
         return [found.get(t) for t in task_ids]
-
-    # -- schedule
-    def claim_due(self, now: Optional[float], limit: int, lease: float) -> list[ScheduledMessage]:
-        """Lease up to ``limit`` due messages in one transaction: each goes to one caller,
-        and one not released within ``lease`` seconds is handed out again."""
-        if limit <= 0:
-            return []
-        now = time.time() if now is None else now
-        with self._db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT task_id, due, queue, body, key, headers FROM yadtq_schedule"
-                " WHERE due <= ? AND leased_until <= ? ORDER BY due LIMIT ?",
-                (now, now, limit)).fetchall()
-            conn.executemany(
-                "UPDATE yadtq_schedule SET leased_until = ? WHERE task_id = ? AND due = ?",
-                [(now + lease, row[0], row[1]) for row in rows])
-        return [ScheduledMessage(task_id=task_id, due=due, message=Message(
-                    queue=queue, body=body, key=key, headers=_unpack_headers(headers)))
-                for task_id, due, queue, body, key, headers in rows]
-
-    def release_due(self, entries: Sequence[ScheduledMessage]) -> None:
-        if not entries:
-            return
-        with self._db.transaction() as conn:
-            conn.executemany("DELETE FROM yadtq_schedule WHERE task_id = ? AND due = ?",
-                             [(e.task_id, e.due) for e in entries])
-
-    def next_due(self) -> Optional[float]:
-        with self._db.reading() as conn:
-            (due,) = conn.execute("SELECT MIN(due) FROM yadtq_schedule").fetchone()
-        return None if due is None else float(due)
-
-    # -- workers
-    @staticmethod
-    def _watch(conn: sqlite3.Connection, now: float) -> Watch:
-        row = conn.execute("SELECT since, last FROM yadtq_watch WHERE id = 1").fetchone()
-        return Watch(now) if row is None else Watch(now, float(row[0]), float(row[1]))
-
-    def heartbeat(self, info: WorkerInfo) -> None:
-        """Store the report stamped with this machine's clock, move the watch on and
-        prune at most ``PRUNE_BATCH`` workers older than ``worker_retention``."""
-        now = time.time()
-        with self._db.transaction() as conn:
-            watch = watch_after_beat(self._watch(conn, now), info.resumed)
-            conn.execute("INSERT OR REPLACE INTO yadtq_watch (id, since, last) VALUES (1, ?, ?)",
-                         (watch.since, watch.last))
-            conn.execute(
-                "INSERT OR REPLACE INTO yadtq_workers (worker, instance, state, last_heartbeat,"
-                " info) VALUES (?, ?, ?, ?, ?)",
-                (info.worker, info.instance, info.state, now, pack(asdict(info))))
-            conn.execute(
-                "DELETE FROM yadtq_workers WHERE rowid IN (SELECT rowid FROM yadtq_workers"
-                " WHERE last_heartbeat < ? LIMIT ?)", (now - self.settings.worker_retention, PRUNE_BATCH))
-
-    def workers(self) -> list[WorkerInfo]:
-        now = time.time()
-        with self._db.reading() as conn:
-            conn.execute("BEGIN")
-            try:
-                watch = self._watch(conn, now)
-                rows = conn.execute(
-                    "SELECT info, last_heartbeat FROM yadtq_workers ORDER BY worker").fetchall()
-            finally:
-                conn.execute("COMMIT")
-        return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))
-                for blob, seen in rows]
-
-    def record_failure(self, failure: WorkerFailure) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO yadtq_failures (instance, worker, last_heartbeat, detected)"
-                " VALUES (?, ?, ?, ?)",
-                (failure.instance, failure.worker, failure.last_heartbeat, failure.detected))
-            conn.execute(
-                "DELETE FROM yadtq_failures WHERE id NOT IN"
-                " (SELECT id FROM yadtq_failures ORDER BY id DESC LIMIT ?)",
-                (self.settings.failure_history,))
-
-    def failures(self, limit: int = 100) -> list[WorkerFailure]:
-        with self._db.reading() as conn:
-            rows = conn.execute(
-                "SELECT worker, instance, last_heartbeat, detected FROM yadtq_failures"
-                " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [WorkerFailure(worker=w, instance=i, last_heartbeat=hb, detected=d)
-                for w, i, hb, d in rows]
-
-    # -- monitoring
-    def snapshot(self, limit: int = RECENT_LIMIT) -> BackendSnapshot:
-        """Read in one transaction (a consistent view) through the state index and the
-        counters: the cost follows what is listed, not how many results are stored."""
-        now = time.time()
-        limit = max(limit, 0)
-        recent = min(limit, RECENT_LIMIT)
-        with self._db.reading() as conn:
-            conn.execute("BEGIN")
-            try:
-                counts = {state: int(conn.execute(
-                    "SELECT COUNT(*) FROM yadtq_tasks WHERE state = ? AND +expires >= ?",
-                    (state, now)).fetchone()[0]) for state in (PROCESSING, RETRYING)}
-                listed = {
-                    state: [summarize(_unpack_record(task_id, blob)) for task_id, blob in conn.execute(
-                        _SELECT_IN_STATE.format(order=order), (state, now, count))]
-                    for state, order, count in ((PROCESSING, "ASC", limit), (RETRYING, "ASC", limit),
-                                                (SUCCESS, "DESC", recent), (FAILED, "DESC", recent))
-                }
-                (scheduled,) = conn.execute("SELECT COUNT(*) FROM yadtq_schedule").fetchone()
-                due = conn.execute(
-                    "SELECT task_id, due, queue, headers FROM yadtq_schedule ORDER BY due LIMIT ?",
-                    (limit,)).fetchall()
-                totals = dict(conn.execute("SELECT name, value FROM yadtq_totals").fetchall())
-            finally:
-                conn.execute("COMMIT")
-        return BackendSnapshot(
-            processing=counts[PROCESSING], retrying=counts[RETRYING], scheduled=int(scheduled),
-            totals=totals_from(totals),
-            processing_tasks=tuple(listed[PROCESSING]), retrying_tasks=tuple(listed[RETRYING]),
-            scheduled_tasks=tuple(
-                summarize_scheduled(ScheduledMessage(task_id, due_at, Message(
-                    queue=queue, body=b"", headers=_unpack_headers(headers))))
-                for task_id, due_at, queue, headers in due),
-            recent_successes=tuple(listed[SUCCESS]), recent_failures=tuple(listed[FAILED]),
-        )
 
     # -- dedupe
     def claim_dedupe(self, key: str, task_id: str, ttl: float) -> str:

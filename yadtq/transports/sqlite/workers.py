@@ -1,0 +1,79 @@
+"""The SQLite backend's worker registry: heartbeats (with the backend's liveness watch,
+``yadtq_watch``), the workers' latest reports and the failure history."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
+
+from ...envelope import pack
+from ..base import WorkerFailure, WorkerInfo
+from ..records import PRUNE_BATCH, Watch, silence, watch_after_beat
+from .codec import _unpack_worker
+from .schema import _Database
+
+if TYPE_CHECKING:
+    from ...settings import Settings
+
+
+class SqliteWorkers:
+    """Mixed into :class:`~yadtq.transports.sqlite.SqliteBackend`; its ``_watch`` also
+    serves the backend's claims and slots (liveness on the backend's clock)."""
+
+    _db: _Database
+    settings: Settings
+
+    @staticmethod
+    def _watch(conn: sqlite3.Connection, now: float) -> Watch:
+        row = conn.execute("SELECT since, last FROM yadtq_watch WHERE id = 1").fetchone()
+        return Watch(now) if row is None else Watch(now, float(row[0]), float(row[1]))
+
+    def heartbeat(self, info: WorkerInfo) -> None:
+        """Store the report stamped with this machine's clock, move the watch on and
+        prune at most ``PRUNE_BATCH`` workers older than ``worker_retention``."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            watch = watch_after_beat(self._watch(conn, now), info.resumed)
+            conn.execute("INSERT OR REPLACE INTO yadtq_watch (id, since, last) VALUES (1, ?, ?)",
+                         (watch.since, watch.last))
+            conn.execute(
+                "INSERT OR REPLACE INTO yadtq_workers (worker, instance, state, last_heartbeat,"
+                " info) VALUES (?, ?, ?, ?, ?)",
+                (info.worker, info.instance, info.state, now, pack(asdict(info))))
+            conn.execute(
+                "DELETE FROM yadtq_workers WHERE rowid IN (SELECT rowid FROM yadtq_workers"
+                " WHERE last_heartbeat < ? LIMIT ?)", (now - self.settings.worker_retention, PRUNE_BATCH))
+
+    def workers(self) -> list[WorkerInfo]:
+        now = time.time()
+        with self._db.reading() as conn:
+            conn.execute("BEGIN")
+            try:
+                watch = self._watch(conn, now)
+                rows = conn.execute(
+                    "SELECT info, last_heartbeat FROM yadtq_workers ORDER BY worker").fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))
+                for blob, seen in rows]
+
+    def record_failure(self, failure: WorkerFailure) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO yadtq_failures (instance, worker, last_heartbeat, detected)"
+                " VALUES (?, ?, ?, ?)",
+                (failure.instance, failure.worker, failure.last_heartbeat, failure.detected))
+            conn.execute(
+                "DELETE FROM yadtq_failures WHERE id NOT IN"
+                " (SELECT id FROM yadtq_failures ORDER BY id DESC LIMIT ?)",
+                (self.settings.failure_history,))
+
+    def failures(self, limit: int = 100) -> list[WorkerFailure]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                "SELECT worker, instance, last_heartbeat, detected FROM yadtq_failures"
+                " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [WorkerFailure(worker=w, instance=i, last_heartbeat=hb, detected=d)
+                for w, i, hb, d in rows]

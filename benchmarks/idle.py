@@ -5,8 +5,8 @@
     python3 benchmarks/idle.py --seconds 30 --json  # one JSON line instead of the table
     python3 benchmarks/idle.py --source ../other    # the worker runs another checkout's yadtq
 
-Starts ``python3 -m yadtq.cli worker -A yadtq.benchapp`` on a queue of its own
-(the command the side-by-side harness runs, ``benchmarks/peers/runner.py``), sends
+Starts ``python3 -m yadtq.cli worker -A yadtq.benchapp`` on a queue and namespace of
+its own (the command the side-by-side harness runs, ``benchmarks/peers/runner.py``), sends
 one no-op task and waits for its result (the worker has joined and been assigned
 its partitions), lets it settle, then reads /proc over ``--seconds``: the
 process's CPU as a share of one core, each thread's CPU time and how many times
@@ -77,7 +77,7 @@ def rss_mb(pid: int) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     queue = f"idle{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, YADTQ_DEFAULT_QUEUE=queue)
+    env = dict(os.environ, YADTQ_DEFAULT_QUEUE=queue, YADTQ_NAMESPACE=args.namespace or queue)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (args.source, os.environ.get("PYTHONPATH")) if p)
     tmp = tempfile.mkdtemp(prefix="yadtq-idle-")
     if args.sqlite:
@@ -92,7 +92,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     start = ["-c", NAMING] if args.names else ["-m", "yadtq.cli"]
     cmd = [sys.executable, *start, "worker", "-A", "yadtq.benchapp", "-c", str(args.concurrency),
            "-l", "warning", "-n", queue]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    # cwd: not this checkout, whose yadtq would come first on the worker's sys.path.
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=None if args.debug else subprocess.DEVNULL)
     try:
         benchapp.noop.delay().get(timeout=120)
@@ -131,6 +132,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="length of the measurement")
     p.add_argument("--settle", type=float, default=5.0, help="quiet seconds before it")
     p.add_argument("-c", "--concurrency", type=int, default=8)
+    p.add_argument("--namespace", help="the app's namespace (default: one of its own, so other apps "
+                   "on shared servers neither wake nor load the worker; 'yadtq' is the default app's)")
     p.add_argument("--source", default=REPO,
                    help="checkout whose yadtq the worker runs (default: this one); to compare two versions")
     p.add_argument("--json", action="store_true", help="print one JSON line")

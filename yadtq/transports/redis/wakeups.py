@@ -71,10 +71,15 @@ class _Listener(WakeupWatch):
 
     def close(self) -> None:
         self._closed.set()
-        with suppress(redis.RedisError, redis.exceptions.RedisClusterException):  # wake it now
-            self._client.publish(next(iter(self._channels)), b"")
+        # Wake the listener now rather than after LISTEN_TIMEOUT, on a thread of its own:
+        # a stopping worker never waits for a backend that is down.
+        threading.Thread(target=self._nudge, name="yadtq-wakeups-close", daemon=True).start()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(1.0)
+
+    def _nudge(self) -> None:
+        with suppress(redis.RedisError, redis.exceptions.RedisClusterException):
+            self._client.publish(next(iter(self._channels)), b"")
 
     def _subscribe(self) -> PubSub:
         try:

@@ -83,7 +83,6 @@ from . import kafka_topics
 from .base import Broker, Consumer, DeadLetter, Delivery, DrainCallback, Message
 from .kafka_config import (
     CLASSIC_GROUP_DEFAULTS,
-    COMMIT_INTERVAL,
     CONSUMER_ONLY,
     DEFAULT_LINGER_MS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -92,33 +91,18 @@ from .kafka_config import (
     DRAIN_TIMEOUT_MAX,
     LANE_DISCOVERY_MS,
     MAX_IN_FLIGHT_OPTION,
-    MULTI_QUEUE_SLICE,
     PRODUCER_ONLY,
     STATIC_MEMBERSHIP_OPTION,
     parse_url,
 )
 from .kafka_errors import _error_text
 from .kafka_link import KafkaLink, stats_interval_ms
-from .kafka_naming import TP, KafkaToken, group_for, lane_topics
 from .kafka_producer import KafkaPublishing
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 logger = logging.getLogger(__name__)
-
-#: What ``kafka_consumer.py`` takes from here (their homes: ``kafka_config.py``,
-#: ``kafka_errors.py``, ``kafka_naming.py``).
-__all__ = [
-    "COMMIT_INTERVAL",
-    "MULTI_QUEUE_SLICE",
-    "TP",
-    "KafkaBroker",
-    "KafkaToken",
-    "_error_text",
-    "group_for",
-    "lane_topics",
-]
 
 
 class KafkaBroker(KafkaPublishing, Broker):

@@ -67,5 +67,20 @@ def test_hung_worker(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis: Re
     assert done and not summary.lost, summary.line() + "\n" + fleet.logs()
     assert all(pid == healthy.pid for pid in results_before.values()), results_before
     assert results_after == results_before, "H overwrote the re-run's result after SIGCONT"
-    assert not summary.twice_unexplained, summary.line()
+    # The documented gap (docs/semantics.md, "Not guaranteed"): a job H had claimed and
+    # passed its start check for when the SIGSTOP landed runs when H wakes, even if B
+    # ran the task meanwhile. Told apart by the claims: H never claimed it again after
+    # the freeze (a claim after it would have been refused, the task being done).
+    frozen_at = fleet.faults[hung.pid]
+    ledger = r.ledger.entries()
+
+    def started_on_a_claim_from_before_the_freeze(task_id: str) -> bool:
+        runs = sorted((e for e in ledger if e.task_id == task_id and e.kind == "S"), key=lambda e: e.at)
+        record = r.app.backend.get([task_id])[0]
+        claims = [ts for state, ts, worker in (record.history if record else ())
+                  if state == "processing" and worker == hung.name]
+        return runs[-1].pid == hung.pid and bool(claims) and max(claims) < frozen_at
+
+    unexplained = [t for t in summary.twice_unexplained if not started_on_a_claim_from_before_the_freeze(t)]
+    assert not unexplained, summary.line()
 

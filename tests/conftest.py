@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # examples/ and tests/apps/ import by path
 
 from tests.redis_topology import Topology, available  # noqa: E402 - needs ROOT on sys.path
+from tests.watchdog import pytest_runtest_protocol  # noqa: E402, F401 - a hook, found by name
 
 
 def _missing(what: str, variable: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from confluent_kafka import KafkaError
 
@@ -20,6 +20,42 @@ logger = logging.getLogger(__name__)
 #: good when it serves a rebalance callback (seen: ``rd_kafka_rebalance_protocol`` waiting
 #: on the main thread inside ``rd_kafka_consumer_close``); a stopping worker must still stop.
 CLOSE_TIMEOUT = 30.0
+
+#: Longest wait for a synchronous commit (at revocation and close). librdkafka's sync
+#: commit has no deadline of its own and is known to block for good now and then
+#: (confluent-kafka-python#1801); a commit not answered by then counts as failed, which
+#: at worst redelivers what it held.
+COMMIT_TIMEOUT = 15.0
+
+_T = TypeVar("_T")
+
+
+class _Unanswered(Exception):
+    """A librdkafka call that did not return within its deadline (see :func:`_bounded`)."""
+
+
+def _bounded(call: Callable[[], _T], timeout: float, name: str) -> _T:
+    """Run a blocking librdkafka call with a deadline: on a thread of its own, which is
+    abandoned (a daemon) past ``timeout``. A call in C holds its thread beyond the reach of
+    signals and timeouts, so the caller's thread must never make it itself. Returns what
+    the call returned, raises what it raised, or :class:`_Unanswered`."""
+    outcome: list[_T] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the caller's thread
+            raised.append(exc)
+
+    runner = threading.Thread(target=run, name=f"yadtq-{name}", daemon=True)
+    runner.start()
+    runner.join(timeout)
+    if runner.is_alive():
+        raise _Unanswered(f"{name} did not return within {timeout:.0f} s")
+    if raised:
+        raise raised[0]
+    return outcome[0]
 
 
 def _is_fatal(err: Any) -> bool:
@@ -39,23 +75,12 @@ def _close_member(member: _Member) -> None:
     """Close the member's librdkafka consumer, waiting at most ``CLOSE_TIMEOUT``: past it the
     handle is abandoned (the group drops it after its session timeout, so its partitions
     move on and what it held is redelivered). Raises what the close raised."""
-    raised: list[BaseException] = []
-
-    def close() -> None:
-        try:
-            member.client.close()
-        except BaseException as exc:  # handed to the caller's thread
-            raised.append(exc)
-
-    closer = threading.Thread(target=close, name=f"yadtq-close-{member.queue}", daemon=True)
-    closer.start()
-    closer.join(CLOSE_TIMEOUT)
-    if closer.is_alive():
+    try:
+        _bounded(member.client.close, CLOSE_TIMEOUT, f"close-{member.queue}")
+    except _Unanswered:
         logger.warning("queue %s: the Kafka consumer did not close within %.0f s; abandoned (the "
                        "group moves its partitions after the session timeout)", member.queue,
                        CLOSE_TIMEOUT)
-    elif raised:
-        raise raised[0]
 
 
 class _Member:

@@ -10,6 +10,7 @@ rebalances, ``kafka_member.py`` is one librdkafka consumer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -298,8 +299,8 @@ class KafkaConsumer(GroupState, Consumer):
         problems = []
         for member in self._members:
             try:
-                self._commit_now(member)
-                _close_member(member)  # leaves the group (revocation callbacks run inside)
+                # Leaves the group; revocation callbacks run inside, on the closing thread.
+                _close_member(member, functools.partial(self._commit_now, member))
             except (KafkaException, RuntimeError) as exc:
                 problems.append(f"{member.queue}: {_error_text(exc)}")
             self._broker.link.forget(member.name)

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from .base import Delivery, DrainCallback
 from .kafka_config import COMMIT_INTERVAL
 from .kafka_errors import _error_text
-from .kafka_member import COMMIT_TIMEOUT, _bounded, _Member, _named, _Unanswered
+from .kafka_member import _Member, _named
 from .kafka_naming import TP, KafkaToken
 from .offsets import OffsetTracker
 
@@ -87,15 +87,16 @@ class GroupState:
         self._tracker.mark_committed(positions)
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
-            result = _bounded(lambda: member.client.commit(offsets=offsets, asynchronous=False),
-                              COMMIT_TIMEOUT, f"commit-{member.queue}")
+            # On the calling thread, never another: a sync commit made while the owner
+            # thread serves a rebalance callback is not answered (seen with librdkafka 2.16).
+            result = member.client.commit(offsets=offsets, asynchronous=False)
             failed = [tp for tp in result or () if tp.error is not None]
             if failed:
                 raise KafkaException(failed[0].error)
             logger.debug("committed %s", positions)
-        except (KafkaException, _Unanswered) as exc:
+        except KafkaException as exc:
             logger.warning("commit of %s failed: %s; those tasks may be redelivered", member.queue,
-                           _error_text(exc) if isinstance(exc, KafkaException) else exc)
+                           _error_text(exc))
             self._tracker.forget_committed(positions)
 
     def _on_commit(self, err: Any, partitions: Any) -> None:

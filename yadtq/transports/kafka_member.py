@@ -21,12 +21,6 @@ logger = logging.getLogger(__name__)
 #: on the main thread inside ``rd_kafka_consumer_close``); a stopping worker must still stop.
 CLOSE_TIMEOUT = 30.0
 
-#: Longest wait for a synchronous commit (at revocation and close). librdkafka's sync
-#: commit has no deadline of its own and is known to block for good now and then
-#: (confluent-kafka-python#1801); a commit not answered by then counts as failed, which
-#: at worst redelivers what it held.
-COMMIT_TIMEOUT = 15.0
-
 _T = TypeVar("_T")
 
 
@@ -71,12 +65,19 @@ def _named(member: _Member, tps: Any) -> str:
                            for t, p in sorted(tps)) + "]"
 
 
-def _close_member(member: _Member) -> None:
-    """Close the member's librdkafka consumer, waiting at most ``CLOSE_TIMEOUT``: past it the
-    handle is abandoned (the group drops it after its session timeout, so its partitions
-    move on and what it held is redelivered). Raises what the close raised."""
+def _close_member(member: _Member, commit: Callable[[], None]) -> None:
+    """Commit what is done, then close the member's librdkafka consumer, both on a thread
+    of their own and waiting at most ``CLOSE_TIMEOUT``: past it the handle is abandoned (the
+    group drops it after its session timeout, so its partitions move on and what it held is
+    redelivered). The commit is in the deadline too: librdkafka's sync commit has no
+    deadline of its own (confluent-kafka-python#1801). Raises what either raised."""
+
+    def commit_and_close() -> None:
+        commit()
+        member.client.close()
+
     try:
-        _bounded(member.client.close, CLOSE_TIMEOUT, f"close-{member.queue}")
+        _bounded(commit_and_close, CLOSE_TIMEOUT, f"close-{member.queue}")
     except _Unanswered:
         logger.warning("queue %s: the Kafka consumer did not close within %.0f s; abandoned (the "
                        "group moves its partitions after the session timeout)", member.queue,

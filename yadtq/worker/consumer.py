@@ -67,6 +67,10 @@ RECLAIM_INTERVAL = 1.0
 #: A claim older than this share of ``worker_unresponsive_after`` when its job would
 #: start is not trusted: the job goes back to be claimed again (see ``may_start``).
 STALE_CLAIM_SHARE = 1 / 3
+#: A job claimed longer ago than this when a thread takes it (it was claimed ahead and
+#: waited for a thread) is claimed again right before it starts, so a revoke that came
+#: while it waited stops it (see ``may_start``). Below it, the wait is a thread hand-off.
+RECLAIM_BEFORE_START_AFTER = 0.02
 
 
 class TaskConsumer:
@@ -345,21 +349,49 @@ class TaskConsumer:
     def may_start(self, job: Job) -> bool:
         """Whether a claimed job may start now (the pool asks right before running it).
 
-        A claim older than ``stale_claim_after`` (the process was frozen or starved
-        since) may have lapsed: another worker may have found this one dead and run
-        the task. Such a job goes back to the parked deliveries and is claimed again.
+        A job that waited for a thread since its claim (claimed ahead while the pool
+        was busy) is claimed again first: a revoke that came meanwhile makes the claim
+        refuse it, so a task revoked before it started never starts. A claim older than
+        ``stale_claim_after`` (the process was frozen or starved since) may have lapsed:
+        another worker may have found this one dead and run the task. A job refused
+        either way goes back to the parked deliveries, claimed again by the owner thread
+        (which settles a revoked or finished one as any claim does).
         """
         waited = time.monotonic() - job.claimed
-        if waited <= self.stale_claim_after:
+        if waited <= RECLAIM_BEFORE_START_AFTER:
             return True
         envelope = job.envelope
+        if waited <= self.stale_claim_after:
+            if self._claim_again(job):
+                return True
+        else:
+            logger.warning("task %s[%s] claimed %.1f s ago and not started: claiming it again",
+                           envelope.task, envelope.id, waited, extra=task_fields(envelope))
         with self._running_lock:
             self._running.pop(attempt_of(envelope), None)
             self._running_lock.notify_all()
-        logger.warning("task %s[%s] claimed %.1f s ago and not started: claiming it again",
-                       envelope.task, envelope.id, waited, extra=task_fields(envelope))
         self._returned.put(Pending(envelope, job.delivery, list(job.duplicates)))
         return False
+
+    def _claim_again(self, job: Job) -> bool:
+        """Claim ``job``, which waited for a thread, once more right before it starts (on the
+        pool's thread); whether it may run. Not granted (revoked meanwhile, finished, held by
+        another instance) or the backend not answering: the owner thread takes it back."""
+        envelope = job.envelope
+        claim = Claim(envelope.id, envelope.task, envelope.queue, envelope.retries,
+                      self.identity.instance, self.identity.name, self.app.now(), envelope.created)
+        try:
+            decision = self.app.backend.claim([claim])[0]
+        except YADTQError as exc:
+            logger.info("task %s[%s]: claiming it again before it starts failed (%s); retrying later",
+                        envelope.task, envelope.id, exc, extra=task_fields(envelope))
+            return False
+        if decision != RUN:
+            logger.info("task %s[%s] not started: %s since it was claimed", envelope.task, envelope.id,
+                        decision, extra=task_fields(envelope))
+            return False
+        job.claimed = time.monotonic()
+        return True
 
     def _take_back_returned(self) -> None:
         """Park the jobs ``may_start`` refused, to be claimed again at once."""

@@ -2,9 +2,12 @@
 
 A pool runs :func:`executor.execute` for each submitted :class:`Job` and hands
 ``(job, outcome)`` to a sink. The worker submits only when :meth:`Pool.free_slots`
-says a slot is free, so a claimed task always starts at once. ``submit`` never
-raises: a job that cannot start ends with a retryable outcome, so every claimed
-job reaches the sink.
+says a slot is free. A slot is a thread or child to run on, or, in a thread pool
+of sync tasks, a place among the ``ahead`` claimed jobs that wait for the next
+free thread (claim ahead: the worker claims the next batch while this one runs,
+so its threads never idle waiting for a claim; the gate asked before each job
+starts checks those that waited). ``submit`` never raises: a job that cannot
+start ends with a retryable outcome, so every claimed job reaches the sink.
 
 A pool's threads are started through ``spawn`` (the worker passes its
 supervisor's, see ``supervise.py``), so none of them dies silently.
@@ -82,19 +85,23 @@ class Pool(ABC):
         self.sink = sink
         self.spawn = spawn
         self._cond = threading.Condition()
+        #: Jobs submitted and not finished: running, or claimed and waiting for a thread.
         self._active: dict[str, Job] = {}
+        #: How many claimed jobs may wait for a free thread beyond ``size`` (claim ahead).
+        self.ahead = 0
         #: Asked right before each job starts; a refused job never runs nor reaches the
         #: sink (the gate took it back: e.g. its claim may have lapsed meanwhile).
         self.gate: Optional[Gate] = None
 
     def free_slots(self) -> int:
+        """How many more jobs may be submitted now (running ones plus ``ahead`` waiting)."""
         with self._cond:
-            return self.size - len(self._active)
+            return self.size + self.ahead - len(self._active)
 
     def wait_for_slot(self, timeout: float) -> bool:
         """Block until a slot is free or ``timeout`` passes; whether one is free."""
         with self._cond:
-            return self._cond.wait_for(lambda: len(self._active) < self.size, timeout)
+            return self._cond.wait_for(lambda: len(self._active) < self.size + self.ahead, timeout)
 
     def active(self) -> list[Job]:
         with self._cond:
@@ -175,6 +182,10 @@ class ThreadPool(Pool):
         self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: Optional[LoopThread] = None
+        #: ``async def`` tasks all run at once on the loop, not one per thread: claimed
+        #: ahead, they would run beyond ``size``. So an app with any claims none ahead.
+        self._claims_ahead = not any(task.is_async for task in app.tasks.values())
+        self.ahead = size if self._claims_ahead else 0
 
     def start(self) -> None:
         for n in range(self.size):
@@ -196,12 +207,18 @@ class ThreadPool(Pool):
             self._finish(job, await run_attempt(self.app, job.envelope, self.worker))
 
     def resize(self, size: int) -> int:
-        # Threads beyond a smaller size stay, idle: the size alone bounds what runs.
+        # Threads beyond a smaller size stay, idle: the size alone bounds what runs, so
+        # no job waits ahead then (a waiting one would run on a spare thread).
+        with self._cond:
+            self.ahead = 0
         size = super().resize(size)
         for n in range(len(self._threads), size):
             thread = threading.Thread(target=self._run, name=f"yadtq-exec-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        with self._cond:
+            self.ahead = size if self._claims_ahead and len(self._threads) <= size else 0
+            self._cond.notify_all()
         return size
 
     def _run(self) -> None:

@@ -97,3 +97,17 @@ def test_a_waiting_retry_is_handed_the_slot(backend: ResultBackend) -> None:
     assert slots.release_slots([(key, holder, 0)]) == 1
     assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == [retried]
     assert slots.acquire_slots([retry]) == ([True], 0)  # takes its reserved slot
+
+
+def test_a_full_key_hands_the_slot_of_a_finished_holder_to_a_newcomer(backend: ResultBackend) -> None:
+    """An acquire that finds the key full looks at its holders in the same step (on
+    Redis Cluster: a second call with their records, read from their own slots)."""
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    beat(backend, "w1", "inst-1")
+    done, running = uuid.uuid4().hex, uuid.uuid4().hex
+    assert slots.acquire_slots([request(key, done), request(key, running)]) == ([True, True], 0)
+    assert slots.acquire_slots([request(key, "third")]) == ([False], 0)  # both holders live
+    backend.record([StateChange(done, SUCCESS, time.time(), worker="w1", result=b"1")])
+    # the release was lost: the waiting task is handed the slot, a newcomer still waits
+    assert slots.acquire_slots([request(key, "fourth")]) == ([False], 1)
+    assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == ["third"]

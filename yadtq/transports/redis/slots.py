@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
 #: Waiting tasks per key whose records a Redis Cluster step reads (those after them
-#: count as not over: promoted, they are dropped when their worker's claim refuses).
-_RECORDS_WAITING = 64
+#: count as not over: promoted, they are dropped when their worker's claim refuses);
+#: ``LOOK`` in slots.lua.
+_RECORDS_WAITING = 16
 #: No records passed (a Redis Cluster release): every holder counts as live.
 _NO_RECORDS = msgpack.packb({})
 
@@ -103,23 +104,31 @@ class RedisSlots(ConcurrencyBackend):
         with self._guard(f"{op}_slots"):
             return script(keys=keys, args=full)
 
-    def _slot_records(self, group: int, keys: Sequence[str]) -> bytes:
-        """Redis Cluster: the records (state, retries, running instance) of every task
-        holding or first in line for a slot of ``keys`` (all in ``group``), packed for
-        ``slots.lua``. Read before the script, so possibly stale: a holder found over or
-        not running stays so (an attempt never comes back), and one that acquires
-        meanwhile is not in the read and counts as live."""
-        with self._guard("slot_records"):
+    def _slot_attempts(self, group: int, keys: Sequence[str]) -> list[bytes]:
+        """Redis Cluster: the attempts holding or first in line for a slot of ``keys``
+        (all in ``group``)."""
+        if not keys:
+            return []
+        with self._guard("slot_attempts"):
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:
                 pipe.hkeys(self.key(SLOT_HELD_KEY, key, group=group))
                 pipe.zrange(self.key(SLOT_QUEUE_KEY, key, group=group), 0, _RECORDS_WAITING - 1)
-            rows = pipe.execute() if keys else []
-            ids = sorted({split_attempt(a.decode())[0] for row in rows for a in row})
-            pipe = self._redis.pipeline(transaction=False)
-            for task_id in ids:
-                pipe.hmget(self.key(TASK_KEY, task_id), "state", "retries", "instance")
-            found = pipe.execute() if ids else []
+            return [a for row in pipe.execute() for a in row]
+
+    def _slot_records(self, attempts: Sequence[bytes]) -> bytes:
+        """Redis Cluster: the records (state, retries, running instance) of the tasks of
+        ``attempts``, packed for ``slots.lua``. Read before the script, so possibly
+        stale: an attempt found over stays over, and a holder that acquires meanwhile is
+        not in the read and counts as live (flow-control.md, "On Redis Cluster")."""
+        ids = sorted({split_attempt(a.decode())[0] for a in attempts})
+        found = []
+        if ids:
+            with self._guard("slot_records"):
+                pipe = self._redis.pipeline(transaction=False)
+                for task_id in ids:
+                    pipe.hmget(self.key(TASK_KEY, task_id), "state", "retries", "instance")
+                found = pipe.execute()
         return cast(bytes, msgpack.packb({
             task_id: [(state or b"").decode(), int(retries or 0), (instance or b"").decode()]
             for task_id, (state, retries, instance) in zip(ids, found)}))
@@ -139,7 +148,7 @@ class RedisSlots(ConcurrencyBackend):
             packed.append([r.key, r.name, r.value, r.limit, r.task_id, r.retries, r.instance,
                            head, tail])
         if self.layout.groups == 1:
-            answers, promoted = self._slots("acquire", [a for p in packed for a in p])
+            answers, promoted, _ = self._slots("acquire", [a for p in packed for a in p])
             return [bool(a) for a in answers], int(promoted)
         return self._acquire_grouped(requests, packed)
 
@@ -149,22 +158,24 @@ class RedisSlots(ConcurrencyBackend):
         are asked again with the records of its holders and first waiting tasks."""
         found: list[Any] = [""] * len(requests)
         promoted = 0
-        first = True
         todo = self._by_slot_group([r.key for r in requests])
+        look: dict[int, list[bytes]] = {}
         while todo:
             groups = list(todo)
-            calls = [self._slots_call(
-                "acquire", g,
-                b"-" if first else self._slot_records(g, sorted({requests[i].key for i in todo[g]})),
-                [a for i in todo[g] for a in packed[i]]) for g in groups]
+            calls = [self._slots_call("acquire", g, self._slot_records(look[g]) if look else b"-",
+                                      [a for i in todo[g] for a in packed[i]]) for g in groups]
             again: dict[int, list[int]] = {}
-            for g, (answers, more) in zip(groups, self._calls("acquire_slots", calls)):
+            asked: dict[int, list[bytes]] = {}
+            for g, (answers, more, attempts) in zip(groups, self._calls("acquire_slots", calls)):
                 promoted += int(more)
                 for i, answer in zip(todo[g], answers):
                     found[i] = answer
-                    if answer == b"?" and first:
+                    if answer == b"?":
                         again.setdefault(g, []).append(i)
-            todo, first = again, False
+                        asked[g] = attempts
+            if look:  # a second call never asks again
+                break
+            todo, look = again, asked
         return [a == b"1" for a in found], promoted
 
     def release_slots(self, slots: Sequence[tuple[str, str, int]]) -> int:
@@ -192,7 +203,7 @@ class RedisSlots(ConcurrencyBackend):
         for _, key, g in oldest[:SWEEP_BATCH]:
             by_group.setdefault(g, []).append(key)
         return sum(int(n) for n in self._calls("sweep_slots", [
-            self._slots_call("settle", g, self._slot_records(g, keys), list(keys))
+            self._slots_call("settle", g, self._slot_records(self._slot_attempts(g, keys)), list(keys))
             for g, keys in by_group.items()]))
 
     def concurrency_slots(self, limit: int = 100) -> list[SlotKeyInfo]:

@@ -18,7 +18,8 @@
 -- (a stale or missing read only ever delays a hand-on, never frees a held slot). '-'
 -- (acquire on Redis Cluster, first pass): a request that would need the holders looked
 -- at is answered '?' and changes nothing; the caller asks again with the records.
--- Returns acquire: {answers ('1' run, '' wait, '?' ask again), promoted}; else promoted.
+-- Returns acquire: {answers ('1' run, '' wait, '?' ask again), promoted, the attempts
+-- (holders and first waiting) of the keys asked again}; else promoted.
 local now = clock()
 local since, last = read_watch(KEYS[3])
 local op = ARGV[1]
@@ -30,6 +31,9 @@ if ARGV[9] ~= '' and not asking then
   given = cmsgpack.unpack(ARGV[9])
 end
 local FIRST = 10
+-- Waiting attempts per key whose records an acquire asks for, at most its limit (slots.py
+-- _RECORDS_WAITING): only as many can be handed a slot.
+local LOOK = 16
 
 local known = {}
 local function alive(instance)
@@ -146,6 +150,7 @@ end
 if op == 'acquire' then
   local answers = {}
   local asked = {}
+  local look = {}  -- asking: the attempts whose records the second call needs
   for i = FIRST, #ARGV, 9 do
     local key, limit = ARGV[i], tonumber(ARGV[i + 3])
     local attempt = ARGV[i + 4] .. ':' .. ARGV[i + 5]
@@ -162,6 +167,12 @@ if op == 'acquire' then
     elseif asking then
       answer = '?'  -- the holders must be looked at: the caller reads their records
       asked[key] = true
+      for _, a in ipairs(redis.call('HKEYS', hk)) do
+        look[#look + 1] = a
+      end
+      for _, a in ipairs(redis.call('ZRANGE', qk, 0, math.min(limit, LOOK) - 1)) do
+        look[#look + 1] = a
+      end
     elseif settle(key, limit) < limit then
       answer = '1'
     else
@@ -177,7 +188,7 @@ if op == 'acquire' then
     end
     answers[#answers + 1] = answer
   end
-  return {answers, promoted}
+  return {answers, promoted, look}
 end
 
 -- Settle a key with its stored limit when someone waits on it; forget it when idle.

@@ -94,14 +94,24 @@ class Pool(ABC):
         self.gate: Optional[Gate] = None
 
     def free_slots(self) -> int:
-        """How many more jobs may be submitted now (running ones plus ``ahead`` waiting)."""
+        """How many more jobs may be submitted now (running ones plus ``ahead`` waiting).
+
+        While claimed jobs still wait for a thread, none until half of ``ahead`` is free:
+        the threads have work meanwhile, and the next claim takes a batch, not one job
+        per backend round trip (a job claimed sooner would only wait longer)."""
         with self._cond:
-            return self.size + self.ahead - len(self._active)
+            return self._room()
+
+    def _room(self) -> int:
+        room = self.size + self.ahead - len(self._active)
+        if len(self._active) > self.size and room < (self.ahead + 1) // 2:
+            return 0
+        return room
 
     def wait_for_slot(self, timeout: float) -> bool:
         """Block until a slot is free or ``timeout`` passes; whether one is free."""
         with self._cond:
-            return self._cond.wait_for(lambda: len(self._active) < self.size + self.ahead, timeout)
+            return self._cond.wait_for(lambda: self._room() > 0, timeout)
 
     def active(self) -> list[Job]:
         with self._cond:

@@ -151,21 +151,36 @@ class FollowUps:
             backend.record(changes, scheduled)
 
 
-def record_revoked(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
-    """For canvas tasks a claim did not run: those stored ``revoked`` (revoked before they
-    ran) fail the rest of their chain and their chord, in one step.
+def record_unrun(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
+    """For canvas tasks a claim did not run because they are over: store again, in one
+    step, what their stored outcome sets off that is idempotent.
 
-    Called before their deliveries are reported done, so a crash in between only
-    means doing it again on the next delivery: every follow-up of a revoked task is
-    idempotent (changes to ready tasks are refused, chord joins count once, nothing is
-    sent).
+    - ``revoked`` (revoked before they ran): the failure of the rest of their chain and
+      of their chord (first recorded here).
+    - ``success`` or ``failed`` (a copy delivered again after its outcome was stored):
+      their chord count, and the failures they pass on (the rest of a chain, a failed
+      chord's callback). On one Redis and on SQLite these were stored with the outcome,
+      so doing them again changes nothing; on Redis Cluster the count is a second step
+      in another slot group (``record_joined``), and a worker killed between the two
+      left the chord one count short with the delivery not reported done: this is where
+      the redelivery completes it. Follow-ups that would send messages (the next step
+      of a chain, ``link``/``link_error`` callbacks) are not sent again.
+
+    Called before the deliveries are reported done, so a crash in between only means
+    doing it again on the next delivery: a chord counts a member once (a set of
+    indexes) and fires or fails once, and changes to ready tasks are refused.
     """
     records = app.backend.get([e.id for e in envelopes])
     follow_ups = FollowUps(app)
     for envelope, record in zip(envelopes, records):
-        if record is not None and record.state == states.REVOKED:
+        if record is None:
+            continue
+        if record.state == states.REVOKED:
             follow_ups.ended(envelope, states.REVOKED, error=record.error or ErrorInfo(
                 "yadtq.exceptions.Revoked", "revoked", ["revoked"]))
+        elif record.state in (states.SUCCESS, states.FAILED):
+            follow_ups.ended(envelope, record.state, record.result, record.error)
+    follow_ups.scheduled.clear()  # sent with the outcome (their ids make a second copy run once)
     follow_ups.record(app.backend, [], [])
 
 

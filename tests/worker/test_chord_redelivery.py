@@ -1,4 +1,4 @@
-"""A chord member delivered again after its outcome was stored completes its count.
+"""A canvas task delivered again after its outcome was stored completes its follow-ups.
 
 On Redis Cluster a member's outcome (its record step) and its chord count (the join
 step, in the chord's slot group) are two steps: a worker killed between them leaves
@@ -7,7 +7,8 @@ makes exactly that state (the first join of a member is dropped after its record
 then delivers the member's message again, as the broker does after the kill: the claim
 finds the task finished and must complete the count, so the callback runs exactly once.
 On one Redis and on SQLite the two are one step, so the state can only come from this
-simulation there, and a copy of a member counted already must change nothing.
+simulation there, and a copy of a member counted already must change nothing. The
+same holds for a chain's next step stored in another slot group than the step before.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 import pytest
 
-from yadtq import YADTQ, ChordError, chord
+from yadtq import YADTQ, ChordError, chain, chord
 from yadtq.canvas.group_result import canvas_backend
 from yadtq.envelope import decode
 from yadtq.transports.base import Message, ScheduledMessage, StateChange
@@ -44,7 +46,12 @@ class Rig:
         self.app = YADTQ(f"chordjoin-{prefix}", broker="memory://", backend=backend_url,
                          backend_options=options)
         self.sent: dict[str, Message] = {}
+        self.published: Counter[str] = Counter()
         self.lost: list[ChordJoin] = []
+        #: Set by a test: the first step that stores follow-up messages loses them (its
+        #: task ids go to ``lost_steps``), as a kill between slot groups does on a cluster.
+        self.lose_follow_ups = False
+        self.lost_steps: list[str] = []
         self.callback_runs = 0
         self.lock = threading.Lock()
         app = self.app
@@ -67,12 +74,14 @@ class Rig:
 
     def patch(self, monkeypatch: pytest.MonkeyPatch) -> None:
         broker, store = self.app.broker, canvas_backend(self.app)
-        publish, record_joined = broker.publish, store.record_joined
+        publish, record_joined, record = broker.publish, store.record_joined, self.app.backend.record
 
         def keep(messages: Any, *args: Any, **kwargs: Any) -> Any:
             messages = list(messages)
             for m in messages:
-                self.sent[decode(m.body, self.app.settings.secret_key).id] = m
+                task_id = decode(m.body, self.app.settings.secret_key).id
+                self.sent[task_id] = m
+                self.published[task_id] += 1
             return publish(messages, *args, **kwargs)
 
         def lose_join(changes: list[StateChange], scheduled: list[ScheduledMessage],
@@ -86,7 +95,18 @@ class Rig:
                 return
             record_joined(changes, scheduled, joins)
 
+        def lose_follow_ups(changes: Sequence[StateChange],
+                            scheduled: Sequence[ScheduledMessage] = ()) -> None:
+            with self.lock:
+                lose = self.lose_follow_ups and bool(scheduled) and any(
+                    c.state == "success" for c in changes)
+                if lose:
+                    self.lose_follow_ups = False
+                    self.lost_steps = [c.task_id for c in changes]
+            record(changes, [] if lose else scheduled)
+
         monkeypatch.setattr(broker, "publish", keep)
+        monkeypatch.setattr(self.app.backend, "record", lose_follow_ups)
         monkeypatch.setattr(store, "record_joined", lose_join)
 
     def redeliver(self, task_id: str) -> None:
@@ -168,3 +188,18 @@ def test_a_redelivered_failed_member_fails_the_chord_once(rig: Rig) -> None:
     with pytest.raises(ChordError):
         result.get(timeout=RESULT_TIMEOUT)
     assert rig.callback_runs == 0
+
+
+def test_a_redelivered_chain_step_sends_a_lost_next_step(rig: Rig) -> None:
+    rig.lose_follow_ups = True
+    result = chain(rig.add.s(1, 1), rig.add.s(10), rig.add.s(100)).apply_async()
+    assert _eventually(lambda: bool(rig.lost_steps))
+    rig.settled()
+    assert result.parent is not None
+    assert rig.app.backend.get([result.parent.id]) == [None]  # the next step was never sent
+    rig.redeliver(rig.lost_steps[0])
+    assert result.get(timeout=RESULT_TIMEOUT) == 112
+    # Once the next step has a record, another copy of the first sends nothing again.
+    rig.redeliver(rig.lost_steps[0])
+    rig.settled()
+    assert rig.published[result.parent.id] == 1

@@ -5,7 +5,9 @@ The worker's recorder calls :meth:`FollowUps.add` for each outcome of a batch an
 chain, ``link``/``link_error`` callbacks and chord counting are never a separate
 step after the outcome is stored: a worker killed between two lines either
 stored the outcome with all its follow-ups, or neither (and the task is
-delivered again). Follow-ups enter the schedule due now and the scheduler
+delivered again). On Redis Cluster the parts in other slot groups are separate
+steps; a redelivered copy finds the task finished and completes them
+(:func:`record_unrun`). Follow-ups enter the schedule due now and the scheduler
 publishes them; their ids were fixed when the canvas was built, so a follow-up
 published twice still runs once.
 """
@@ -153,18 +155,18 @@ class FollowUps:
 
 def record_unrun(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
     """For canvas tasks a claim did not run because they are over: store again, in one
-    step, what their stored outcome sets off that is idempotent.
+    step, what their stored outcome sets off.
 
     - ``revoked`` (revoked before they ran): the failure of the rest of their chain and
       of their chord (first recorded here).
     - ``success`` or ``failed`` (a copy delivered again after its outcome was stored):
-      their chord count, and the failures they pass on (the rest of a chain, a failed
-      chord's callback). On one Redis and on SQLite these were stored with the outcome,
-      so doing them again changes nothing; on Redis Cluster the count is a second step
-      in another slot group (``record_joined``), and a worker killed between the two
-      left the chord one count short with the delivery not reported done: this is where
-      the redelivery completes it. Follow-ups that would send messages (the next step
-      of a chain, ``link``/``link_error`` callbacks) are not sent again.
+      everything :meth:`FollowUps.ended` gives for that outcome. On one Redis and on
+      SQLite it was stored with the outcome, in one step, so this changes nothing. On
+      Redis Cluster the outcome, its chord count (``record_joined``) and follow-ups of
+      other slot groups are separate steps, and a worker killed between them left the
+      delivery not reported done: this is where its redelivery completes them. Only
+      follow-up messages whose task has no record yet are sent again (one that ran or
+      runs has one); a copy of one that is still on its way runs once all the same.
 
     Called before the deliveries are reported done, so a crash in between only means
     doing it again on the next delivery: a chord counts a member once (a set of
@@ -180,7 +182,9 @@ def record_unrun(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
                 "yadtq.exceptions.Revoked", "revoked", ["revoked"]))
         elif record.state in (states.SUCCESS, states.FAILED):
             follow_ups.ended(envelope, record.state, record.result, record.error)
-    follow_ups.scheduled.clear()  # sent with the outcome (their ids make a second copy run once)
+    if follow_ups.scheduled:
+        known = app.backend.get([s.task_id for s in follow_ups.scheduled])
+        follow_ups.scheduled = [s for s, r in zip(follow_ups.scheduled, known) if r is None]
     follow_ups.record(app.backend, [], [])
 
 

@@ -110,7 +110,9 @@ class RedisCanvas(CanvasBackend):
 
         With several slot groups (Redis Cluster) a member's record and its chord are
         usually in different slots: the record scripts run first and return the states
-        they leave, then the join scripts count them (see ``docs/semantics.md``).
+        they leave, then the join scripts count them. A worker killed between the two
+        leaves the delivery not reported done: its copy, delivered again, counts the
+        member again (``canvas.followups.record_unrun``; see ``docs/semantics.md``).
         """
         if self.layout.groups == 1:
             self._calls("record_joined", [*self._record_calls(changes, scheduled),

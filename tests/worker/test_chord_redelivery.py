@@ -88,10 +88,13 @@ class Rig:
                       joins: list[ChordJoin]) -> None:
             with self.lock:
                 lose = bool(joins) and not self.lost
-                if lose:
-                    self.lost = list(joins)
-            if lose:  # the record step alone: what a kill before the join step leaves
-                self.app.backend.record(changes, scheduled)
+                if lose:  # one member's join: a batch may hold them all (claim ahead)
+                    self.lost = joins[:1]
+            if lose:  # its record step alone: what a kill before the join step leaves
+                if len(joins) > 1:
+                    record_joined(changes, scheduled, joins[1:])
+                else:
+                    self.app.backend.record(changes, scheduled)
                 return
             record_joined(changes, scheduled, joins)
 

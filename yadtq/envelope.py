@@ -250,14 +250,15 @@ class PlainEncoder:
     bulk sends): the bytes :func:`encode_body` gives for their :func:`new_body`, with the
     fields they share packed once, made once per task and kept."""
 
-    def __init__(self, task: str, queue: str) -> None:
+    def __init__(self, task: str, queue: str, parent_id: Optional[str] = None,
+                 root_id: Optional[str] = None) -> None:
         p = _packer().pack
         self._head = bytes([0x80 | 14]) + p("v") + p(PROTOCOL_VERSION) + p("id")
         self._task = p("task") + p(task) + p("args")
         self._kwargs = p("kwargs")
         shared: tuple[Any, ...] = (
-            "queue", queue, "retries", 0, "eta", None, "expires", None, "parent_id", None,
-            "root_id", None, "key", None, "created")
+            "queue", queue, "retries", 0, "eta", None, "expires", None, "parent_id", parent_id,
+            "root_id", root_id, "key", None, "created")
         self._shared = b"".join(p(v) for v in shared)
         self._options = p("options") + p({})
 
@@ -276,10 +277,12 @@ class PlainEncoder:
 
 
 class PlainBodies(PlainEncoder):
-    """:class:`PlainEncoder` for tasks submitted at one time (a bulk send)."""
+    """:class:`PlainEncoder` for tasks submitted at one time (a bulk send, a group's
+    members: those have the group as parent and root)."""
 
-    def __init__(self, task: str, queue: str, created: float) -> None:
-        super().__init__(task, queue)
+    def __init__(self, task: str, queue: str, created: float, parent_id: Optional[str] = None,
+                 root_id: Optional[str] = None) -> None:
+        super().__init__(task, queue, parent_id, root_id)
         self.created = float(created)
 
     def encode(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:

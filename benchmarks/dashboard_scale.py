@@ -44,6 +44,9 @@ with warnings.catch_warnings():  # Starlette 1.x: "install httpx2 instead" (http
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from runner import delete_namespace_keys
+
 from yadtq import YADTQ
 from yadtq.dashboard import data, web
 from yadtq.dashboard.web import create_app
@@ -137,23 +140,6 @@ def measure(app: YADTQ, client: TestClient, first_id: str,
     return {label: _time(call) for label, call in requests.items()}
 
 
-def _cleanup_redis(url: str, namespace: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    deleted = 0
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{namespace}:*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            deleted += int(client.unlink(*batch))
-            batch = []
-    if batch:
-        deleted += int(client.unlink(*batch))
-    client.close()
-    return deleted
-
-
 def _table(sizes: Sequence[int], results: dict[int, dict[str, tuple[float, float]]]) -> str:
     labels = list(results[sizes[0]])
     head = "| request | " + " | ".join(f"{n:,} stored: median / max ms" for n in sizes) + " |"
@@ -209,7 +195,7 @@ def main(url: str, total: int) -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         else:
-            print(f"deleted {_cleanup_redis(url, namespace):,} keys under {namespace}:")
+            print(f"deleted {delete_namespace_keys(url, namespace):,} keys under {namespace}:")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from typing import Any, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "peers"))
-from runner import cpu_seconds, workers  # noqa: E402
+from runner import cpu_seconds, delete_namespace_keys, workers  # noqa: E402
 
 #: Tasks per ``app.send_many`` call.
 CHUNK = 10_000
@@ -252,7 +252,7 @@ def measure(args: argparse.Namespace, run: Run) -> Figures:
             app.purge(queue)
         app.close()
         if args.backend.startswith("redis://"):
-            _delete_keys(args.backend, namespace)
+            delete_namespace_keys(args.backend, namespace)
     return Figures(run, stored, elapsed, cpu, partial=not done, load=load)
 
 
@@ -279,26 +279,6 @@ def _create_topic(app: Any, queue: str, partitions: int, limit: int) -> None:
         [NewTopic(topic, num_partitions=partitions, replication_factor=app.settings.replication_factor,
                   config={"max.message.bytes": str(limit)})], request_timeout=30)
     futures[topic].result(60)
-
-
-def _delete_keys(url: str, namespace: str) -> int:
-    """UNLINK every key of the run's namespace; nothing else in the database is touched."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    deleted = 0
-    batch: list[bytes] = []
-    try:
-        for key in client.scan_iter(match=f"{namespace}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += int(client.unlink(*batch))
-                batch = []
-        if batch:
-            deleted += int(client.unlink(*batch))
-    finally:
-        client.close()
-    return deleted
 
 
 def _sink(payload: bytes) -> None:

@@ -87,6 +87,27 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def delete_namespace_keys(url: str, namespace: str) -> int:
+    """UNLINK every Redis key under ``namespace:`` (SCAN by prefix, in batches); nothing
+    else in the database is touched. Returns how many were deleted."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    batch: list[bytes] = []
+    try:
+        for key in client.scan_iter(match=f"{namespace}:*", count=5000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(client.unlink(*batch))
+                batch = []
+        if batch:
+            deleted += int(client.unlink(*batch))
+    finally:
+        client.close()
+    return deleted
+
+
 @contextmanager
 def workers(cmds: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
     quiet = None if os.environ.get("BENCH_DEBUG") else subprocess.DEVNULL

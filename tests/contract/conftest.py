@@ -158,12 +158,3 @@ def python_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.communicate()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Concurrency slots are not on Redis Cluster yet (docs/deployment.md): their
-    contract is skipped there, and the backend refuses them with a clear error."""
-    for item in items:
-        slots = item.nodeid.startswith("tests/contract/test_slots_contract.py")
-        if slots and "[redis-cluster" in item.nodeid:
-            item.add_marker(pytest.mark.skip(reason="concurrency slots are not on Redis Cluster yet"))

@@ -13,8 +13,9 @@ import pytest
 from yadtq.states import RETRYING, SUCCESS
 from yadtq.transports.base import Message, ResultBackend, ScheduledMessage, StateChange
 from yadtq.transports.slots_store import ConcurrencyBackend, SlotRequest
+from yadtq.transports.types import RUN
 
-from .test_backend_contract import SHORT, beat
+from .test_backend_contract import SHORT, beat, claim_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,3 +98,47 @@ def test_a_waiting_retry_is_handed_the_slot(backend: ResultBackend) -> None:
     assert slots.release_slots([(key, holder, 0)]) == 1
     assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == [retried]
     assert slots.acquire_slots([retry]) == ([True], 0)  # takes its reserved slot
+
+
+def test_a_full_key_hands_the_slot_of_a_finished_holder_to_a_newcomer(backend: ResultBackend) -> None:
+    """An acquire that finds the key full looks at its holders in the same step (on
+    Redis Cluster: a second call with their records, read from their own slots)."""
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    beat(backend, "w1", "inst-1")
+    done, running = uuid.uuid4().hex, uuid.uuid4().hex
+    assert slots.acquire_slots([request(key, done), request(key, running)]) == ([True, True], 0)
+    assert slots.acquire_slots([request(key, "third")]) == ([False], 0)  # both holders live
+    backend.record([StateChange(done, SUCCESS, time.time(), worker="w1", result=b"1")])
+    # the release was lost: the waiting task is handed the slot, a newcomer still waits
+    assert slots.acquire_slots([request(key, "fourth")]) == ([False], 1)
+    assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == ["third"]
+
+
+def test_a_slot_stays_held_while_the_worker_running_it_lives(
+        backend_factory: Callable[..., ResultBackend]) -> None:
+    """A redelivery acquired by a second worker that then died, while the first still
+    runs the attempt: the slot stays held while the runner (the task record's claim)
+    lives, and goes once the runner is silent too (on Redis Cluster the record comes
+    from another slot group)."""
+    window = 1.5
+    backend = backend_factory(worker_unresponsive_after=window, heartbeat_interval=0.2)
+    slots, key = slots_of(backend), f"k-{uuid.uuid4().hex}"
+    for n in (1, 2, 3):
+        beat(backend, f"w{n}", f"inst-{n}")
+    task_id = uuid.uuid4().hex
+    assert slots.acquire_slots([request(key, task_id, "inst-1", 1)]) == ([True], 0)
+    assert backend.claim([claim_for(task_id, instance="inst-1")]) == [RUN]
+    assert slots.acquire_slots([request(key, task_id, "inst-2", 1)]) == ([True], 0)
+    assert slots.acquire_slots([request(key, "next", "inst-3", 1)]) == ([False], 0)
+    silent = time.monotonic()  # inst-2, the slot's acquirer now, is silent from here on
+    while time.monotonic() - silent < 1.5 * window:
+        beat(backend, "w1", "inst-1")
+        beat(backend, "w3", "inst-3")
+        assert slots.sweep_slots() == 0, "freed while the worker running it lives"
+        time.sleep(0.05)
+    end = time.monotonic() + 20
+    while not slots.sweep_slots():  # inst-1, the runner, is silent too
+        beat(backend, "w3", "inst-3")
+        assert time.monotonic() < end, "the slot was never freed"
+        time.sleep(0.05)
+    assert [e.task_id for e in backend.claim_due(None, 10, 30.0)] == ["next"]

@@ -64,3 +64,40 @@ def test_the_last_commit_comes_before_the_close() -> None:
 def test_an_error_of_the_close_reaches_the_caller() -> None:
     with pytest.raises(RuntimeError, match="closed twice"):
         kafka_member._close_member(_member(_Client(error=RuntimeError("closed twice"))), lambda: None)
+
+
+class _Subscribed(_Client):
+    """A client whose revocation arrives on the second poll after unsubscribing."""
+
+    def __init__(self, member: object, calls: list[str]) -> None:
+        super().__init__()
+        self.member, self.calls, self.polls = member, calls, 0
+
+    def unsubscribe(self) -> None:
+        self.calls.append("unsubscribe")
+
+    def consume(self, num_messages: int, timeout: float) -> list[object]:
+        self.polls += 1
+        if self.polls == 2:
+            self.calls.append("revoked")
+            self.member.assigned.clear()  # type: ignore[attr-defined]
+        return []
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_close_serves_the_revocation_before_closing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The revocation is served by a poll after unsubscribing, never inside librdkafka's
+    close (where confluent-kafka's fallback can freeze the process: librdkafka#4041)."""
+    from yadtq.transports import kafka_consumer
+
+    calls: list[str] = []
+    member = kafka_member._Member("q", ["yadtq.q"])
+    member.client = _Subscribed(member, calls)
+    member.assigned.add(("yadtq.q", 0))
+    consumer = kafka_consumer.KafkaConsumer.__new__(kafka_consumer.KafkaConsumer)
+    consumer._tracker = kafka_consumer.OffsetTracker()
+    monkeypatch.setattr(consumer, "_commit_now", lambda m: calls.append("commit"), raising=False)
+    kafka_member._close_member(member, lambda: consumer._leave(member))
+    assert calls == ["unsubscribe", "revoked", "commit", "close"]

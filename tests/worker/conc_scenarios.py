@@ -23,10 +23,11 @@ def all_take_part(m: Any, count: int, timeout: float = 120) -> None:
         seen.update(r.get(timeout=60) for r in [m.ping.delay() for _ in range(8 * count)])
 
 
-def never_over_the_limit(m: Any) -> None:
-    """18 tasks of 3 tenants (limit 2 each) on 4 workers x 4: never more than 2 of a tenant
-    at once, counted from inside the tasks, while different tenants run side by side."""
-    all_take_part(m, 4)
+def never_over_the_limit(m: Any, workers: int = 4) -> None:
+    """18 tasks of 3 tenants (limit 2 each) on ``workers`` workers x 4: never more than 2
+    of a tenant at once, counted from inside the tasks, while different tenants run side
+    by side."""
+    all_take_part(m, workers)
     results = [m.tenant_job.delay(t, n, 0.5) for n in range(6) for t in ("a", "b", "c")]
     assert sorted(r.get(timeout=180) for r in results) == sorted(list(range(6)) * 3)
     most = m.most()

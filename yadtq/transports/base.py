@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..exceptions import BrokerUnavailable, ConfigurationError
@@ -61,7 +61,6 @@ __all__ = [
     "DeadLetter", "Delivery", "DeliveryErrorHook", "DrainCallback", "ErrorInfo", "FailedMessage",
     "Message", "Progress", "ResultBackend", "ScheduledMessage", "StateChange", "TaskRecord",
     "TaskSummary", "TaskTotals", "WorkerFailure", "WorkerInfo", "create_backend", "create_broker",
-    "iter_batches",
 ]
 
 
@@ -442,14 +441,3 @@ def create_backend(url: str, settings: Settings) -> ResultBackend:
     assert isinstance(backend, ResultBackend)
     return backend
 
-
-def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    """Split ``items`` into lists of at most ``size``."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

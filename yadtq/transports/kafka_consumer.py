@@ -42,13 +42,19 @@ logger = logging.getLogger(__name__)
 #: What one fetch takes from librdkafka's local queue of a member with priority lanes:
 #: everything there (librdkafka's prefetch is bounded by ``queued.max.messages.kbytes``).
 DRAIN = 100_000
+#: Closing: longest wait for the revocation that unsubscribing sets off, how often it is
+#: looked for, and how many prefetched messages one look drops (see ``_leave``).
+LEAVE_TIMEOUT = 10.0
+LEAVE_POLL = 0.1
+LEAVE_BATCH = 1000
 
 
 class KafkaConsumer(GroupState, Consumer):
     """A worker's consumer of one or more queues; see the module docstring for the guarantees.
 
-    ``fetch`` and ``close`` (and every librdkafka call) run on the owner thread;
-    ``done`` and ``dead_letter`` may be called from any thread.
+    ``fetch`` and ``close`` (and every librdkafka call) run on the owner thread, except
+    that ``close`` hands a member's last steps to a thread of its own, to bound them,
+    and waits for it; ``done`` and ``dead_letter`` may be called from any thread.
     """
 
     def __init__(self, broker: KafkaBroker, queues: Sequence[str], on_drain: Optional[DrainCallback],
@@ -196,7 +202,7 @@ class KafkaConsumer(GroupState, Consumer):
             self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
             member.clear_buffers()
             try:
-                member.client.close()
+                _close_member(member, lambda: None)
             except (KafkaException, RuntimeError) as exc:
                 logger.debug("closing the failed consumer of %s: %s", member.queue, _error_text(exc))
             self._broker.link.forget(member.name)
@@ -291,6 +297,29 @@ class KafkaConsumer(GroupState, Consumer):
                 logger.warning("Kafka consumer of %s: pause/resume failed: %s", member.queue,
                                _error_text(exc))
 
+    def _leave(self, member: _Member) -> None:
+        """Give up the member's partitions before its close: unsubscribe, and serve the
+        revocation that follows here, where librdkafka still answers (what is done is
+        committed in it); then commit what is left.
+
+        Never leave a revocation to ``close``: confluent-kafka serves a rebalance callback
+        inside close by asking librdkafka for the rebalance protocol while holding the
+        GIL, and once the group has terminated that question is never answered
+        (librdkafka#4041), which froze every thread of the process. Messages polled here
+        were never handed out: their offsets are not committed, so they are redelivered."""
+        try:
+            member.client.unsubscribe()
+            deadline = time.monotonic() + LEAVE_TIMEOUT
+            while member.assigned and time.monotonic() < deadline:
+                member.client.consume(LEAVE_BATCH, LEAVE_POLL)
+        except (KafkaException, RuntimeError) as exc:
+            logger.debug("queue %s: leaving the group before close: %s", member.queue,
+                         _error_text(exc) if isinstance(exc, KafkaException) else exc)
+        if member.assigned:
+            logger.warning("queue %s: partitions %s still assigned %.0f s after unsubscribing; "
+                           "closing anyway", member.queue, sorted(member.assigned), LEAVE_TIMEOUT)
+        self._commit_now(member)
+
     def close(self) -> None:
         """Commit what is done, then leave every group; unfinished deliveries will be redelivered."""
         if self._closed:
@@ -299,8 +328,7 @@ class KafkaConsumer(GroupState, Consumer):
         problems = []
         for member in self._members:
             try:
-                # Leaves the group; revocation callbacks run inside, on the closing thread.
-                _close_member(member, functools.partial(self._commit_now, member))
+                _close_member(member, functools.partial(self._leave, member))
             except (KafkaException, RuntimeError) as exc:
                 problems.append(f"{member.queue}: {_error_text(exc)}")
             self._broker.link.forget(member.name)

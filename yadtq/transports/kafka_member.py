@@ -65,19 +65,20 @@ def _named(member: _Member, tps: Any) -> str:
                            for t, p in sorted(tps)) + "]"
 
 
-def _close_member(member: _Member, commit: Callable[[], None]) -> None:
-    """Commit what is done, then close the member's librdkafka consumer, both on a thread
-    of their own and waiting at most ``CLOSE_TIMEOUT``: past it the handle is abandoned (the
-    group drops it after its session timeout, so its partitions move on and what it held is
-    redelivered). The commit is in the deadline too: librdkafka's sync commit has no
-    deadline of its own (confluent-kafka-python#1801). Raises what either raised."""
+def _close_member(member: _Member, before: Callable[[], None]) -> None:
+    """Run ``before`` (leave the group, commit), then close the member's librdkafka
+    consumer, both on a thread of their own and waiting at most ``CLOSE_TIMEOUT``: past it
+    the handle is abandoned (the group drops it after its session timeout, so its
+    partitions move on and what it held is redelivered). librdkafka's sync commit has no
+    deadline of its own (confluent-kafka-python#1801), so it is inside this one. Raises
+    what either raised."""
 
-    def commit_and_close() -> None:
-        commit()
+    def before_and_close() -> None:
+        before()
         member.client.close()
 
     try:
-        _bounded(commit_and_close, CLOSE_TIMEOUT, f"close-{member.queue}")
+        _bounded(before_and_close, CLOSE_TIMEOUT, f"close-{member.queue}")
     except _Unanswered:
         logger.warning("queue %s: the Kafka consumer did not close within %.0f s; abandoned (the "
                        "group moves its partitions after the session timeout)", member.queue,

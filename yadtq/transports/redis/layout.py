@@ -8,11 +8,14 @@ always used. With more (Redis Cluster, 16 by default) a key is
 
 A task's keys (record, waiters, revoke marker, progress) are in the group of its id; a
 group's or chord's keys in the group of its id; a rate limit's in the group of the task
-name; a dedupe key's in the group of the key. The indexes and counters that every state
-change touches (schedule, events, stats, processing, retrying, recent lists, open chords)
-exist once per group, and readers merge them; the worker registry and liveness hashes
-are written to every group by each heartbeat (each group's script judges liveness on its
-own node's clock); the rest (failures, periodic schedules, operator keys) lives in group 0.
+name; a dedupe key's in the group of the key; a concurrency limit key's (holders,
+waiting list, messages, and the schedule entries of the tasks it promotes) in the group
+of the limit key, its script given the task records it needs (redis/slots.py). The
+indexes and counters that every state change touches (schedule, events, stats,
+processing, retrying, recent lists, open chords) exist once per group, and readers
+merge them; the worker registry and liveness hashes are written to every group by each
+heartbeat (each group's script judges liveness on its own node's clock); the rest
+(failures, periodic schedules, operator keys) lives in group 0.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class Layout:
         self.groups = groups
 
     def group(self, ident: str) -> int:
-        """The slot group of a task, group, task name or dedupe key."""
+        """The slot group of a task, group, task name, dedupe key or limit key."""
         if self.groups == 1:
             return HOME
         return zlib.crc32(ident.encode()) % self.groups

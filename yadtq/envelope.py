@@ -183,12 +183,17 @@ def headers_for(task: str, task_id: str, priority: Optional[int] = None) -> dict
 _ID_BATCH = 256
 
 
+#: Byte maps setting a UUID's version (4) and variant (RFC 4122: binary 10) bits.
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
 def _draw_ids() -> list[str]:
     """A batch of random (version 4, RFC 4122 variant) UUIDs as 32 hex digits: the
     version and variant bits set on the whole batch's bytes at once, then sliced."""
     raw = bytearray(os.urandom(16 * _ID_BATCH))
-    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])  # variant 10xx
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT)
     text = raw.hex()
     return [text[i:i + 32] for i in range(0, 32 * _ID_BATCH, 32)]
 

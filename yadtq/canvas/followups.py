@@ -5,7 +5,9 @@ The worker's recorder calls :meth:`FollowUps.add` for each outcome of a batch an
 chain, ``link``/``link_error`` callbacks and chord counting are never a separate
 step after the outcome is stored: a worker killed between two lines either
 stored the outcome with all its follow-ups, or neither (and the task is
-delivered again). Follow-ups enter the schedule due now and the scheduler
+delivered again). On Redis Cluster the parts in other slot groups are separate
+steps; a redelivered copy finds the task finished and completes them
+(:func:`record_unrun`). Follow-ups enter the schedule due now and the scheduler
 publishes them; their ids were fixed when the canvas was built, so a follow-up
 published twice still runs once.
 """
@@ -151,21 +153,38 @@ class FollowUps:
             backend.record(changes, scheduled)
 
 
-def record_revoked(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
-    """For canvas tasks a claim did not run: those stored ``revoked`` (revoked before they
-    ran) fail the rest of their chain and their chord, in one step.
+def record_unrun(app: YADTQ, envelopes: Sequence[Envelope]) -> None:
+    """For canvas tasks a claim did not run because they are over: store again, in one
+    step, what their stored outcome sets off.
 
-    Called before their deliveries are reported done, so a crash in between only
-    means doing it again on the next delivery: every follow-up of a revoked task is
-    idempotent (changes to ready tasks are refused, chord joins count once, nothing is
-    sent).
+    - ``revoked`` (revoked before they ran): the failure of the rest of their chain and
+      of their chord (first recorded here).
+    - ``success`` or ``failed`` (a copy delivered again after its outcome was stored):
+      everything :meth:`FollowUps.ended` gives for that outcome. On one Redis and on
+      SQLite it was stored with the outcome, in one step, so this changes nothing. On
+      Redis Cluster the outcome, its chord count (``record_joined``) and follow-ups of
+      other slot groups are separate steps, and a worker killed between them left the
+      delivery not reported done: this is where its redelivery completes them. Only
+      follow-up messages whose task has no record yet are sent again (one that ran or
+      runs has one); a copy of one that is still on its way runs once all the same.
+
+    Called before the deliveries are reported done, so a crash in between only means
+    doing it again on the next delivery: a chord counts a member once (a set of
+    indexes) and fires or fails once, and changes to ready tasks are refused.
     """
     records = app.backend.get([e.id for e in envelopes])
     follow_ups = FollowUps(app)
     for envelope, record in zip(envelopes, records):
-        if record is not None and record.state == states.REVOKED:
+        if record is None:
+            continue
+        if record.state == states.REVOKED:
             follow_ups.ended(envelope, states.REVOKED, error=record.error or ErrorInfo(
                 "yadtq.exceptions.Revoked", "revoked", ["revoked"]))
+        elif record.state in (states.SUCCESS, states.FAILED):
+            follow_ups.ended(envelope, record.state, record.result, record.error)
+    if follow_ups.scheduled:
+        known = app.backend.get([s.task_id for s in follow_ups.scheduled])
+        follow_ups.scheduled = [s for s, r in zip(follow_ups.scheduled, known) if r is None]
     follow_ups.record(app.backend, [], [])
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import states
-from ..canvas.followups import FollowUps, record_revoked
+from ..canvas.followups import FollowUps, record_unrun
 from ..envelope import Envelope
 from ..exceptions import YADTQError
 from ..transports.base import (
@@ -258,7 +258,7 @@ class TaskConsumer:
                             self.stop, self.backend_link)
         spent: list[Delivery] = []
         refused: list[str] = []  # for metrics: each refusal once (a parked attempt when parked)
-        unrun: list[Envelope] = []  # canvas tasks not run: a revoked one fails what follows it
+        unrun: list[Envelope] = []  # canvas tasks not run: their idempotent follow-ups again
         started: list[Envelope] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
@@ -287,8 +287,8 @@ class TaskConsumer:
                     unrun.append(envelope)
         self.details.started(started)
         if unrun:
-            persist("recording what revoked canvas tasks set off",
-                    lambda: record_revoked(self.app, unrun), self.stop, self.backend_link)
+            persist("recording what canvas tasks not run set off",
+                    lambda: record_unrun(self.app, unrun), self.stop, self.backend_link)
         if spent:
             self.consumer.done(spent)
         unclaimed = [e.envelope for e, d in zip(pending, decisions) if d not in (RUN, BUSY)]

@@ -110,7 +110,9 @@ class RedisCanvas(CanvasBackend):
 
         With several slot groups (Redis Cluster) a member's record and its chord are
         usually in different slots: the record scripts run first and return the states
-        they leave, then the join scripts count them (see ``docs/semantics.md``).
+        they leave, then the join scripts count them. A worker killed between the two
+        leaves the delivery not reported done: its copy, delivered again, counts the
+        member again (``canvas.followups.record_unrun``; see ``docs/semantics.md``).
         """
         if self.layout.groups == 1:
             self._calls("record_joined", [*self._record_calls(changes, scheduled),
@@ -120,13 +122,18 @@ class RedisCanvas(CanvasBackend):
         stored: dict[str, str] = {}
         for reply in self._calls("record_joined", calls):
             stored.update((t.decode(), s.decode()) for t, s in zip(reply[::2], reply[1::2]))
+        # Members not in this batch (a redelivered copy's count: followups.record_unrun):
+        # their records as stored, read in one round trip.
+        unread = list(dict.fromkeys(j.task_id for j in joins if j.task_id not in stored))
+        if unread:
+            with self._guard("record_joined"):
+                pipe = self._redis.pipeline(transaction=False)
+                for task_id in unread:
+                    pipe.hget(self.layout.key(TASK_KEY, task_id), "state")
+                found = cast("list[Optional[bytes]]", pipe.execute())
+            stored.update((t, s.decode() if s else "unknown") for t, s in zip(unread, found))
         by_chord: dict[int, list[ChordJoin]] = {}
         for j in joins:
-            if j.task_id not in stored:  # not in this batch: its record as stored (another slot)
-                with self._guard("record_joined"):
-                    state = cast("Optional[bytes]", self._redis.hget(
-                        self.layout.key(TASK_KEY, j.task_id), "state"))
-                stored[j.task_id] = state.decode() if state else "unknown"
             by_chord.setdefault(self.layout.group(j.chord_id), []).append(j)
         self._calls("record_joined", [self._join_call(g, js, stored) for g, js in by_chord.items()])
 

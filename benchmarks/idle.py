@@ -4,6 +4,7 @@
     python3 benchmarks/idle.py --sqlite             # the embedded SQLite transport
     python3 benchmarks/idle.py --seconds 30 --json  # one JSON line instead of the table
     python3 benchmarks/idle.py --source ../other    # the worker runs another checkout's yadtq
+    python3 benchmarks/idle.py --python /tmp/plain/bin/python  # a default install's interpreter
 
 Starts ``python3 -m yadtq.cli worker -A yadtq.benchapp`` on a queue and namespace of
 its own (the command the side-by-side harness runs, ``benchmarks/peers/runner.py``), sends
@@ -90,7 +91,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from yadtq import benchapp
 
     start = ["-c", NAMING] if args.names else ["-m", "yadtq.cli"]
-    cmd = [sys.executable, *start, "worker", "-A", "yadtq.benchapp", "-c", str(args.concurrency),
+    cmd = [args.python, *start, "worker", "-A", "yadtq.benchapp", "-c", str(args.concurrency),
            "-l", "warning", "-n", queue]
     # cwd: not this checkout, whose yadtq would come first on the worker's sys.path.
     proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -136,6 +137,9 @@ def main(argv: Sequence[str]) -> int:
                    "on shared servers neither wake nor load the worker; 'yadtq' is the default app's)")
     p.add_argument("--source", default=REPO,
                    help="checkout whose yadtq the worker runs (default: this one); to compare two versions")
+    p.add_argument("--python", default=sys.executable,
+                   help="the worker's interpreter: e.g. a virtual environment with a plain `pip install "
+                        "yadtq` (no extras), to measure what a default install costs")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.add_argument("--no-names", dest="names", action="store_false",
                    help="run the worker exactly as the peers harness does (threads unnamed in /proc)")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import states
@@ -45,17 +45,38 @@ class ReadAhead:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, weakref.ReferenceType[AsyncResult[Any]]] = OrderedDict()
+        #: Results handed out since the last ``read``/``forget``, taken in by ``_take_in``.
+        self._incoming: deque[weakref.ReferenceType[AsyncResult[Any]]] = deque(maxlen=REMEMBERED)
         #: Reads to skip: after a read that found its own task not ready (the client is
         #: ahead of the workers) the next 1, 3, 7, ... 15 ``get()`` wait directly.
         self._cool = 0
         self._skip = 0
 
     def track(self, result: AsyncResult[Any]) -> None:
-        """Remember a result just handed out for a sent task."""
+        """Remember a result just handed out for a sent task (no lock: a deque's append
+        is atomic; :meth:`read` takes them in)."""
+        self._incoming.append(weakref.ref(result))
+
+    def track_many(self, results: list[AsyncResult[Any]]) -> None:
+        """:meth:`track` for many results at once (a bulk send)."""
+        self._incoming.extend([weakref.ref(result) for result in results])
+
+    def tracked(self) -> list[str]:
+        """The ids of the results tracked now, oldest first."""
         with self._lock:
-            self._pending[result.id] = weakref.ref(result)
-            if len(self._pending) > REMEMBERED:
-                self._pending.popitem(last=False)
+            self._take_in()
+            return list(self._pending)
+
+    def _take_in(self) -> None:
+        """Move the results tracked since the last call into ``_pending`` (under the lock)."""
+        incoming, pending = self._incoming, self._pending
+        while incoming:
+            ref = incoming.popleft()
+            result = ref()
+            if result is not None:
+                pending[result.id] = ref
+        while len(pending) > REMEMBERED:
+            pending.popitem(last=False)
 
     def read(self, backend: ResultBackend, result: AsyncResult[Any]) -> Optional[TaskRecord]:
         """``result``'s record if it is ready, read together with other tracked results'
@@ -64,6 +85,7 @@ class ReadAhead:
         if prefetched is not None and time.monotonic() - prefetched[1] <= FRESH:
             return prefetched[0]
         with self._lock:
+            self._take_in()
             if result.id not in self._pending:
                 return None
             if self._skip > 0:
@@ -107,4 +129,5 @@ class ReadAhead:
     def forget(self, task_id: str) -> None:
         """Stop tracking ``task_id`` (its result was read, or forgotten)."""
         with self._lock:
+            self._take_in()
             self._pending.pop(task_id, None)

@@ -23,7 +23,7 @@ from .envelope import (
     HEADER_VERSION,
     VERSION_HEADER,
     Envelope,
-    PlainBodies,
+    PlainEncoder,
     encode_body,
     headers_for,
     new_body,
@@ -241,9 +241,23 @@ def send_many(app: YADTQ, calls: Iterable[Any]) -> list[AsyncResult[Any]]:
                                      f"{', '.join(unknown)}")
         order.append(len(items))
         items.append(prepare(app, name, tuple(args), dict(kwargs), now, task=task, **options))
-    sent = send(app, items, now, plain.messages)
-    results = [_tracked(app, o) if isinstance(o, str) else sent[o] if o >= 0 else None
-               for o in order]
+    if not items and len(plain.rows) == 1:  # the usual bulk send: one task, no options
+        ((queue, rows),) = plain.rows.items()
+        app.broker.publish_plain(queue, rows)
+        app.deliveries.sent()
+        sent: list[AsyncResult[Any]] = []
+    else:  # one broker call for everything due (one transaction on SQLite)
+        sent = send(app, items, now, plain.messages())
+    fresh: list[AsyncResult[Any]] = []  # the plain calls' handles, tracked at once below
+    results: list[Optional[AsyncResult[Any]]] = []
+    for o in order:
+        if isinstance(o, str):
+            result: AsyncResult[Any] = AsyncResult(o, app)
+            fresh.append(result)
+            results.append(result)
+        else:
+            results.append(sent[o] if o >= 0 else None)
+    app.readahead.track_many(fresh)
     for n, sig in canvas:
         results[n] = sig.apply_async()
     return results  # type: ignore[return-value]
@@ -251,14 +265,14 @@ def send_many(app: YADTQ, calls: Iterable[Any]) -> list[AsyncResult[Any]]:
 
 class _PlainCalls:
     """The messages of calls without options (most of a bulk send), each encoded with
-    what its task, queue and submit time share packed once (``PlainBodies``)."""
+    what its task and queue share packed once (``PlainEncoder``), at one submit time."""
 
     def __init__(self, app: YADTQ, now: float) -> None:
         self.app = app
         self.now = now
-        self.secret_key = app.settings.secret_key
-        self.messages: list[Message] = []
-        self._bodies: dict[str, tuple[PlainBodies, str, bytes]] = {}
+        #: Per queue: ``(body, key, headers)`` of each message, in order (``Broker.publish_plain``).
+        self.rows: dict[str, list[tuple[bytes, bytes, dict[str, bytes]]]] = {}
+        self._routes: dict[str, Optional[PlainRoute]] = {}
 
     def add(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[str]:
         """Encode one call; its task id, or ``None`` if its task's options need :func:`prepare`.
@@ -266,29 +280,45 @@ class _PlainCalls:
         Raises:
             SerializationError: an argument cannot be carried.
         """
-        if self.secret_key is not None:
-            return None
         name = task.name
-        entry = self._bodies.get(name)
-        if entry is None:
-            route = plain_route(self.app, task)
-            if route is None:
-                return None
-            queue, name_bytes = route
-            entry = self._bodies[name] = (PlainBodies(name, queue, self.now), queue, name_bytes)
-        bodies, queue, name_bytes = entry
+        try:
+            route = self._routes[name]
+        except KeyError:
+            route = self._routes[name] = plain_route(self.app, task)
+        if route is None or route.encoder is None:
+            return None
         tid = new_task_id()
         key = tid.encode()
-        self.messages.append(Message(queue, bodies.encode(tid, args, kwargs), key,
-                                     {HEADER_TASK: name_bytes, HEADER_VERSION: VERSION_HEADER,
-                                      HEADER_ID: key}))
+        rows = self.rows.get(route.queue)
+        if rows is None:
+            rows = self.rows[route.queue] = []
+        rows.append((route.encoder.encode_at(key, args, kwargs, self.now), key,
+                     {HEADER_TASK: route.name, HEADER_VERSION: VERSION_HEADER, HEADER_ID: key}))
         return tid
 
+    def messages(self) -> list[Message]:
+        """Every message as a :class:`Message`."""
+        return [Message(queue, body, key, headers)
+                for queue, rows in self.rows.items() for body, key, headers in rows]
 
-def plain_route(app: YADTQ, task: Task[Any, Any]) -> Optional[tuple[str, bytes]]:
-    """``(queue, name as bytes)`` of a task sent without options, kept on the task until the
-    app's settings change; ``None`` if its own options (expires, dedupe, priority, eager) need
-    :func:`prepare`."""
+
+class PlainRoute:
+    """What sending a task without options needs, worked out once per task and settings:
+    its queue, its name as bytes (a header) and its body encoder (``None`` when messages
+    are signed: :func:`prepare` signs them)."""
+
+    __slots__ = ("encoder", "name", "queue")
+
+    def __init__(self, queue: str, name: bytes, encoder: Optional[PlainEncoder]) -> None:
+        self.queue = queue
+        self.name = name
+        self.encoder = encoder
+
+
+def plain_route(app: YADTQ, task: Task[Any, Any]) -> Optional[PlainRoute]:
+    """The :class:`PlainRoute` of a task sent without options, kept on the task until the
+    app's settings change; ``None`` if its own options (expires, dedupe, priority, eager)
+    need :func:`prepare`."""
     if app.send_hook is not None:  # tracing: every send goes through prepare() and its hook
         return None
     settings = app.settings
@@ -296,24 +326,24 @@ def plain_route(app: YADTQ, task: Task[Any, Any]) -> Optional[tuple[str, bytes]]
     if cached is not None and cached[0] is settings:
         return cached[1]
     opts = task.options
-    route: Optional[tuple[str, bytes]] = None
+    route: Optional[PlainRoute] = None
     if opts.expires is None and not opts.dedupe and not opts.priority and not settings.eager:
-        route = (opts.queue or route_of(settings.task_routes, task.name) or settings.default_queue,
-                 task.name.encode())
+        queue = opts.queue or route_of(settings.task_routes, task.name) or settings.default_queue
+        route = PlainRoute(queue, task.name.encode(), PlainEncoder(task.name, queue)
+                           if settings.secret_key is None else None)
     task.send_route = (settings, route)
     return route
 
 
-def plain(app: YADTQ, name: str, route: tuple[str, bytes], args: tuple[Any, ...],
+def plain(app: YADTQ, name: str, route: PlainRoute, args: tuple[Any, ...],
           kwargs: dict[str, Any], now: float) -> Outgoing:
     """A task without options, due now, on ``route`` (:func:`plain_route`): the message
     :func:`prepare` would build, with less work."""
-    queue, name_bytes = route
     tid = new_task_id()
-    fields = new_body(tid, name, args, kwargs, queue, None, None, None, now, {})
+    fields = new_body(tid, name, args, kwargs, route.queue, None, None, None, now, {})
     key = tid.encode()
-    return Outgoing(tid, Message(queue, encode_body(fields, app.settings.secret_key), key,
-                                 {HEADER_TASK: name_bytes, HEADER_VERSION: VERSION_HEADER,
+    return Outgoing(tid, Message(route.queue, encode_body(fields, app.settings.secret_key), key,
+                                 {HEADER_TASK: route.name, HEADER_VERSION: VERSION_HEADER,
                                   HEADER_ID: key}), None, None, fields)
 
 
@@ -323,10 +353,20 @@ def delay(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -
     route = plain_route(app, task)
     if route is None:
         return app.submit(task.name, args, kwargs, task=task)
-    item = plain(app, task.name, route, args, kwargs, app.now())
-    app.broker.publish((item.message,))
+    encoder = route.encoder
+    if encoder is None:  # signed
+        item = plain(app, task.name, route, args, kwargs, app.now())
+        app.broker.publish((item.message,))
+        app.deliveries.sent()
+        return _tracked(app, item.task_id)
+    tid = new_task_id()
+    key = tid.encode()
+    body = encoder.encode_at(key, args, kwargs, app.now())
+    app.broker.publish_plain(route.queue, ((body, key, {HEADER_TASK: route.name,
+                                                        HEADER_VERSION: VERSION_HEADER,
+                                                        HEADER_ID: key}),))
     app.deliveries.sent()
-    return _tracked(app, item.task_id)
+    return _tracked(app, tid)
 
 
 def _tracked(app: YADTQ, task_id: str) -> AsyncResult[Any]:

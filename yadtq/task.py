@@ -129,7 +129,7 @@ class Task(Generic[P, R]):
         self.__wrapped__ = fn
         #: What ``.delay()`` needs of the settings, kept while they stay the same
         #: (``sending.plain_route``).
-        self.send_route: Optional[tuple[Settings, Optional[tuple[str, bytes]]]] = None
+        self.send_route: Optional[tuple[Settings, Optional[sending.PlainRoute]]] = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

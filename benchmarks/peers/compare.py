@@ -129,6 +129,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=200, help="sequential round trips")
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on one system's round, seconds")
+    p.add_argument("--enqueue-only", action="store_true",
+                   help="only the enqueue and bulk-send workloads (no workers: seconds a round)")
     p.add_argument("--json", dest="json_out", default=None, help="also write every round's figures here")
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -146,7 +148,7 @@ def run_one(args: argparse.Namespace, system: str, tmp: str) -> dict[str, Any]:
     python = sys.executable if system in YADTQ_SYSTEMS else args.peers_python
     cmd = [python, os.path.join(HERE, "runner.py"), system, "--kafka", args.kafka, "--redis", args.redis,
            "--tmp", tmp, "--tasks", str(args.tasks), "--samples", str(args.samples),
-           "--idle", str(args.idle)]
+           "--idle", str(args.idle), *(["--enqueue-only"] if args.enqueue_only else [])]
     # A session of its own: on a timeout the runner's worker processes go with it.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -186,8 +188,10 @@ def main(argv: Sequence[str], say: Callable[[str], None] = lambda m: print(m, fi
                         json.dump({"title": "(partial)", "results": results}, f, indent=1)
                 say(f"peers: round {round_no} {system}: {time.monotonic() - t0:.0f} s "
                     f"{result.get('error') or ''}")
-    title = (f"{time.strftime('%Y-%m-%d', time.gmtime())}: {args.tasks} no-op tasks, 2 worker processes, "
-             f"{args.samples} round trips, median of {args.rounds} round(s), "
+    runs = ("enqueue workloads only" if args.enqueue_only
+            else f"2 worker processes, {args.samples} round trips")
+    title = (f"{time.strftime('%Y-%m-%d', time.gmtime())}: {args.tasks} no-op tasks, {runs}, "
+             f"median of {args.rounds} round(s), "
              f"{time.monotonic() - started:.0f} s in all")
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -329,6 +329,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             system.flush()
             out["bulk_per_s"] = n / (time.perf_counter() - started)
             backlog.extend(bulk)
+        if args.enqueue_only:
+            return out
         with workers([system.worker_cmd(i) for i in range(args.workers)], system.env) as procs:
             pids = [p.pid for p in procs]
             started = time.perf_counter()
@@ -379,6 +381,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--idle", type=float, default=10.0)
     p.add_argument("--settle", type=float, default=3.0)
+    p.add_argument("--enqueue-only", action="store_true",
+                   help="stop after the enqueue and bulk-send workloads (no workers)")
     return p.parse_args(argv)
 
 

@@ -63,6 +63,24 @@ def drain_to_marker(broker: Broker, queue: str) -> list[bytes]:
     return [b for b in got if b != marker]
 
 
+def test_publish_plain_delivers_like_publish(
+        broker: Broker, queue_name: Callable[[str], str]) -> None:
+    """The send path's ``publish_plain`` (one queue, ``(body, key, headers)`` rows): one
+    message alone and a batch each arrive whole, with their keys and headers."""
+    queue = queue_name("plain")
+    broker.publish_plain(queue, [(b"one", b"k0", {"yadtq-task": b"add", "yadtq-id": b"k0"})])
+    broker.publish_plain(queue, [(f"m{i}".encode(), f"k{i}".encode(), {"yadtq-id": f"k{i}".encode()})
+                                 for i in range(1, 6)])
+    broker.publish_plain(queue, [])
+    consumer = broker.consumer([queue])
+    got = {d.body: d for d in collect(consumer, 6)}
+    consumer.close()
+    assert set(got) == {b"one", b"m1", b"m2", b"m3", b"m4", b"m5"}
+    assert (got[b"one"].queue, got[b"one"].key, dict(got[b"one"].headers)) == (
+        queue, b"k0", {"yadtq-task": b"add", "yadtq-id": b"k0"})
+    assert all(got[f"m{i}".encode()].key == f"k{i}".encode() for i in range(1, 6))
+
+
 def test_publish_then_fetch_returns_the_same_message(
         broker: Broker, queue_name: Callable[[str], str]) -> None:
     queue = queue_name("q")

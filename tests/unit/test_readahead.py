@@ -90,6 +90,6 @@ def test_tracking_is_bounded_and_forgotten_results_leave_it(monkeypatch: pytest.
         return None
 
     results = [noop.delay() for _ in range(80)]
-    assert len(app.readahead._pending) == 50
+    assert len(app.readahead.tracked()) == 50
     results[-1].forget()
-    assert results[-1].id not in app.readahead._pending
+    assert results[-1].id not in app.readahead.tracked()

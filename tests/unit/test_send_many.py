@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from yadtq import YADTQ, group, states
-from yadtq.envelope import PlainBodies, decode, encode_body, new_body, new_task_id
+from yadtq.envelope import Envelope, PlainBodies, decode, encode, encode_body, new_body, new_task_id
 from yadtq.exceptions import ConfigurationError, SerializationError
 from yadtq.worker.main import Worker
 
@@ -171,3 +171,28 @@ def test_a_forked_child_never_reuses_the_parents_task_ids() -> None:
     os.close(read)
     parent = {new_task_id() for _ in range(20)}
     assert len(child) == 20 and not child & parent
+
+
+def test_a_plain_group_sends_what_the_canvas_would_and_is_stored() -> None:
+    """The short way of a group of plain signatures (``canvas/plain_group.py``): the very
+    bytes of the members' envelopes (parent and root: the group), the group stored."""
+    app = _app()
+    add = app.tasks["t.add"]
+    publishes, _ = _spy(app)
+    result = group(add.s(i, y=1) for i in range(5)).apply_async()
+    (sent,) = publishes
+    assert [m.key for m in sent] == [r.id.encode() for r in result.results]
+    for i, (message, member) in enumerate(zip(sent, result.results)):
+        created = decode(message.body).created
+        expected = Envelope(id=member.id, task="t.add", args=(i,), kwargs={"y": 1},
+                            queue=app.settings.default_queue, parent_id=result.id,
+                            root_id=result.id, created=created)
+        assert message.body == encode(expected)
+        assert dict(message.headers) == expected.headers()
+    assert app.GroupResult(result.id).results == result.results  # stored before sending
+    worker = Worker(app, concurrency=2).start()
+    try:
+        assert result.get(timeout=30) == [1, 2, 3, 4, 5]
+    finally:
+        worker.stop(30)
+        app.close()

@@ -80,3 +80,30 @@ def test_delay_sends_one_decodable_message() -> None:
         result.id, "t.add", (2, 3), "fast", "k")
     assert envelope.options == {"max_retries": 1}
     assert message.key == b"k" and message.headers == headers_for("t.add", result.id)  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_builds_its_own_kafka_clients() -> None:
+    """The Kafka broker's fork check (a counter bumped at fork, not ``getpid()`` per send):
+    a child drops the parent's clients, the parent keeps them."""
+    import os
+
+    from yadtq.settings import load_settings
+    from yadtq.transports.kafka import KafkaBroker
+
+    broker = KafkaBroker("kafka://127.0.0.1:9", load_settings(broker="kafka://127.0.0.1:9",
+                                                               backend="memory://"))
+    parents = object()
+    broker._producer = parents
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it would publish with, then leave without cleanup
+        broker._check_fork()
+        os.write(write, b"dropped" if broker._producer is None else b"kept")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64)
+    os.close(read)
+    broker._check_fork()
+    assert child == b"dropped" and broker._producer is parents
+    broker._producer = None

@@ -22,6 +22,7 @@ from ..transports.base import Message, ScheduledMessage, StateChange
 from ..transports.canvas_store import GroupSpec
 from .eager import run_eagerly
 from .group_result import GroupResult, canvas_backend
+from .plain_group import send_plain_group
 from .signature import Canvas, Signature, check_options, chord, group
 from .steps import (
     CHAIN,
@@ -67,6 +68,10 @@ def apply(item: Canvas, args: Iterable[Any] = (), kwargs: Optional[dict[str, Any
         check_options("canvas", options)
         raise ConfigurationError(f"a canvas takes only {', '.join(sorted(CANVAS_APPLY_OPTIONS))} "
                                  f"at apply_async, not {', '.join(unknown)}: set them on signatures")
+    if isinstance(item, group) and not (options or args or kwargs):
+        plain = send_plain_group(app, item)
+        if plain is not None:
+            return plain
     if args or kwargs:
         item = _with_partial(item, args, kwargs or {})
     if options.get("countdown") is not None or options.get("eta") is not None:

@@ -20,12 +20,11 @@ the worker's recorder alike.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..envelope import Envelope
+from ..envelope import Envelope, new_task_id
 from ..exceptions import ConfigurationError
 from .signature import Canvas, Signature, chain, chord, group
 
@@ -43,7 +42,8 @@ REST, LINK, LINK_ERROR, MEMBER, GATHER = "chain", "link", "link_error", "chord",
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A new task or group id (a random UUID's 32 hex digits, ``envelope.new_task_id``)."""
+    return new_task_id()
 
 
 def _epoch(value: Any) -> float:

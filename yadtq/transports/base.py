@@ -134,6 +134,16 @@ class Broker(ABC):
             BrokerUnavailable: the transport refused the messages.
         """
 
+    def publish_plain(self, queue: str, rows: Sequence[tuple[bytes, bytes, Mapping[str, bytes]]]) -> None:
+        """:meth:`publish` for messages of one queue at the default priority, each given as
+        ``(body, key, headers)``: the path of ``.delay()`` and bulk sends, which transports
+        may serve without building a :class:`Message` per task.
+
+        Raises:
+            BrokerUnavailable: the transport refused the messages.
+        """
+        self.publish([Message(queue, body, key, headers) for body, key, headers in rows])
+
     @abstractmethod
     def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
                  worker: Optional[str] = None) -> Consumer:

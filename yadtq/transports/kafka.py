@@ -104,6 +104,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How many forks this process descends from: compared on every send instead of
+#: ``os.getpid()`` (a system call), so a forked child still builds its own clients.
+_forks = [0]
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forked)
+
 
 class KafkaBroker(KafkaPublishing, Broker):
     """Publishes to ``<namespace>.<queue>`` topics and hands out :class:`KafkaConsumer` objects.
@@ -134,6 +146,7 @@ class KafkaBroker(KafkaPublishing, Broker):
         self._lock = threading.Lock()
         self._topics: set[str] = set()
         self._pid = os.getpid()
+        self._generation = _forks[0]
         self._producer: Optional[Any] = None
         #: ``time.monotonic()`` after which ``publish`` serves the producer's callbacks.
         self._next_poll = 0.0
@@ -199,6 +212,9 @@ class KafkaBroker(KafkaPublishing, Broker):
 
     def _check_fork(self) -> None:
         # librdkafka's threads do not survive fork(): a child builds its own clients.
+        if self._generation == _forks[0]:
+            return
+        self._generation = _forks[0]
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._producer = self._dlq_producer = self._admin = None

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from confluent_kafka import KafkaException, Producer
@@ -100,7 +100,6 @@ class KafkaPublishing:
         producer = self.producer
         known = self._topics
         naming = self.naming
-        deadline: Optional[float] = None
         for message in messages:
             headers = message.headers
             lane = lane_of(priority_of(headers)) if HEADER_PRIORITY in headers else 0
@@ -110,21 +109,53 @@ class KafkaPublishing:
                 self.ensure_topic(topic)
             if headers and not isinstance(headers, dict):
                 headers = dict(headers)
-            while True:
-                try:
-                    producer.produce(topic, message.body, message.key, headers=headers or None)
-                    break
-                except BufferError:
-                    # The local queue is full: serve delivery reports to make room.
-                    now = time.monotonic()
-                    deadline = deadline or now + PUBLISH_BLOCK_TIMEOUT
-                    if now >= deadline:
-                        raise BrokerUnavailable(
-                            f"Kafka producer queue still full after {PUBLISH_BLOCK_TIMEOUT:.0f} s "
-                            f"({len(producer)} messages waiting)") from None
-                    producer.poll(0.05)
-                except KafkaException as exc:
-                    raise BrokerUnavailable(f"cannot publish to {topic}: {_error_text(exc)}") from exc
+            try:
+                producer.produce(topic, message.body, message.key, headers=headers or None)
+            except (BufferError, KafkaException):
+                self._produce_waiting(producer, topic, message.body, message.key, headers or None)
+        self._serve_now_and_then(producer)
+
+    def publish_plain(self, queue: str, rows: Sequence[tuple[bytes, bytes, Mapping[str, bytes]]]) -> None:
+        """:meth:`publish` for messages of one queue's lane 0: the topic is resolved once
+        and each message goes straight to ``produce``."""
+        if not rows:
+            return
+        producer = self.producer
+        topic = self.naming.topic(queue)
+        if topic not in self._topics:
+            topic = lane_topic(self.naming, queue, 0)
+            self.ensure_topic(topic)
+        produce = producer.produce
+        for body, key, headers in rows:
+            try:
+                produce(topic, body, key, headers=headers)
+            except (BufferError, KafkaException):
+                self._produce_waiting(producer, topic, body, key, headers)
+        self._serve_now_and_then(producer)
+
+    def _produce_waiting(self, producer: Any, topic: str, body: bytes, key: Optional[bytes],
+                         headers: Optional[Mapping[str, bytes]]) -> None:
+        """``produce`` after it failed once: while the local queue is full, serve delivery
+        reports to make room, for at most ``PUBLISH_BLOCK_TIMEOUT``.
+
+        Raises:
+            BrokerUnavailable: still full then, or librdkafka refused the message.
+        """
+        deadline = time.monotonic() + PUBLISH_BLOCK_TIMEOUT
+        while True:
+            try:
+                producer.produce(topic, body, key, headers=headers)
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    raise BrokerUnavailable(
+                        f"Kafka producer queue still full after {PUBLISH_BLOCK_TIMEOUT:.0f} s "
+                        f"({len(producer)} messages waiting)") from None
+                producer.poll(0.05)
+            except KafkaException as exc:
+                raise BrokerUnavailable(f"cannot publish to {topic}: {_error_text(exc)}") from exc
+
+    def _serve_now_and_then(self, producer: Any) -> None:
         # Serve queued callbacks now and then, not on every send (a send in a loop would
         # pay for it each time); the app's delivery watch serves them while any are due.
         now = time.monotonic()

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from ...envelope import HEADER_ID, peek_task_id
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from ...settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: What a publish tells waiting consumers: look at every queue.
+_NOTIFY_ALL = [NOTIFY_ALL.decode()]
 
 #: Longest an idle consumer waits on its notification socket before re-reading the
 #: table anyway (a datagram can be lost when a socket's queue is full).
@@ -93,7 +96,21 @@ class SqliteBroker(Broker):
                 for m in messages]
         with self._db.transaction() as conn:
             conn.executemany(_INSERT, rows)
-        self._notifier.notify([NOTIFY_ALL.decode()])
+        self._notifier.notify(_NOTIFY_ALL)
+
+    def publish_plain(self, queue: str, rows: Sequence[tuple[bytes, bytes, Mapping[str, bytes]]]) -> None:
+        """:meth:`publish` for messages of one queue at the default priority: one row in
+        one statement (its own transaction), many in one transaction."""
+        if not rows:
+            return
+        values = [(queue, body, key, _pack_headers(headers), 0) for body, key, headers in rows]
+        if len(values) == 1:
+            with self._db.statement() as conn:
+                conn.execute(_INSERT, values[0])
+        else:
+            with self._db.transaction() as conn:
+                conn.executemany(_INSERT, values)
+        self._notifier.notify(_NOTIFY_ALL)
 
     def consumer(self, queues: Sequence[str], *, on_drain: Optional[DrainCallback] = None,
                  worker: Optional[str] = None) -> Consumer:

@@ -315,6 +315,15 @@ class _Database:
             raise self._error(f"sqlite database {self.path}: {exc}") from exc
 
     @contextmanager
+    def statement(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection in autocommit mode, for one write statement (atomic on
+        its own: one implicit transaction, the same locks and busy wait as ``BEGIN IMMEDIATE``)."""
+        try:
+            yield self._connection()
+        except sqlite3.Error as exc:
+            raise self._error(f"sqlite database {self.path}: {exc}") from exc
+
+    @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection in autocommit mode, for reads."""
         try:

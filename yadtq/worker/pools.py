@@ -435,8 +435,8 @@ class ProcessPool(Pool):
         A death (a signal, the OOM killer) is no fault of the task: the attempt is
         retried. A time limit fails the task with ``TimeLimitExceeded``.
         """
-        with self._lock:
-            job, child.job, child.deadline = child.job, None, None
+        with self._lock:  # its job stays set until it is replaced: no submit picks it meanwhile
+            job, child.deadline = child.job, None
             revoked, child.revoked = child.revoked, False
         if died:
             child.process.join(1)  # it is exiting: let it, so its exit status tells why
@@ -449,8 +449,15 @@ class ProcessPool(Pool):
         with contextlib.suppress(OSError):
             child.process.kill()
         child.process.join(5)
+        try:
+            self._renew(child)
+        except Exception:
+            logger.exception("cannot start a pool child")
+            with self._lock:  # the dead child is idle again: the next submit replaces it
+                child.job = None
         if job is not None:
-            # The outcome first: replacing the child may fail, the job must not wait on it.
+            # Only now is its slot free: a task submitted meanwhile would have found the
+            # dead child idle and raced this replacement for its place.
             exc: BaseException
             if revoked and not died:
                 exc = Revoked(f"task {job.envelope.id} terminated")
@@ -468,7 +475,6 @@ class ProcessPool(Pool):
                                   error=error_info(exc, with_traceback=False))
             report_lost_attempt(self.app, job.envelope, outcome, exc)  # the child cannot
             self._finish(job, outcome)
-        self._renew(child)
 
     def _renew(self, child: _Child) -> None:
         """Put a fresh child in ``child``'s place (unless the pool is stopping)."""
@@ -477,7 +483,7 @@ class ProcessPool(Pool):
         child.process.join(1)
         child.conn.close()
         with self._lock:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or child not in self._children:  # stopping, or resized away
                 return
             self._children[self._children.index(child)] = self._spawn()
 

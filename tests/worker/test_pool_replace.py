@@ -14,7 +14,8 @@ from yadtq import YADTQ, states
 from yadtq.envelope import Envelope
 from yadtq.transports.base import Delivery
 from yadtq.worker.executor import Outcome
-from yadtq.worker.pools import Job, ProcessPool
+from yadtq.worker.pools import Job
+from yadtq.worker.process_pool import ProcessPool
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,6 @@
 """A process-pool child's side: run the envelopes the pool sends, answer with outcomes.
 
-``pools.ProcessPool`` starts each child on :func:`child_main` and reads its answers
+``process_pool.ProcessPool`` starts each child on :func:`child_main` and reads its answers
 with :func:`outcome_from`; :func:`death` says how a child that died ended.
 """
 

@@ -27,7 +27,8 @@ from .control import ControlListener
 from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
-from .pools import Job, Pool, ProcessPool, Sink, Spawn, create_pool
+from .pools import Job, Pool, Sink, Spawn, ThreadPool
+from .process_pool import ProcessPool
 from .recycle import Recycling
 from .scheduler import Scheduler
 from .supervise import Supervisor
@@ -54,7 +55,11 @@ def _make_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
                app_path: Optional[str], spawn: Spawn) -> Pool:
     if kind == "asyncio":
         return AsyncioPool(app, size, worker, sink, spawn)
-    return create_pool(kind, app, size, worker, sink, app_path, spawn=spawn)
+    if kind == "threads":
+        return ThreadPool(app, size, worker, sink, spawn)
+    if kind == "processes":
+        return ProcessPool(app, size, worker, sink, app_path, spawn)
+    raise ConfigurationError(f"unknown pool {kind!r} (use threads, processes or asyncio)")
 
 
 #: Seconds the worker waits at start for the backend to take its first heartbeat.

@@ -15,11 +15,12 @@ import pytest
 from yadtq import YADTQ, states
 from yadtq.envelope import Envelope
 from yadtq.transports.base import Delivery
-from yadtq.worker.attempts import Identity, Pending, WorkerStats
-from yadtq.worker.consumer import RECLAIM_BEFORE_START_AFTER, TaskConsumer
+from yadtq.worker.attempts import Pending
+from yadtq.worker.consumer import RECLAIM_BEFORE_START_AFTER
 from yadtq.worker.pools import Job, ThreadPool
 
 from .helpers import wait_until
+from .inprocess import task_consumer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,41 +115,30 @@ def test_a_task_revoked_while_it_waits_for_a_thread_never_starts(app: YADTQ) -> 
             release.wait(30)
         return name
 
-    outcomes: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    pool = ThreadPool(app, 1, "w", lambda job, outcome: outcomes.put((job, outcome)))
     consumer = _Consumer()
-    tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
-                         outcomes, threading.Event())
-    pool.start()
-    stop = threading.Event()
-    recorder = threading.Thread(target=tasks.record_forever, args=(stop,), daemon=True)
-    recorder.start()
-    try:
-        blocker = Envelope(id="blocker", task=work.name, args=("blocker",))
-        victim = Envelope(id="victim", task=work.name, args=("victim",))
-        victim_delivery = Delivery(body=b"", queue="default", token=2)
-        tasks._claim_and_start([Pending(blocker, Delivery(body=b"", queue="default", token=1)),
-                                Pending(victim, victim_delivery)], app.now())
-        assert len(pool.active()) == 2, "the victim is claimed ahead, waiting for the thread"
-        wait_until(lambda: ran == ["blocker"], 10)
-        # Past the thread hand-off the gate lets through unchecked: the victim waited.
-        time.sleep(RECLAIM_BEFORE_START_AFTER * 5)
-        app.AsyncResult("victim").revoke()  # claimed (processing), not started
-        release.set()
-        wait_until(lambda: not pool.active(), 10)
-        # The owner thread takes the refused job back and settles it as any claim does.
-        def settled() -> bool:
-            tasks._take_back_returned()
-            tasks.reclaim(1)
-            return any(victim_delivery in call for call in consumer.done_calls)
+    with task_consumer(app, consumer, 1) as (tasks, pool):
+        try:
+            blocker = Envelope(id="blocker", task=work.name, args=("blocker",))
+            victim = Envelope(id="victim", task=work.name, args=("victim",))
+            victim_delivery = Delivery(body=b"", queue="default", token=2)
+            tasks._claim_and_start([Pending(blocker, Delivery(body=b"", queue="default", token=1)),
+                                    Pending(victim, victim_delivery)], app.now())
+            assert len(pool.active()) == 2, "the victim is claimed ahead, waiting for the thread"
+            wait_until(lambda: ran == ["blocker"], 10)
+            # Past the thread hand-off the gate lets through unchecked: the victim waited.
+            time.sleep(RECLAIM_BEFORE_START_AFTER * 5)
+            app.AsyncResult("victim").revoke()  # claimed (processing), not started
+            release.set()
+            wait_until(lambda: not pool.active(), 10)
+            # The owner thread takes the refused job back and settles it as any claim does.
+            def settled() -> bool:
+                tasks._take_back_returned()
+                tasks.reclaim(1)
+                return any(victim_delivery in call for call in consumer.done_calls)
 
-        wait_until(settled, 10)
-        assert ran == ["blocker"], "a task revoked while it waited for a thread started"
-        assert app.AsyncResult("victim").state == states.REVOKED
-        assert app.AsyncResult("blocker").get(timeout=10) == "blocker"
-    finally:
-        release.set()
-        stop.set()
-        outcomes.put(None)
-        recorder.join(5)
-        pool.stop()
+            wait_until(settled, 10)
+            assert ran == ["blocker"], "a task revoked while it waited for a thread started"
+            assert app.AsyncResult("victim").state == states.REVOKED
+            assert app.AsyncResult("blocker").get(timeout=10) == "blocker"
+        finally:
+            release.set()

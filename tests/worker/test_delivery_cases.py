@@ -17,6 +17,7 @@ from yadtq.transports.base import RUN, Claim, Message, StateChange, WorkerInfo
 from yadtq.worker.main import Worker
 
 from .helpers import wait_until
+from .inprocess import task_consumer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -421,12 +422,8 @@ def test_a_revocation_drain_releases_parked_deliveries_and_waits_only_for_its_ow
     """The drain of revoked partitions waits for their running jobs only: a parked delivery
     of theirs is released at once (its task runs elsewhere), and a long job of a partition
     this worker keeps is not waited for."""
-    import queue as queue_module
-
     from yadtq.transports.base import Delivery
-    from yadtq.worker.attempts import Identity, Pending, WorkerStats
-    from yadtq.worker.consumer import TaskConsumer
-    from yadtq.worker.pools import ThreadPool
+    from yadtq.worker.attempts import Pending
 
     release = threading.Event()
 
@@ -438,39 +435,29 @@ def test_a_revocation_drain_releases_parked_deliveries_and_waits_only_for_its_ow
             time.sleep(seconds)
         return seconds
 
-    outcomes: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()
-    pool = ThreadPool(app, 3, "w", lambda j, o: outcomes.put((j, o)))
     consumer = _Revoking()
-    tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
-                         outcomes, threading.Event())
-    pool.start()
-    stop = threading.Event()
-    recorder = threading.Thread(target=tasks.record_forever, args=(stop,), daemon=True)
-    recorder.start()
-    try:
-        held = Envelope(id="parked-revoked", task=job.name, args=(0.0,))
-        held_by_ghost(app, held)
-        long_kept = Envelope(id="long-kept", task=job.name, args=(30.0,))
-        short_revoked = Envelope(id="short-revoked", task=job.name, args=(0.3,))
-        tasks._claim_and_start([Pending(held, Delivery(body=b"", queue="default", token=1)),
-                                Pending(long_kept, Delivery(body=b"", queue="default", token=2)),
-                                Pending(short_revoked, Delivery(body=b"", queue="default", token=1))],
-                               app.now())
-        assert tasks.parked == 1 and len(pool.active()) == 2
-        began = time.monotonic()
-        tasks.drain(10.0)
-        took = time.monotonic() - began
-        assert tasks.parked == 0, "the parked delivery of a revoked partition was kept"
-        assert app.AsyncResult(short_revoked.id).get(timeout=1) == 0.3, "drained before its job was stored"
-        assert any(d.token == 1 for done in consumer.done_calls for d in done)
-        assert took < 8, f"the drain waited {took:.1f} s for a job of a partition it keeps"
-        assert app.AsyncResult(long_kept.id).state == states.PROCESSING
-    finally:
-        release.set()
-        wait_until(lambda: not pool.active(), 10)
-        stop.set()
-        recorder.join(5)
-        pool.stop()
+    with task_consumer(app, consumer, 3) as (tasks, pool):
+        try:
+            held = Envelope(id="parked-revoked", task=job.name, args=(0.0,))
+            held_by_ghost(app, held)
+            long_kept = Envelope(id="long-kept", task=job.name, args=(30.0,))
+            short_revoked = Envelope(id="short-revoked", task=job.name, args=(0.3,))
+            tasks._claim_and_start([Pending(held, Delivery(body=b"", queue="default", token=1)),
+                                    Pending(long_kept, Delivery(body=b"", queue="default", token=2)),
+                                    Pending(short_revoked, Delivery(body=b"", queue="default", token=1))],
+                                   app.now())
+            assert tasks.parked == 1 and len(pool.active()) == 2
+            began = time.monotonic()
+            tasks.drain(10.0)
+            took = time.monotonic() - began
+            assert tasks.parked == 0, "the parked delivery of a revoked partition was kept"
+            assert app.AsyncResult(short_revoked.id).get(timeout=1) == 0.3, \
+                "drained before its job was stored"
+            assert any(d.token == 1 for done in consumer.done_calls for d in done)
+            assert took < 8, f"the drain waited {took:.1f} s for a job of a partition it keeps"
+            assert app.AsyncResult(long_kept.id).state == states.PROCESSING
+        finally:
+            release.set()
 
 
 def test_a_stop_abandons_a_task_after_shutdown_timeout_without_waiting_again() -> None:

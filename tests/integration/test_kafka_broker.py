@@ -373,6 +373,41 @@ def test_revocation_drains_commits_and_ignores_late_done(kafka: Harness, finish_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("static", [True, False])
+def test_a_stopping_member_leaves_its_group_unless_static(kafka: Harness, static: bool) -> None:
+    """A dynamic member that stops leaves its group at once: its partitions move. A static
+    one (KIP-345) does not: the others keep their assignment, and a restart under the
+    same name gets its partitions back without rebalancing them."""
+    broker = kafka.broker(partitions=2, kafka_static_membership=static)
+    queue = new_queue()
+    first = kafka.consumer(broker, [queue], worker="a")
+    second = kafka.consumer(broker, [queue], worker="b")
+
+    def both() -> bool:
+        second.fetch(0, 0.05)
+        return len(first.assignment()) == 1 and len(second.assignment()) == 1
+
+    pump(first, both, JOIN_TIMEOUT, "one partition each")
+    revoked, kept, left = second.revocations, second.assignment(), first.assignment()
+    first.close()
+    if not static:
+        pump(second, lambda: second.assignment() == kept | left, JOIN_TIMEOUT, "the left partition")
+        return
+    end = time.monotonic() + 3.0  # within the 6 s session timeout
+    while time.monotonic() < end:
+        second.fetch(0, 0.1)
+        assert second.revocations == revoked and second.assignment() == kept, "the group rebalanced"
+    again = kafka.consumer(broker, [queue], worker="a")
+
+    def restarted() -> bool:
+        second.fetch(0, 0.05)
+        return again.assignment() == left
+
+    pump(again, restarted, JOIN_TIMEOUT, "the restarted member's partition")
+    assert second.revocations == revoked and second.assignment() == kept
+
+
+@pytest.mark.slow
 def test_fetch_zero_keeps_the_member_alive_past_max_poll_interval(kafka: Harness) -> None:
     broker = kafka.broker(partitions=2, **{"max.poll.interval.ms": 6000, "session.timeout.ms": 6000,
                                            "kafka_max_in_flight": 2})

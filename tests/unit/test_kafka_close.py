@@ -101,3 +101,23 @@ def test_close_serves_the_revocation_before_closing(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(consumer, "_commit_now", lambda m: calls.append("commit"), raising=False)
     kafka_member._close_member(member, lambda: consumer._leave(member))
     assert calls == ["unsubscribe", "revoked", "commit", "close"]
+
+
+def test_a_static_member_commits_then_lets_go_without_closing() -> None:
+    """KIP-345: a static member's stop sends no LeaveGroup; dropping the client makes
+    confluent-kafka destroy it without consumer close (no rebalance callback either)."""
+    import gc
+    import weakref
+
+    calls: list[str] = []
+
+    class Client(_Client):
+        def close(self) -> None:
+            calls.append("close")
+
+    member = kafka_member._Member("q", ["yadtq.q"])
+    member.client = Client()
+    gone = weakref.ref(member.client)
+    kafka_member._release_member(member, lambda: calls.append("commit"))
+    gc.collect()
+    assert calls == ["commit"] and member.client is None and gone() is None

@@ -30,7 +30,7 @@ from .base import Consumer, Delivery, DrainCallback
 from .kafka_config import COMMIT_INTERVAL, MULTI_QUEUE_SLICE
 from .kafka_errors import _error_text
 from .kafka_group import GroupState
-from .kafka_member import _close_member, _is_fatal, _Member
+from .kafka_member import _close_member, _is_fatal, _Member, _release_member
 from .kafka_naming import TP, KafkaToken, group_for, lane_topics
 from .offsets import OffsetTracker
 
@@ -328,7 +328,10 @@ class KafkaConsumer(GroupState, Consumer):
         problems = []
         for member in self._members:
             try:
-                _close_member(member, functools.partial(self._leave, member))
+                if self._member_name is not None:  # a static member does not leave its group
+                    _release_member(member, functools.partial(self._commit_now, member))
+                else:
+                    _close_member(member, functools.partial(self._leave, member))
             except (KafkaException, RuntimeError) as exc:
                 problems.append(f"{member.queue}: {_error_text(exc)}")
             self._broker.link.forget(member.name)

@@ -85,6 +85,26 @@ def _close_member(member: _Member, before: Callable[[], None]) -> None:
                        CLOSE_TIMEOUT)
 
 
+def _release_member(member: _Member, before: Callable[[], None]) -> None:
+    """A static member's stop (KIP-345): run ``before`` (commit what is done), then let
+    go of the librdkafka consumer without closing it. confluent-kafka then destroys it
+    with ``RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE``: no LeaveGroup, so a worker restarted
+    under the same name within the session timeout gets its partitions back without a
+    rebalance, and no rebalance callback runs inside the destroy (the one that can
+    freeze the process inside close: librdkafka#4041). Bounded like
+    :func:`_close_member`."""
+
+    def before_and_release() -> None:
+        before()
+        member.client = None  # the last reference: the client is destroyed here
+
+    try:
+        _bounded(before_and_release, CLOSE_TIMEOUT, f"close-{member.queue}")
+    except _Unanswered:
+        logger.warning("queue %s: the Kafka consumer did not let go within %.0f s; abandoned",
+                       member.queue, CLOSE_TIMEOUT)
+
+
 class _Member:
     """One librdkafka consumer: this worker's membership in one queue's group, subscribed
     to each priority lane topic of the queue."""

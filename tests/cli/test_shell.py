@@ -221,7 +221,8 @@ def test_submit_list_view_exit(served: Cluster, shells: list[Session]) -> None:
     for name in ("queued", "started", "finished"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", field(view, name)), view
     assert re.fullmatch(r"[\d.]+ (ms|s)", field(view, "runtime")), view
-    assert session.run(f"view {task_id[:6]}") == view
+    # 8 characters: a shorter prefix of digits only would be read as a number (#N).
+    assert session.run(f"view {task_id[:8]}") == view
 
     session.child.send("exit\r")
     assert session.exit_status() == 0

@@ -201,10 +201,9 @@ class KafkaConsumer(GroupState, Consumer):
                 self._member_name = None
             self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
             member.clear_buffers()
-            try:
-                _close_member(member, lambda: None)
-            except (KafkaException, RuntimeError) as exc:
-                logger.debug("closing the failed consumer of %s: %s", member.queue, _error_text(exc))
+            # Let go, never close: nothing can be committed or left any more, and a close
+            # would serve a revocation inside it (see _leave).
+            _release_member(member, lambda: None)
             self._broker.link.forget(member.name)
             self._members[index] = self._join(member.queue)  # BrokerUnavailable: retried next turn
             self.rebuilds += 1

@@ -25,6 +25,12 @@ logger = logging.getLogger(__name__)
 #: Largest notification payload; a bigger batch of ready ids is sent as ``*``.
 MAX_NOTIFY_PAYLOAD = 8192
 NOTIFY_ALL = b"*"
+#: A listing of the directory is used again while the directory's mtime is unchanged,
+#: unless it was taken within this many seconds of that mtime (a file system stamps
+#: changes with a coarse clock: one in the same tick would not change it) ...
+RACY_LISTING = 0.05
+#: ... and for at most this long (a backstop: waiters also re-read on a timer).
+LISTING_LIFETIME = 1.0
 #: Longest notification directory whose socket paths (plus ``/<pid>-<8 hex>.sock``)
 #: fit ``sockaddr_un`` everywhere (104 bytes on BSD and macOS, 108 on Linux).
 MAX_SOCKET_DIR = 80
@@ -102,6 +108,9 @@ class Notifier:
         self._lock = threading.Lock()
         self._sender: Optional[socket.socket] = None
         self._sender_pid = 0
+        #: (directory mtime ns, when listed, socket paths): a stat instead of a listing
+        #: per notification while no waiter came or went.
+        self._listing: Optional[tuple[int, float, list[str]]] = None
 
     def listen(self) -> Optional[Listener]:
         """A bound listener, or ``None`` when the caller must poll."""
@@ -118,18 +127,14 @@ class Notifier:
         """Tell every waiter these tasks are ready. Call after the commit."""
         if not task_ids or not self.enabled:
             return
-        try:
-            names = [e.name for e in os.scandir(self.directory) if e.name.endswith(".sock")]
-        except OSError:
-            return  # no directory: nobody has ever waited
-        if not names:
+        paths = self._waiters()
+        if not paths:
             return
         payload = "\n".join(task_ids).encode()
         if len(payload) > MAX_NOTIFY_PAYLOAD:
             payload = NOTIFY_ALL
         sender = self._socket()
-        for name in names:
-            path = os.path.join(self.directory, name)
+        for path in paths:
             try:
                 sender.sendto(payload, path)
             except ConnectionRefusedError:
@@ -139,6 +144,21 @@ class Notifier:
                 pass  # gone meanwhile, or its queue is full so it is awake already
             except OSError as exc:
                 logger.debug("cannot notify %s: %s", path, exc)
+
+    def _waiters(self) -> list[str]:
+        """The socket paths in the directory: listed again only when it changed."""
+        try:
+            mtime_ns = os.stat(self.directory).st_mtime_ns
+            now = time.time()
+            listing = self._listing
+            if listing is not None and listing[0] == mtime_ns \
+                    and listing[1] - mtime_ns / 1e9 > RACY_LISTING and now - listing[1] < LISTING_LIFETIME:
+                return listing[2]
+            paths = [e.path for e in os.scandir(self.directory) if e.name.endswith(".sock")]
+        except OSError:
+            return []  # no directory: nobody has ever waited
+        self._listing = (mtime_ns, now, paths)
+        return paths
 
     def _socket(self) -> socket.socket:
         with self._lock:

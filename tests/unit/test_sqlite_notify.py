@@ -1,0 +1,70 @@
+"""The SQLite backend's cross-process wake-ups: a notifier lists the waiters' sockets
+again only when their directory changed, and never misses a waiter that just came."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from yadtq.transports.sqlite import notify
+from yadtq.transports.sqlite.notify import Notifier
+
+
+@pytest.fixture
+def listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every directory the notifier lists."""
+    seen: list[str] = []
+    scandir = os.scandir
+
+    def counting(path: str) -> object:
+        seen.append(path)
+        return scandir(path)
+
+    monkeypatch.setattr(notify.os, "scandir", counting)
+    return seen
+
+
+def test_a_waiter_that_binds_right_after_a_notification_is_notified_next(
+        tmp_path: Path, listings: list[str]) -> None:
+    notifier = Notifier(str(tmp_path / "db.sqlite"))
+    first = notifier.listen()
+    assert first is not None
+    notifier.notify(["a"])
+    second = notifier.listen()  # most likely in the same file-system clock tick
+    assert second is not None
+    try:
+        notifier.notify(["b"])
+        assert first.wait_for(b"a", 1.0) and first.wait_for(b"b", 1.0)
+        assert second.wait_for(b"b", 1.0)
+        assert len(listings) == 2  # a listing this close to the change is not trusted
+    finally:
+        first.close()
+        second.close()
+        notifier.close()
+
+
+def test_an_unchanged_directory_is_not_listed_again(tmp_path: Path, listings: list[str]) -> None:
+    notifier = Notifier(str(tmp_path / "db.sqlite"))
+    waiter = notifier.listen()
+    assert waiter is not None
+    try:
+        time.sleep(notify.RACY_LISTING * 2)
+        for task_id in ("a", "b", "c"):
+            notifier.notify([task_id])
+        assert len(listings) == 1
+        for task_id in (b"a", b"b", b"c"):
+            assert waiter.wait_for(task_id, 1.0)
+        late = notifier.listen()  # the directory changes: listed again
+        assert late is not None
+        try:
+            notifier.notify(["d"])
+            assert late.wait_for(b"d", 1.0)
+            assert len(listings) == 2
+        finally:
+            late.close()
+    finally:
+        waiter.close()
+        notifier.close()

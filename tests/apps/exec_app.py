@@ -59,6 +59,14 @@ def add(x: int, y: int) -> int:
 
 
 @app.task
+def collector_state() -> list[int]:
+    """The worker process's garbage collector: objects frozen, thresholds (collector.py)."""
+    import gc
+
+    return [gc.get_freeze_count(), *gc.get_threshold()]
+
+
+@app.task
 def blocking_add(x: int, y: int, seconds: float) -> int:
     time.sleep(seconds)
     return x + y

@@ -49,6 +49,7 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
     Stops gracefully on SIGTERM or SIGINT: takes no new work, finishes the tasks in
     flight, then exits 0. A second signal exits at once.
     """
+    from ..worker.collector import tune_for_worker
     from ..worker.main import Worker
 
     queue_names = split_queues(queues)
@@ -65,6 +66,7 @@ def worker(app_path: str, name: Optional[str], concurrency: Optional[int], pool:
         runner.stats.observer = serve_worker_metrics(app, metrics_port, runner.queues)
     if level < logging.WARNING and log_format == "text":  # JSON logs stay JSON from the first line
         _print_banner(runner)
+    tune_for_worker()  # this process is a worker and nothing else (worker/collector.py)
     sys.exit(runner.run())
 
 

@@ -15,8 +15,9 @@ Garbage cycles are still collected, later: a cycle lives until ten thousand more
 allocations at most, a few milliseconds of a busy worker. Measured with a
 ``gc.callbacks`` timer in each of 2 workers running 10,000 no-op tasks on Kafka +
 Redis: 40-49 ms of collector CPU per worker (44 young, 4-5 middle and 1 full
-collection; about 3 % of its CPU) without this, none with it. A worker embedded in another program (``Worker.run`` or
-``start``) leaves the collector alone: that process is not the worker's to tune.
+collection; about 3 % of its CPU) without this, none with it. A worker embedded in
+another program (``Worker.run`` or ``start``) leaves the collector alone: that
+process is not the worker's to tune.
 """
 
 from __future__ import annotations

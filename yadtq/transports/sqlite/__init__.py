@@ -8,7 +8,10 @@ may apps with different ``namespace`` settings: the default namespace's tables a
 ``yadtq_<table>``, another's ``"<namespace>:<table>"`` (``schema._Database``). The
 database runs in WAL mode with ``synchronous=NORMAL``; every write is one
 ``BEGIN IMMEDIATE`` transaction, which is what makes each step atomic across
-processes. Each thread gets its own connection.
+processes. Each thread gets its own connection. The write-ahead log is copied
+back into the database by a thread of each writing process a moment after its
+writes (``checkpoint.py``), not inside a commit; a commit checkpoints only once
+the log passes 10,000 pages (about 40 MB), which also lets the log start over.
 
 Broker. ``yadtq_messages`` holds one row per message. ``visible_after = 0``
 means waiting; otherwise the row is leased to the consumer it names until that
@@ -38,7 +41,9 @@ database (``<db>.notify/<pid>-<random>.sock``, or a directory under ``/tmp``
 named by a hash of the database path when that would be too long for a socket
 address). A writer that commits a change making tasks ready sends their ids
 (``*`` for a big batch) to every socket there, and removes sockets nobody
-listens on any more (their waiter was killed). The waiter reads the record
+listens on any more (their waiter was killed). It lists the directory again only
+when the directory changed (its mtime; a listing taken within 50 ms of that
+mtime is not trusted, and none is kept longer than a second). The waiter reads the record
 before binding, again right after binding (so a change committed in between is
 not missed) and whenever a datagram names its task. A lost datagram costs only
 latency: the waiter also re-reads every ``wait_recheck`` seconds. Where Unix

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from ...envelope import pack, unpack
 from ...exceptions import ConfigurationError, YADTQError
 from ...namespace import Naming
+from .checkpoint import COMMIT_CHECKPOINT_PAGES, Checkpointer, checkpointer, release
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +247,18 @@ class _Database:
         self._local = threading.local()
         self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._pid = os.getpid()
+        #: Checkpoints the log after writes (``checkpoint.py``), taken at the first write
+        #: of the process that holds it.
+        self._checkpoints: Optional[tuple[int, Checkpointer]] = None
+
+    def _written(self) -> None:
+        taken = self._checkpoints
+        if taken is None or taken[0] != os.getpid():
+            with self._lock:
+                taken = self._checkpoints
+                if taken is None or taken[0] != os.getpid():
+                    taken = self._checkpoints = (os.getpid(), checkpointer(self.path, self._busy_timeout))
+        taken[1].written()
 
     def _connection(self) -> sqlite3.Connection:
         conn: Optional[sqlite3.Connection] = getattr(self._local, "conn", None)
@@ -288,6 +301,7 @@ class _Database:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA wal_autocheckpoint={COMMIT_CHECKPOINT_PAGES}")  # see checkpoint.py
                 conn.executescript(self._schema)
                 if self._upgrade is not None:
                     self._upgrade(conn)
@@ -311,6 +325,7 @@ class _Database:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
+            self._written()
         except sqlite3.Error as exc:
             raise self._error(f"sqlite database {self.path}: {exc}") from exc
 
@@ -320,6 +335,7 @@ class _Database:
         its own: one implicit transaction, the same locks and busy wait as ``BEGIN IMMEDIATE``)."""
         try:
             yield self._connection()
+            self._written()
         except sqlite3.Error as exc:
             raise self._error(f"sqlite database {self.path}: {exc}") from exc
 
@@ -336,6 +352,9 @@ class _Database:
             connections = list(self._connections.values()) if self._pid == os.getpid() else []
             self._connections = {}
             self._local = threading.local()
+            taken, self._checkpoints = self._checkpoints, None
+        if taken is not None and taken[0] == os.getpid():
+            release(taken[1])
         for conn in connections:
             with suppress(sqlite3.Error):
                 conn.close()

@@ -36,6 +36,8 @@ R = TypeVar("R")
 
 #: The custom state ``progress()`` reports (and ``update_state`` without a state).
 PROGRESS = "PROGRESS"
+#: Call shapes remembered per task as known to bind (see :meth:`Task.check_arguments`).
+FITTING_SHAPES_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,26 @@ class Task(Generic[P, R]):
         """The function's signature (computed once), for checking arguments before a run."""
         return inspect.signature(self.fn)
 
+    @functools.cached_property
+    def _fitting_shapes(self) -> set[tuple[int, tuple[str, ...]]]:
+        """Call shapes (positional count, keyword names) known to bind."""
+        return set()
+
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise ``TypeError`` unless the function accepts these arguments (the task
-        itself comes first for ``bind=True``; it is not among ``args``)."""
+        itself comes first for ``bind=True``; it is not among ``args``).
+
+        Whether arguments bind depends on their number and keyword names alone, so a
+        shape that bound once is remembered (up to :data:`FITTING_SHAPES_KEPT`): a
+        worker checks every attempt before it runs, and ``Signature.bind`` is a quarter
+        of running a no-op task."""
+        shape = (len(args), tuple(kwargs))
+        fitting = self._fitting_shapes
+        if shape in fitting:
+            return
         self.signature.bind(*((self, *args) if self.options.bind else args), **kwargs)
+        if len(fitting) < FITTING_SHAPES_KEPT:
+            fitting.add(shape)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in this process, as a plain call."""

@@ -180,7 +180,11 @@ class Yadtq(System):
         else:
             db = os.path.join(args.tmp, f"{queue}.db")
             broker = backend = f"sqlite:///{db}"
-        self.env.update(YADTQ_BROKER_URL=broker, YADTQ_BACKEND_URL=backend, YADTQ_DEFAULT_QUEUE=queue)
+        # A namespace of its own, as every peer's queue is its own: the workers' heartbeats
+        # then read the records of this round's workers only, not those every earlier run
+        # left in a shared Redis (they read every worker's record; see docs/performance.md).
+        self.env.update(YADTQ_BROKER_URL=broker, YADTQ_BACKEND_URL=backend, YADTQ_DEFAULT_QUEUE=queue,
+                        YADTQ_NAMESPACE=queue)
         self.env["PYTHONPATH"] = os.pathsep.join((REPO, self.env["PYTHONPATH"]))
         os.environ.update(self.env)
         from yadtq import benchapp
@@ -210,6 +214,8 @@ class Yadtq(System):
     def close(self) -> None:
         self.app.purge(self.queue)
         self.app.close()
+        if self.args.system == "yadtq-kafka":
+            delete_namespace_keys(self.args.redis, self.queue)
 
 
 class Huey(System):

@@ -3,6 +3,7 @@ process and file (transports/sqlite/checkpoint.py), not in the commits."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -65,3 +66,34 @@ def test_one_thread_per_file_only_while_used_and_only_after_a_write(tmp_path: Pa
     again = checkpointer(path, 5.0)
     assert again is not broker  # a new one after the last release
     release(again)
+
+
+def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    parents = checkpointer(str(path), 5.0)
+    parents.written()  # the parent's thread runs
+    pid = os.fork()
+    if pid == 0:  # the child: a checkpointer of its own, whose thread gets the rows through
+        code = 1
+        try:
+            child = sqlite3.connect(path, isolation_level=None)
+            child.execute("PRAGMA wal_autocheckpoint=0")
+            child.execute("CREATE TABLE t (x)")
+            child.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+            own = checkpointer(str(path), 5.0)
+            own.written()
+            deadline = time.monotonic() + 10
+            while _database_file_rows(path) < 10 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            code = 0 if own is not parents and _database_file_rows(path) == 10 else 2
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release(parents)
+        conn.close()

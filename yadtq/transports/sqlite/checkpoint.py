@@ -109,16 +109,23 @@ class Checkpointer:
 #: This process's checkpointers, by database path, with how many open databases use each.
 _shared: dict[str, tuple[Checkpointer, int]] = {}
 _shared_lock = threading.Lock()
-_shared_pid = os.getpid()
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of its parent's threads, and a lock held by one of them
+    at the fork would stay held: it starts with no checkpointers."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    _shared.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def checkpointer(path: str, busy_timeout: float) -> Checkpointer:
     """The checkpointer of ``path`` in this process; give it back with :func:`release`."""
-    global _shared_pid
     with _shared_lock:
-        if _shared_pid != os.getpid():  # forked: the parent's threads are not here
-            _shared.clear()
-            _shared_pid = os.getpid()
         found, users = _shared.get(path, (None, 0))
         if found is None:
             found = Checkpointer(path, busy_timeout)

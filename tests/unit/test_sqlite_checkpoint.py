@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from yadtq.transports.sqlite import checkpoint
@@ -75,7 +76,9 @@ def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> 
     conn.execute("PRAGMA wal_autocheckpoint=0")
     parents = checkpointer(str(path), 5.0)
     parents.written()  # the parent's thread runs
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of fork() with threads running
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: a checkpointer of its own, whose thread gets the rows through
         code = 1
         try:

@@ -68,3 +68,25 @@ def test_an_unchanged_directory_is_not_listed_again(tmp_path: Path, listings: li
     finally:
         waiter.close()
         notifier.close()
+
+
+def test_a_file_system_stamping_whole_seconds_never_hides_a_new_waiter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def whole_seconds(path: str) -> int:
+        return os.stat(path).st_mtime_ns // 1_000_000_000 * 1_000_000_000
+
+    monkeypatch.setattr(notify, "_mtime_ns", whole_seconds)
+    notifier = Notifier(str(tmp_path / "db.sqlite"))
+    first = notifier.listen()
+    assert first is not None
+    time.sleep(notify.RACY_LISTING * 2)  # a fine-grained clock would trust the next listing
+    notifier.notify(["a"])
+    second = notifier.listen()  # within the same second, mostly: the same mtime
+    assert second is not None
+    try:
+        notifier.notify(["b"])
+        assert second.wait_for(b"b", 1.0)
+    finally:
+        first.close()
+        second.close()
+        notifier.close()

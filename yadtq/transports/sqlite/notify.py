@@ -29,11 +29,17 @@ NOTIFY_ALL = b"*"
 #: unless it was taken within this many seconds of that mtime (a file system stamps
 #: changes with a coarse clock: one in the same tick would not change it) ...
 RACY_LISTING = 0.05
+#: The same where modification times are whole seconds.
+COARSE_RACY_LISTING = 1.0
 #: ... and for at most this long (a backstop: waiters also re-read on a timer).
 LISTING_LIFETIME = 1.0
 #: Longest notification directory whose socket paths (plus ``/<pid>-<8 hex>.sock``)
 #: fit ``sockaddr_un`` everywhere (104 bytes on BSD and macOS, 108 on Linux).
 MAX_SOCKET_DIR = 80
+
+
+def _mtime_ns(path: str) -> int:
+    return os.stat(path).st_mtime_ns
 
 
 def notify_directory(path: str) -> str:
@@ -148,11 +154,13 @@ class Notifier:
     def _waiters(self) -> list[str]:
         """The socket paths in the directory: listed again only when it changed."""
         try:
-            mtime_ns = os.stat(self.directory).st_mtime_ns
+            mtime_ns = _mtime_ns(self.directory)
             now = time.time()
             listing = self._listing
+            # A file system that stamps whole seconds (some do) gets a racy window as long.
+            racy = RACY_LISTING if mtime_ns % 1_000_000_000 else COARSE_RACY_LISTING
             if listing is not None and listing[0] == mtime_ns \
-                    and listing[1] - mtime_ns / 1e9 > RACY_LISTING and now - listing[1] < LISTING_LIFETIME:
+                    and listing[1] - mtime_ns / 1e9 > racy and now - listing[1] < LISTING_LIFETIME:
                 return listing[2]
             paths = [e.path for e in os.scandir(self.directory) if e.name.endswith(".sock")]
         except OSError:

@@ -43,7 +43,8 @@ address). A writer that commits a change making tasks ready sends their ids
 (``*`` for a big batch) to every socket there, and removes sockets nobody
 listens on any more (their waiter was killed). It lists the directory again only
 when the directory changed (its mtime; a listing taken within 50 ms of that
-mtime is not trusted, and none is kept longer than a second). The waiter reads the record
+mtime, or within a second where the file system stamps whole seconds, is not
+trusted, and none is kept longer than a second). The waiter reads the record
 before binding, again right after binding (so a change committed in between is
 not missed) and whenever a datagram names its task. A lost datagram costs only
 latency: the waiter also re-reads every ``wait_recheck`` seconds. Where Unix

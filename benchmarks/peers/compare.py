@@ -201,4 +201,7 @@ def main(argv: Sequence[str], say: Callable[[str], None] = lambda m: print(m, fi
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--check-options"]:  # run.sh, before it provisions anything
+        parse_args(["--kafka", "-", "--redis", "-", *sys.argv[2:]])  # exits 2 on a bad option
+        sys.exit(0)
     sys.exit(main(sys.argv[1:]))

@@ -12,6 +12,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# Asked for help or given options compare.py refuses: answer before installing or
+# provisioning anything (compare.py checks its options, and --help exits, with no server).
+for arg in "$@"; do
+  case "$arg" in -h|--help) exec python3 benchmarks/peers/compare.py --help ;; esac
+done
+python3 benchmarks/peers/compare.py --check-options "$@"
 venv="${PEERS_VENV:-${HOME:-/root}/.cache/yadtq/peers-venv}"
 # redis-py < 8: from 8.0 on every socket read times out after 5 s by default, which
 # breaks the peers' blocking result waits (BLPOP, XREAD BLOCK) on a loaded machine.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -73,3 +75,21 @@ def test_arguments_are_checked() -> None:
         compare.parse_args(["--kafka", "h:1", "--redis", "r", "--rounds", "0"])
     with pytest.raises(SystemExit):
         compare.parse_args(["--redis", "r"])  # --kafka is required
+
+
+@pytest.mark.parametrize("argv, code, says", [
+    (["--help"], 0, "usage: compare.py"),
+    (["--rounds", "0"], 2, "must be positive"),
+    (["--systems", "nosuch"], 2, "unknown system(s): nosuch"),
+])
+def test_run_sh_answers_help_and_bad_options_before_provisioning(argv: list[str], code: int,
+                                                                  says: str) -> None:
+    # No servers named: run.sh would start its own after the check (it must not get there).
+    env = {k: v for k, v in os.environ.items() if k not in ("YADTQ_TEST_KAFKA", "YADTQ_TEST_REDIS")}
+    env["YADTQ_SERVICES_DIR"] = "/nonexistent/yadtq-services"  # provisioning here would fail loudly
+    env["PEERS_VENV"] = "/nonexistent/peers-venv"  # so would installing the peers
+    done = subprocess.run(["bash", str(PEERS / "run.sh"), *argv], capture_output=True, text=True,
+                          timeout=25, env=env)
+    assert done.returncode == code, done.stderr
+    assert says in done.stdout + done.stderr
+    assert "installing" not in done.stderr and "services:" not in done.stderr

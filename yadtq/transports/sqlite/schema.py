@@ -252,12 +252,13 @@ class _Database:
         self._checkpoints: Optional[tuple[int, Checkpointer]] = None
 
     def _written(self) -> None:
+        """After a commit: ``_pid`` is this process's, checked by ``_connection`` just before."""
         taken = self._checkpoints
-        if taken is None or taken[0] != os.getpid():
+        if taken is None or taken[0] != self._pid:
             with self._lock:
                 taken = self._checkpoints
-                if taken is None or taken[0] != os.getpid():
-                    taken = self._checkpoints = (os.getpid(), checkpointer(self.path, self._busy_timeout))
+                if taken is None or taken[0] != self._pid:
+                    taken = self._checkpoints = (self._pid, checkpointer(self.path, self._busy_timeout))
         taken[1].written()
 
     def _connection(self) -> sqlite3.Connection:

@@ -121,6 +121,49 @@ def test_an_idle_worker_fetches_with_the_long_wait_unless_deliveries_are_parked(
                         queue.SimpleQueue(), threading.Event()).idle_fetch_timeout <= 0.2
 
 
+def test_a_long_idle_worker_waits_longer_and_a_delivery_brings_back_the_short_wait(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import queue
+
+    from yadtq.worker import consumer as consumer_module
+    from yadtq.worker.attempts import Identity, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
+    from yadtq.worker.pools import ThreadPool
+
+    app = YADTQ("idle", broker="memory://", backend="memory://", heartbeat_interval=5)
+    fetching = _Fetching()
+    pool = ThreadPool(app, 2, "w", lambda job, outcome: None)
+    tasks = TaskConsumer(app, fetching, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         queue.SimpleQueue(), threading.Event())
+    tasks.turn()  # just started: the short wait
+    tasks._last_delivery = time.monotonic() - consumer_module.LONG_IDLE_AFTER + 2.0
+    tasks.turn()  # idle, not yet for long
+    tasks._last_delivery = time.monotonic() - consumer_module.LONG_IDLE_AFTER - 0.1
+    tasks.turn()
+    assert fetching.timeouts == [consumer_module.IDLE_FETCH_TIMEOUT] * 2 + [
+        consumer_module.LONG_IDLE_FETCH_TIMEOUT]
+    assert consumer_module.LONG_IDLE_FETCH_TIMEOUT > consumer_module.IDLE_FETCH_TIMEOUT
+
+    # A delivery ends the long wait: the next fetches are back at the short pace.
+    dispatched: list[int] = []
+    def deliver(max_items: int, timeout: float) -> list[base.Delivery]:
+        fetching.timeouts.append(timeout)
+        return [base.Delivery(b"", "q", token=1)]
+
+    monkeypatch.setattr(fetching, "fetch", deliver)
+    monkeypatch.setattr(tasks, "dispatch", lambda deliveries: dispatched.append(len(deliveries)))
+    tasks.turn()
+    assert dispatched == [1]
+    assert fetching.timeouts[-1] == consumer_module.LONG_IDLE_FETCH_TIMEOUT
+    tasks.turn()
+    assert fetching.timeouts[-1] == consumer_module.IDLE_FETCH_TIMEOUT
+
+    # Health needs a turn every two heartbeats: the longer wait stays within half of one.
+    quick = YADTQ("idle", broker="memory://", backend="memory://", heartbeat_interval=0.4)
+    assert TaskConsumer(quick, fetching, pool, Identity("w", "w#2"), WorkerStats(),  # type: ignore[arg-type]
+                        queue.SimpleQueue(), threading.Event()).long_idle_fetch_timeout <= 0.2
+
+
 def test_an_idle_recorder_blocks_until_an_outcome_or_its_wake_up(monkeypatch: pytest.MonkeyPatch) -> None:
     import queue
 

@@ -1,7 +1,8 @@
 """yadtq beside its peers: runs runner.py for every system, interleaved, and prints one table.
 
     python3 benchmarks/peers/compare.py --peers-python VENV/bin/python \\
-        --kafka HOST:PORT --redis redis://HOST:PORT/0 [--rounds 2] [--tasks 5000]
+        [--yadtq-python VENV/bin/python] --kafka HOST:PORT --redis redis://HOST:PORT/0 \\
+        [--rounds 2] [--tasks 5000]
 
 Usually started by benchmarks/peers/run.sh, which provisions Kafka and Redis and
 the peers' virtual environment. Each round runs every system once, in turn (so
@@ -122,6 +123,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--redis", required=True, help="redis://HOST:PORT/DB (a database the run may write to)")
     p.add_argument("--peers-python", default=sys.executable,
                    help="Python of the virtual environment holding the peers")
+    p.add_argument("--yadtq-python", default=sys.executable,
+                   help="Python that runs yadtq (run.sh: a virtual environment with this checkout "
+                        "and its default dependencies only)")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--rounds", type=int, default=2, help="rounds; figures are medians over them")
@@ -145,7 +149,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def run_one(args: argparse.Namespace, system: str, tmp: str) -> dict[str, Any]:
-    python = sys.executable if system in YADTQ_SYSTEMS else args.peers_python
+    python = args.yadtq_python if system in YADTQ_SYSTEMS else args.peers_python
     cmd = [python, os.path.join(HERE, "runner.py"), system, "--kafka", args.kafka, "--redis", args.redis,
            "--tmp", tmp, "--tasks", str(args.tasks), "--samples", str(args.samples),
            "--idle", str(args.idle), *(["--enqueue-only"] if args.enqueue_only else [])]

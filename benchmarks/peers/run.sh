@@ -6,8 +6,12 @@
 # 127.0.0.1 with scripts/services.sh (its own run dir, stopped at the end; set
 # YADTQ_TEST_KAFKA and YADTQ_TEST_REDIS to use servers already running instead)
 # and installs the peers, pinned, into a virtual environment of their own
-# (PEERS_VENV, default ~/.cache/yadtq/peers-venv): the project's environment is
-# not touched. Prints one Markdown table; every round's figures go to
+# (PEERS_VENV, default ~/.cache/yadtq/peers-venv), and this checkout, editable, with
+# its default dependencies only, into another (YADTQ_VENV, default
+# ~/.cache/yadtq/yadtq-venv): each system runs with what its own install brings, not
+# with the development environment's extras (opentelemetry-sdk there makes redis-py
+# load its metrics modules, 2.5 MB of every yadtq process). The project's environment
+# is not touched. Prints one Markdown table; every round's figures go to
 # benchmarks/results/peers-<stamp>.json. Nothing here is asserted by tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +38,14 @@ assert int(redis.__version__.split(".")[0]) < 8' 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check "${peers[@]}"
 fi
 
+yvenv="${YADTQ_VENV:-${HOME:-/root}/.cache/yadtq/yadtq-venv}"
+if [ ! -x "$yvenv/bin/python" ] || ! (cd / && "$yvenv/bin/python" -c 'import os, sys, yadtq
+sys.exit(os.path.dirname(os.path.dirname(os.path.abspath(yadtq.__file__))) != sys.argv[1])' "$PWD") 2>/dev/null; then
+  echo "peers: installing this checkout (editable, default dependencies) into $yvenv" >&2
+  python3 -m venv "$yvenv"
+  "$yvenv/bin/pip" install -q --disable-pip-version-check -e .
+fi
+
 started_services=0
 if [ -z "${YADTQ_TEST_KAFKA:-}" ] || [ -z "${YADTQ_TEST_REDIS:-}" ]; then
   export YADTQ_SERVICES_DIR="${YADTQ_SERVICES_DIR:-/tmp/yadtq-peers-services}"
@@ -43,5 +55,5 @@ fi
 cleanup() { if [ "$started_services" = 1 ]; then bash scripts/services.sh down >/dev/null; fi; }
 trap cleanup EXIT
 
-python3 benchmarks/peers/compare.py --peers-python "$venv/bin/python" \
+python3 benchmarks/peers/compare.py --peers-python "$venv/bin/python" --yadtq-python "$yvenv/bin/python" \
   --kafka "$YADTQ_TEST_KAFKA" --redis "$YADTQ_TEST_REDIS" --json "$out/peers-$stamp.json" "$@"

@@ -28,7 +28,6 @@ from .executor import Outcome
 from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
 from .links import Link
 from .pools import Job, Pool, Sink, Spawn, ThreadPool
-from .process_pool import ProcessPool
 from .recycle import Recycling
 from .scheduler import Scheduler
 from .supervise import Supervisor
@@ -52,13 +51,18 @@ def _default_concurrency(pool: str) -> int:
 
 
 def _make_pool(kind: str, app: YADTQ, size: int, worker: str, sink: Sink,
-               app_path: Optional[str], spawn: Spawn) -> Pool:
+               app_path: Optional[str], spawn: Spawn, recycling: Recycling) -> Pool:
     if kind == "asyncio":
         return AsyncioPool(app, size, worker, sink, spawn)
     if kind == "threads":
         return ThreadPool(app, size, worker, sink, spawn)
     if kind == "processes":
-        return ProcessPool(app, size, worker, sink, app_path, spawn)
+        # Imported here: multiprocessing's modules are 0.6 MB of every worker's memory.
+        from .process_pool import ProcessPool
+
+        pool = ProcessPool(app, size, worker, sink, app_path, spawn)
+        pool.recycling = recycling
+        return pool
     raise ConfigurationError(f"unknown pool {kind!r} (use threads, processes or asyncio)")
 
 
@@ -326,9 +330,7 @@ class Worker:
                 logger.warning("time_limit is enforced on sync tasks only with --pool processes "
                                "(tasks: %s)", ", ".join(limited))
         pool = self._pool = _make_pool(self.pool_kind, self.app, self.concurrency, self.name,
-                                       self._sink, self.app_path, supervisor.spawn)
-        if isinstance(pool, ProcessPool):
-            pool.recycling = self.recycling
+                                       self._sink, self.app_path, supervisor.spawn, self.recycling)
         pool.start()  # before any other thread, so forked children inherit none
         broker_link = Link("broker", redact_url(settings.broker_url))
         backend_link = Link("backend", redact_url(settings.backend_url))

@@ -388,7 +388,20 @@ def test_a_stopping_member_leaves_its_group_unless_static(kafka: Harness, static
         return len(first.assignment()) == 1 and len(second.assignment()) == 1
 
     pump(first, both, JOIN_TIMEOUT, "one partition each")
-    revoked, kept, left = second.revocations, second.assignment(), first.assignment()
+    # The joins may still be settling (a cooperative rebalance takes rounds): take the
+    # snapshot only once both assignments held for a second.
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while True:
+        snapshot = (second.revocations, second.assignment(), first.assignment())
+        settled = time.monotonic() + 1.0
+        while time.monotonic() < settled and (second.revocations, second.assignment(),
+                                              first.assignment()) == snapshot:
+            first.fetch(0, 0.05)
+            second.fetch(0, 0.05)
+        if (second.revocations, second.assignment(), first.assignment()) == snapshot and both():
+            break
+        assert time.monotonic() < deadline, "the assignment never settled"
+    revoked, kept, left = snapshot
     first.close()
     if not static:
         pump(second, lambda: second.assignment() == kept | left, JOIN_TIMEOUT, "the left partition")

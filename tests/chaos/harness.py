@@ -70,7 +70,8 @@ class Worker:
         self.name = name
         self.logfile = logdir / f"{name}.log"
         self.errfile = logdir / f"{name}.err"
-        cmd = [sys.executable, "-m", "yadtq.cli", "worker", "-A", app, "-n", name, "-l", "info",
+        level = os.environ.get("YADTQ_CHAOS_LOGLEVEL", "info")  # debug: commits too
+        cmd = [sys.executable, "-m", "yadtq.cli", "worker", "-A", app, "-n", name, "-l", level,
                "--logfile", str(self.logfile), *extra]
         with open(self.errfile, "ab") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -350,3 +351,47 @@ def wait_ready(app: Any, names: Sequence[str], timeout: float = 90.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"workers {names} not alive within {timeout} s: {status}")
         time.sleep(0.2)
+
+
+def locate_in_kafka(bootstrap: str, app: Any, queue: str, ids: Sequence[str], timeout: float = 30.0) -> str:
+    """Where each of ``ids`` sits in ``queue``'s topic (partition and offset, or "absent"),
+    and what the queue's group committed per partition: tells a message never written
+    from one committed past without running. For a failure's message, never raises."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from yadtq.envelope import peek_task_id
+
+    naming = app.broker.naming
+    topic, group = naming.topic(queue), naming.group(queue)
+    wanted = set(ids)
+    found: dict[str, tuple[int, int]] = {}
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}.locator",
+                       "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        parts = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts]
+        reader.assign(tps)
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(tps) and time.monotonic() < deadline:
+            for msg in reader.consume(1000, 0.5):
+                if msg.error() is not None:
+                    at_end.add(msg.partition())
+                    continue
+                task_id = peek_task_id(msg.value() or b"")
+                if task_id in wanted:
+                    found[task_id] = (msg.partition(), msg.offset())
+        committed_reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                     "enable.auto.commit": False})
+        try:
+            committed = {tp.partition: tp.offset
+                         for tp in committed_reader.committed([TopicPartition(topic, p) for p in parts], 10)}
+        finally:
+            committed_reader.close()
+    except Exception as exc:  # a diagnostic: report what went wrong instead
+        return f"(could not read {topic}: {exc})"
+    finally:
+        reader.close()
+    where = ", ".join(f"{t[:8]}@p{found[t][0]}:{found[t][1]}" if t in found else f"{t[:8]} absent"
+                      for t in ids)
+    return f"in Kafka: {where}; committed by {group}: {dict(sorted(committed.items()))}"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.chaos.conftest import RigFactory
-from tests.chaos.harness import Driver, states_of, summarize, wait_finished, wait_ready
+from tests.chaos.harness import Driver, locate_in_kafka, states_of, summarize, wait_finished, wait_ready
 from tests.chaos.servers import KafkaCluster, RedisServer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -50,6 +50,7 @@ def test_rebalance_storm(rig: RigFactory, chaos_kafka: KafkaCluster, chaos_redis
                              f"workers, {TASKS} x 10 ms tasks")
     summary.report()
     print(summary.line())
-    assert done and not summary.lost, summary.line() + "\n" + fleet.logs()
+    where = locate_in_kafka(chaos_kafka.bootstrap, r.app, r.queue, summary.lost) if summary.lost else ""
+    assert done and not summary.lost, summary.line() + "\n" + where + "\n" + fleet.logs()
     assert not driver.errors, driver.errors[:3]
     assert not summary.twice_unexplained, summary.line()

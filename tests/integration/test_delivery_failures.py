@@ -5,12 +5,14 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from yadtq import states
-from yadtq.envelope import Envelope, encode
-from yadtq.exceptions import SerializationError
+from yadtq.envelope import Envelope, encode, peek_task_id
+from yadtq.exceptions import BrokerUnavailable, SerializationError
 from yadtq.transports.base import Message, StateChange
 from yadtq.transports.kafka import KafkaBroker
 from yadtq.transports.kafka_consumer import KafkaConsumer
@@ -124,6 +126,59 @@ def test_a_fenced_consumer_is_rebuilt(cluster: Cluster, kafka_bootstrap: str) ->
     finally:
         if intruder is not None:
             intruder.close()
+        consumer.close()
+
+
+class _DropsOneBatch:
+    """A librdkafka consumer whose first ``consume`` that takes messages raises instead of
+    returning them: what confluent-kafka does when a callback served inside the call
+    raised (it destroys the messages taken, and librdkafka's position is past them)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.dropped = 0
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        messages: list[Any] = self._real.consume(num_messages, timeout)
+        if messages and not self.dropped:
+            self.dropped = len(messages)
+            raise KafkaException(KafkaError(KafkaError._FAIL, "a callback raised"))
+        return messages
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_messages_a_failed_fetch_took_are_handed_out_after_all(cluster: Cluster) -> None:
+    """A fetch that raised after librdkafka gave it messages skips none of them: the member
+    rejoins from the committed offsets instead of handing out what follows (whose commit
+    would pass the lost ones), and every message is handed out."""
+    broker = cluster.app.broker
+    assert isinstance(broker, KafkaBroker)
+    sent = {cluster.module.add.delay(i, i).id for i in range(60)}
+    assert cluster.app.flush(10) == 0
+    consumer = KafkaConsumer(broker, [cluster.queue], None, 1000, 5.0)
+    seen: set[str] = set()
+
+    def take(count: int) -> int:
+        try:
+            got = consumer.fetch(count, 0.2)
+        except BrokerUnavailable:
+            return 0
+        seen.update(filter(None, (peek_task_id(d.body) for d in got)))
+        consumer.done(got)
+        return len(got)
+
+    try:
+        wait_until(lambda: take(5) > 0, timeout=60)
+        crashing = consumer._members[0].client = _DropsOneBatch(consumer._members[0].client)
+        deadline = time.monotonic() + 90
+        while not sent <= seen and time.monotonic() < deadline:
+            take(10)
+        assert crashing.dropped, "no fetch took messages through the failing consumer"
+        assert sent <= seen, f"{len(sent - seen)} of {len(sent)} messages never handed out"
+        assert consumer.rebuilds == 1
+    finally:
         consumer.close()
 
 

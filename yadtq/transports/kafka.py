@@ -38,6 +38,10 @@ Delivery semantics (DESIGN.md §4), all enforced here and in ``offsets.py``:
   callback finishes what it can), then its finished offsets are committed.
   Every delivery carries its assignment generation, so a late ``done`` for a
   partition lost and re-acquired meanwhile is ignored.
+- A fetch that raises may have taken messages that confluent-kafka then
+  destroyed (a callback served inside it raised): the member hands out nothing
+  more, commits what is done, leaves and rejoins, so its partitions restart from
+  the committed offsets instead of past the lost messages.
 
 Modules: this one configures clients and holds the broker together;
 ``kafka_producer.py`` publishes, ``kafka_consumer.py`` consumes (``kafka_group.py``

@@ -132,7 +132,7 @@ class KafkaConsumer(GroupState, Consumer):
         """
         if self._closed:
             raise BrokerUnavailable("the Kafka consumer is closed")
-        self._recover_fatal()
+        self._recover()
         deadline = time.monotonic() + max(0.0, timeout)
         out: list[Delivery] = []
         pulled = 0
@@ -184,11 +184,29 @@ class KafkaConsumer(GroupState, Consumer):
             return COMMIT_INTERVAL
         return float("inf")
 
-    def _recover_fatal(self) -> None:
-        """Replace each member whose librdkafka consumer hit a fatal error (e.g. fenced):
-        a fatal consumer never works again, so its partitions are released as lost
-        (nothing committed: they may be someone else's already) and it joins anew."""
+    def _recover(self) -> None:
+        """Replace each member whose librdkafka consumer hit a fatal error (e.g. fenced), or
+        whose fetch raised (``_Member.suspect``).
+
+        A fatal consumer never works again, so its partitions are released as lost
+        (nothing committed: they may be someone else's already) and it joins anew. A
+        suspect one may have skipped messages it never handed over: it commits what is
+        done (every offset handed out lies below them), leaves the group as a stopping
+        worker does, and joins anew, so its partitions start over from the committed
+        offsets and nothing is skipped.
+        """
         for index, member in enumerate(self._members):
+            if member.fatal is None and member.suspect is not None:
+                logger.warning("queue %s: a fetch failed after messages may have been taken (%s); "
+                               "rejoining the group from the committed offsets", member.queue,
+                               member.suspect)
+                self._part(member)
+                if member.assigned:  # static (never left), or the leave went unanswered
+                    self._release(member, set(member.assigned), "released")
+                member.clear_buffers()
+                self._members[index] = self._join(member.queue)  # BrokerUnavailable: retried next turn
+                self.rebuilds += 1
+                continue
             if member.fatal is None:
                 continue
             logger.error("Kafka consumer of %s hit a fatal error (%s); rebuilding it", member.queue,
@@ -217,13 +235,22 @@ class KafkaConsumer(GroupState, Consumer):
 
     def _pull(self, member: _Member, count: int, timeout: float) -> int:
         """Move up to ``count`` messages from librdkafka into the member's buffer."""
-        if member.fatal is not None:
+        if member.fatal is not None or member.suspect is not None:
             return 0  # rebuilt at the next fetch
-        if timeout > 0:
-            first = member.client.poll(timeout)  # returns at its first message
-            messages = [first] if first is not None else []
-        else:
-            messages = member.client.consume(min(count, 100_000), 0)
+        try:
+            if timeout > 0:
+                first = member.client.poll(timeout)  # returns at its first message
+                messages = [first] if first is not None else []
+            else:
+                messages = member.client.consume(min(count, 100_000), 0)
+        except BaseException as exc:
+            # When a callback served inside the call raised (ours, or confluent-kafka's own
+            # incremental assign after one), confluent-kafka destroys the messages the call
+            # had taken and raises: librdkafka's position is past them, and handing out the
+            # next ones would let a commit skip them. Nothing more of this member is handed
+            # out; it is rebuilt from the committed offsets first (_recover).
+            member.suspect = f"{type(exc).__name__}: {exc}"
+            raise
         pulled = 0
         for msg in messages:
             err = msg.error()
@@ -311,13 +338,28 @@ class KafkaConsumer(GroupState, Consumer):
             deadline = time.monotonic() + LEAVE_TIMEOUT
             while member.assigned and time.monotonic() < deadline:
                 member.client.consume(LEAVE_BATCH, LEAVE_POLL)
-        except (KafkaException, RuntimeError) as exc:
+        except Exception as exc:  # best effort: what is done is committed below all the same
             logger.debug("queue %s: leaving the group before close: %s", member.queue,
                          _error_text(exc) if isinstance(exc, KafkaException) else exc)
         if member.assigned:
             logger.warning("queue %s: partitions %s still assigned %.0f s after unsubscribing; "
                            "closing anyway", member.queue, sorted(member.assigned), LEAVE_TIMEOUT)
         self._commit_now(member)
+
+    def _part(self, member: _Member) -> Optional[str]:
+        """Commit what the member has done and let go of its librdkafka consumer: a dynamic
+        member leaves its group (``_leave``), a static one does not; what went wrong, if
+        anything."""
+        problem = None
+        try:
+            if self._member_name is not None:  # a static member does not leave its group
+                _release_member(member, functools.partial(self._commit_now, member))
+            else:
+                _close_member(member, functools.partial(self._leave, member))
+        except (KafkaException, RuntimeError) as exc:
+            problem = f"{member.queue}: {_error_text(exc)}"
+        self._broker.link.forget(member.name)
+        return problem
 
     def close(self) -> None:
         """Commit what is done, then leave every group; unfinished deliveries will be redelivered."""
@@ -326,14 +368,9 @@ class KafkaConsumer(GroupState, Consumer):
         self._closing = True
         problems = []
         for member in self._members:
-            try:
-                if self._member_name is not None:  # a static member does not leave its group
-                    _release_member(member, functools.partial(self._commit_now, member))
-                else:
-                    _close_member(member, functools.partial(self._leave, member))
-            except (KafkaException, RuntimeError) as exc:
-                problems.append(f"{member.queue}: {_error_text(exc)}")
-            self._broker.link.forget(member.name)
+            problem = self._part(member)
+            if problem:
+                problems.append(problem)
         self._closed = True
         left = self._tracker.in_flight()
         for tp in self._tracker.partitions():

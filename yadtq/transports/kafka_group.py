@@ -69,6 +69,7 @@ class GroupState:
         if not positions:
             return
         self._tracker.mark_committed(positions)
+        logger.debug("committing %s", positions)
         for member in self._members:
             offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if t in member.lane]
             if not offsets:

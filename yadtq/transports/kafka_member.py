@@ -125,6 +125,9 @@ class _Member:
         self.laned = False
         self.paused: set[TP] = set()
         self.fatal: Optional[str] = None
+        #: Why a fetch of this member raised (``None``: none did). librdkafka may have
+        #: moved past messages it never handed over then (see ``KafkaConsumer._pull``).
+        self.suspect: Optional[str] = None
         #: Its name for the link state (kafka_link.py).
         self.name = f"consumer of {queue}"
 

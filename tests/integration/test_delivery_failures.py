@@ -149,15 +149,18 @@ class _DropsOneBatch:
         return getattr(self._real, name)
 
 
-def test_messages_a_failed_fetch_took_are_handed_out_after_all(cluster: Cluster) -> None:
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_messages_a_failed_fetch_took_are_handed_out_after_all(cluster: Cluster, static: bool) -> None:
     """A fetch that raised after librdkafka gave it messages skips none of them: the member
     rejoins from the committed offsets instead of handing out what follows (whose commit
-    would pass the lost ones), and every message is handed out."""
+    would pass the lost ones), and every message is handed out. A static member (which
+    never leaves its group) as well."""
     broker = cluster.app.broker
     assert isinstance(broker, KafkaBroker)
     sent = {cluster.module.add.delay(i, i).id for i in range(60)}
     assert cluster.app.flush(10) == 0
-    consumer = KafkaConsumer(broker, [cluster.queue], None, 1000, 5.0)
+    consumer = KafkaConsumer(broker, [cluster.queue], None, 1000, 5.0,
+                             member_name=f"yadtq-failed-fetch-{cluster.queue}" if static else None)
     seen: set[str] = set()
 
     def take(count: int) -> int:

@@ -159,6 +159,7 @@ class GroupState:
         paused = tps & member.paused
         if paused:
             member.paused.difference_update(paused)
+        if paused and member.client is not None:  # None: let go of already (static, rebuilt)
             try:  # a partition assigned again later must not come back paused
                 member.client.resume([TopicPartition(*tp) for tp in paused])
             except (KafkaException, RuntimeError) as exc:

@@ -71,7 +71,7 @@ def test_delay_sends_one_decodable_message() -> None:
         return x + y
 
     sent: list[object] = []
-    app.broker.publish = sent.extend  # type: ignore[method-assign]
+    app.broker.publish = sent.extend  # type: ignore[method-assign,assignment]
     result = add.apply_async((2, 3), key="k", max_retries=1)
     assert len(sent) == 1
     message = sent[0]

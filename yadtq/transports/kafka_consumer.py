@@ -196,35 +196,36 @@ class KafkaConsumer(GroupState, Consumer):
         offsets and nothing is skipped.
         """
         for index, member in enumerate(self._members):
-            if member.fatal is None and member.suspect is not None:
+            if member.fatal is not None:
+                self._let_go_fatal(member)
+            elif member.suspect is not None:
                 logger.warning("queue %s: a fetch failed after messages may have been taken (%s); "
                                "rejoining the group from the committed offsets", member.queue,
                                member.suspect)
                 self._part(member)
                 if member.assigned:  # static (never left), or the leave went unanswered
                     self._release(member, set(member.assigned), "released")
-                member.clear_buffers()
-                self._members[index] = self._join(member.queue)  # BrokerUnavailable: retried next turn
-                self.rebuilds += 1
+            else:
                 continue
-            if member.fatal is None:
-                continue
-            logger.error("Kafka consumer of %s hit a fatal error (%s); rebuilding it", member.queue,
-                         member.fatal)
-            if self._member_name is not None and "FENCED" in member.fatal.upper():
-                # Another live consumer uses this group.instance.id (two workers with one
-                # name): fencing it back would start an endless duel, so join dynamically.
-                logger.error("another consumer uses group.instance.id %s (two workers named alike?); "
-                             "continuing without static membership", self._member_name)
-                self._member_name = None
-            self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
             member.clear_buffers()
-            # Let go, never close: nothing can be committed or left any more, and a close
-            # would serve a revocation inside it (see _leave).
-            _release_member(member, lambda: None)
-            self._broker.link.forget(member.name)
             self._members[index] = self._join(member.queue)  # BrokerUnavailable: retried next turn
             self.rebuilds += 1
+
+    def _let_go_fatal(self, member: _Member) -> None:
+        """Release a fatally failed member's partitions as lost and let go of its consumer."""
+        logger.error("Kafka consumer of %s hit a fatal error (%s); rebuilding it", member.queue,
+                     member.fatal)
+        if self._member_name is not None and "FENCED" in str(member.fatal).upper():
+            # Another live consumer uses this group.instance.id (two workers with one
+            # name): fencing it back would start an endless duel, so join dynamically.
+            logger.error("another consumer uses group.instance.id %s (two workers named alike?); "
+                         "continuing without static membership", self._member_name)
+            self._member_name = None
+        self._on_lost(member, [TopicPartition(*tp) for tp in set(member.assigned)])
+        # Let go, never close: nothing can be committed or left any more, and a close
+        # would serve a revocation inside it (see _leave).
+        _release_member(member, lambda: None)
+        self._broker.link.forget(member.name)
 
     def _rotated(self) -> list[_Member]:
         members = self._members

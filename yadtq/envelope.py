@@ -7,12 +7,12 @@ types below, so decoding a message never runs code.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import hashlib
 import hmac
 import math
 import os
 import struct
+import sys
 import threading
 import uuid
 from collections.abc import Mapping
@@ -54,7 +54,9 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(EXT_TIME, obj.isoformat().encode())
     if isinstance(obj, uuid.UUID):
         return msgpack.ExtType(EXT_UUID, obj.bytes)
-    if isinstance(obj, decimal.Decimal):
+    # A Decimal exists only once its module is loaded: this check never loads it.
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(obj, decimal.Decimal):
         return msgpack.ExtType(EXT_DECIMAL, str(obj).encode())
     if isinstance(obj, (set, frozenset)):
         return msgpack.ExtType(EXT_SET, _pack_nested(list(obj)))
@@ -77,7 +79,9 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == EXT_UUID:
         return uuid.UUID(bytes=data)
     if code == EXT_DECIMAL:
-        return decimal.Decimal(data.decode())
+        from decimal import Decimal  # not loaded by every worker for the rare message that needs it
+
+        return Decimal(data.decode())
     if code == EXT_SET:
         return set(unpack(data))
     return msgpack.ExtType(code, data)

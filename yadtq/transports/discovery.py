@@ -4,10 +4,14 @@ entry points, so a third-party package can add one (``base.create_broker`` and
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from importlib_metadata import entry_points
+if sys.version_info >= (3, 10):  # the standard library's selects by group, and redis-py loads it
+    from importlib.metadata import entry_points
+else:
+    from importlib_metadata import entry_points
 
 from ..exceptions import ConfigurationError
 

@@ -15,7 +15,6 @@ How it is raised depends on where the task runs:
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import signal
 import threading
@@ -87,6 +86,8 @@ def _by_async_exception(envelope: Envelope, seconds: float) -> Iterator[None]:
     running = [True]
 
     def fire() -> None:
+        import ctypes  # only where a soft limit fires: most workers never load it
+
         with lock:
             if running[0]:
                 logger.warning("task %s[%s] exceeded its soft time limit of %g s: raising "

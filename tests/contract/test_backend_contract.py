@@ -632,6 +632,34 @@ def test_heartbeat_prunes_workers_not_heard_for_the_retention_period(
     assert backend.claim([claim_for(task_id, instance="inst-kept", worker="kept")]) == [RUN]
 
 
+def test_silent_workers_are_the_running_ones_not_heard_for_long(
+        backend_factory: Callable[..., ResultBackend]) -> None:
+    """What every heartbeat looks for: running workers silent past the bound, as
+    ``workers()`` reports them; never a worker that stopped cleanly, nor one heard since."""
+    backend = backend_factory(**SHORT)
+    after = 0.3
+    beat(backend, "stopped", "inst-stopped", state="stopped")
+    beat(backend, "dead", "inst-dead")
+    assert backend.silent_workers(after) == []  # all just heard
+    end = time.monotonic() + DEADLINE
+    while not (silent := backend.silent_workers(after)):
+        assert time.monotonic() < end, "no worker ever became silent"
+        beat(backend, "live", "inst-live")
+        time.sleep(0.05)
+    assert [(w.worker, w.instance) for w in silent] == [("dead", "inst-dead")]
+    listed = {w.worker: w for w in backend.workers()}
+    assert listed["stopped"].silent > after  # as silent, but stopped: not looked for
+    assert silent[0].silent > after
+    assert dataclasses.replace(silent[0], silent=0.0) == dataclasses.replace(listed["dead"], silent=0.0)
+    beat(backend, "dead", "inst-dead")  # heard again
+    beat(backend, "live", "inst-live")
+    assert backend.silent_workers(after) == []
+    beat(backend, "dead", "inst-dead", state="stopped")  # then stopped cleanly
+    time.sleep(after + 0.1)
+    beat(backend, "live", "inst-live")
+    assert backend.silent_workers(after) == []
+
+
 def test_failures_newest_first_one_per_instance(backend: ResultBackend) -> None:
     now = time.time()
     first = WorkerFailure("w1", "inst-1", now - 30, now)

@@ -34,6 +34,8 @@ from .types import (  # the contract's data, re-exported
     RUN,
     SKIP,
     SUMMARY_MESSAGE_LIMIT,
+    WORKER_RUNNING,
+    WORKER_STOPPED,
     BackendSnapshot,
     Claim,
     ErrorInfo,
@@ -57,7 +59,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ASYNC_WAIT_SLICE", "BACKEND_GROUP", "BROKER_GROUP", "BUSY", "CONTROL_POOL_GROW",
     "CONTROL_POOL_SHRINK", "CONTROL_SHUTDOWN", "CONTROL_TERMINATE", "RECENT_LIMIT", "REVOKED",
-    "RUN", "SKIP", "SUMMARY_MESSAGE_LIMIT", "BackendSnapshot", "Broker", "Claim", "Consumer",
+    "RUN", "SKIP", "SUMMARY_MESSAGE_LIMIT", "WORKER_RUNNING", "WORKER_STOPPED", "BackendSnapshot",
+    "Broker", "Claim", "Consumer",
     "DeadLetter", "Delivery", "DeliveryErrorHook", "DrainCallback", "ErrorInfo", "FailedMessage",
     "Message", "Progress", "ResultBackend", "ScheduledMessage", "StateChange", "TaskRecord",
     "TaskSummary", "TaskTotals", "WorkerFailure", "WorkerInfo", "create_backend", "create_broker",
@@ -365,6 +368,16 @@ class ResultBackend(ABC):
     def workers(self) -> list[WorkerInfo]:
         """Every known worker's latest report, with ``last_heartbeat`` and ``silent``
         on the backend's clock."""
+
+    def silent_workers(self, after: float) -> list[WorkerInfo]:
+        """The running workers (:data:`WORKER_RUNNING`) silent for more than ``after``
+        seconds, as :meth:`workers` reports them: what every heartbeat looks for.
+
+        The registry keeps stopped workers for ``worker_retention``; a backend should
+        answer without reading their reports, so a heartbeat's cost follows the running
+        fleet, not its restarts. This default reads them all.
+        """
+        return [w for w in self.workers() if w.state == WORKER_RUNNING and w.silent > after]
 
     def time(self) -> float:
         """The backend's clock (seconds since the epoch)."""

@@ -135,6 +135,10 @@ class ScheduledMessage:
     message: Message
 
 
+#: :attr:`WorkerInfo.state` of a worker serving, and of one that shut down cleanly.
+WORKER_RUNNING, WORKER_STOPPED = "running", "stopped"
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """A worker's self-report, written with every heartbeat."""
@@ -155,7 +159,7 @@ class WorkerInfo:
     tasks_failed: int = 0
     active: int = 0
     #: ``running`` while serving; ``stopped`` after a clean shutdown.
-    state: str = "running"
+    state: str = WORKER_RUNNING
     healthy: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     #: The worker's previous heartbeat failed (it could not reach the backend): sent with

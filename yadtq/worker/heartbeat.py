@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..exceptions import YADTQError
-from ..transports.base import WorkerFailure, WorkerInfo
+from ..transports.base import WORKER_RUNNING, WORKER_STOPPED, WorkerFailure, WorkerInfo
 from .links import Link
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RUNNING, STOPPED = "running", "stopped"
+RUNNING, STOPPED = WORKER_RUNNING, WORKER_STOPPED
 
 
 class Heartbeat:
@@ -83,10 +83,8 @@ class Heartbeat:
         for ``worker_unresponsive_after`` seconds. Silences are the backend's
         (:attr:`WorkerInfo.silent`, on its own clock, outages left out), so neither this
         host's clock nor a backend that was just down makes a live worker look dead."""
-        silent_after = self.app.settings.worker_unresponsive_after
-        for info in self.app.backend.workers():
-            if (info.state == RUNNING and info.silent > silent_after
-                    and info.instance not in self._noticed):
+        for info in self.app.backend.silent_workers(self.app.settings.worker_unresponsive_after):
+            if info.instance not in self._noticed:
                 self._noticed.add(info.instance)
                 logger.error("worker %s failed: unresponsive (last heartbeat %.0f s ago)",
                              info.worker, info.silent)

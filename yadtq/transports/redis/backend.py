@@ -87,8 +87,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
-_SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "workers", "failure",
-            "dedupe", "dedupe_swap", "release_dedupe", "snapshot", "states")
+_SCRIPTS = ("record", "claim", "revoke", "watch", "claim_due", "heartbeat", "workers", "silent",
+            "failure", "dedupe", "dedupe_swap", "release_dedupe", "snapshot", "states")
 
 
 #: Seconds a reply may take (``socket_timeout``) and a connection may take to open

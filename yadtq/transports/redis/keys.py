@@ -18,6 +18,7 @@ WORKERS_KEY = "workers"  # hash: worker name -> packed WorkerInfo
 WORKER_INSTANCE_KEY = "workers:instance"  # hash: worker name -> its current instance
 INSTANCES_KEY = "instances"  # hash: instance of a running worker -> last heard (Redis clock)
 WORKERS_SEEN_KEY = "workers:seen"  # sorted set: worker name -> last heard (Redis clock)
+WORKERS_RUNNING_KEY = "workers:running"  # sorted set: name of a running worker -> last heard
 WATCH_KEY = "watch"  # hash: since, last (records.Watch, on the Redis clock)
 FAILURES_KEY = "failures"  # list: packed worker failures, newest first
 STATS_KEY = "stats"  # hash: succeeded, failed, retried, revoked, dead_lettered totals
@@ -75,6 +76,7 @@ __all__ = [
     "WAITERS_KEY",
     "WATCH_KEY",
     "WORKERS_KEY",
+    "WORKERS_RUNNING_KEY",
     "WORKERS_SEEN_KEY",
     "WORKER_INSTANCE_KEY",
 ]

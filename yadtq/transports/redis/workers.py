@@ -18,7 +18,7 @@ from redis.commands.core import Script
 
 from ...envelope import pack
 from ...exceptions import YADTQError
-from ..base import WorkerFailure, WorkerInfo
+from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo
 from ..records import PRUNE_BATCH, Watch, silence
 from .codec import decode_worker, float_text, packb
 from .grouped import GroupedScripts, unavailable
@@ -28,6 +28,7 @@ from .keys import (
     WATCH_KEY,
     WORKER_INSTANCE_KEY,
     WORKERS_KEY,
+    WORKERS_RUNNING_KEY,
     WORKERS_SEEN_KEY,
 )
 from .layout import HOME
@@ -62,7 +63,8 @@ class RedisWorkers(GroupedScripts):
                 "1" if info.resumed else "", float_text(self.settings.worker_retention), PRUNE_BATCH]
         self._calls("heartbeat", [
             (self._scripts["heartbeat"], [k(WORKERS_KEY, g), k(WORKER_INSTANCE_KEY, g),
-                                          k(INSTANCES_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g)],
+                                          k(INSTANCES_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g),
+                                          k(WORKERS_RUNNING_KEY, g)],
              args) for g in self.layout.all_groups()])
 
     def workers(self) -> list[WorkerInfo]:
@@ -76,23 +78,17 @@ class RedisWorkers(GroupedScripts):
         replies = self._calls("workers", [
             (self._scripts["workers"], [k(WORKERS_KEY, g), k(WORKERS_SEEN_KEY, g), k(WATCH_KEY, g)], [])
             for g in self.layout.all_groups()])
-        now, since, last, _, _ = replies[HOME]
-        watch = Watch(float(now), float(since or 0), float(last or 0))
-        merged: dict[bytes, bytes] = {}
-        heard: dict[bytes, float] = {}
-        for *_, reports, seen in reversed(replies):  # group 0's report wins
-            merged.update(zip(reports[::2], reports[1::2]))
-            heard.update((name, float(at)) for name, at in zip(seen[::2], seen[1::2]))
-        found = []
-        for name, raw in merged.items():
-            try:
-                info = decode_worker(raw)
-            except (YADTQError, TypeError, ValueError, AttributeError) as exc:
-                logger.warning("skipping an unreadable worker report: %s", exc)
-                continue
-            at = heard.get(name, info.last_heartbeat)
-            found.append(dataclasses.replace(info, last_heartbeat=at, silent=silence(at, watch)))
-        return found
+        return _reports(replies)
+
+    def silent_workers(self, after: float) -> list[WorkerInfo]:
+        """Running workers not heard from for more than ``after`` seconds, read through the
+        running workers' index (``silent.lua``): the stopped workers the registry keeps
+        are never read. Every slot group hears every heartbeat: the home group's answer
+        is the whole one."""
+        k = self._group_key
+        reply = self._run("silent", [k(WORKERS_KEY, HOME), k(WORKERS_RUNNING_KEY, HOME),
+                                     k(WATCH_KEY, HOME)], [float_text(after)])
+        return [w for w in _reports([reply]) if w.state == WORKER_RUNNING and w.silent > after]
 
     def time(self) -> float:
         """Redis's clock (``TIME``)."""
@@ -113,3 +109,25 @@ class RedisWorkers(GroupedScripts):
         with unavailable("failures"):
             rows = cast("list[bytes]", self._redis.lrange(self.key(FAILURES_KEY), 0, limit - 1))
         return [WorkerFailure(*msgpack.unpackb(raw, raw=False)) for raw in rows]
+
+
+def _reports(replies: Sequence[Any]) -> list[WorkerInfo]:
+    """The reports of ``workers.lua`` (or ``silent.lua``) replies, one per slot group, with
+    when Redis last heard from each worker and its silence on the home group's watch."""
+    now, since, last, _, _ = replies[HOME]
+    watch = Watch(float(now), float(since or 0), float(last or 0))
+    merged: dict[bytes, bytes] = {}
+    heard: dict[bytes, float] = {}
+    for *_, reports, seen in reversed(replies):  # group 0's report wins
+        merged.update(zip(reports[::2], reports[1::2]))
+        heard.update((name, float(at)) for name, at in zip(seen[::2], seen[1::2]))
+    found = []
+    for name, raw in merged.items():
+        try:
+            info = decode_worker(raw)
+        except (YADTQError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning("skipping an unreadable worker report: %s", exc)
+            continue
+        at = heard.get(name, info.last_heartbeat)
+        found.append(dataclasses.replace(info, last_heartbeat=at, silent=silence(at, watch)))
+    return found

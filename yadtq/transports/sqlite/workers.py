@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
 from ...envelope import pack
-from ..base import WorkerFailure, WorkerInfo
+from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo
 from ..records import PRUNE_BATCH, Watch, silence, watch_after_beat
 from .codec import _unpack_worker
 from .schema import _Database
@@ -54,6 +54,24 @@ class SqliteWorkers:
                 watch = self._watch(conn, now)
                 rows = conn.execute(
                     "SELECT info, last_heartbeat FROM yadtq_workers ORDER BY worker").fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))
+                for blob, seen in rows]
+
+    def silent_workers(self, after: float) -> list[WorkerInfo]:
+        """Running workers silent for more than ``after`` seconds; only their reports are
+        read and decoded, not those of the stopped workers the registry keeps."""
+        now = time.time()
+        with self._db.reading() as conn:
+            conn.execute("BEGIN")
+            try:
+                watch = self._watch(conn, now)
+                if now - watch.since <= after:  # the watch is younger: nobody is that silent
+                    return []
+                rows = conn.execute(
+                    "SELECT info, last_heartbeat FROM yadtq_workers WHERE state = ?"
+                    " AND last_heartbeat < ? ORDER BY worker", (WORKER_RUNNING, now - after)).fetchall()
             finally:
                 conn.execute("COMMIT")
         return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))

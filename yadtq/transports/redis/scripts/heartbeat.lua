@@ -3,7 +3,8 @@
 -- Only a running worker's current instance is in the instances hash, as in
 -- MemoryBackend._instance_alive: a restart under the same name retires the old instance.
 -- KEYS: workers (name -> info), worker instances (name -> instance), instances
---       (instance -> last heard), seen (name -> last heard), watch
+--       (instance -> last heard), seen (name -> last heard), watch, running (name of a
+--       running worker -> last heard: what silent.lua reads)
 -- ARGV: worker, instance, state, packed info, '1' if the worker could not reach Redis
 --       before (an outage ended: a new watch starts) else '', retention, prune batch
 local now = clock()
@@ -22,8 +23,10 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
 if ARGV[3] == 'running' then
   redis.call('HSET', KEYS[3], ARGV[2], now)
+  redis.call('ZADD', KEYS[6], now, ARGV[1])
 else
   redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('ZREM', KEYS[6], ARGV[1])
 end
 
 -- Workers not heard from for the retention period leave the registry, a bounded batch
@@ -38,5 +41,6 @@ for i = 1, #stale do
   redis.call('HDEL', KEYS[1], stale[i])
   redis.call('HDEL', KEYS[2], stale[i])
   redis.call('ZREM', KEYS[4], stale[i])
+  redis.call('ZREM', KEYS[6], stale[i])
 end
 return #stale

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -22,8 +23,23 @@ def ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
+_packers = threading.local()
+
+
+def _packer(bin_type: bool) -> msgpack.Packer:
+    """This thread's packer of that kind, made once: ``msgpack.packb`` makes one (and
+    its buffer) per call, twice the cost of packing a history entry. Not thread-safe,
+    hence one per thread."""
+    try:
+        return _packers.bin if bin_type else _packers.raw  # type: ignore[no-any-return]
+    except AttributeError:
+        _packers.bin = msgpack.Packer(use_bin_type=True)
+        _packers.raw = msgpack.Packer(use_bin_type=False)
+        return _packer(bin_type)
+
+
 def packb(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    return _packer(True).pack(value)  # type: ignore[no-any-return]  # resets itself on error
 
 
 def history_entry(state: str, timestamp: float, worker: Optional[str]) -> bytes:
@@ -45,7 +61,7 @@ def lua_batch(items: list[list[Any]]) -> bytes:
     bytes and int: Redis's cmsgpack reads no bin type (hence ``use_bin_type=False``,
     bytes travel as raw strings) and Lua would round floats, so those go as text.
     """
-    return msgpack.packb(items, use_bin_type=False)  # type: ignore[no-any-return]
+    return _packer(False).pack(items)  # type: ignore[no-any-return]
 
 
 def float_text(value: float) -> str:

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS yadtq_workers (
     info BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS yadtq_workers_seen ON yadtq_workers (last_heartbeat);
+CREATE INDEX IF NOT EXISTS yadtq_workers_running ON yadtq_workers (state, last_heartbeat);
 CREATE TABLE IF NOT EXISTS yadtq_watch (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     since REAL NOT NULL,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...envelope import pack
 from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo
@@ -47,31 +47,24 @@ class SqliteWorkers:
                 " WHERE last_heartbeat < ? LIMIT ?)", (now - self.settings.worker_retention, PRUNE_BATCH))
 
     def workers(self) -> list[WorkerInfo]:
-        now = time.time()
-        with self._db.reading() as conn:
-            conn.execute("BEGIN")
-            try:
-                watch = self._watch(conn, now)
-                rows = conn.execute(
-                    "SELECT info, last_heartbeat FROM yadtq_workers ORDER BY worker").fetchall()
-            finally:
-                conn.execute("COMMIT")
-        return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))
-                for blob, seen in rows]
+        return self._reports()
 
     def silent_workers(self, after: float) -> list[WorkerInfo]:
-        """Running workers silent for more than ``after`` seconds; only their reports are
-        read and decoded, not those of the stopped workers the registry keeps."""
+        """Running workers silent for more than ``after`` seconds: only the rows of running
+        workers heard before then are read, not those of the stopped ones the registry keeps."""
+        return [w for w in self._reports("WHERE state = ? AND last_heartbeat < ?",
+                                         (WORKER_RUNNING, time.time() - after)) if w.silent > after]
+
+    def _reports(self, where: str = "", params: tuple[Any, ...] = ()) -> list[WorkerInfo]:
+        """The reports of the rows ``where`` selects (all without), with their silences on
+        the watch read in the same transaction."""
         now = time.time()
         with self._db.reading() as conn:
             conn.execute("BEGIN")
             try:
                 watch = self._watch(conn, now)
-                if now - watch.since <= after:  # the watch is younger: nobody is that silent
-                    return []
-                rows = conn.execute(
-                    "SELECT info, last_heartbeat FROM yadtq_workers WHERE state = ?"
-                    " AND last_heartbeat < ? ORDER BY worker", (WORKER_RUNNING, now - after)).fetchall()
+                rows = conn.execute(f"SELECT info, last_heartbeat FROM yadtq_workers {where}"
+                                    " ORDER BY worker", params).fetchall()
             finally:
                 conn.execute("COMMIT")
         return [replace(_unpack_worker(blob), last_heartbeat=seen, silent=silence(seen, watch))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..envelope import pack, unpack
@@ -42,8 +43,8 @@ class TaskCall:
     root_id: Optional[str] = None
 
     def encode(self) -> bytes:
-        return pack([self.task_id, self.name, list(self.args), [list(kv) for kv in self.kwargs],
-                     self.omitted, self.parent_id, self.root_id])
+        return _encode(self.task_id, self.name, list(self.args), [list(kv) for kv in self.kwargs],
+                       self.omitted, self.parent_id, self.root_id)
 
     @classmethod
     def decode(cls, blob: bytes) -> Optional[TaskCall]:
@@ -64,14 +65,33 @@ def _text(value: Any) -> str:
     return text if len(text) <= CALL_TEXT_LIMIT else text[:CALL_TEXT_LIMIT - 3] + "..."
 
 
+def _encode(task_id: str, name: str, args: list[str], kwargs: list[list[str]], omitted: int,
+            parent_id: Optional[str], root_id: Optional[str]) -> bytes:
+    """The stored form of a call (:meth:`TaskCall.decode` reads it)."""
+    return pack([task_id, name, args, kwargs, omitted, parent_id, root_id])
+
+
+def _bounded(envelope: Envelope) -> tuple[list[str], list[list[str]], int]:
+    """An envelope's argument texts, keyword pairs and how many were left out."""
+    args, kwargs = envelope.args, envelope.kwargs
+    texts = [_text(a) for a in args[:CALL_ARGS_LIMIT]]
+    pairs = [[k, _text(v)] for k, v in islice(kwargs.items(), CALL_ARGS_LIMIT)] if kwargs else []
+    return texts, pairs, len(args) - len(texts) + len(kwargs) - len(pairs)
+
+
 def call_of(envelope: Envelope) -> TaskCall:
     """The bounded call of an envelope."""
-    args = envelope.args[:CALL_ARGS_LIMIT]
-    kwargs = list(envelope.kwargs.items())[:CALL_ARGS_LIMIT]
-    omitted = len(envelope.args) - len(args) + len(envelope.kwargs) - len(kwargs)
-    return TaskCall(envelope.id, envelope.task, tuple(_text(a) for a in args),
-                    tuple((k, _text(v)) for k, v in kwargs), omitted, envelope.parent_id,
-                    envelope.root_id)
+    texts, pairs, omitted = _bounded(envelope)
+    return TaskCall(envelope.id, envelope.task, tuple(texts), tuple((k, v) for k, v in pairs),
+                    omitted, envelope.parent_id, envelope.root_id)
+
+
+def encoded_call_of(envelope: Envelope) -> bytes:
+    """``call_of(envelope).encode()``, without building the :class:`TaskCall` (a worker
+    saves one per attempt it starts)."""
+    texts, pairs, omitted = _bounded(envelope)
+    return _encode(envelope.id, envelope.task, texts, pairs, omitted, envelope.parent_id,
+                   envelope.root_id)
 
 
 class DetailsBackend(ABC):
@@ -83,6 +103,12 @@ class DetailsBackend(ABC):
         """Store each call (replacing an earlier one of the task) and add each task with a
         parent to the parent's children (once, at its first start; the newest
         :data:`CHILDREN_LIMIT` kept), all expiring after ``result_expires``."""
+
+
+    def save_started(self, envelopes: Sequence[Envelope]) -> None:
+        """:meth:`save_calls` for the attempts a worker started (every start calls it): a
+        backend that stores calls encoded may encode them straight from the envelopes."""
+        self.save_calls([call_of(e) for e in envelopes])
 
     @abstractmethod
     def calls(self, task_ids: Sequence[str]) -> list[Optional[TaskCall]]:

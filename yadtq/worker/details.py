@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from ..exceptions import YADTQError
-from ..transports.details_store import DetailsBackend, call_of
+from ..transports.details_store import DetailsBackend
 
 if TYPE_CHECKING:
     from ..app import YADTQ
@@ -93,7 +93,7 @@ class CallRecorder:
         backend = self.app.backend
         assert isinstance(backend, DetailsBackend)
         try:
-            backend.save_calls([call_of(e) for e in batch])
+            backend.save_started(batch)
         except YADTQError as exc:
             logger.debug("calls of %d started tasks not saved: %s", len(batch), exc)
         except Exception:  # never let it die: the dashboard would go stale silently

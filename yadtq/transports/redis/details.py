@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Callable, Optional, cast
 import redis
 
 from ...exceptions import BackendUnavailable
-from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall
+from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall, encoded_call_of
 
 if TYPE_CHECKING:
+    from ...envelope import Envelope
     from ...settings import Settings
 
 CALLS_KEY = "calls:"
@@ -45,6 +46,13 @@ class RedisDetails(DetailsBackend):
         return max(60.0, self.settings.result_expires / BUCKETS)
 
     def save_calls(self, calls: Sequence[TaskCall]) -> None:
+        self._save([(call.task_id, call.parent_id, call.encode()) for call in calls])
+
+    def save_started(self, envelopes: Sequence[Envelope]) -> None:
+        self._save([(e.id, e.parent_id, encoded_call_of(e)) for e in envelopes])
+
+    def _save(self, calls: Sequence[tuple[str, Optional[str], bytes]]) -> None:
+        """Store ``(task id, parent id, encoded call)`` rows: one pipeline."""
         if not calls:
             return
         ttl = max(1, int(self.settings.result_expires))
@@ -53,12 +61,12 @@ class RedisDetails(DetailsBackend):
         bucket = self.key(CALLS_KEY, str(int(now // size)))
         with _unavailable("save_calls"):
             pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(bucket, mapping={call.task_id: call.encode() for call in calls})
+            pipe.hset(bucket, mapping={task_id: blob for task_id, _, blob in calls})
             pipe.expire(bucket, ttl + int(size) + 1)
-            for call in calls:
-                if call.parent_id is not None:
-                    children = self.key(CHILDREN_KEY, call.parent_id)
-                    pipe.zadd(children, {call.task_id: now}, nx=True)
+            for task_id, parent_id, _ in calls:
+                if parent_id is not None:
+                    children = self.key(CHILDREN_KEY, parent_id)
+                    pipe.zadd(children, {task_id: now}, nx=True)
                     pipe.zremrangebyrank(children, 0, -CHILDREN_LIMIT - 1)
                     pipe.expire(children, ttl)
             pipe.execute()

@@ -49,6 +49,7 @@ from .types import (  # the contract's data, re-exported
     TaskTotals,
     WorkerFailure,
     WorkerInfo,
+    silent_running,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ __all__ = [
     "DeadLetter", "Delivery", "DeliveryErrorHook", "DrainCallback", "ErrorInfo", "FailedMessage",
     "Message", "Progress", "ResultBackend", "ScheduledMessage", "StateChange", "TaskRecord",
     "TaskSummary", "TaskTotals", "WorkerFailure", "WorkerInfo", "create_backend", "create_broker",
+    "silent_running",
 ]
 
 
@@ -377,7 +379,7 @@ class ResultBackend(ABC):
         answer without reading their reports, so a heartbeat's cost follows the running
         fleet, not its restarts. This default reads them all.
         """
-        return [w for w in self.workers() if w.state == WORKER_RUNNING and w.silent > after]
+        return silent_running(self.workers(), after)
 
     def time(self) -> float:
         """The backend's clock (seconds since the epoch)."""

@@ -104,7 +104,6 @@ class DetailsBackend(ABC):
         parent to the parent's children (once, at its first start; the newest
         :data:`CHILDREN_LIMIT` kept), all expiring after ``result_expires``."""
 
-
     def save_started(self, envelopes: Sequence[Envelope]) -> None:
         """:meth:`save_calls` for the attempts a worker started (every start calls it): a
         backend that stores calls encoded may encode them straight from the envelopes."""

@@ -3,7 +3,7 @@ decisions, worker reports and the monitor's snapshot (``base.py`` re-exports the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -169,6 +169,11 @@ class WorkerInfo:
     #: worker, on its own clock, leaving out any time it heard from no worker at all (its
     #: own outage): see :func:`yadtq.transports.records.silence`.
     silent: float = 0.0
+
+
+def silent_running(reports: Sequence[WorkerInfo], after: float) -> list[WorkerInfo]:
+    """The running workers among ``reports`` silent for more than ``after`` seconds."""
+    return [w for w in reports if w.state == WORKER_RUNNING and w.silent > after]
 
 
 @dataclass(frozen=True)

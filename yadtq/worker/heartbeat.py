@@ -10,16 +10,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..exceptions import YADTQError
-from ..transports.base import WORKER_RUNNING, WORKER_STOPPED, WorkerFailure, WorkerInfo
+from ..transports.base import WorkerFailure, WorkerInfo
 from .links import Link
 
 if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
-
-RUNNING, STOPPED = WORKER_RUNNING, WORKER_STOPPED
-
 
 class Heartbeat:
     """Writes this worker's :class:`WorkerInfo` every ``heartbeat_interval`` seconds.

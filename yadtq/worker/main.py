@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Optional
 from .. import signals
 from ..exceptions import BackendUnavailable, BrokerUnavailable, ConfigurationError, YADTQError
 from ..settings import redact_url
-from ..transports.base import Consumer, WorkerInfo
+from ..transports.base import WORKER_RUNNING, WORKER_STOPPED, Consumer, WorkerInfo
 from ..transports.wakeups import WAKE_CONTROL, WakeupWatch, wakeup_source
 from . import slots
 from .aio import AsyncioPool
@@ -25,7 +25,7 @@ from .attempts import Identity, WorkerStats
 from .consumer import TaskConsumer
 from .control import ControlListener
 from .executor import Outcome
-from .heartbeat import RUNNING, STOPPED, Heartbeat, default_worker_name
+from .heartbeat import Heartbeat, default_worker_name
 from .links import Link
 from .pools import Job, Pool, Sink, Spawn, ThreadPool
 from .recycle import Recycling
@@ -124,7 +124,7 @@ class Worker:
         self._pool: Optional[Pool] = None
         self._consumer: Optional[Consumer] = None
         self._tasks: Optional[TaskConsumer] = None
-        self._state = RUNNING
+        self._state = WORKER_RUNNING
         self._exit_code = 0
         self._supervisor = Supervisor(3 * app.settings.heartbeat_interval, on_fatal=self._fatal)
         self._links: list[Link] = []
@@ -207,7 +207,7 @@ class Worker:
             pool=self.pool_kind, started=self.started, last_heartbeat=time.time(),
             tasks_done=stats.done, tasks_failed=stats.failed,
             active=len(self._pool.active()) if self._pool else 0, state=self._state,
-            healthy=not problems and (self._state == STOPPED
+            healthy=not problems and (self._state == WORKER_STOPPED
                                       or time.monotonic() - stats.last_turn <= 2 * interval),
             extra=extra,
         )
@@ -411,7 +411,7 @@ class Worker:
                 consumer.close()
             except YADTQError as exc:
                 logger.warning("closing the consumer: %s", exc)
-            self._state = STOPPED
+            self._state = WORKER_STOPPED
             heartbeat.stop()
             beats.join(5)
             try:

@@ -18,7 +18,7 @@ from redis.commands.core import Script
 
 from ...envelope import pack
 from ...exceptions import YADTQError
-from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo
+from ..base import WorkerFailure, WorkerInfo, silent_running
 from ..records import PRUNE_BATCH, Watch, silence
 from .codec import decode_worker, float_text, packb
 from .grouped import GroupedScripts, unavailable
@@ -88,7 +88,7 @@ class RedisWorkers(GroupedScripts):
         k = self._group_key
         reply = self._run("silent", [k(WORKERS_KEY, HOME), k(WORKERS_RUNNING_KEY, HOME),
                                      k(WATCH_KEY, HOME)], [float_text(after)])
-        return [w for w in _reports([reply]) if w.state == WORKER_RUNNING and w.silent > after]
+        return silent_running(_reports([reply]), after)
 
     def time(self) -> float:
         """Redis's clock (``TIME``)."""

@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from ...envelope import pack
-from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo
+from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo, silent_running
 from ..records import PRUNE_BATCH, Watch, silence, watch_after_beat
 from .codec import _unpack_worker
 from .schema import _Database
@@ -52,8 +52,8 @@ class SqliteWorkers:
     def silent_workers(self, after: float) -> list[WorkerInfo]:
         """Running workers silent for more than ``after`` seconds: only the rows of running
         workers heard before then are read, not those of the stopped ones the registry keeps."""
-        return [w for w in self._reports("WHERE state = ? AND last_heartbeat < ?",
-                                         (WORKER_RUNNING, time.time() - after)) if w.silent > after]
+        return silent_running(self._reports("WHERE state = ? AND last_heartbeat < ?",
+                                            (WORKER_RUNNING, time.time() - after)), after)
 
     def _reports(self, where: str = "", params: tuple[Any, ...] = ()) -> list[WorkerInfo]:
         """The reports of the rows ``where`` selects (all without), with their silences on

@@ -346,6 +346,57 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kin
     pool.stop()
 
 
+def test_a_claim_whose_grant_was_read_after_a_freeze_does_not_run(app: YADTQ,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker frozen while its claim request was out (SIGSTOP after sending it) reads
+    the grant on waking. Meanwhile another worker found it dead, ran the task and stored
+    its outcome: the claim's age counts from the asking, so it is claimed again (SKIP)."""
+    import queue as queue_module
+
+    from yadtq.transports.base import Delivery
+    from yadtq.worker.attempts import Identity, Pending, WorkerStats
+    from yadtq.worker.consumer import TaskConsumer
+    from yadtq.worker.pools import ThreadPool
+
+    runs = Runs()
+
+    @app.task
+    def job(x: int) -> int:
+        runs.hit(x)
+        return x
+
+    outcomes: list[Any] = []
+    pool = ThreadPool(app, 2, "w", lambda j, o: outcomes.append(o))
+    consumer = _Owning()
+    tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
+                         queue_module.SimpleQueue(), threading.Event())
+    envelope = Envelope(id="late-grant", task=job.name, args=(7,))
+    delivery = Delivery(body=b"", queue="default", token=2)
+    granted = app.backend.claim
+
+    def claim_then_freeze(claims: list[Claim]) -> list[str]:
+        decisions = granted(claims)  # granted at the server; the reply waits for the thaw
+        # w#1 never beat, so it counts as dead: another worker takes over and finishes.
+        other = Claim(envelope.id, envelope.task, envelope.queue, 0, "other#1", "other", app.now())
+        assert granted([other]) == [RUN]
+        app.backend.record([StateChange(envelope.id, states.SUCCESS, app.now(), worker="other")])
+        time.sleep(tasks.stale_claim_after + 0.1)
+        return decisions
+
+    monkeypatch.setattr(app.backend, "claim", claim_then_freeze)
+    pool.start()
+    try:
+        tasks._claim_and_start([Pending(envelope, delivery)], app.now())
+        monkeypatch.setattr(app.backend, "claim", granted)
+        wait_until(lambda: not pool.active(), 10)
+        tasks._take_back_returned()
+        tasks.reclaim(2)
+        assert runs.count(7) == 0 and not outcomes, "the late grant ran the task a second time"
+        assert [delivery] in consumer.done_calls
+    finally:
+        pool.stop()
+
+
 def test_wrong_arity_is_dead_lettered_with_its_reason_and_never_entered(app: YADTQ) -> None:
     """Arguments that do not fit the task's signature are checked before a claim: the
     message is dead-lettered with the reason (like any unrunnable message), its task is

@@ -278,6 +278,7 @@ class TaskConsumer:
         claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
                         self.identity.instance, self.identity.name, now, p.envelope.created)
                   for p in pending]
+        asked = time.monotonic()  # before the request: a freeze while it is out counts
         decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims),
                             self.stop, self.backend_link)
         spent: list[Delivery] = []
@@ -292,7 +293,7 @@ class TaskConsumer:
                 if logger.isEnabledFor(logging.INFO):
                     logger.info("task %s[%s] received", envelope.task, envelope.id,
                                 extra=task_fields(envelope))
-                job = Job(envelope, entry.delivery, duplicates=entry.duplicates)
+                job = Job(envelope, entry.delivery, duplicates=entry.duplicates, asked=asked)
                 started.append(envelope)
                 with self._running_lock:
                     self._running[attempt_of(envelope)] = job
@@ -373,20 +374,20 @@ class TaskConsumer:
         was busy) is claimed again first: a revoke that came meanwhile makes the claim
         refuse it, so a task revoked before it started never starts. A claim older than
         ``stale_claim_after`` (the process was frozen or starved since) may have lapsed:
-        another worker may have found this one dead and run the task. A job refused
+        another worker may have found this one dead and run the task. Its age counts
+        from when it was asked for, so a freeze while the request was out (the grant
+        read only on waking) counts too. A job refused
         either way goes back to the parked deliveries, claimed again by the owner thread
         (which settles a revoked or finished one as any claim does).
         """
-        waited = time.monotonic() - job.claimed
-        if waited <= RECLAIM_BEFORE_START_AFTER:
-            return True
+        now = time.monotonic()
         envelope = job.envelope
-        if waited <= self.stale_claim_after:
-            if self._claim_again(job):
-                return True
-        else:
+        age = now - job.asked
+        if age > self.stale_claim_after:
             logger.warning("task %s[%s] claimed %.1f s ago and not started: claiming it again",
-                           envelope.task, envelope.id, waited, extra=task_fields(envelope))
+                           envelope.task, envelope.id, age, extra=task_fields(envelope))
+        elif now - job.claimed <= RECLAIM_BEFORE_START_AFTER or self._claim_again(job):
+            return True
         with self._running_lock:
             self._running.pop(attempt_of(envelope), None)
             self._running_lock.notify_all()
@@ -400,6 +401,7 @@ class TaskConsumer:
         envelope = job.envelope
         claim = Claim(envelope.id, envelope.task, envelope.queue, envelope.retries,
                       self.identity.instance, self.identity.name, self.app.now(), envelope.created)
+        asked = time.monotonic()
         try:
             decision = self.app.backend.claim([claim])[0]
         except YADTQError as exc:
@@ -410,7 +412,7 @@ class TaskConsumer:
             logger.info("task %s[%s] not started: %s since it was claimed", envelope.task, envelope.id,
                         decision, extra=task_fields(envelope))
             return False
-        job.claimed = time.monotonic()
+        job.asked, job.claimed = asked, time.monotonic()
         return True
 
     def _take_back_returned(self) -> None:

@@ -45,8 +45,12 @@ class Job:
     #: More deliveries of the same task that arrived while it ran; done with it.
     duplicates: list[Delivery] = field(default_factory=list)
     submitted: float = field(default_factory=time.time)
-    #: ``time.monotonic()`` when its claim was granted.
+    #: ``time.monotonic()`` when its claim's grant was read.
     claimed: float = field(default_factory=time.monotonic)
+    #: ``time.monotonic()`` when that claim was asked for: the grant came no earlier. A
+    #: process frozen while the request was out reads the grant late; the claim's age
+    #: counts from here, so the freeze counts against it (``TaskConsumer.may_start``).
+    asked: float = field(default_factory=time.monotonic)
 
 
 Sink = Callable[[Job, Outcome], None]

@@ -20,37 +20,16 @@
 # install installs them).
 set -euo pipefail
 
+SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 READY_TIMEOUT="${YADTQ_SERVICES_TIMEOUT:-60}"
 STOP_TIMEOUT=10
 
 say() { printf 'redis-cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-# free_ports N: N free ports P in 20000..55535 with P+10000 free too (a cluster
-# node's bus port is its port + 10000).
-free_ports() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-socks, found = [], []
-while len(found) < int(sys.argv[1]):
-    port = random.randint(20000, 55535)
-    pair = []
-    try:
-        for p in (port, port + 10000):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            pair.append(s)
-            s.bind(("127.0.0.1", p))
-    except OSError:
-        for s in pair:
-            s.close()
-        continue
-    socks += pair
-    found.append(port)
-print(" ".join(map(str, found)))
-for s in socks:
-    s.close()
-PY
-}
+# free_ports N: N free ports P, each with P+10000 free too (a cluster node's bus
+# port is its port + 10000), below the ephemeral range (see scripts/free_ports.py).
+free_ports() { python3 "$SCRIPTS/free_ports.py" "$1" 10000; }
 
 # start_server DIR PORT ROLE [redis-server args...]
 start_server() {
@@ -66,7 +45,7 @@ start_server() {
         [ -s "$dir/$port.pid" ] && [ "$(redis-cli -p "$port" ping 2>/dev/null)" = "PONG" ] && return 0
         sleep 0.05
     done
-    die "redis-server on port $port did not answer (see $dir/$port/redis.log)"
+    die "redis-server on port $port did not answer; its log ends: $(tail -n 2 "$dir/$port/redis.log" 2>/dev/null | tr '\n' ' ')"
 }
 
 wait_for() { # wait_for WHAT CMD...: until CMD succeeds or READY_TIMEOUT

@@ -27,6 +27,8 @@
 # as is redis-server). Progress goes to stderr, one line per step.
 set -euo pipefail
 
+SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
 KAFKA_VERSION=4.1.1
 KAFKA_ARTIFACT="kafka_2.13"
 SLF4J_BINDING_VERSION=1.7.36
@@ -233,20 +235,9 @@ EOF
 
 # ----------------------------------------------------------------- starting
 
-# free_ports N: N distinct free TCP ports on 127.0.0.1, space separated.
-free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PY
-}
+# free_ports N: N distinct free TCP ports on 127.0.0.1, space separated, below the
+# ephemeral range (see scripts/free_ports.py).
+free_ports() { python3 "$SCRIPTS/free_ports.py" "$1"; }
 
 write_kafka_config() { # PORT CONTROLLER_PORT
     local port="$1" cport="$2"

@@ -17,11 +17,11 @@ import argparse
 import atexit
 import base64
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,14 +67,13 @@ def own(proc: subprocess.Popen[bytes]) -> None:
 
 
 def free_ports(count: int) -> list[int]:
-    socks = []
-    for _ in range(count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    """``count`` free ports below the ephemeral range: a broker restarted on its port
+    must not find it taken by some client's outgoing connection (scripts/free_ports.py)."""
+    spec = importlib.util.spec_from_file_location("free_ports", ROOT / "scripts" / "free_ports.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ports: list[int] = module.free_ports(count)
     return ports
 
 

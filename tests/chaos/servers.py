@@ -17,7 +17,6 @@ import argparse
 import atexit
 import base64
 import contextlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -29,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Optional
+
+from tests.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 120.0
@@ -64,17 +65,6 @@ def own(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ValueError):  # not the main thread: atexit only
             signal.signal(signal.SIGTERM, _on_sigterm)
     _OWNED.append(proc)
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` free ports below the ephemeral range: a broker restarted on its port
-    must not find it taken by some client's outgoing connection (scripts/free_ports.py)."""
-    spec = importlib.util.spec_from_file_location("free_ports", ROOT / "scripts" / "free_ports.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ports: list[int] = module.free_ports(count)
-    return ports
 
 
 def kafka_lib() -> Path:

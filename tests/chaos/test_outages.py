@@ -13,7 +13,8 @@ import pytest
 
 from tests.chaos.conftest import RigFactory
 from tests.chaos.harness import Driver, Summary, Worker, states_of, summarize, wait_finished, wait_ready
-from tests.chaos.servers import ROOT, KafkaCluster, RedisServer, free_ports, own
+from tests.chaos.servers import ROOT, KafkaCluster, RedisServer, own
+from tests.ports import free_ports
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 

@@ -3,13 +3,13 @@ memory:// and from ``yadtq worker --metrics-port`` on SQLite."""
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from tests.cli.conftest import Cli, wait_for
+from tests.ports import free_port
 from yadtq import YADTQ
 from yadtq.metrics import ClusterCollector, TaskMetrics, exposition, new_registry
 from yadtq.worker.main import Worker
@@ -85,12 +85,6 @@ def test_queue_depth_and_age_of_waiting_tasks(app: YADTQ) -> None:
     found = samples(exposition(registry).decode())
     assert found[("yadtq_queue_depth", (("queue", "default"),))] == 4
     assert found[("yadtq_queue_oldest_age_seconds", (("queue", "default"),))] >= 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_worker_metrics_port_serves_prometheus_text(cli: Cli) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -14,6 +13,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from tests.cli.conftest import cli  # noqa: F401 - the SQLite worker-process fixture, for the browser test
+from tests.ports import free_port
 from yadtq import YADTQ
 
 pytest.importorskip("starlette")
@@ -51,12 +51,6 @@ class Client:
 
     def post(self, path: str, headers: Optional[dict[str, str]] = None, json_body: Any = None) -> Reply:
         return self.request("POST", path, headers=headers, json_body=json_body)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

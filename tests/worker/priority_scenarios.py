@@ -3,6 +3,7 @@ tasks queued while no worker runs, then a few high ones; one worker with one slo
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from typing import Any, Callable
 
@@ -22,7 +23,19 @@ def high_first_under_backlog(m: Any, queue: str, start_worker: Callable[[], Abst
     mids = [m.step.apply_async((1000 + i,), priority=5) for i in range(3)]
     highs = [m.step.apply_async((2000 + i,), priority=9) for i in range(3)]
     m.app.flush()
-    assert m.app.broker.depth_by_priority(queue) == levels
+    # The depth is read from the cluster (end offsets, committed ones). One CI run read a
+    # wrong depth right after the sends, cause unknown (a bare assert showed no value):
+    # a reading that differs is read again for up to 10 s, and a level that never
+    # reaches its count fails with every reading in the message.
+    seen = [m.app.broker.depth_by_priority(queue)]
+    deadline = time.monotonic() + 10
+    while seen[-1] != levels and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen.append(m.app.broker.depth_by_priority(queue))
+    if seen[-1] != levels:
+        raise AssertionError(f"depth per priority {seen[-1]}, expected {levels}; readings {seen}")
+    if len(seen) > 1:
+        print(f"depth per priority reached {levels} after {len(seen)} readings: {seen}")
     with start_worker():
         starts = {r.id: r.get(timeout=240) for r in [*lows, *mids, *highs]}
     position = {task_id: n for n, task_id in enumerate(sorted(starts, key=starts.__getitem__))}

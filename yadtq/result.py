@@ -22,6 +22,11 @@ R = TypeVar("R")
 class AsyncResult(Generic[R]):
     """The state and result of one task, by id. ``str(result)`` is the id."""
 
+    # A loop of ``.delay()`` keeps thousands of these alive: without a ``__dict__`` each
+    # is one object the cyclic collector walks instead of two (``readahead`` holds a
+    # weak reference to each).
+    __slots__ = ("__weakref__", "_prefetched", "_ready", "app", "id", "parent")
+
     def __init__(self, task_id: str, app: YADTQ) -> None:
         self.id = task_id
         self.app = app

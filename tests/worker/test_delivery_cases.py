@@ -4,10 +4,11 @@ attempts are told apart (case 2), any bad message is dead-lettered and the batch
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -346,11 +347,13 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kin
     pool.stop()
 
 
-def test_a_claim_whose_grant_was_read_after_a_freeze_does_not_run(app: YADTQ,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker frozen while its claim request was out (SIGSTOP after sending it) reads
-    the grant on waking. Meanwhile another worker found it dead, ran the task and stored
-    its outcome: the claim's age counts from the asking, so it is claimed again (SKIP)."""
+def _claim_through(app: YADTQ, monkeypatch: pytest.MonkeyPatch,
+                   claim: Callable[[Any, list[Claim], Callable[..., list[str]]], list[str]],
+                   ) -> tuple[int, list[Any], Any]:
+    """Claim and start one task (``job(7)``) on a started thread pool, the first claim
+    going through ``claim(tasks, claims, granted)`` (``granted``: the backend's own);
+    then settle what came back. Returns how often the task ran, the pool's outcomes
+    and the consumer stand-in."""
     import queue as queue_module
 
     from yadtq.transports.base import Delivery
@@ -370,31 +373,62 @@ def test_a_claim_whose_grant_was_read_after_a_freeze_does_not_run(app: YADTQ,
     consumer = _Owning()
     tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
                          queue_module.SimpleQueue(), threading.Event())
-    envelope = Envelope(id="late-grant", task=job.name, args=(7,))
-    delivery = Delivery(body=b"", queue="default", token=2)
     granted = app.backend.claim
-
-    def claim_then_freeze(claims: list[Claim]) -> list[str]:
-        decisions = granted(claims)  # granted at the server; the reply waits for the thaw
-        # w#1 never beat, so it counts as dead: another worker takes over and finishes.
-        other = Claim(envelope.id, envelope.task, envelope.queue, 0, "other#1", "other", app.now())
-        assert granted([other]) == [RUN]
-        app.backend.record([StateChange(envelope.id, states.SUCCESS, app.now(), worker="other")])
-        time.sleep(tasks.stale_claim_after + 0.1)
-        return decisions
-
-    monkeypatch.setattr(app.backend, "claim", claim_then_freeze)
+    monkeypatch.setattr(app.backend, "claim", lambda claims: claim(tasks, claims, granted))
     pool.start()
     try:
-        tasks._claim_and_start([Pending(envelope, delivery)], app.now())
+        envelope = Envelope(id="claimed-once", task=job.name, args=(7,))
+        tasks._claim_and_start([Pending(envelope, Delivery(body=b"", queue="default", token=2))], app.now())
         monkeypatch.setattr(app.backend, "claim", granted)
         wait_until(lambda: not pool.active(), 10)
         tasks._take_back_returned()
         tasks.reclaim(2)
-        assert runs.count(7) == 0 and not outcomes, "the late grant ran the task a second time"
-        assert [delivery] in consumer.done_calls
+        wait_until(lambda: not pool.active(), 10)
     finally:
         pool.stop()
+    return runs.count(7), outcomes, consumer
+
+
+def test_a_claim_whose_grant_was_read_after_a_freeze_does_not_run(app: YADTQ,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker frozen while its claim request was out (SIGSTOP after sending it) reads
+    the grant on waking. Meanwhile another worker found it dead, ran the task and stored
+    its outcome: the claim's age counts from the asking, so it is claimed again (SKIP)."""
+
+    def claim_then_freeze(tasks: Any, claims: list[Claim], granted: Callable[..., list[str]]) -> list[str]:
+        decisions = granted(claims)
+        # w#1 never beat, so it counts as dead: another worker takes over and finishes.
+        other = dataclasses.replace(claims[0], instance="other#1", worker="other", timestamp=app.now())
+        assert granted([other]) == [RUN]
+        app.backend.record([StateChange(other.task_id, states.SUCCESS, app.now(), worker="other")])
+        time.sleep(tasks.stale_claim_after + 0.1)  # the reply waits for the thaw
+        return decisions
+
+    ran, outcomes, consumer = _claim_through(app, monkeypatch, claim_then_freeze)
+    assert ran == 0 and not outcomes, "the late grant ran the task a second time"
+    assert len(consumer.done_calls) == 1, "the finished task's delivery is done"
+
+
+def test_a_claim_granted_after_an_outage_runs_without_claiming_again(
+        app: YADTQ, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Claims retried through a backend outage longer than ``stale_claim_after``: the age
+    counts from the try that was answered, so the job starts at once, run once."""
+    from yadtq.exceptions import BackendUnavailable
+
+    tries: list[float] = []
+
+    def down_then_up(tasks: Any, claims: list[Claim], granted: Callable[..., list[str]]) -> list[str]:
+        tasks.stale_claim_after = 0.25
+        tries.append(time.monotonic())
+        if len(tries) < 3:  # persist retries after 0.1 s, then 0.2 s
+            raise BackendUnavailable("down")
+        return granted(claims)
+
+    with caplog.at_level("WARNING", logger="yadtq.worker.consumer"):
+        ran, outcomes, _ = _claim_through(app, monkeypatch, down_then_up)
+    assert tries[-1] - tries[0] > 0.25, "the outage outlasted stale_claim_after"
+    assert ran == 1 and len(outcomes) == 1
+    assert not [r for r in caplog.records if "claiming it again" in r.getMessage()]
 
 
 def test_wrong_arity_is_dead_lettered_with_its_reason_and_never_entered(app: YADTQ) -> None:

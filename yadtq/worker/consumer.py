@@ -278,9 +278,13 @@ class TaskConsumer:
         claims = [Claim(p.envelope.id, p.envelope.task, p.envelope.queue, p.envelope.retries,
                         self.identity.instance, self.identity.name, now, p.envelope.created)
                   for p in pending]
-        asked = time.monotonic()  # before the request: a freeze while it is out counts
-        decisions = persist("claiming tasks", lambda: self.app.backend.claim(claims),
-                            self.stop, self.backend_link)
+        def ask() -> tuple[float, list[str]]:
+            # When the request went out: a freeze while it is out counts. The last try's
+            # time: its answer is the backend's state when it ran (an earlier try's grant,
+            # its reply lost, is granted again or refused then).
+            return time.monotonic(), self.app.backend.claim(claims)
+
+        asked, decisions = persist("claiming tasks", ask, self.stop, self.backend_link)
         spent: list[Delivery] = []
         refused: list[str] = []  # for metrics: each refusal once (a parked attempt when parked)
         unrun: list[Envelope] = []  # canvas tasks not run: their idempotent follow-ups again

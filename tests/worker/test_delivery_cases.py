@@ -303,16 +303,24 @@ def test_reclaim_keeps_a_delivery_that_arrived_after_its_partition_came_back(app
     assert tasks._parked[("gen", 0)].deliveries() == [new]
 
 
-@pytest.mark.parametrize("kind", ["threads", "asyncio"])
-def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kind: str) -> None:
-    """A worker frozen between claim and start (SIGSTOP, starvation) must not start the task
-    once its claim may have lapsed: meanwhile another worker found it dead, ran the task and
-    stored its outcome. The job is claimed again instead (here: SKIP, the delivery is done)."""
+@dataclasses.dataclass
+class _PoolRig:
+    """A task consumer over a pool (not started), a consumer stand-in, and ``job(x)``,
+    whose runs are counted."""
+
+    runs: Runs
+    job: Any
+    outcomes: list[Any]
+    pool: Any
+    consumer: _Owning
+    tasks: Any
+
+
+def _pool_rig(app: YADTQ, kind: str = "threads") -> _PoolRig:
     import queue as queue_module
 
-    from yadtq.transports.base import Delivery
     from yadtq.worker.aio import AsyncioPool
-    from yadtq.worker.attempts import Identity, Pending, WorkerStats
+    from yadtq.worker.attempts import Identity, WorkerStats
     from yadtq.worker.consumer import TaskConsumer
     from yadtq.worker.pools import ThreadPool
 
@@ -325,26 +333,39 @@ def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kin
 
     outcomes: list[Any] = []
     pool_class = ThreadPool if kind == "threads" else AsyncioPool
-    pool = pool_class(app, 2, "w", lambda j, o: outcomes.append(o))  # not started: frozen
+    pool = pool_class(app, 2, "w", lambda j, o: outcomes.append(o))
     consumer = _Owning()
     tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
                          queue_module.SimpleQueue(), threading.Event())
-    envelope = Envelope(id="lapsed", task=job.name, args=(7,))
+    return _PoolRig(runs, job, outcomes, pool, consumer, tasks)
+
+
+@pytest.mark.parametrize("kind", ["threads", "asyncio"])
+def test_a_job_whose_claim_lapsed_before_it_started_does_not_run(app: YADTQ, kind: str) -> None:
+    """A worker frozen between claim and start (SIGSTOP, starvation) must not start the task
+    once its claim may have lapsed: meanwhile another worker found it dead, ran the task and
+    stored its outcome. The job is claimed again instead (here: SKIP, the delivery is done)."""
+    from yadtq.transports.base import Delivery
+    from yadtq.worker.attempts import Pending
+
+    rig = _pool_rig(app, kind)  # its pool not started: frozen
+    tasks = rig.tasks
+    envelope = Envelope(id="lapsed", task=rig.job.name, args=(7,))
     delivery = Delivery(body=b"", queue="default", token=2)
     tasks._claim_and_start([Pending(envelope, delivery)], app.now())
-    assert pool.active(), "claimed and handed to the pool"
+    assert rig.pool.active(), "claimed and handed to the pool"
     # w#1 never beat, so it counts as dead: another worker takes the task over and finishes it.
     other = Claim(envelope.id, envelope.task, envelope.queue, 0, "other#1", "other", app.now())
     assert app.backend.claim([other]) == [RUN]
     app.backend.record([StateChange(envelope.id, states.SUCCESS, app.now(), worker="other")])
     time.sleep(tasks.stale_claim_after + 0.1)
-    pool.start()  # the frozen worker wakes up
-    wait_until(lambda: not pool.active(), 10)
+    rig.pool.start()  # the frozen worker wakes up
+    wait_until(lambda: not rig.pool.active(), 10)
     tasks._take_back_returned()
     tasks.reclaim(2)
-    assert runs.count(7) == 0 and not outcomes, "the lapsed claim ran the task a second time"
-    assert [delivery] in consumer.done_calls
-    pool.stop()
+    assert rig.runs.count(7) == 0 and not rig.outcomes, "the lapsed claim ran the task a second time"
+    assert [delivery] in rig.consumer.done_calls
+    rig.pool.stop()
 
 
 def _claim_through(app: YADTQ, monkeypatch: pytest.MonkeyPatch,
@@ -354,39 +375,25 @@ def _claim_through(app: YADTQ, monkeypatch: pytest.MonkeyPatch,
     going through ``claim(tasks, claims, granted)`` (``granted``: the backend's own);
     then settle what came back. Returns how often the task ran, the pool's outcomes
     and the consumer stand-in."""
-    import queue as queue_module
-
     from yadtq.transports.base import Delivery
-    from yadtq.worker.attempts import Identity, Pending, WorkerStats
-    from yadtq.worker.consumer import TaskConsumer
-    from yadtq.worker.pools import ThreadPool
+    from yadtq.worker.attempts import Pending
 
-    runs = Runs()
-
-    @app.task
-    def job(x: int) -> int:
-        runs.hit(x)
-        return x
-
-    outcomes: list[Any] = []
-    pool = ThreadPool(app, 2, "w", lambda j, o: outcomes.append(o))
-    consumer = _Owning()
-    tasks = TaskConsumer(app, consumer, pool, Identity("w", "w#1"), WorkerStats(),  # type: ignore[arg-type]
-                         queue_module.SimpleQueue(), threading.Event())
+    rig = _pool_rig(app)
     granted = app.backend.claim
-    monkeypatch.setattr(app.backend, "claim", lambda claims: claim(tasks, claims, granted))
-    pool.start()
+    monkeypatch.setattr(app.backend, "claim", lambda claims: claim(rig.tasks, claims, granted))
+    rig.pool.start()
     try:
-        envelope = Envelope(id="claimed-once", task=job.name, args=(7,))
-        tasks._claim_and_start([Pending(envelope, Delivery(body=b"", queue="default", token=2))], app.now())
+        envelope = Envelope(id="claimed-once", task=rig.job.name, args=(7,))
+        rig.tasks._claim_and_start([Pending(envelope, Delivery(body=b"", queue="default", token=2))],
+                                   app.now())
         monkeypatch.setattr(app.backend, "claim", granted)
-        wait_until(lambda: not pool.active(), 10)
-        tasks._take_back_returned()
-        tasks.reclaim(2)
-        wait_until(lambda: not pool.active(), 10)
+        wait_until(lambda: not rig.pool.active(), 10)
+        rig.tasks._take_back_returned()
+        rig.tasks.reclaim(2)
+        wait_until(lambda: not rig.pool.active(), 10)
     finally:
-        pool.stop()
-    return runs.count(7), outcomes, consumer
+        rig.pool.stop()
+    return rig.runs.count(7), rig.outcomes, rig.consumer
 
 
 def test_a_claim_whose_grant_was_read_after_a_freeze_does_not_run(app: YADTQ,

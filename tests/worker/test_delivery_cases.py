@@ -438,6 +438,44 @@ def test_a_claim_granted_after_an_outage_runs_without_claiming_again(
     assert not [r for r in caplog.records if "claiming it again" in r.getMessage()]
 
 
+def test_a_claim_again_before_start_read_after_a_freeze_does_not_run(
+        app: YADTQ, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job that waited for a thread is claimed once more before it starts; a freeze
+    while that claim is out (another worker runs the task meanwhile) sends it back to
+    be claimed again instead of starting it (SKIP: finished elsewhere)."""
+    from yadtq.transports.base import Delivery
+    from yadtq.worker.attempts import Pending
+
+    rig = _pool_rig(app)  # its pool not started: every thread busy
+    tasks = rig.tasks
+    tasks.stale_claim_after = 0.5
+    envelope = Envelope(id="waited", task=rig.job.name, args=(7,))
+    delivery = Delivery(body=b"", queue="default", token=2)
+    tasks._claim_and_start([Pending(envelope, delivery)], app.now())
+    time.sleep(0.1)  # waits for a thread: claimed once more before it starts
+    granted = app.backend.claim
+
+    def claim_then_freeze(claims: list[Claim]) -> list[str]:
+        decisions = granted(claims)
+        other = dataclasses.replace(claims[0], instance="other#1", worker="other", timestamp=app.now())
+        assert granted([other]) == [RUN]  # w#1 never beat: it counts as dead
+        app.backend.record([StateChange(envelope.id, states.SUCCESS, app.now(), worker="other")])
+        time.sleep(tasks.stale_claim_after + 0.1)
+        return decisions
+
+    monkeypatch.setattr(app.backend, "claim", claim_then_freeze)
+    rig.pool.start()
+    try:
+        wait_until(lambda: not rig.pool.active(), 10)
+        monkeypatch.setattr(app.backend, "claim", granted)
+        tasks._take_back_returned()
+        tasks.reclaim(2)
+    finally:
+        rig.pool.stop()
+    assert rig.runs.count(7) == 0 and not rig.outcomes, "the late grant ran the task a second time"
+    assert [delivery] in rig.consumer.done_calls
+
+
 def test_wrong_arity_is_dead_lettered_with_its_reason_and_never_entered(app: YADTQ) -> None:
     """Arguments that do not fit the task's signature are checked before a claim: the
     message is dead-lettered with the reason (like any unrunnable message), its task is

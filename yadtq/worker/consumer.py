@@ -380,9 +380,9 @@ class TaskConsumer:
         ``stale_claim_after`` (the process was frozen or starved since) may have lapsed:
         another worker may have found this one dead and run the task. Its age counts
         from when it was asked for, so a freeze while the request was out (the grant
-        read only on waking) counts too. A job refused
-        either way goes back to the parked deliveries, claimed again by the owner thread
-        (which settles a revoked or finished one as any claim does).
+        read only on waking) counts too. A job refused either way goes back to the
+        parked deliveries, claimed again by the owner thread (which settles a revoked
+        or finished one as any claim does).
         """
         now = time.monotonic()
         envelope = job.envelope
@@ -416,7 +416,12 @@ class TaskConsumer:
             logger.info("task %s[%s] not started: %s since it was claimed", envelope.task, envelope.id,
                         decision, extra=task_fields(envelope))
             return False
-        job.asked, job.claimed = asked, time.monotonic()
+        read = time.monotonic()
+        if read - asked > self.stale_claim_after:  # frozen while this claim was out
+            logger.warning("task %s[%s]: claiming it before it starts took %.1f s; claiming it again",
+                           envelope.task, envelope.id, read - asked, extra=task_fields(envelope))
+            return False
+        job.asked, job.claimed = asked, read
         return True
 
     def _take_back_returned(self) -> None:

@@ -4,19 +4,27 @@ moment between the choice and the server's bind."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "free_ports.py"
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free now, below the ephemeral range."""
+@functools.cache
+def _script() -> Any:
+    """``scripts/free_ports.py``, loaded once."""
     spec = importlib.util.spec_from_file_location("free_ports", _SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    ports: list[int] = module.free_ports(count)
+    return module
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now, below the ephemeral range."""
+    ports: list[int] = _script().free_ports(count)
     return ports
 
 

@@ -6,8 +6,8 @@ SYSTEM is one of ``SYSTEMS``. Run by compare.py: yadtq's systems with the projec
 Python, the peers with the Python of their own virtual environment. The same
 workloads for every system, in this order:
 
-1. enqueue: after an untimed warm-up (``WARM_UP`` sends, flushed: connections, topic
-   creation, a new Kafka topic's slow first writes), N no-op tasks
+1. enqueue: after an untimed warm-up (``WARM_UP_BATCHES`` of ``WARM_UP`` sends, each
+   flushed: connections, topic creation, a new Kafka topic's slow first writes), N no-op tasks
    sent one call at a time with no worker running, until
    the client library says they are sent (flushed); then, for systems with a bulk
    send (yadtq's ``app.send_many``), N more in one bulk call ("bulk");
@@ -42,12 +42,14 @@ WAIT = 120.0  # seconds: bound on any single wait for a result
 TICK = os.sysconf("SC_CLK_TCK")
 #: Systems too slow for the common task count run this share of it (rates stay comparable).
 SCALE = {"rq": 0.1}
-#: Untimed sends before the enqueue is timed, for every system. A Kafka topic's first
-#: megabyte or so is acknowledged slowly by the broker whoever writes it (plain
-#: confluent-kafka, 8 partitions, 3,000 messages of 100 B: 0.15-0.35 s to flush on a
-#: new topic, 0.005-0.05 s on the same topic afterwards; docs/performance.md), and a
-#: queue's topic is created on first use: one send would leave that to the timed part.
+#: Untimed sends before the enqueue is timed, for every system: ``WARM_UP_BATCHES``
+#: batches of ``WARM_UP``, each flushed. A Kafka broker acknowledges a new topic's first
+#: writes slowly whoever writes them (plain confluent-kafka, 8 partitions, batches of
+#: 1,000 messages of 200 B, each flushed: 0.51 s, 0.08-0.33 s, then 0.004-0.015 s from
+#: the third batch on; docs/performance.md), and a queue's topic is created on first
+#: use: fewer warm-up writes leave that cost to the timed part.
 WARM_UP = 1000
+WARM_UP_BATCHES = 3
 
 
 # ------------------------------------------------------------------ process accounting
@@ -329,8 +331,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         # Untimed sends first, for every system: connecting and provisioning (yadtq
         # creates its queue's topic on first use, whose first writes are slow) are setup.
-        backlog = [system.noop() for _ in range(min(n, WARM_UP))]
-        system.flush()
+        backlog = []
+        for _ in range(WARM_UP_BATCHES):
+            backlog += [system.noop() for _ in range(min(n, WARM_UP))]
+            system.flush()
         started = time.perf_counter()
         backlog += [system.noop() for _ in range(n)]
         system.flush()

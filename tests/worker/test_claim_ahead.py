@@ -1,6 +1,7 @@
 """Claim ahead (issue 9): a thread pool of sync tasks takes up to ``size`` more claimed
-jobs than it has threads, so the worker claims the next batch while one runs; never more
-than ``size`` run at once, and a job revoked while it waits for a thread never starts."""
+jobs than it has threads (``DEEP_AHEAD`` times that while its tasks are short), so the
+worker claims the next batch while one runs; never more than ``size`` run at once, and
+a job revoked while it waits for a thread never starts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from yadtq.envelope import Envelope
 from yadtq.transports.base import Delivery
 from yadtq.worker.attempts import Pending
 from yadtq.worker.consumer import RECLAIM_BEFORE_START_AFTER
-from yadtq.worker.pools import Job, ThreadPool
+from yadtq.worker.pools import DEEP_AHEAD, SHORT_TASK, Job, ThreadPool
 
 from .helpers import wait_until
 from .inprocess import task_consumer
@@ -77,6 +78,36 @@ def test_a_thread_pool_claims_ahead_but_runs_at_most_its_size(app: YADTQ) -> Non
         assert most[0] == 2, "more jobs ran at once than the pool has threads"
     finally:
         release.set()
+        pool.stop()
+
+
+def test_a_thread_pool_claims_deeper_while_its_tasks_are_short(app: YADTQ) -> None:
+    @app.task
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    pool = ThreadPool(app, 2, "w", lambda job, outcome: done.put(outcome))
+    pool.start()
+
+    def run(count: int, seconds: float) -> None:
+        for n in range(count):
+            pool.submit(Job(Envelope(id=f"{seconds}-{n}", task=sleep.name, args=(seconds,)),
+                            Delivery(body=b"", queue="default")))
+            if n % 2:  # never more at once than the pool has room for
+                done.get(timeout=10), done.get(timeout=10)
+
+    try:
+        assert pool.ahead == 2 and pool.free_slots() == 4, "tasks not seen yet count as long"
+        run(10, SHORT_TASK * 3)
+        assert pool.ahead == 2, "long tasks deepened the claim ahead"
+        run(100, 0.0)
+        assert pool.mean_run_time < SHORT_TASK
+        assert pool.ahead == 2 * DEEP_AHEAD and pool.free_slots() == 2 + 2 * DEEP_AHEAD
+        run(20, SHORT_TASK * 4)
+        assert pool.mean_run_time >= SHORT_TASK
+        assert pool.ahead == 2, "the claim ahead stayed deep once tasks grew long"
+    finally:
         pool.stop()
 
 

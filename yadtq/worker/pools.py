@@ -6,8 +6,12 @@ says a slot is free. A slot is a thread or child to run on, or, in a thread pool
 of sync tasks, a place among the ``ahead`` claimed jobs that wait for the next
 free thread (claim ahead: the worker claims the next batch while this one runs,
 so its threads never idle waiting for a claim; the gate asked before each job
-starts checks those that waited). ``submit`` never raises: a job that cannot
-start ends with a retryable outcome, so every claimed job reaches the sink.
+starts checks those that waited). While its tasks are short, a thread pool claims
+deeper ahead (``DEEP_AHEAD``): a batch's claim and store round trips cost the worker
+about as much for one job as for thirty, and a few milliseconds of claimed work is
+not long to wait behind.
+``submit`` never raises: a job that cannot start ends with a retryable outcome, so
+every claimed job reaches the sink.
 
 A pool's threads are started through ``spawn`` (the worker passes its
 supervisor's, see ``supervise.py``), so none of them dies silently.
@@ -34,6 +38,19 @@ if TYPE_CHECKING:
     from ..app import YADTQ
 
 logger = logging.getLogger(__name__)
+
+#: A thread pool of sync tasks claims ``size`` jobs ahead, or ``DEEP_AHEAD`` times that
+#: while its tasks run under ``SHORT_TASK`` seconds on average: a batch's claim and
+#: store round trips cost the worker about 170 us however many jobs it holds, which
+#: for no-op tasks is most of their cost (2 Kafka + Redis workers ``-c 8``, 6,000 no-ops
+#: end to end, 5 rounds: 75-78 us of worker CPU per task at ``size`` ahead, 52-57 at
+#: three times it; docs/performance.md). Jobs waiting behind that deeper queue are at
+#: most ``DEEP_AHEAD * SHORT_TASK`` seconds of work per thread, under the
+#: ``RECLAIM_BEFORE_START_AFTER`` after which a waiting job is claimed again anyway.
+DEEP_AHEAD = 3
+SHORT_TASK = 0.005
+#: Weight of the newest run time in a thread pool's running mean of its tasks' run times.
+RUN_TIME_WEIGHT = 0.05
 
 
 @dataclass
@@ -190,6 +207,10 @@ class ThreadPool(Pool):
         #: ``async def`` tasks all run at once on the loop, not one per thread: claimed
         #: ahead, they would run beyond ``size``. So an app with any claims none ahead.
         self._claims_ahead = not any(task.is_async for task in app.tasks.values())
+        #: Running mean of recent sync tasks' run times, in seconds (updated by the
+        #: threads without a lock: a lost update only skips a sample). Starts as long:
+        #: the pool claims deeper only once its tasks are seen to be short.
+        self.mean_run_time = SHORT_TASK
         self.ahead = size if self._claims_ahead else 0
 
     def start(self) -> None:
@@ -222,9 +243,26 @@ class ThreadPool(Pool):
             thread.start()
             self._threads.append(thread)
         with self._cond:
-            self.ahead = size if self._claims_ahead and len(self._threads) <= size else 0
+            self.ahead = self._ahead_for(self.mean_run_time)
             self._cond.notify_all()
         return size
+
+    def _ahead_for(self, mean_run_time: float) -> int:
+        """How many claimed jobs may wait for a thread: none with async tasks or spare
+        threads (a waiting job would run on a spare one beyond the size), ``size`` while
+        tasks are long, ``DEEP_AHEAD`` times it while they are short."""
+        if not self._claims_ahead or len(self._threads) > self.size:
+            return 0
+        return self.size * (DEEP_AHEAD if mean_run_time < SHORT_TASK else 1)
+
+    def _ran(self, seconds: float) -> None:
+        """Note a sync task's run time; the claim-ahead depth follows the running mean."""
+        mean = self.mean_run_time = self.mean_run_time + (seconds - self.mean_run_time) * RUN_TIME_WEIGHT
+        if self.ahead and self.ahead != self._ahead_for(mean):
+            with self._cond:
+                if self.ahead:  # not zeroed by a resize meanwhile
+                    self.ahead = self._ahead_for(mean)
+                    self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -236,11 +274,13 @@ class ThreadPool(Pool):
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s[%s] started", job.envelope.task, job.envelope.id,
                              extra={"task_id": job.envelope.id, "task": job.envelope.task})
+            began = time.monotonic()
             try:
                 outcome = execute(self.app, job.envelope, self.worker)
             except BaseException as exc:  # a task that raises SystemExit must not kill the pool
                 now = time.time()
                 outcome = Outcome(job.envelope.id, states.FAILED, now, now, error=error_info(exc))
+            self._ran(time.monotonic() - began)
             self._finish(job, outcome)
 
     def stop(self) -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
+import math
 import uuid
 
 import msgpack
@@ -14,6 +16,7 @@ from yadtq.envelope import (
     Envelope,
     decode,
     encode,
+    from_body,
     pack,
     peek_task_id,
     unpack,
@@ -90,6 +93,36 @@ def test_tampered_payload_rejected() -> None:
 def test_malformed_messages_raise_protocol_error(data: bytes) -> None:
     with pytest.raises(ProtocolError):
         decode(data)
+
+
+def test_a_decoded_envelope_has_every_field_and_equals_one_built_whole() -> None:
+    env = Envelope(id="abc", task="math.add", args=(1,), kwargs={"k": 1}, queue="q", retries=2,
+                   eta=10.5, expires=20.0, parent_id="p", root_id="r", key="k1", created=1.0,
+                   options={"time_limit": 3}, canvas={"chain": []})
+    back = decode(encode(env))
+    assert set(vars(back)) == {f.name for f in dataclasses.fields(Envelope)}
+    assert back == env
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.retries = 3  # type: ignore[misc]
+    minimal = from_body({"v": PROTOCOL_VERSION, "id": "a", "task": "t"})
+    assert minimal == Envelope(id="a", task="t")
+
+
+GOOD = {"v": PROTOCOL_VERSION, "id": "a", "task": "t"}
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("kwargs", {1: 2}, "kwargs keys"), ("options", {1: 2}, "options"), ("options", [1], "options"),
+    ("options", {"max_retries": -1}, "max_retries"), ("options", {"priority": 10}, "priority"),
+    ("options", {"time_limit": "1"}, "time_limit"), ("canvas", [1], "canvas"),
+    ("canvas", {1: 2}, "canvas"), ("retries", -1, "retries"), ("retries", 1.5, "retries"),
+    ("retries", True, "retries"), ("queue", 5, "queue"), ("parent_id", b"p", "parent_id"),
+    ("root_id", 1, "root_id"), ("key", [], "key"), ("eta", "soon", "eta"),
+    ("expires", math.inf, "expires"), ("created", True, "created"), ("args", 5, "args"),
+])
+def test_each_malformed_field_is_named(field: str, value: object, named: str) -> None:
+    with pytest.raises(ProtocolError, match=named):
+        from_body({**GOOD, field: value})
 
 
 def test_peek_task_id_reads_ids_of_undecodable_messages() -> None:

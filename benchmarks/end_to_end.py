@@ -1,0 +1,93 @@
+"""End to end alone, in rounds: no-op tasks sent with ``.delay()`` while worker processes
+run, each result waited for in order, and the workers' CPU per task.
+
+    python3 benchmarks/end_to_end.py kafka://127.0.0.1:9092 redis://127.0.0.1:6379/0 \\
+        [--tasks 6000] [--rounds 5] [--workers 2] [--concurrency 8]
+    python3 benchmarks/end_to_end.py sqlite:////tmp/e2e.db sqlite:////tmp/e2e.db
+
+The side-by-side harness's end-to-end phase (``benchmarks/peers/runner.py``) with more
+tasks and rounds, for before/after figures of one change: a round of 3,000 tasks costs
+the workers about 0.15 s of CPU, which ``/proc``'s 10 ms ticks measure to within about
+10 %. Workers are ``yadtq worker -A yadtq.benchapp -c N`` processes in a namespace of
+their own; a backlog of ``WARM_UP`` tasks is drained and the workers idle ``SETTLE``
+seconds before the first round (as in the harness). Prints each round and the medians;
+nothing here is asserted by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+WARM_UP = 3000
+SETTLE = 2.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes, from /proc."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("broker")
+    parser.add_argument("backend")
+    parser.add_argument("--tasks", type=int, default=6000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    queue = f"e2e{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, YADTQ_BROKER_URL=args.broker, YADTQ_BACKEND_URL=args.backend,
+               YADTQ_DEFAULT_QUEUE=queue, YADTQ_NAMESPACE=queue)
+    os.environ.update(env)
+    from yadtq.benchapp import app, noop
+
+    backlog = [noop.delay() for _ in range(WARM_UP)]
+    app.flush(60)
+    procs = [subprocess.Popen([sys.executable, "-m", "yadtq.cli", "worker", "-A", "yadtq.benchapp",
+                               "-c", str(args.concurrency), "-l", "warning", "-n", f"{queue}-{n}"],
+                              env=env) for n in range(args.workers)]
+    rates: list[float] = []
+    costs: list[float] = []
+    try:
+        for handle in backlog:
+            handle.get(timeout=120)
+        del backlog
+        time.sleep(SETTLE)
+        pids = [p.pid for p in procs]
+        for n in range(args.rounds):
+            cpu0, started = cpu_seconds(pids), time.perf_counter()
+            handles = [noop.delay() for _ in range(args.tasks)]
+            app.flush(60)
+            for handle in handles:
+                handle.get(timeout=120)
+            elapsed, cpu = time.perf_counter() - started, cpu_seconds(pids) - cpu0
+            rates.append(args.tasks / elapsed)
+            costs.append(cpu / args.tasks * 1e6)
+            print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+        app.purge(queue)
+        app.close()
+    print(f"median of {args.rounds}: {statistics.median(rates):,.0f} tasks/s, worker CPU "
+          f"{statistics.median(costs):.1f} us per task ({args.workers} workers -c {args.concurrency}, "
+          f"{args.tasks} no-ops a round, {args.broker.split(':')[0]} + {args.backend.split(':')[0]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -144,6 +144,26 @@ def test_bound_task_retries_itself_and_sees_its_request(yadtq_app: YADTQ, yadtq_
     assert seen == [(result.id, 0), (result.id, 1), (result.id, 2)]
 
 
+def test_a_task_sees_its_whole_request_built_once(yadtq_app: YADTQ, yadtq_worker: Worker) -> None:
+    # Built from the envelope when first asked for (task.LazyRequest): every field, once.
+    seen: list[Any] = []
+
+    @yadtq_app.task(bind=True)
+    def look(self: Any, x: int, *, y: int) -> None:
+        seen.append((self.request, self.request is self.request))
+
+    result = look.apply_async((1,), {"y": 2}, queue=yadtq_app.settings.default_queue,
+                              max_retries=5)
+    assert result.get(timeout=10) is None
+    ((request, same),) = seen
+    assert same
+    assert (request.id, request.task, request.args, request.kwargs, request.retries,
+            request.queue, request.eta, request.parent_id) == (
+        result.id, look.name, (1,), {"y": 2}, 0, yadtq_app.settings.default_queue, None, None)
+    assert request.worker and request.options == {"max_retries": 5}
+    assert look.request.id == "", "outside a running task: an empty request"
+
+
 def test_unencodable_argument_raises_at_delay(yadtq_app: YADTQ) -> None:
     @yadtq_app.task
     def echo(x: Any) -> Any:

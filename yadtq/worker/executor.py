@@ -27,7 +27,7 @@ from ..exceptions import (
 )
 from ..retry import retry_delay
 from ..running import progress_sender, revocations
-from ..task import Request, Task, reset_current_request, set_current_request
+from ..task import LazyRequest, Task, reset_current_request, set_current_request
 from ..transports.base import ErrorInfo, StateChange
 from .limits import run_with_soft_limit, soft_limit, soft_limit_of
 
@@ -102,11 +102,7 @@ class Attempt:
         self.task = task
         self.worker = worker
         self.started = started
-        self.request = Request(
-            id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
-            retries=envelope.retries, queue=envelope.queue, worker=worker, eta=envelope.eta,
-            parent_id=envelope.parent_id, root_id=envelope.root_id, options=envelope.options,
-        )
+        self.request = LazyRequest(envelope, worker)
 
     def call(self) -> Any:
         """Send ``task_prerun``, then call the function (an ``async def`` task gives its

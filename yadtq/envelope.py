@@ -88,6 +88,11 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 _local = threading.local()
+#: Starting size of a packer's buffer, which grows to the largest value it has packed.
+#: msgpack's default, 256 KiB, is held by every thread that packs (each worker thread
+#: keeps a packer of each kind): 6 MB of an idle worker's memory for messages of a few
+#: hundred bytes.
+PACKER_BUFFER_BYTES = 4096
 
 
 def _packer() -> msgpack.Packer:
@@ -95,7 +100,8 @@ def _packer() -> msgpack.Packer:
     try:
         return _local.packer  # type: ignore[no-any-return]
     except AttributeError:
-        _local.packer = msgpack.Packer(default=_default, use_bin_type=True, strict_types=True)
+        _local.packer = msgpack.Packer(default=_default, use_bin_type=True, strict_types=True,
+                                       buf_size=PACKER_BUFFER_BYTES)
         return _local.packer  # type: ignore[no-any-return]
 
 

@@ -51,6 +51,10 @@ class WorkerStats:
                 elif outcome.state == states.RETRYING:
                     self.retried += 1
 
+    def finished(self) -> int:
+        """Attempts stored so far, whatever their outcome."""
+        return self.done + self.failed + self.retried
+
 
 @dataclass(frozen=True)
 class Identity:

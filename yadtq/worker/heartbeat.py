@@ -34,8 +34,9 @@ class Heartbeat:
         self.link = link
         self.interval = app.settings.heartbeat_interval
         self._noticed: set[str] = set()
-        #: Called after each beat and look for dead workers (e.g. the concurrency sweep).
-        self.after_beat: Callable[[], None] = lambda: None
+        #: Called in turn after each beat and look for dead workers (the concurrency
+        #: sweep, handing memory back once the worker is quiet).
+        self.after_beat: list[Callable[[], None]] = []
         self._missed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yadtq-heartbeat", daemon=True)
@@ -69,7 +70,8 @@ class Heartbeat:
             try:
                 self.beat()
                 self.notice_failures()
-                self.after_beat()
+                for after in self.after_beat:
+                    after()
             except YADTQError as exc:
                 logger.debug("heartbeat failed: %s", exc)
             except Exception:

@@ -27,6 +27,7 @@ from .control import ControlListener
 from .executor import Outcome
 from .heartbeat import Heartbeat, default_worker_name
 from .links import Link
+from .memory import TrimWhenQuiet, malloc_trim
 from .pools import Job, Pool, Sink, Spawn, ThreadPool
 from .recycle import Recycling
 from .scheduler import Scheduler
@@ -349,7 +350,9 @@ class Worker:
                              self._stop, on_stored=self._stored, backend_link=backend_link,
                              on_scheduled=scheduler.wake)
         if slots.has_limits(self.app):  # slots of dead holders are freed and handed on
-            heartbeat.after_beat = lambda: slots.sweep_and_wake(self.app, scheduler.wake)
+            heartbeat.after_beat.append(lambda: slots.sweep_and_wake(self.app, scheduler.wake))
+        heartbeat.after_beat.append(TrimWhenQuiet(self.stats.finished, lambda: len(pool.active()),
+                                                  malloc_trim()))
         self._tasks = tasks
         recorder_stop = threading.Event()
         # A crash may lose the batch of outcomes the recorder held: restart it (what is in

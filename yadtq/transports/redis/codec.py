@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import msgpack
 
-from ...envelope import pack, unpack
+from ...envelope import PACKER_BUFFER_BYTES, pack, unpack
 from ...exceptions import SerializationError
 from ..base import ErrorInfo, Message, ScheduledMessage, StateChange, TaskRecord, TaskSummary, WorkerInfo
 
@@ -33,8 +33,8 @@ def _packer(bin_type: bool) -> msgpack.Packer:
     try:
         return _packers.bin if bin_type else _packers.raw  # type: ignore[no-any-return]
     except AttributeError:
-        _packers.bin = msgpack.Packer(use_bin_type=True)
-        _packers.raw = msgpack.Packer(use_bin_type=False)
+        _packers.bin = msgpack.Packer(use_bin_type=True, buf_size=PACKER_BUFFER_BYTES)
+        _packers.raw = msgpack.Packer(use_bin_type=False, buf_size=PACKER_BUFFER_BYTES)
         return _packer(bin_type)
 
 

@@ -1,5 +1,5 @@
 """End to end alone, in rounds: no-op tasks sent with ``.delay()`` while worker processes
-run, each result waited for in order, and the workers' CPU per task.
+run, each result waited for in order, and the workers' (and a Redis backend's) CPU per task.
 
     python3 benchmarks/end_to_end.py kafka://127.0.0.1:9092 redis://127.0.0.1:6379/0 \\
         [--tasks 6000] [--rounds 5] [--workers 2] [--concurrency 8]
@@ -39,6 +39,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
+def redis_cpu_seconds(client: object) -> float:
+    """The Redis server's own CPU (``INFO cpu``, user + system), 0 without Redis."""
+    if client is None:
+        return 0.0
+    info = client.info("cpu")  # type: ignore[attr-defined]
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("broker")
@@ -61,6 +69,12 @@ def main() -> None:
                               env=env) for n in range(args.workers)]
     rates: list[float] = []
     costs: list[float] = []
+    redis_costs: list[float] = []
+    redis_client = None
+    if args.backend.startswith(("redis://", "rediss://")):
+        import redis
+
+        redis_client = redis.Redis.from_url(args.backend)
     try:
         for handle in backlog:
             handle.get(timeout=120)
@@ -69,6 +83,7 @@ def main() -> None:
         pids = [p.pid for p in procs]
         for n in range(args.rounds):
             cpu0, started = cpu_seconds(pids), time.perf_counter()
+            redis0 = redis_cpu_seconds(redis_client)
             handles = [noop.delay() for _ in range(args.tasks)]
             app.flush(60)
             for handle in handles:
@@ -76,7 +91,9 @@ def main() -> None:
             elapsed, cpu = time.perf_counter() - started, cpu_seconds(pids) - cpu0
             rates.append(args.tasks / elapsed)
             costs.append(cpu / args.tasks * 1e6)
-            print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task")
+            redis_costs.append((redis_cpu_seconds(redis_client) - redis0) / args.tasks * 1e6)
+            print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task"
+                  + (f", Redis CPU {redis_costs[-1]:.1f} us" if redis_client is not None else ""))
     finally:
         for p in procs:
             p.terminate()
@@ -86,7 +103,8 @@ def main() -> None:
         app.close()
     print(f"median of {args.rounds}: {statistics.median(rates):,.0f} tasks/s, worker CPU "
           f"{statistics.median(costs):.1f} us per task ({args.workers} workers -c {args.concurrency}, "
-          f"{args.tasks} no-ops a round, {args.broker.split(':')[0]} + {args.backend.split(':')[0]})")
+          f"{args.tasks} no-ops a round, {args.broker.split(':')[0]} + {args.backend.split(':')[0]})"
+          + (f"; Redis CPU {statistics.median(redis_costs):.1f} us per task" if redis_client else ""))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ end
 
 local claims = cmsgpack.unpack(ARGV[8])
 local decisions = {}
+local batch = new_batch()
 for c = 1, #claims do
   local claim = claims[c]
   local id, name, queue, retries = claim[1], claim[2], claim[3], claim[4]
@@ -48,8 +49,8 @@ for c = 1, #claims do
     redis.call('HSET', key, 'state', 'revoked', 'worker', worker, 'name', name, 'queue', queue,
                'history', (current[4] or '') .. claim[10])
     redis.call('PEXPIRE', key, ttl)
-    index_state(KEYS[4], KEYS[5], id, state, 'revoked', ts)
-    log_change(KEYS[2], KEYS[3], maxlen, id, name, 'revoked', worker, ts)
+    index_state(batch, KEYS[4], KEYS[5], id, state, 'revoked', ts)
+    log_change(batch, KEYS[2], KEYS[3], maxlen, id, name, 'revoked', worker, ts)
     notify(waiters_prefix, id)
     decision = 'revoked'
   else
@@ -63,10 +64,11 @@ for c = 1, #claims do
                'worker', worker, 'instance', instance, 'history', history, 'claim', claim[11],
                'started', ts)
     redis.call('PEXPIRE', key, ttl)
-    index_state(KEYS[4], KEYS[5], id, state, 'processing', ts)
-    log_change(KEYS[2], KEYS[3], maxlen, id, name, 'processing', worker, ts)
+    index_state(batch, KEYS[4], KEYS[5], id, state, 'processing', ts)
+    log_change(batch, KEYS[2], KEYS[3], maxlen, id, name, 'processing', worker, ts)
     decision = 'run'
   end
   decisions[#decisions + 1] = decision
 end
+apply_batch(batch)
 return decisions

@@ -22,28 +22,86 @@ local function notify(waiters_prefix, id)
   end
 end
 
--- Log one applied state change: an entry in the capped events stream and the counters.
-local function log_change(events, stats, maxlen, id, name, state, worker, ts)
+-- What one script run changes in the shared indexes and counters, applied once at its
+-- end by apply_batch: a batch of tasks then costs one variadic ZADD and ZREM per index
+-- and one HINCRBY per counter instead of one call of each per task. An id's last change
+-- to an index wins, as if each had been applied in turn; nothing in a script reads an
+-- index or a counter after changing it.
+local function new_batch()
+  return {indexes = {}, counts = {}}
+end
+
+-- Note `id` in the sorted set `key` with `score`, or out of it when `score` is false.
+local function index_put(batch, key, id, score)
+  local index = batch.indexes[key]
+  if not index then
+    index = {}
+    batch.indexes[key] = index
+  end
+  index[id] = score
+end
+
+-- Note `n` more in the counter `field` of the hash `key`.
+local function count(batch, key, field, n)
+  local counts = batch.counts[key]
+  if not counts then
+    counts = {}
+    batch.counts[key] = counts
+  end
+  counts[field] = (counts[field] or 0) + n
+end
+
+-- Call `command key args...` in chunks (Lua's unpack is bounded by its C stack).
+local function call_chunked(command, key, args, step)
+  for first = 1, #args, step do
+    redis.call(command, key, unpack(args, first, math.min(#args, first + step - 1)))
+  end
+end
+
+local function apply_batch(batch)
+  for key, index in pairs(batch.indexes) do
+    local adds, removes = {}, {}
+    for id, score in pairs(index) do
+      if score then
+        adds[#adds + 1] = score
+        adds[#adds + 1] = id
+      else
+        removes[#removes + 1] = id
+      end
+    end
+    call_chunked('ZADD', key, adds, 1000)
+    call_chunked('ZREM', key, removes, 1000)
+  end
+  for key, counts in pairs(batch.counts) do
+    for field, n in pairs(counts) do
+      redis.call('HINCRBY', key, field, n)
+    end
+  end
+end
+
+-- Log one applied state change: an entry in the capped events stream, and its counter
+-- in the batch.
+local function log_change(batch, events, stats, maxlen, id, name, state, worker, ts)
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
              'id', id, 'name', name, 'state', state, 'worker', worker, 'ts', ts)
   local stat = STAT[state]
   if stat then
-    redis.call('HINCRBY', stats, stat, 1)
+    count(batch, stats, stat, 1)
   end
 end
 
 -- Keep the monitor's indexes of a task that moved from `previous` to `state`: the sorted
 -- sets of the ids processing and retrying, scored by when they entered that state.
-local function index_state(processing, retrying, id, previous, state, ts)
+local function index_state(batch, processing, retrying, id, previous, state, ts)
   if state == 'processing' then
-    redis.call('ZADD', processing, ts, id)
+    index_put(batch, processing, id, ts)
   elseif previous == 'processing' then
-    redis.call('ZREM', processing, id)
+    index_put(batch, processing, id, false)
   end
   if state == 'retrying' then
-    redis.call('ZADD', retrying, ts, id)
+    index_put(batch, retrying, id, ts)
   elseif previous == 'retrying' then
-    redis.call('ZREM', retrying, id)
+    index_put(batch, retrying, id, false)
   end
 end
 

@@ -29,13 +29,14 @@ end
 -- finished, started|'', error type, error message].
 local finished = {success = {}, failed = {}}
 local stored = {}
+local batch = new_batch()
 local changes = cmsgpack.unpack(ARGV[5])
 for c = 1, #changes do
   local change = changes[c]
   local id, state, ts, worker, name = change[1], change[2], change[3], change[4], change[5]
   local key = task_prefix .. id
   if change[11] == '1' then
-    redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
+    count(batch, KEYS[3], 'dead_lettered', 1)
   end
   local current = redis.call('HMGET', key, 'state', 'name', 'history', 'started', 'worker', 'queue')
   stored[#stored + 1] = id
@@ -71,13 +72,14 @@ for c = 1, #changes do
       list[#list + 1] = {id, name, worker ~= '' and worker or (current[5] or ''), queue, ts, started,
                          change[9], change[10]}
     end
-    index_state(KEYS[4], KEYS[5], id, current[1], state, ts)
-    log_change(KEYS[2], KEYS[3], maxlen, id, name, state, worker, ts)
+    index_state(batch, KEYS[4], KEYS[5], id, current[1], state, ts)
+    log_change(batch, KEYS[2], KEYS[3], maxlen, id, name, state, worker, ts)
     if READY[state] then
       notify(waiters_prefix, id)
     end
   end
 end
+apply_batch(batch)
 -- Only the last `recent` of a batch can stay in a list: the others are not even packed.
 for state, list in pairs({success = KEYS[6], failed = KEYS[7]}) do
   local entries = finished[state]

@@ -5,6 +5,7 @@
 --       history entry, ids...
 local task_prefix, waiters_prefix, revoked_prefix = ARGV[1], ARGV[2], ARGV[3]
 local ttl, maxlen, ts, entry = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local batch = new_batch()
 for i = 8, #ARGV do
   local id = ARGV[i]
   redis.call('SET', revoked_prefix .. id, ts, 'PX', ttl)
@@ -14,9 +15,10 @@ for i = 8, #ARGV do
   if state ~= 'processing' and not READY[state] then
     redis.call('HSET', key, 'state', 'revoked', 'history', (current[3] or '') .. entry)
     redis.call('PEXPIRE', key, ttl)
-    index_state(KEYS[3], KEYS[4], id, state, 'revoked', ts)
-    log_change(KEYS[1], KEYS[2], maxlen, id, current[2] or '', 'revoked', '', ts)
+    index_state(batch, KEYS[3], KEYS[4], id, state, 'revoked', ts)
+    log_change(batch, KEYS[1], KEYS[2], maxlen, id, current[2] or '', 'revoked', '', ts)
     notify(waiters_prefix, id)
   end
 end
+apply_batch(batch)
 return 0

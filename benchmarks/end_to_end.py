@@ -1,5 +1,6 @@
 """End to end alone, in rounds: no-op tasks sent with ``.delay()`` while worker processes
-run, each result waited for in order, and the workers' (and a Redis backend's) CPU per task.
+run, each result waited for in order; the workers' CPU and thread switches per task, and a
+Redis backend's CPU.
 
     python3 benchmarks/end_to_end.py kafka://127.0.0.1:9092 redis://127.0.0.1:6379/0 \\
         [--tasks 6000] [--rounds 5] [--workers 2] [--concurrency 8]
@@ -39,6 +40,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
+def switches(pids: list[int]) -> int:
+    """Context switches of every thread of the processes, from /proc (each a thread that
+    blocked, or was woken and preempted)."""
+    total = 0
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if "ctxt_switches:" in line:
+                            total += int(line.split()[1])
+            except OSError:
+                pass  # a thread that ended meanwhile
+    return total
+
+
 def redis_cpu_seconds(client: object) -> float:
     """The Redis server's own CPU (``INFO cpu``, user + system), 0 without Redis."""
     if client is None:
@@ -70,6 +87,7 @@ def main() -> None:
     rates: list[float] = []
     costs: list[float] = []
     redis_costs: list[float] = []
+    switch_counts: list[float] = []
     redis_client = None
     if args.backend.startswith(("redis://", "rediss://")):
         import redis
@@ -83,7 +101,7 @@ def main() -> None:
         pids = [p.pid for p in procs]
         for n in range(args.rounds):
             cpu0, started = cpu_seconds(pids), time.perf_counter()
-            redis0 = redis_cpu_seconds(redis_client)
+            redis0, switches0 = redis_cpu_seconds(redis_client), switches(pids)
             handles = [noop.delay() for _ in range(args.tasks)]
             app.flush(60)
             for handle in handles:
@@ -92,7 +110,9 @@ def main() -> None:
             rates.append(args.tasks / elapsed)
             costs.append(cpu / args.tasks * 1e6)
             redis_costs.append((redis_cpu_seconds(redis_client) - redis0) / args.tasks * 1e6)
-            print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task"
+            switch_counts.append((switches(pids) - switches0) / args.tasks)
+            print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task, "
+                  f"{switch_counts[-1]:.1f} thread switches per task"
                   + (f", Redis CPU {redis_costs[-1]:.1f} us" if redis_client is not None else ""))
     finally:
         for p in procs:
@@ -102,7 +122,8 @@ def main() -> None:
         app.purge(queue)
         app.close()
     print(f"median of {args.rounds}: {statistics.median(rates):,.0f} tasks/s, worker CPU "
-          f"{statistics.median(costs):.1f} us per task ({args.workers} workers -c {args.concurrency}, "
+          f"{statistics.median(costs):.1f} us and {statistics.median(switch_counts):.1f} thread "
+          f"switches per task ({args.workers} workers -c {args.concurrency}, "
           f"{args.tasks} no-ops a round, {args.broker.split(':')[0]} + {args.backend.split(':')[0]})"
           + (f"; Redis CPU {statistics.median(redis_costs):.1f} us per task" if redis_client else ""))
 

@@ -153,10 +153,18 @@ class Pool(ABC):
         """Ask the gate; a refused job leaves the pool without an outcome."""
         if self.gate is None or self.gate(job):
             return True
+        self._leave(job)
+        return False
+
+    def _leave(self, job: Job) -> None:
+        """Take ``job`` out of the active ones. Waiters are woken only when one of them can
+        go on: a slot is free (an empty pool has free slots too). While claimed jobs wait
+        for a thread, most ends free none (``_room``), and waking the consumer at each
+        would cost a thread switch per task for nothing."""
         with self._cond:
             self._active.pop(job.envelope.id, None)
-            self._cond.notify_all()
-        return False
+            if self._room() > 0:
+                self._cond.notify_all()
 
     def terminate(self, task_id: str) -> None:
         """Stop a running task revoked with ``terminate=True``: a coroutine is cancelled;
@@ -169,9 +177,7 @@ class Pool(ABC):
             self.sink(job, outcome)
         finally:
             revocations.discard(job.envelope.id)
-            with self._cond:
-                self._active.pop(job.envelope.id, None)
-                self._cond.notify_all()
+            self._leave(job)
 
     def resize(self, size: int) -> int:
         """Run at most ``size`` jobs at once from now on (``yadtq control pool-grow/shrink``);

@@ -25,6 +25,8 @@ import sys
 import time
 import uuid
 
+from peers.runner import delete_namespace_keys
+
 WARM_UP = 3000
 SETTLE = 2.0
 TICK = os.sysconf("SC_CLK_TCK")
@@ -121,6 +123,8 @@ def main() -> None:
             p.wait(30)
         app.purge(queue)
         app.close()
+        if redis_client is not None:  # a shared Redis would keep every round's records a day
+            delete_namespace_keys(args.backend, queue)
     print(f"median of {args.rounds}: {statistics.median(rates):,.0f} tasks/s, worker CPU "
           f"{statistics.median(costs):.1f} us and {statistics.median(switch_counts):.1f} thread "
           f"switches per task ({args.workers} workers -c {args.concurrency}, "

@@ -35,7 +35,10 @@ from yadtq.transports.records import PRUNE_BATCH
 from yadtq.transports.redis import (
     EVENTS_KEY,
     EVENTS_MAXLEN,
+    INDEX_KEEPER,
     INSTANCES_KEY,
+    PROCESSING_KEY,
+    RETRYING_KEY,
     REVOKED_KEY,
     STATS_KEY,
     TASK_KEY,
@@ -416,6 +419,31 @@ def test_revoke_marks_and_claim_records_revoked(backend: RedisBackend, client: r
     assert backend.claim([Claim("waiting", "add", "q", 0, "i2", "w2", now + 1)], now - 15) == [REVOKED]
     record = backend.get(["waiting"])[0]
     assert record is not None and record.state == "revoked" and record.worker == "w2"
+
+
+def test_the_task_indexes_are_skiplists_and_their_keeper_is_no_task(backend: RedisBackend,
+                                                                    client: redis.Redis) -> None:
+    now = time.time()
+    backend.heartbeat(WorkerInfo("w1", "i1", last_heartbeat=now))
+    ids = [f"t{n}" for n in range(3)]
+    assert backend.claim([Claim(i, "add", "q", 0, "i1", "w1", now + n) for n, i in enumerate(ids)],
+                         now - 15) == [RUN] * 3
+    processing = backend.key(PROCESSING_KEY)
+    assert client.object("encoding", processing) == b"skiplist"
+    assert client.zscore(processing, INDEX_KEEPER) == float("inf")
+    snapshot = backend.snapshot()
+    assert snapshot.processing == 3
+    assert [t.task_id for t in snapshot.processing_tasks] == ids
+    backend.record([StateChange("t0", "retrying", now + 5, worker="w1", eta=now + 60), _success("t1")])
+    snapshot = backend.snapshot()
+    assert (snapshot.processing, snapshot.retrying) == (1, 1)
+    assert [t.task_id for t in snapshot.processing_tasks] == ["t2"]
+    assert [t.task_id for t in snapshot.retrying_tasks] == ["t0"]
+    assert client.object("encoding", backend.key(RETRYING_KEY)) == b"skiplist"
+    backend.record([_success("t2")])
+    snapshot = backend.snapshot(limit=1)
+    assert snapshot.processing == 0 and snapshot.processing_tasks == ()
+    assert client.zrange(processing, 0, -1) == [INDEX_KEEPER.encode()]
 
 
 # --------------------------------------------------------------------------- TTL and events

@@ -24,6 +24,11 @@ FAILURES_KEY = "failures"  # list: packed worker failures, newest first
 STATS_KEY = "stats"  # hash: succeeded, failed, retried, revoked, dead_lettered totals
 PROCESSING_KEY = "processing"  # sorted set: id of a task processing -> when it started
 RETRYING_KEY = "retrying"  # sorted set: id of a task retrying -> when its attempt failed
+#: The member that keeps each of those two indexes a skiplist (scored +inf; no task):
+#: longer than ``zset-max-listpack-value``, so Redis never stores them as a listpack, whose
+#: every insertion copies the whole set (``INDEX_KEEPER`` in ``scripts/common.lua``).
+INDEX_KEEPER = ("yadtq: this entry keeps the index a skiplist, not a listpack, "
+                "whose every insertion copies the whole set (see transports/redis/keys.py)")
 RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest first
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
 PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
@@ -58,6 +63,7 @@ __all__ = [
     "INSTANCES_KEY",
     "LEASED_KEY",
     "OPEN_CHORDS_KEY",
+    "INDEX_KEEPER",
     "PROCESSING_KEY",
     "RATE_KEY",
     "RECENT_FAILED_KEY",

@@ -13,6 +13,9 @@ local function listed(index)
   if limit > 0 then
     local ids = redis.call('ZRANGE', index, 0, limit - 1, 'WITHSCORES')
     for i = 1, #ids, 2 do
+      if ids[i] == INDEX_KEEPER then
+        break  -- scored +inf: last, and no task
+      end
       local info = redis.call('HMGET', task_prefix .. ids[i], 'name', 'worker', 'queue')
       rows[#rows + 1] = {ids[i], ids[i + 1], info[1] or '', info[2] or '', info[3] or ''}
     end
@@ -32,7 +35,16 @@ local due = {}
 if limit > 0 then
   due = redis.call('ZRANGE', KEYS[3], 0, limit - 1, 'WITHSCORES')
 end
-return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
+-- How many tasks an index holds (its keeper is none).
+local function counted(index)
+  local size = redis.call('ZCARD', index)
+  if size > 0 and redis.call('ZSCORE', index, INDEX_KEEPER) then
+    size = size - 1
+  end
+  return size
+end
+
+return {counted(KEYS[1]), counted(KEYS[2]),
         redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]),
         redis.call('HGETALL', KEYS[5]), processing, retrying, due,
         latest(KEYS[6]), latest(KEYS[7])}

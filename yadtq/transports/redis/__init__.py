@@ -30,7 +30,8 @@ no SUBSCRIBE per call, and any number of waiting threads share one connection.
 
 Monitoring (``snapshot``) reads only indexes and counters that the scripts keep in
 the same step as each state change: the sorted sets ``processing`` and
-``retrying`` (task id -> when it entered the state), the capped lists
+``retrying`` (task id -> when it entered the state; each keeps one more member,
+``keys.INDEX_KEEPER``, so Redis stores it as a skiplist), the capped lists
 ``recent:success`` and ``recent:failed`` and the ``stats`` hash. A refresh costs
 the same however many results are stored.
 """

@@ -41,23 +41,24 @@ local function new_batch()
   return {indexes = {}, counts = {}}
 end
 
+-- The table `parent[key]`, made empty on first use.
+local function child(parent, key)
+  local found = parent[key]
+  if not found then
+    found = {}
+    parent[key] = found
+  end
+  return found
+end
+
 -- Note `id` in the sorted set `key` with `score`, or out of it when `score` is false.
 local function index_put(batch, key, id, score)
-  local index = batch.indexes[key]
-  if not index then
-    index = {}
-    batch.indexes[key] = index
-  end
-  index[id] = score
+  child(batch.indexes, key)[id] = score
 end
 
 -- Note `n` more in the counter `field` of the hash `key`.
 local function count(batch, key, field, n)
-  local counts = batch.counts[key]
-  if not counts then
-    counts = {}
-    batch.counts[key] = counts
-  end
+  local counts = child(batch.counts, key)
   counts[field] = (counts[field] or 0) + n
 end
 

@@ -15,7 +15,6 @@ and nothing is done.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from typing import Callable, Optional
 
@@ -25,12 +24,9 @@ logger = logging.getLogger(__name__)
 def malloc_trim() -> Optional[Callable[[], object]]:
     """glibc's ``malloc_trim(0)`` as a function of no arguments, or ``None`` where the C
     library has none."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
+    try:  # the process's own symbols: no search for the library (find_library runs ldconfig)
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

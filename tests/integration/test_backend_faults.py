@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from yadtq.transports.base import BUSY, RUN, Claim, StateChange, WorkerInfo
 from yadtq.worker.heartbeat import Heartbeat
 from yadtq.worker.scheduler import Scheduler
 
-from ..worker.procs import ROOT, wait_ready
+from ..worker.procs import WorkerProcess, wait_ready
 from .conftest import APP, Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -62,26 +61,10 @@ main(prog_name="yadtq")
 """
 
 
-class SkewedWorker:
-    def __init__(self, env: dict[str, str], name: str, skew: float, logdir: Path) -> None:
-        self.name = name
-        self.logfile = logdir / f"{name}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SKEWED, str(skew), "worker", "-A", APP, "-n", name, "-l", "info",
-             "--logfile", str(self.logfile), "-c", "4"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+def skewed_worker(env: dict[str, str], name: str, skew: float, logdir: Path) -> WorkerProcess:
+    """A ``yadtq worker -c 4`` whose clock runs ``skew`` seconds off."""
+    return WorkerProcess(APP, env, name, logdir / f"{name}.log", ["-c", "4"],
+                         launcher=(sys.executable, "-c", SKEWED, str(skew)))
 
 
 @pytest.mark.kafka
@@ -89,11 +72,11 @@ class SkewedWorker:
 def test_workers_with_clocks_30_s_apart_run_everything_once_and_on_time(cluster: Cluster) -> None:
     app, tasks = cluster.app, cluster.module
     env = dict(cluster.env, YADTQ_WORKER_UNRESPONSIVE_AFTER="10")
-    workers = [SkewedWorker(env, name, skew, cluster.logdir)
+    workers = [skewed_worker(env, name, skew, cluster.logdir)
                for name, skew in (("ahead", 30.0), ("behind", -30.0), ("exact", 0.0))]
     try:
         # Judged on the backend's clock, every one of them is alive.
-        wait_ready(workers, app.get_worker_status)  # type: ignore[arg-type]
+        wait_ready(workers, app.get_worker_status)
         sent = time.time()
         later = [tasks.stamp.apply_async((f"later-{n}",), countdown=3) for n in range(4)]
         adds = [tasks.add.delay(n, 1000) for n in range(200)]

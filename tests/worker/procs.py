@@ -21,14 +21,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class WorkerProcess:
     def __init__(self, app: str, env: dict[str, str], name: str, logfile: Path,
-                 extra: Sequence[str] = (), new_session: bool = False) -> None:
+                 extra: Sequence[str] = (), new_session: bool = False,
+                 launcher: Sequence[str] = (sys.executable, "-m", "yadtq.cli")) -> None:
         self.name = name
         self.logfile = logfile
-        cmd = [sys.executable, "-m", "yadtq.cli", "worker", "-A", app, "-n", name, "-l", "info",
+        #: The worker's stderr: a file, never a pipe nobody reads while the worker runs
+        #: (a full pipe would block the worker at its next write).
+        self.errfile = logfile.with_suffix(".stderr")
+        cmd = [*launcher, "worker", "-A", app, "-n", name, "-l", "info",
                "--logfile", str(logfile), *extra]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=new_session)
+        with open(self.errfile, "wb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err,
+                                         start_new_session=new_session)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -39,6 +44,10 @@ class WorkerProcess:
     def log(self) -> str:
         return self.logfile.read_text() if self.logfile.exists() else ""
 
+    def errors(self) -> str:
+        """What the worker wrote to stderr so far."""
+        return self.errfile.read_text(errors="replace") if self.errfile.exists() else ""
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # in case a test stopped it
@@ -48,8 +57,6 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
 
 
 def worker_env(broker: str, backend: str, side_effects: Path, **settings: str) -> dict[str, str]:
@@ -71,6 +78,12 @@ def running_workers(count: int, app: str, env: dict[str, str], logdir: Path,
                for n in range(count)]
     try:
         yield workers
+    except BaseException:
+        # Shown with the failure: what each worker logged, to tell what it was doing.
+        for worker in workers:
+            print(f"--- worker {worker.name}: log tail ---\n{worker.log()[-6000:]}"
+                  f"--- worker {worker.name}: stderr tail ---\n{worker.errors()[-2000:]}")
+        raise
     finally:
         for worker in workers:
             worker.stop()
@@ -96,8 +109,7 @@ def wait_ready(workers: Sequence[WorkerProcess], status_of: object, timeout: flo
     while True:
         for w in workers:
             if w.proc.poll() is not None:
-                err = w.proc.stderr.read().decode() if w.proc.stderr else ""
-                raise AssertionError(f"worker {w.name} exited with {w.proc.returncode}: {err[-2000:]}")
+                raise AssertionError(f"worker {w.name} exited with {w.proc.returncode}: {w.errors()[-2000:]}")
         status = status_of()  # type: ignore[operator]
         if all(n in status and status[n]["status"] == "alive" for n in wanted):
             return

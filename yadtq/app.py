@@ -23,6 +23,7 @@ from .canvas.builtins import register_builtins
 from .canvas.group_result import GroupResult
 from .canvas.send import apply as send_canvas
 from .clock import BackendClock
+from .collecting import collector_paused
 from .config import DeferredSteps, check_transports_kept, configured, discover_tasks
 from .decorators import BoundTaskDecorator as BoundTaskDecorator
 from .decorators import TaskDecorator as TaskDecorator
@@ -290,7 +291,8 @@ class YADTQ:
             ConfigurationError: a call of the wrong shape or with an unknown option
                 (nothing is sent).
         """
-        return sending.send_many(self, calls)
+        with collector_paused():  # tens of thousands of new objects, none garbage
+            return sending.send_many(self, calls)
 
     def submit(
         self,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 from .. import states
+from ..collecting import collector_paused
 from ..envelope import Envelope, encode
 from ..exceptions import ConfigurationError
 from ..result import AsyncResult
@@ -69,7 +70,8 @@ def apply(item: Canvas, args: Iterable[Any] = (), kwargs: Optional[dict[str, Any
         raise ConfigurationError(f"a canvas takes only {', '.join(sorted(CANVAS_APPLY_OPTIONS))} "
                                  f"at apply_async, not {', '.join(unknown)}: set them on signatures")
     if isinstance(item, group) and not (options or args or kwargs):
-        plain = send_plain_group(app, item)
+        with collector_paused():  # a large group: many new objects, none garbage
+            plain = send_plain_group(app, item)
         if plain is not None:
             return plain
     if args or kwargs:

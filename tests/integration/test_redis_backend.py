@@ -213,6 +213,19 @@ def test_a_redis_that_never_answers_raises_within_the_socket_timeout() -> None:
 # --------------------------------------------------------------------------- one round trip
 
 
+def test_scripts_the_server_forgot_are_loaded_again(backend: RedisBackend, client: redis.Redis) -> None:
+    """A restarted Redis has no scripts: claims and records answered NOSCRIPT load them."""
+    now = time.time()
+    assert backend.claim([Claim("before", "add", "q", 0, "inst", "w1", now)], now) == [RUN]
+    client.script_flush()
+    assert backend.claim([Claim("after", "add", "q", 0, "inst", "w1", now)], now) == [RUN]
+    client.script_flush()
+    backend.record([_success("after")])
+    assert [r.state if r else None for r in backend.get(["before", "after"])] == ["processing", "success"]
+    assert client.script_exists(backend._scripts["claim"].sha, backend._scripts["record"].sha) == [False, True]
+
+
+
 def test_every_batch_is_one_round_trip(make_backend: Callable[..., RedisBackend]) -> None:
     backend = make_backend(backend_options={"connection_class": CountingConnection})
     backend.get(["warm-up"])  # the pool's connection is made and handshaken outside the count

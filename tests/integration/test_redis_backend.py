@@ -213,6 +213,31 @@ def test_a_redis_that_never_answers_raises_within_the_socket_timeout() -> None:
 # --------------------------------------------------------------------------- one round trip
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_records_read_alike_with_either_protocol(make_backend: Callable[..., RedisBackend],
+                                                 protocol: int) -> None:
+    backend = make_backend(backend_options={"protocol": protocol})
+    now = time.time()
+    backend.record([_success("one", now), _success("two", now)])
+    one, two, missing = backend.get(["one", "two", "missing"])
+    assert one is not None and two is not None and missing is None
+    assert (one.state, one.result, one.worker, one.history[-1][0]) == ("success", b"\x05", "w1", "success")
+    assert [r.task_id if r else None for r in backend.get(["two"])] == ["two"]
+
+
+def test_a_refused_command_leaves_the_connection_clean(backend: RedisBackend, client: redis.Redis) -> None:
+    """Every reply of a batch is read before the first refusal is raised, so the pooled
+    connection holds no stale reply for its next user."""
+    backend.record([_success("kept"), _success("other", worker="w2")])
+    client.set(backend.key(TASK_KEY, "not-a-hash"), b"plain string")
+    with pytest.raises(BackendUnavailable, match="WRONGTYPE"):
+        backend.get(["kept", "not-a-hash", "other"])
+    for _ in range(3):  # the pool's one connection, used again: never "other"'s reply
+        (kept,) = backend.get(["kept"])
+        assert kept is not None and kept.worker == "w1"
+    assert backend.claim([Claim("next", "add", "q", 0, "inst", "w1", time.time())]) == [RUN]
+
+
 def test_scripts_the_server_forgot_are_loaded_again(backend: RedisBackend, client: redis.Redis) -> None:
     """A restarted Redis has no scripts: claims and records answered NOSCRIPT load them."""
     now = time.time()

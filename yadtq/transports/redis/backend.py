@@ -51,7 +51,7 @@ from .codec import (
     schedule_member,
 )
 from .details import RedisDetails
-from .grouped import Call, unavailable
+from .grouped import Call, as_mapping, unavailable
 from .inbox import RECONNECT_DELAY_MAX, Inbox
 from .keys import (
     DEDUPE_KEY,
@@ -235,8 +235,12 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
     def get(self, task_ids: Sequence[str]) -> list[Optional[TaskRecord]]:
         if not task_ids:
             return []
+        rows: list[Any]
         with unavailable("get"):
-            if len(task_ids) == 1:
+            if not self._cluster:
+                rows = [as_mapping(row) for row in self._direct(
+                    [("HGETALL", self.key(TASK_KEY, t)) for t in task_ids])]
+            elif len(task_ids) == 1:
                 rows = [self._redis.hgetall(self.key(TASK_KEY, task_ids[0]))]
             else:
                 pipe = self._redis.pipeline(transaction=False)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Optional
 
 import redis
 from redis.commands.core import Script
@@ -94,31 +94,62 @@ class GroupedScripts:
             return replies
 
     def _evalsha(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """One script call on one server (or Sentinel's primary), sent on a connection of
-        the client's pool and read there, with the client's retry policy.
+        """One script call on one server (or Sentinel's primary), through :meth:`_direct`;
+        a script the server does not know (a restarted Redis) goes through
+        ``Script.__call__``, which loads it. The worker's claims and records are such calls.
+        """
+        try:
+            return self._direct([("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
+        except redis.exceptions.NoScriptError:
+            return script(keys=keys, args=args)
 
-        The worker's claims and records are such calls. Through ``Script.__call__`` each
-        also paid for redis-py's command layers (pool bookkeeping, argument filters,
-        observability hooks): 20-30 us of CPU a call, against 35-45 us for the send and
-        read themselves (``docs/performance.md``). A script the server does not know
-        (a restarted Redis) goes through ``Script.__call__``, which loads it.
+    def _direct(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Commands sent together on one server (or Sentinel's primary) and their replies,
+        in order, read on a connection of the client's pool with the connection's retry
+        policy (as the client would). Redis Cluster routes commands: not there.
+
+        Through the client each command also pays for redis-py's command layers (its
+        pool bookkeeping, argument filters, observability hooks and reply callbacks):
+        20-30 us of CPU for a script call, against 35-45 us for the send and read
+        themselves, and 3-6 us for each record of a pipelined read (``docs/performance.md``).
+        Replies come as the server sends them: a hash is a dict with RESP3 (redis-py's
+        default from 8.0), a flat list with RESP2 (see :func:`as_mapping`).
+
+        Raises:
+            redis.RedisError: the first command refused (every reply was read first, so
+                the connection goes back to the pool clean), or the connection failed.
         """
         pool = self._redis.connection_pool
         connection: Any = pool.get_connection(*_COMMAND_NAME)
         try:
-            return connection.retry.call_with_retry(
-                lambda: _send_and_read(connection, script.sha, keys, args),
-                lambda _error: connection.disconnect())
-        except redis.exceptions.NoScriptError:
-            pass
+            return connection.retry.call_with_retry(  # type: ignore[no-any-return]
+                lambda: _send_and_read(connection, commands), lambda _error: connection.disconnect())
         finally:
             pool.release(connection)
-        return script(keys=keys, args=args)
 
     def _group_key(self, name: str, group: int) -> str:
         return self.layout.key(name, group=group)
 
 
-def _send_and_read(connection: Any, sha: str, keys: list[str], args: list[Any]) -> Any:
-    connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
-    return connection.read_response()
+def _send_and_read(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    refused: Optional[redis.ResponseError] = None
+    for _ in commands:
+        try:
+            replies.append(connection.read_response())
+        except redis.ResponseError as exc:  # the connection is sound: read the rest
+            replies.append(exc)
+            refused = refused or exc
+    if refused is not None:
+        raise refused
+    return replies
+
+
+def as_mapping(reply: Any) -> Mapping[bytes, Any]:
+    """A hash read by ``HGETALL`` on :meth:`GroupedScripts._direct`: a dict with RESP3, a
+    flat list of fields and values with RESP2."""
+    if isinstance(reply, dict):
+        return reply
+    pairs = iter(reply)
+    return dict(zip(pairs, pairs))

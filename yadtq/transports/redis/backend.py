@@ -161,7 +161,9 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with unavailable(script):
-            return self._scripts[script](keys=keys, args=args)
+            if self._cluster:
+                return self._scripts[script](keys=keys, args=args)
+            return self._evalsha(self._scripts[script], list(keys), list(args))
 
     # -- states and results
     def record(self, changes: Sequence[StateChange],

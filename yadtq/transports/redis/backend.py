@@ -161,9 +161,7 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with unavailable(script):
-            if self._cluster:
-                return self._scripts[script](keys=keys, args=args)
-            return self._evalsha(self._scripts[script], list(keys), list(args))
+            return self._call_script(self._scripts[script], list(keys), list(args))
 
     # -- states and results
     def record(self, changes: Sequence[StateChange],

@@ -70,10 +70,7 @@ class GroupedScripts:
             return []
         with unavailable(what):
             if len(calls) == 1:
-                script, keys, args = calls[0]
-                if self._cluster:
-                    return [script(keys=keys, args=args)]
-                return [self._evalsha(script, keys, args)]
+                return [self._call_script(*calls[0])]
             if not self._cluster:
                 pipe = self._redis.pipeline(transaction=True)
                 for script, keys, args in calls:
@@ -93,11 +90,14 @@ class GroupedScripts:
                     raise reply
             return replies
 
-    def _evalsha(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """One script call on one server (or Sentinel's primary), through :meth:`_direct`;
+    def _call_script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """One script call. On one server (or Sentinel's primary) through :meth:`_direct`;
         a script the server does not know (a restarted Redis) goes through
-        ``Script.__call__``, which loads it. The worker's claims and records are such calls.
+        ``Script.__call__``, which loads it, as every call does on Redis Cluster. The
+        worker's claims and records are such calls.
         """
+        if self._cluster:
+            return script(keys=keys, args=args)
         try:
             return self._direct([("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
         except redis.exceptions.NoScriptError:

@@ -247,7 +247,8 @@ def test_scripts_the_server_forgot_are_loaded_again(backend: RedisBackend, clien
     client.script_flush()
     backend.record([_success("after")])
     assert [r.state if r else None for r in backend.get(["before", "after"])] == ["processing", "success"]
-    assert client.script_exists(backend._scripts["claim"].sha, backend._scripts["record"].sha) == [False, True]
+    claim, record = backend._scripts["claim"], backend._scripts["record"]
+    assert client.script_exists(claim.sha, record.sha) == [False, True]
 
 
 

@@ -11,11 +11,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable, Optional
 
+import msgpack
 import pytest
 import redis
 
+import yadtq.transports.redis
 from yadtq.exceptions import BackendUnavailable, ConfigurationError
 from yadtq.settings import Settings
 from yadtq.transports.base import (
@@ -38,6 +41,8 @@ from yadtq.transports.redis import (
     INDEX_KEEPER,
     INSTANCES_KEY,
     PROCESSING_KEY,
+    RECORD_INBOX_MAX_BYTES,
+    RECORD_INBOX_SUFFIX,
     RETRYING_KEY,
     REVOKED_KEY,
     STATS_KEY,
@@ -630,6 +635,77 @@ def test_wait_survives_its_pubsub_connection_being_killed(backend: RedisBackend,
     assert not thread.is_alive()
     assert result["r"] is not None and result["r"].state == "success"
 
+
+
+def _waiting(backend: RedisBackend, client: redis.Redis, task_id: str,
+             watches: list[str]) -> tuple[threading.Thread, dict[str, Optional[TaskRecord]]]:
+    """A thread waiting on ``task_id``, registered; ``watches`` collects its reads."""
+    result: dict[str, Optional[TaskRecord]] = {}
+    thread = threading.Thread(target=lambda: result.__setitem__("r", backend.wait(task_id, DEADLINE)))
+    thread.start()
+    _wait_for(lambda: client.exists(backend.key(WAITERS_KEY, task_id)))
+    assert watches == [task_id]
+    return thread, result
+
+
+@pytest.fixture
+def watches(backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The task ids of the backend's ``watch`` reads (a read and a registration each)."""
+    seen: list[str] = []
+    real = backend._watch
+
+    def counted(task_id: str, channel: str) -> Optional[TaskRecord]:
+        seen.append(task_id)
+        return real(task_id, channel)
+
+    monkeypatch.setattr(backend, "_watch", counted)
+    return seen
+
+
+def test_the_notification_brings_the_ready_record(backend: RedisBackend, client: redis.Redis,
+                                                  watches: list[str]) -> None:
+    thread, result = _waiting(backend, client, "t", watches)
+    backend.record([_success("t")])
+    thread.join(DEADLINE)
+    record = result["r"]
+    assert record is not None and (record.state, record.result, record.worker) == ("success", b"\x05", "w1")
+    assert watches == ["t"]  # no read after the notification
+
+
+@pytest.mark.parametrize("announce", ["id alone (an older worker)", "a record too long to carry"])
+def test_a_notification_without_the_record_makes_the_waiter_read_it(
+        backend: RedisBackend, client: redis.Redis, watches: list[str], announce: str) -> None:
+    thread, result = _waiting(backend, client, "t", watches)
+    if announce.startswith("id alone"):
+        client.hset(backend.key(TASK_KEY, "t"), mapping={"state": "success", "result": b"\x05"})
+        (channel,) = client.smembers(backend.key(WAITERS_KEY, "t"))
+        client.publish(channel, "t")
+    else:
+        big = b"x" * (RECORD_INBOX_MAX_BYTES + 1)
+        backend.record([dataclasses.replace(_success("t"), result=big)])
+    thread.join(DEADLINE)
+    record = result["r"]
+    assert record is not None and record.state == "success"
+    assert watches == ["t", "t"]  # registered, then read once woken
+
+
+def test_the_waiter_takes_only_its_own_task_and_survives_foreign_messages(
+        backend: RedisBackend, client: redis.Redis, watches: list[str]) -> None:
+    thread, result = _waiting(backend, client, "t", watches)
+    (channel,) = client.smembers(backend.key(WAITERS_KEY, "t"))
+    client.publish(channel, b"\x92\xc1 not msgpack")
+    client.publish(channel, msgpack.packb([b"other", [b"state", b"success"]]))
+    time.sleep(0.2)
+    assert thread.is_alive() and watches == ["t"]
+    backend.record([_success("t")])
+    thread.join(DEADLINE)
+    assert result["r"] is not None and result["r"].state == "success"
+
+
+def test_the_lua_and_python_sides_agree_on_carried_records() -> None:
+    common = (Path(yadtq.transports.redis.__file__).parent / "scripts" / "common.lua").read_text()
+    assert f"local RECORD_INBOX = '{RECORD_INBOX_SUFFIX}'" in common
+    assert f"local RECORD_INBOX_MAX = {RECORD_INBOX_MAX_BYTES}" in common
 
 # --------------------------------------------------------------------------- workers
 

@@ -21,11 +21,15 @@ grant) and ``started`` (when it last entered ``processing``, for runtimes).
 Every write sets its TTL to ``result_expires``.
 
 Waking waiters: each backend instance has one inbox, a pub/sub channel
-``{prefix}:inbox:{random}`` with one listener thread. ``wait`` reads the record
+``{prefix}:inbox:{random}.r`` with one listener thread. ``wait`` reads the record
 and, in the same script, adds its inbox to the set ``{prefix}:waiters:{id}``;
-the script that makes the task ready publishes the id to every inbox in that
-set. So a notification goes only to processes waiting on that task (no
-fan-out of every completion to every client), a wait costs one round trip and
+the script that makes the task ready publishes to every inbox in that set the
+id and the ready record, packed ``[id, HGETALL pairs]`` (``keys.RECORD_INBOX_SUFFIX``
+marks the channels that take it), so the waiter returns without reading it;
+a record longer than ``keys.RECORD_INBOX_MAX_BYTES`` packed, and channels without
+the suffix (clients of earlier versions, asyncio waiters), get the id alone and
+read the record. So a notification goes only to processes waiting on that task
+(no fan-out of every completion to every client), a wait costs one round trip and
 no SUBSCRIBE per call, and any number of waiting threads share one connection.
 
 Monitoring (``snapshot``) reads only indexes and counters that the scripts keep in

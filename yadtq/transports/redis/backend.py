@@ -63,6 +63,7 @@ from .keys import (
     PROGRESS_KEY,
     RECENT_FAILED_KEY,
     RECENT_SUCCESS_KEY,
+    RECORD_INBOX_SUFFIX,
     RETRYING_KEY,
     REVOKED_KEY,
     SCHEDULE_KEY,
@@ -111,6 +112,11 @@ def with_timeouts(options: Mapping[str, Any]) -> dict[str, Any]:
 @cache
 def _lua(name: str) -> str:
     return (_SCRIPT_DIR / "common.lua").read_text() + "\n" + (_SCRIPT_DIR / f"{name}.lua").read_text()
+
+
+def _record_of(task_id: str, flat: Sequence[bytes]) -> Optional[TaskRecord]:
+    """The record of a ``watch`` reply or a notification (``HGETALL`` pairs, flat)."""
+    return decode_record(task_id, dict(zip(flat[::2], flat[1::2])))
 
 
 def _ready_reply(flat: list[Any]) -> bool:
@@ -285,6 +291,11 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         try:
             while True:
                 event.clear()  # before reading: a notification from now on is not missed
+                carried = inbox.carried(task_id)
+                if carried is not None:  # the notification brought the ready record
+                    ready = _record_of(task_id, carried)
+                    if ready is not None and ready.state in READY_STATES:
+                        return ready
                 try:
                     record: Optional[TaskRecord] = self._watch(task_id, inbox.channel)
                 except BackendUnavailable:
@@ -328,13 +339,12 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
 
     def _watch(self, task_id: str, channel: str) -> Optional[TaskRecord]:
         keys = [self.key(TASK_KEY, task_id), self.key(WAITERS_KEY, task_id)]
-        flat = self._run("watch", keys, [channel, self._ttl])
-        return decode_record(task_id, dict(zip(flat[::2], flat[1::2])))
+        return _record_of(task_id, self._run("watch", keys, [channel, self._ttl]))
 
     def _open_inbox(self) -> Inbox:
         with self._inbox_lock:
             if self._inbox is None or not self._inbox.usable():
-                channel = self.key(INBOX_CHANNEL, uuid.uuid4().hex)
+                channel = self.key(INBOX_CHANNEL, uuid.uuid4().hex + RECORD_INBOX_SUFFIX)
                 self._inbox = Inbox(self._redis, channel)
             return self._inbox
 

@@ -9,6 +9,7 @@ import time
 from contextlib import suppress
 from typing import Optional
 
+import msgpack
 import redis
 from redis.client import PubSub
 
@@ -24,12 +25,19 @@ SUBSCRIBE_TIMEOUT = 5.0
 RECONNECT_DELAY_MAX = 2.0
 
 
+#: The first byte of a notification that carries the ready record: a packed array of two
+#: (``notify`` in ``scripts/common.lua``). A task id, UTF-8, never starts with it.
+CARRIED = b"\x92"
+
+
 class Inbox:
     """One backend instance's pub/sub channel, and the one thread that listens on it.
 
-    Messages are task ids; the listener sets the events of the threads waiting on
-    them. After a reconnect, notifications may have been lost, so every waiter is
-    woken to read its record again (and register anew).
+    Messages are task ids, or (on a channel named with ``RECORD_INBOX_SUFFIX``) a task
+    id with its ready record, kept for the waiters (:meth:`carried`) so they need not
+    read it; the listener sets the events of the threads waiting on them. After a
+    reconnect, notifications may have been lost, so every waiter is woken to read its
+    record again (and register anew).
     """
 
     def __init__(self, client: redis.Redis, channel: str) -> None:
@@ -38,6 +46,9 @@ class Inbox:
         self._client = client
         self._lock = threading.Lock()
         self._events: dict[str, list[threading.Event]] = {}
+        #: The ready records that came with notifications, while their task has waiters:
+        #: each an ``HGETALL`` reply's fields and values, flat.
+        self._carried: dict[str, list[bytes]] = {}
         self._closed = threading.Event()
         self._pubsub: Optional[PubSub] = self._subscribe()
         self._thread = threading.Thread(target=self._listen, name="yadtq-redis-inbox", daemon=True)
@@ -53,6 +64,12 @@ class Inbox:
             self._events.setdefault(task_id, []).append(event)
         return event
 
+    def carried(self, task_id: str) -> Optional[list[bytes]]:
+        """The ready record of ``task_id`` that came with its notification, if one did
+        (an ``HGETALL`` reply's fields and values, flat)."""
+        with self._lock:
+            return self._carried.get(task_id)
+
     def forget(self, task_id: str, event: threading.Event) -> None:
         with self._lock:
             events = self._events.get(task_id, [])
@@ -60,6 +77,7 @@ class Inbox:
                 events.remove(event)
             if not events:
                 self._events.pop(task_id, None)
+                self._carried.pop(task_id, None)
 
     def close(self) -> None:
         self._closed.set()
@@ -134,15 +152,31 @@ class Inbox:
             if message is None:
                 continue
             if message["type"] == "message":
-                self._wake(message["data"].decode())
+                self._deliver(message["data"])
             elif message["type"] == "subscribe":  # redis-py reconnected and resubscribed
                 self._wake_all()
         if pubsub is not None:
             _close_quietly(pubsub)
 
-    def _wake(self, task_id: str) -> None:
+    def _deliver(self, data: bytes) -> None:
+        """Wake the waiters of a notification's task, keeping the record it carries."""
+        flat: Optional[list[bytes]] = None
+        if data[:1] == CARRIED:
+            try:
+                raw_id, flat = msgpack.unpackb(data, raw=True)
+                task_id = raw_id.decode()
+            except Exception as exc:  # not ours (anyone may publish): the listener goes on
+                logger.warning("redis backend: an undecodable notification ignored: %s", exc)
+                return
+        else:
+            task_id = data.decode(errors="replace")
         with self._lock:
-            for event in self._events.get(task_id, ()):
+            events = self._events.get(task_id)
+            if not events:
+                return
+            if flat is not None:
+                self._carried[task_id] = flat
+            for event in events:
                 event.set()
 
     def _wake_all(self) -> None:

@@ -12,6 +12,11 @@ REVOKED_KEY = "revoked:"  # string: revoke timestamp; TTL result_expires
 WAITERS_KEY = "waiters:"  # set: inbox channels of processes waiting on the task
 DEDUPE_KEY = "dedupe:"  # string: the task id that holds the dedupe key; TTL given
 INBOX_CHANNEL = "inbox:"  # pub/sub channel of one backend instance; messages are task ids
+#: An inbox channel whose name ends with this takes each ready record with its id
+#: (``notify`` in ``scripts/common.lua``; ``inbox.py``): the waiter needs no read after.
+RECORD_INBOX_SUFFIX = ".r"
+#: Records longer than this, packed, are announced by id alone (a read follows).
+RECORD_INBOX_MAX_BYTES = 65536
 SCHEDULE_KEY = "schedule"  # sorted set: packed entry -> due
 LEASED_KEY = "schedule:leased"  # sorted set: packed entry -> lease deadline
 WORKERS_KEY = "workers"  # hash: worker name -> packed WorkerInfo
@@ -68,6 +73,8 @@ __all__ = [
     "RATE_KEY",
     "RECENT_FAILED_KEY",
     "RECENT_SUCCESS_KEY",
+    "RECORD_INBOX_MAX_BYTES",
+    "RECORD_INBOX_SUFFIX",
     "RETRYING_KEY",
     "REVOKED_KEY",
     "SCHEDULE_KEY",

@@ -51,7 +51,7 @@ for c = 1, #claims do
     redis.call('PEXPIRE', key, ttl)
     index_state(batch, KEYS[4], KEYS[5], id, state, 'revoked', ts)
     log_change(batch, KEYS[2], KEYS[3], maxlen, id, name, 'revoked', worker, ts)
-    notify(waiters_prefix, id)
+    notify(waiters_prefix, id, key)
     decision = 'revoked'
   else
     local history

@@ -9,16 +9,36 @@ local STILL_DELIVERABLE = {scheduled = true, retrying = true, processing = true}
 -- Counters kept in the stats hash, by the state a task entered.
 local STAT = {success = 'succeeded', failed = 'failed', retrying = 'retried', revoked = 'revoked'}
 
--- Wake every process waiting on task `id`: each registered its inbox channel in the
--- task's waiters set (watch.lua). The set is spent once the task is ready.
-local function notify(waiters_prefix, id)
-  local key = waiters_prefix .. id
-  local inboxes = redis.call('SMEMBERS', key)
+-- Inbox channels whose name ends with this take the ready record with the id
+-- (RECORD_INBOX_SUFFIX in keys.py), packed [id, HGETALL pairs], unless it is longer
+-- than RECORD_INBOX_MAX bytes (RECORD_INBOX_MAX_BYTES); other channels (older clients,
+-- asyncio waiters) and longer records get the id alone, and the waiter reads the record.
+local RECORD_INBOX = '.r'
+local RECORD_INBOX_MAX = 65536
+
+-- Wake every process waiting on task `id` (its record at `key`, ready now): each
+-- registered its inbox channel in the task's waiters set (watch.lua). The set is spent
+-- once the task is ready.
+local function notify(waiters_prefix, id, key)
+  local waiters = waiters_prefix .. id
+  local inboxes = redis.call('SMEMBERS', waiters)
+  local carried = nil
   for i = 1, #inboxes do
-    redis.call('PUBLISH', inboxes[i], id)
+    local inbox = inboxes[i]
+    if string.sub(inbox, -#RECORD_INBOX) == RECORD_INBOX then
+      if carried == nil then
+        carried = cmsgpack.pack({id, redis.call('HGETALL', key)})
+        if #carried > RECORD_INBOX_MAX then
+          carried = id
+        end
+      end
+      redis.call('PUBLISH', inbox, carried)
+    else
+      redis.call('PUBLISH', inbox, id)
+    end
   end
   if #inboxes > 0 then
-    redis.call('DEL', key)
+    redis.call('DEL', waiters)
   end
 end
 

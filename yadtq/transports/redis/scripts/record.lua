@@ -75,7 +75,7 @@ for c = 1, #changes do
     index_state(batch, KEYS[4], KEYS[5], id, current[1], state, ts)
     log_change(batch, KEYS[2], KEYS[3], maxlen, id, name, state, worker, ts)
     if READY[state] then
-      notify(waiters_prefix, id)
+      notify(waiters_prefix, id, key)
     end
   end
 end

@@ -17,7 +17,7 @@ for i = 8, #ARGV do
     redis.call('PEXPIRE', key, ttl)
     index_state(batch, KEYS[3], KEYS[4], id, state, 'revoked', ts)
     log_change(batch, KEYS[1], KEYS[2], maxlen, id, current[2] or '', 'revoked', '', ts)
-    notify(waiters_prefix, id)
+    notify(waiters_prefix, id, key)
   end
 end
 apply_batch(batch)

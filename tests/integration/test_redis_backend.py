@@ -27,6 +27,7 @@ from yadtq.transports.base import (
     RUN,
     SKIP,
     Claim,
+    ErrorInfo,
     Message,
     ScheduledMessage,
     StateChange,
@@ -672,7 +673,8 @@ def test_the_notification_brings_the_ready_record(backend: RedisBackend, client:
     assert watches == ["t"]  # no read after the notification
 
 
-@pytest.mark.parametrize("announce", ["id alone (an older worker)", "a record too long to carry"])
+@pytest.mark.parametrize("announce", ["id alone (an older worker)", "a result too long to carry",
+                                      "an error too long to carry"])
 def test_a_notification_without_the_record_makes_the_waiter_read_it(
         backend: RedisBackend, client: redis.Redis, watches: list[str], announce: str) -> None:
     thread, result = _waiting(backend, client, "t", watches)
@@ -680,12 +682,15 @@ def test_a_notification_without_the_record_makes_the_waiter_read_it(
         client.hset(backend.key(TASK_KEY, "t"), mapping={"state": "success", "result": b"\x05"})
         (channel,) = client.smembers(backend.key(WAITERS_KEY, "t"))
         client.publish(channel, "t")
-    else:
+    elif announce.startswith("a result"):
         big = b"x" * (RECORD_INBOX_MAX_BYTES + 1)
         backend.record([dataclasses.replace(_success("t"), result=big)])
+    else:
+        error = ErrorInfo("ValueError", "boom", ["boom"], "x" * RECORD_INBOX_MAX_BYTES)
+        backend.record([StateChange("t", "failed", time.time(), worker="w1", error=error)])
     thread.join(DEADLINE)
     record = result["r"]
-    assert record is not None and record.state == "success"
+    assert record is not None and record.state in ("success", "failed")
     assert watches == ["t", "t"]  # registered, then read once woken
 
 

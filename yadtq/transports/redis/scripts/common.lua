@@ -27,9 +27,13 @@ local function notify(waiters_prefix, id, key)
     local inbox = inboxes[i]
     if string.sub(inbox, -#RECORD_INBOX) == RECORD_INBOX then
       if carried == nil then
-        carried = cmsgpack.pack({id, redis.call('HGETALL', key)})
-        if #carried > RECORD_INBOX_MAX then
-          carried = id
+        if redis.call('HSTRLEN', key, 'result') > RECORD_INBOX_MAX then
+          carried = id  -- too long whatever the rest: not read and packed for nothing
+        else
+          carried = cmsgpack.pack({id, redis.call('HGETALL', key)})
+          if #carried > RECORD_INBOX_MAX then
+            carried = id
+          end
         end
       end
       redis.call('PUBLISH', inbox, carried)

@@ -1,12 +1,13 @@
 """Pausing CPython's cyclic garbage collector while one call builds many objects.
 
-A bulk send (``app.send_many``, a group of plain signatures) creates a few containers per task (its arguments,
-its message's headers, its result handle): tens of thousands of objects that all
-outlive the call. The collector counts them as they come and runs its youngest
-generation every 700, promoting the survivors, and a full collection, which walks
-every object of the process, each time enough of them reached the oldest one: work
-that finds no garbage, a large share of the call (see ``docs/performance.md``).
-Paused for the call, the collector sees those objects once, at its next run.
+A bulk send (``app.send_many``, a group of plain signatures) creates a few
+containers per task (its arguments, its message's headers, its result handle): tens
+of thousands of objects that all outlive the call. The collector counts them as they
+come and runs its youngest generation every 700, promoting the survivors, and a full
+collection, which walks every object of the process, each time enough of them
+reached the oldest one: work that finds no garbage, a large share of the call (see
+``docs/performance.md``). Paused for the call, the collector sees those objects
+once, at its next run.
 """
 
 from __future__ import annotations

@@ -116,12 +116,12 @@ def _lua(name: str) -> str:
 
 def _record_of(task_id: str, flat: Sequence[bytes]) -> Optional[TaskRecord]:
     """The record of a ``watch`` reply or a notification (``HGETALL`` pairs, flat)."""
-    return decode_record(task_id, dict(zip(flat[::2], flat[1::2])))
+    return decode_record(task_id, as_mapping(flat))
 
 
 def _ready_reply(flat: list[Any]) -> bool:
     """Whether a ``watch`` reply (``HGETALL`` pairs) holds a ready state."""
-    fields = dict(zip(flat[::2], flat[1::2]))
+    fields = as_mapping(flat)
     state = fields.get(b"state")
     return state is not None and state.decode() in READY_STATES
 

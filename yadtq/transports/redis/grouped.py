@@ -147,8 +147,8 @@ def _send_and_read(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list
 
 
 def as_mapping(reply: Any) -> Mapping[bytes, Any]:
-    """A hash read by ``HGETALL`` on :meth:`GroupedScripts._direct`: a dict with RESP3, a
-    flat list of fields and values with RESP2."""
+    """A hash read by ``HGETALL``: a dict (RESP3 on :meth:`GroupedScripts._direct`), or a
+    flat list of fields and values (RESP2, and any script's reply)."""
     if isinstance(reply, dict):
         return reply
     pairs = iter(reply)

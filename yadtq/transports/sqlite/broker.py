@@ -94,21 +94,19 @@ class SqliteBroker(Broker):
             return
         rows = [(m.queue, m.body, m.key, _pack_headers(m.headers), priority_of(m.headers))
                 for m in messages]
-        with self._db.transaction() as conn:
+        with self._db.transaction(prompt=True) as conn:
             conn.executemany(_INSERT, rows)
         self._notifier.notify(_NOTIFY_ALL)
 
     def publish_plain(self, queue: str, rows: Sequence[tuple[bytes, bytes, Mapping[str, bytes]]]) -> None:
-        """:meth:`publish` for messages of one queue at the default priority: one row in
-        one statement (its own transaction), many in one transaction."""
+        """:meth:`publish` for messages of one queue at the default priority, in one transaction."""
         if not rows:
             return
         values = [(queue, body, key, _pack_headers(headers), 0) for body, key, headers in rows]
-        if len(values) == 1:
-            with self._db.statement() as conn:
+        with self._db.transaction(prompt=True) as conn:
+            if len(values) == 1:
                 conn.execute(_INSERT, values[0])
-        else:
-            with self._db.transaction() as conn:
+            else:
                 conn.executemany(_INSERT, values)
         self._notifier.notify(_NOTIFY_ALL)
 

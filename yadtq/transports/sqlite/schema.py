@@ -16,6 +16,7 @@ from ...envelope import pack, unpack
 from ...exceptions import ConfigurationError, YADTQError
 from ...namespace import Naming
 from .checkpoint import COMMIT_CHECKPOINT_PAGES, Checkpointer, checkpointer, release
+from .write_lock import begin_immediate
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +247,8 @@ class _Database:
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        #: Per thread, its connection and (``True``) its prompt one, if made.
+        self._connections: dict[tuple[threading.Thread, bool], sqlite3.Connection] = {}
         self._pid = os.getpid()
         #: Checkpoints the log after writes (``checkpoint.py``), taken at the first write
         #: of the process that holds it.
@@ -262,26 +264,29 @@ class _Database:
                     taken = self._checkpoints = (self._pid, checkpointer(self.path, self._busy_timeout))
         taken[1].written()
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: Optional[sqlite3.Connection] = getattr(self._local, "conn", None)
+    def _connection(self, prompt: bool = False) -> sqlite3.Connection:
+        """This thread's connection; ``prompt``: its second one, on which a held lock is
+        refused at once rather than waited for (``write_lock.py``)."""
+        conn: Optional[sqlite3.Connection] = getattr(self._local, "sender" if prompt else "conn", None)
         if conn is not None and self._pid == os.getpid():
             return conn
-        return self._connect()
+        return self._connect(prompt)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, prompt: bool) -> sqlite3.Connection:
         with self._lock:
             if self._pid != os.getpid():
                 # A forked child must neither use nor close its parent's connections.
                 self._pid = os.getpid()
                 self._connections = {}
                 self._local = threading.local()
-            for thread in [t for t in self._connections if not t.is_alive()]:
-                self._connections.pop(thread).close()
+            for owner in [o for o in self._connections if not o[0].is_alive()]:
+                self._connections.pop(owner).close()
+        timeout = 0.0 if prompt else self._busy_timeout
         if self.naming.is_default:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                    check_same_thread=False, cached_statements=256)
         else:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                    check_same_thread=False, cached_statements=256,
                                    factory=_NamespacedConnection)
             conn.naming = self.naming
@@ -291,8 +296,8 @@ class _Database:
             conn.close()
             raise
         with self._lock:
-            self._connections[threading.current_thread()] = conn
-        self._local.conn = conn
+            self._connections[(threading.current_thread(), prompt)] = conn
+        setattr(self._local, "sender" if prompt else "conn", conn)
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
@@ -314,11 +319,18 @@ class _Database:
                 time.sleep(0.01)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: committed on exit, rolled back on error."""
+    def transaction(self, prompt: bool = False) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on exit, rolled back on error.
+
+        ``prompt``: a send its caller waits on, on the thread's second connection; a held
+        write lock is asked for again in short steps rather than SQLite's growing sleeps
+        (``write_lock.py``)."""
         try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            conn = self._connection(prompt)
+            if prompt:
+                begin_immediate(conn, self._busy_timeout)
+            else:
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -327,16 +339,6 @@ class _Database:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-            self._written()
-        except sqlite3.Error as exc:
-            raise self._error(f"sqlite database {self.path}: {exc}") from exc
-
-    @contextmanager
-    def statement(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection in autocommit mode, for one write statement (atomic on
-        its own: one implicit transaction, the same locks and busy wait as ``BEGIN IMMEDIATE``)."""
-        try:
-            yield self._connection()
             self._written()
         except sqlite3.Error as exc:
             raise self._error(f"sqlite database {self.path}: {exc}") from exc

@@ -4,6 +4,7 @@ again only when their directory changed, and never misses a waiter that just cam
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -90,3 +91,34 @@ def test_a_file_system_stamping_whole_seconds_never_hides_a_new_waiter(
         first.close()
         second.close()
         notifier.close()
+
+
+def test_a_threads_waiter_is_kept_between_waits_and_dropped_when_the_thread_ends(
+        tmp_path: Path, listings: list[str]) -> None:
+    notifier = Notifier(str(tmp_path / "db.sqlite"))
+    try:
+        mine = notifier.waiter()
+        assert mine is not None and notifier.waiter() is mine
+        time.sleep(notify.RACY_LISTING * 2)
+        notifier.notify(["stale"])  # came while nobody waited: dropped by the next wait
+        again = notifier.waiter()
+        assert again is mine
+        assert not mine.wait_for(b"stale", 0.05)
+        notifier.notify(["fresh"])
+        assert mine.wait_for(b"fresh", 1.0)
+        assert len(listings) == 1  # the directory did not change between the waits
+
+        theirs: list[notify.Listener] = []
+        other = threading.Thread(target=lambda: theirs.append(notifier.waiter()))  # type: ignore[arg-type]
+        other.start()
+        other.join(5)
+        assert theirs and theirs[0] is not mine and os.path.exists(theirs[0].path)
+        late = threading.Thread(target=notifier.waiter)
+        late.start()
+        late.join(5)
+        assert not os.path.exists(theirs[0].path)  # its thread ended: closed as another came
+        assert os.path.exists(mine.path)
+    finally:
+        notifier.close()
+    assert not os.path.exists(mine.path)
+    assert not os.path.exists(notifier.directory)

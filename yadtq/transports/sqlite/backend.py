@@ -263,28 +263,24 @@ class SqliteBackend(SqliteWorkers, SqliteSchedule, SqliteMonitor, SqliteOperatio
         record = self._ready(task_id)
         if record is not None or (timeout is not None and timeout <= 0):
             return record
-        listener = self._notifier.listen()
+        listener = self._notifier.waiter()  # kept for this thread's next wait
         key = task_id.encode()
         poll = MIN_POLL_DELAY * 5
-        try:
-            while True:
-                record = self._ready(task_id)  # first pass: the re-read after binding
-                if record is not None:
-                    return record
-                step = self._recheck
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    step = min(step, remaining)
-                if listener is not None:
-                    listener.wait_for(key, step)
-                else:
-                    time.sleep(min(step, poll))
-                    poll = min(poll * 2, 0.2)
-        finally:
+        while True:
+            record = self._ready(task_id)  # first pass: the re-read after listening
+            if record is not None:
+                return record
+            step = self._recheck
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                step = min(step, remaining)
             if listener is not None:
-                listener.close()
+                listener.wait_for(key, step)
+            else:
+                time.sleep(min(step, poll))
+                poll = min(poll * 2, 0.2)
 
     def forget(self, task_ids: Sequence[str]) -> None:
         if not task_ids:

@@ -72,27 +72,31 @@ class Listener:
                 raise
 
     def wait_for(self, task_id: bytes, timeout: float) -> bool:
-        """Whether a notification naming ``task_id`` (or everything) came within ``timeout``."""
+        """Whether a notification naming ``task_id`` (or everything) came within ``timeout``.
+        A listener closed meanwhile (its notifier closed) waits out ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._sock.settimeout(remaining)
             try:
+                self._sock.settimeout(remaining)
                 data = self._sock.recv(MAX_NOTIFY_PAYLOAD + 16)
             except socket.timeout:
+                return False
+            except OSError:  # closed under us
+                time.sleep(max(0.0, deadline - time.monotonic()))
                 return False
             if data == NOTIFY_ALL or task_id in data.split(b"\n"):
                 return True
 
     def drain(self) -> None:
         """Drop the notifications already received (before re-reading what they announce)."""
-        self._sock.settimeout(0)
         try:
+            self._sock.settimeout(0)
             while True:
                 self._sock.recv(MAX_NOTIFY_PAYLOAD + 16)
-        except OSError:  # BlockingIOError: nothing left
+        except OSError:  # BlockingIOError: nothing left (or closed)
             pass
 
     def close(self) -> None:
@@ -117,6 +121,10 @@ class Notifier:
         #: (directory mtime ns, when listed, socket paths): a stat instead of a listing
         #: per notification while no waiter came or went.
         self._listing: Optional[tuple[int, float, list[str]]] = None
+        #: Each waiting thread's listener, kept bound between its waits (:meth:`waiter`),
+        #: and the process they belong to.
+        self._waiters_of: dict[threading.Thread, Listener] = {}
+        self._waiters_pid = os.getpid()
 
     def listen(self) -> Optional[Listener]:
         """A bound listener, or ``None`` when the caller must poll."""
@@ -128,6 +136,37 @@ class Notifier:
             logger.debug("cannot bind a notification socket in %s (polling): %s",
                          self.directory, exc)
             return None
+
+    def waiter(self) -> Optional[Listener]:
+        """This thread's listener for waiting on tasks, bound at its first wait and kept
+        until the thread ends or the notifier closes, the notifications it got since its
+        last wait dropped; ``None`` when the caller must poll.
+
+        Binding one per wait made and removed a socket file and the directory (280 us
+        a wait, more than the rest of a round trip's waiting), and every change of the
+        directory made each writer list it again. Kept, it costs each notification one
+        more datagram per thread that waited and still lives; those of ended threads
+        are closed as the next one is made.
+        """
+        if not self.enabled:
+            return None
+        thread = threading.current_thread()
+        with self._lock:
+            if self._waiters_pid != os.getpid():  # forked: those files are the parent's
+                self._waiters_of, self._waiters_pid = {}, os.getpid()
+            listener = self._waiters_of.get(thread)
+        if listener is not None:
+            listener.drain()
+            return listener
+        listener = self.listen()
+        if listener is None:
+            return None
+        with self._lock:
+            ended = [self._waiters_of.pop(t) for t in list(self._waiters_of) if not t.is_alive()]
+            self._waiters_of[thread] = listener
+        for gone in ended:
+            gone.close()
+        return listener
 
     def notify(self, task_ids: Sequence[str]) -> None:
         """Tell every waiter these tasks are ready. Call after the commit."""
@@ -181,3 +220,7 @@ class Notifier:
             if self._sender is not None and self._sender_pid == os.getpid():
                 self._sender.close()
             self._sender = None
+            waiters = list(self._waiters_of.values()) if self._waiters_pid == os.getpid() else []
+            self._waiters_of = {}
+        for listener in waiters:
+            listener.close()

@@ -122,3 +122,17 @@ def test_a_threads_waiter_is_kept_between_waits_and_dropped_when_the_thread_ends
         notifier.close()
     assert not os.path.exists(mine.path)
     assert not os.path.exists(notifier.directory)
+
+
+def test_a_waiter_whose_socket_file_was_removed_is_bound_anew(tmp_path: Path) -> None:
+    notifier = Notifier(str(tmp_path / "db.sqlite"))
+    try:
+        first = notifier.waiter()
+        assert first is not None
+        os.unlink(first.path)  # e.g. a cleaner emptied the directory
+        second = notifier.waiter()
+        assert second is not None and second is not first and os.path.exists(second.path)
+        notifier.notify(["x"])
+        assert second.wait_for(b"x", 1.0)
+    finally:
+        notifier.close()

@@ -146,7 +146,8 @@ class Notifier:
         a wait, more than the rest of a round trip's waiting), and every change of the
         directory made each writer list it again. Kept, it costs each notification one
         more datagram per thread that waited and still lives; those of ended threads
-        are closed as the next one is made.
+        are closed as the next one is made. One whose socket file was removed meanwhile
+        is bound anew (a stat a wait).
         """
         if not self.enabled:
             return None
@@ -156,8 +157,10 @@ class Notifier:
                 self._waiters_of, self._waiters_pid = {}, os.getpid()
             listener = self._waiters_of.get(thread)
         if listener is not None:
-            listener.drain()
-            return listener
+            if os.path.exists(listener.path):
+                listener.drain()
+                return listener
+            listener.close()  # its file was removed (say, the directory cleaned): bind anew
         listener = self.listen()
         if listener is None:
             return None

@@ -467,8 +467,11 @@ def test_wait_is_woken_by_a_write_from_another_process(
     assert woke - written < 2.0
     assert time.monotonic() - started < 5.0
     notify_dir = backend.notify_directory  # type: ignore[attr-defined]
+    kept = [n for n in os.listdir(notify_dir) if n.endswith(".sock")]
+    assert kept and all(n.startswith(f"{os.getpid()}-") for n in kept)  # this thread's, for its next wait
+    backend.close()
     left = os.listdir(notify_dir) if os.path.isdir(notify_dir) else []
-    assert not [n for n in left if n.endswith(".sock")]  # the waiter cleaned up
+    assert not [n for n in left if n.endswith(".sock")]  # closing the backend cleaned up
 
 
 def test_forget(backend: ResultBackend) -> None:

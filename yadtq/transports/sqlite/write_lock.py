@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Optional
 
 #: Seconds before the second try at a held write lock; each wait doubles, up to ``RETRY_MAX``.
 FIRST_RETRY = 0.00005
@@ -48,20 +49,19 @@ def begin_immediate(conn: sqlite3.Connection, busy_timeout: float) -> None:
     Raises:
         sqlite3.OperationalError: still locked then, or any other refusal.
     """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        return
-    except sqlite3.OperationalError as exc:
-        if not is_busy(exc):
-            raise
-    deadline = time.monotonic() + busy_timeout
+    deadline: Optional[float] = None
     pause = FIRST_RETRY
     while True:
-        time.sleep(pause)
         try:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if not is_busy(exc) or time.monotonic() >= deadline:
+            if not is_busy(exc):
                 raise
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + busy_timeout
+            elif now >= deadline:
+                raise
+        time.sleep(pause)
         pause = min(pause * 2, RETRY_MAX)

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..envelope import HEADER_ID, HEADER_TASK, peek_task_id
+from ..quick_init import quick_init
 from .types import Message
 
 
+@quick_init
 @dataclass(frozen=True)
 class Delivery:
     """A message as a consumer received it.

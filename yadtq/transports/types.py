@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..quick_init import quick_init
+
 
 @dataclass(frozen=True)
 class Message:
@@ -29,6 +31,7 @@ class ErrorInfo:
     traceback: Optional[str] = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class StateChange:
     """One state change of one task. ``None`` fields leave the stored value as it is."""
@@ -99,6 +102,7 @@ class Progress:
     timestamp: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class Claim:
     """A worker's request to start running one delivery of a task."""

@@ -25,6 +25,7 @@ from ..exceptions import (
     SoftTimeLimitExceeded,
     WorkerLostError,
 )
+from ..quick_init import quick_init
 from ..retry import retry_delay
 from ..running import progress_sender, revocations
 from ..task import LazyRequest, Task, reset_current_request, set_current_request
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Outcome:
     """How one attempt of a task ended."""

@@ -90,6 +90,7 @@ def main() -> None:
     costs: list[float] = []
     redis_costs: list[float] = []
     switch_counts: list[float] = []
+    client_costs: list[float] = []
     redis_client = None
     if args.backend.startswith(("redis://", "rediss://")):
         import redis
@@ -104,17 +105,19 @@ def main() -> None:
         for n in range(args.rounds):
             cpu0, started = cpu_seconds(pids), time.perf_counter()
             redis0, switches0 = redis_cpu_seconds(redis_client), switches(pids)
+            client0 = time.process_time()
             handles = [noop.delay() for _ in range(args.tasks)]
             app.flush(60)
             for handle in handles:
                 handle.get(timeout=120)
             elapsed, cpu = time.perf_counter() - started, cpu_seconds(pids) - cpu0
+            client_costs.append((time.process_time() - client0) / args.tasks * 1e6)
             rates.append(args.tasks / elapsed)
             costs.append(cpu / args.tasks * 1e6)
             redis_costs.append((redis_cpu_seconds(redis_client) - redis0) / args.tasks * 1e6)
             switch_counts.append((switches(pids) - switches0) / args.tasks)
             print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task, "
-                  f"{switch_counts[-1]:.1f} thread switches per task"
+                  f"{switch_counts[-1]:.1f} thread switches per task, client CPU {client_costs[-1]:.1f} us"
                   + (f", Redis CPU {redis_costs[-1]:.1f} us" if redis_client is not None else ""))
     finally:
         for p in procs:
@@ -127,7 +130,8 @@ def main() -> None:
             delete_namespace_keys(args.backend, queue)
     print(f"median of {args.rounds}: {statistics.median(rates):,.0f} tasks/s, worker CPU "
           f"{statistics.median(costs):.1f} us and {statistics.median(switch_counts):.1f} thread "
-          f"switches per task ({args.workers} workers -c {args.concurrency}, "
+          f"switches per task, client CPU {statistics.median(client_costs):.1f} us per task "
+          f"({args.workers} workers -c {args.concurrency}, "
           f"{args.tasks} no-ops a round, {args.broker.split(':')[0]} + {args.backend.split(':')[0]})"
           + (f"; Redis CPU {statistics.median(redis_costs):.1f} us per task" if redis_client else ""))
 

@@ -49,7 +49,13 @@ class ProgressSender:
 
     def finished(self, task_id: str) -> None:
         """The attempt ended: what it still had pending is written now, in the caller,
-        before its outcome is stored (so ``meta`` then shows its last report)."""
+        before its outcome is stored (so ``meta`` then shows its last report).
+
+        A task that never reported (most) is looked up without a lock: ``_due`` marks an
+        update sent before it takes it from ``_pending``, so one being written is seen
+        in either (looked up in this order)."""
+        if task_id not in self._pending and task_id not in self._sent:
+            return
         with self._write_lock:  # after any older update of it being written: never overwritten
             with self._cond:
                 self._sent.pop(task_id, None)
@@ -76,8 +82,8 @@ class ProgressSender:
         for task_id, (app, update) in list(self._pending.items()):
             ready_at = self._sent.get(task_id, 0.0) + self.interval
             if ready_at <= now:
+                self._sent[task_id] = now  # before it leaves _pending: see finished()
                 del self._pending[task_id]
-                self._sent[task_id] = now
                 batches.setdefault(id(app), (app, []))[1].append(update)
             else:
                 wait = min(wait, ready_at - now)

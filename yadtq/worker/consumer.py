@@ -288,7 +288,7 @@ class TaskConsumer:
         spent: list[Delivery] = []
         refused: list[str] = []  # for metrics: each refusal once (a parked attempt when parked)
         unrun: list[Envelope] = []  # canvas tasks not run: their idempotent follow-ups again
-        started: list[Envelope] = []
+        started: list[Job] = []
         for entry, decision in zip(pending, decisions):
             envelope = entry.envelope
             if decision != RUN and (decision != BUSY or not reclaimed):
@@ -297,11 +297,7 @@ class TaskConsumer:
                 if logger.isEnabledFor(logging.INFO):
                     logger.info("task %s[%s] received", envelope.task, envelope.id,
                                 extra=task_fields(envelope))
-                job = Job(envelope, entry.delivery, duplicates=entry.duplicates, asked=asked)
-                started.append(envelope)
-                with self._running_lock:
-                    self._running[attempt_of(envelope)] = job
-                self.pool.submit(job)
+                started.append(Job(envelope, entry.delivery, duplicates=entry.duplicates, asked=asked))
             elif decision == BUSY:
                 attempt = attempt_of(envelope)
                 if not reclaimed and attempt not in self._parked:  # once per parked attempt
@@ -314,7 +310,13 @@ class TaskConsumer:
                 spent.extend(entry.deliveries())
                 if envelope.canvas:
                     unrun.append(envelope)
-        self.details.started(started)
+        if started:
+            with self._running_lock:  # known as running before any of them can end
+                for job in started:
+                    self._running[attempt_of(job.envelope)] = job
+            for job in started:
+                self.pool.submit(job)
+            self.details.started([job.envelope for job in started])
         if unrun:
             persist("recording what canvas tasks not run set off",
                     lambda: record_unrun(self.app, unrun), self.stop, self.backend_link)

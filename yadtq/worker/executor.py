@@ -233,9 +233,11 @@ def execute(app: YADTQ, envelope: Envelope, worker: Optional[str] = None) -> Out
     try:
         if attempt.task.is_async:  # its own loop: the soft limit strikes at its current await
             value = asyncio.run(run_with_soft_limit(attempt.call(), envelope, soft))
-        else:
+        elif soft:
             with soft_limit(envelope, soft):
                 value = attempt.call()
+        else:  # most tasks: no context manager to enter and leave
+            value = attempt.call()
     except Exception as exc:
         return attempt.raised(exc)
     finally:

@@ -449,8 +449,13 @@ class TaskConsumer:
     def _attach_to_running(self, envelope: Envelope, delivery: Delivery) -> bool:
         """Whether ``delivery`` repeats an attempt this worker is running; if so it is reported
         done together with the running one, so the task neither runs twice nor is lost."""
+        attempt = attempt_of(envelope)
+        # Looked up without the lock first (the common case: not running here). Only this
+        # thread, the owner, adds to ``_running``: a job cannot appear in it meanwhile.
+        if attempt not in self._running:
+            return False
         with self._running_lock:
-            job = self._running.get(attempt_of(envelope))
+            job = self._running.get(attempt)
             if job is None:
                 return False
             job.duplicates.append(delivery)

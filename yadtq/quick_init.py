@@ -5,9 +5,10 @@ through ``object.__setattr__``, one call per field, to get past the class's own
 ``__setattr__`` (which refuses). A worker makes several such records per task (a
 delivery, a claim, an outcome, a state change): 4.1-4.3 us of a no-op task's CPU in
 all on this machine, against 1.7-1.8 us when each writes its fields into its
-``__dict__``, which a frozen instance allows as well (``tests/unit/test_quick_init.py`` checks that the
-result is the same). :func:`quick_init` gives a class such an ``__init__``, with the
-signature, defaults and default factories of the one it replaces.
+``__dict__``, which a frozen instance allows as well (``tests/unit/test_quick_init.py``
+checks that the result is the same). :func:`quick_init` gives a class such an
+``__init__``, with the signature, defaults and default factories of the one it
+replaces.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
+
 
 class _Factory:
     """Stands for "not given" in the parameter of a field with a default factory."""

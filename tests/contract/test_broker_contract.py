@@ -341,16 +341,22 @@ def test_depth_counts_messages_not_done(
     if broker.depth(queue) is None:
         pytest.skip("this broker does not know its depth")
     broker.publish([Message(queue, f"m{i}".encode()) for i in range(5)])
-    end = time.monotonic() + DEADLINE
-    while broker.depth(queue) != 5 and time.monotonic() < end:
-        time.sleep(0.05)
-    assert broker.depth(queue) == 5
+    assert settled_depth(broker, queue, 5) == 5, "depth after publishing 5"
     consumer = broker.consumer([queue])
-    assert len(collect(consumer, 5)) == 5
+    got = collect(consumer, 5)
+    assert sorted(bodies(got)) == [f"m{i}".encode() for i in range(5)]
     consumer.close()
-    while broker.depth(queue) != 0 and time.monotonic() < end:
+    assert settled_depth(broker, queue, 0) == 0, "depth after the 5 were done and the consumer closed"
+
+
+def settled_depth(broker: Broker, queue: str, expected: int) -> Optional[int]:
+    """The queue's depth once it reads ``expected``, or its last reading after ``DEADLINE``."""
+    end = time.monotonic() + DEADLINE
+    depth = broker.depth(queue)
+    while depth != expected and time.monotonic() < end:
         time.sleep(0.05)
-    assert broker.depth(queue) == 0
+        depth = broker.depth(queue)
+    return depth
 
 
 def test_a_consumer_gets_only_its_own_queues(

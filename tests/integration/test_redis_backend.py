@@ -513,8 +513,24 @@ def test_every_write_sets_the_record_ttl(make_backend: Callable[..., RedisBacken
     _wait_for(lambda: short.get(["gone"]) == [None])
 
 
-def test_events_stream_has_one_entry_per_change_and_is_capped(backend: RedisBackend,
-                                                              client: redis.Redis) -> None:
+def test_no_events_stream_is_written_unless_asked(backend: RedisBackend, client: redis.Redis) -> None:
+    now = time.time()
+    backend.claim([Claim("c", "add", "q", 0, "i1", "w1", now)], now)
+    backend.record([_success("c"), StateChange("r", "processing", now, worker="w1", name="add")])
+    backend.revoke(["v"], now)
+    assert [r.state for r in backend.get(["c", "r", "v"]) if r] == ["success", "processing", "revoked"]
+    assert client.exists(backend.key(EVENTS_KEY)) == 0
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_events_option_must_be_a_boolean(redis_url: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="bad redis events option"):
+        RedisBackend(redis_url, Settings(backend_options={"events": value}))
+
+
+def test_events_stream_has_one_entry_per_change_and_is_capped(
+        make_backend: Callable[..., RedisBackend], client: redis.Redis) -> None:
+    backend = make_backend(backend_options={"events": True})
     now = time.time()
     backend.record([StateChange("first", "processing", now, worker="w1", name="add")])
     entries: Any = client.xrange(backend.key(EVENTS_KEY))

@@ -3,9 +3,12 @@
 URL: ``redis://[[user]:password@]host[:port][/db]``; ``rediss://`` for TLS.
 ``backend_options`` go to ``redis.Redis.from_url`` unchanged, except ``prefix``
 (default: the app's ``namespace``, ``"yadtq"`` unless set), which starts every key
-name below; ``socket_timeout`` defaults to 10 s and ``socket_connect_timeout`` to 5 s
-(a Redis that stops answering raises ``BackendUnavailable`` instead of hanging;
-``None`` restores no timeout).
+name below, ``slot_groups`` (Redis Cluster) and ``events`` (``True`` keeps the capped
+stream ``{prefix}:events``, one entry per state change, for tools of your own; off by
+default, as nothing in yadtq reads it and it is two writes a task).
+``socket_timeout`` defaults to 10 s and ``socket_connect_timeout`` to 5 s (a Redis
+that stops answering raises ``BackendUnavailable`` instead of hanging; ``None``
+restores no timeout).
 
 Every method is one round trip. Whatever must be atomic runs as a Lua script
 from ``scripts/`` (``common.lua`` is prepended to each); the scripts mirror the

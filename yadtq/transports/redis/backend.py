@@ -100,6 +100,10 @@ SOCKET_TIMEOUT = 10.0
 SOCKET_CONNECT_TIMEOUT = 5.0
 
 
+#: The ``backend_options`` yadtq reads itself; redis-py gets the others.
+YADTQ_OPTIONS = ("prefix", "slot_groups", "events")
+
+
 def with_timeouts(options: Mapping[str, Any]) -> dict[str, Any]:
     """``backend_options`` with the default socket timeouts filled in (``None`` given
     explicitly keeps redis-py's: no timeout)."""
@@ -140,6 +144,11 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         # The app's namespace; an explicit ``prefix`` option still wins.
         self.prefix = str(options.pop("prefix", Naming.of(settings).redis_prefix))
         groups = options.pop("slot_groups", None)
+        events = options.pop("events", False)
+        if not isinstance(events, bool):
+            raise ConfigurationError(f"bad redis events option {events!r}: expected true or false")
+        #: Entries kept in the capped events stream; 0 writes none (the default).
+        self._events_maxlen = EVENTS_MAXLEN if events else 0
         options["decode_responses"] = False
         client, self._cluster = connect(url, options)
         self._redis = cast("redis.Redis", client)
@@ -201,8 +210,8 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
                   c.error.message[:SUMMARY_MESSAGE_LIMIT] if c.error else "",
                   "1" if c.dead_lettered else "", "1" if c.undelivered else ""] for c in changes]
         k = self._group_key
-        args: list[Any] = [k(TASK_KEY, group), k(WAITERS_KEY, group), self._ttl, EVENTS_MAXLEN,
-                           lua_batch(batch), RECENT_LIMIT, "1" if states else ""]
+        args: list[Any] = [k(TASK_KEY, group), k(WAITERS_KEY, group), self._ttl,
+                           self._events_maxlen, lua_batch(batch), RECENT_LIMIT, "1" if states else ""]
         for entry in scheduled:
             args += [float(entry.due), schedule_member(entry)]
         keys = [k(SCHEDULE_KEY, group), k(EVENTS_KEY, group), k(STATS_KEY, group),
@@ -227,7 +236,7 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         calls: list[Call] = []
         for g, indexes in by_group.items():
             args = [k(TASK_KEY, g), k(WAITERS_KEY, g), k(REVOKED_KEY, g), self._ttl,
-                    EVENTS_MAXLEN, float_text(self.settings.worker_unresponsive_after),
+                    self._events_maxlen, float_text(self.settings.worker_unresponsive_after),
                     float_text(self._outage_gap), lua_batch([batch[i] for i in indexes])]
             keys = [k(INSTANCES_KEY, g), k(EVENTS_KEY, g), k(STATS_KEY, g),
                     k(PROCESSING_KEY, g), k(RETRYING_KEY, g), k(WATCH_KEY, g)]
@@ -329,8 +338,8 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         inbox = self._async_inboxes.get(loop)
         if inbox is None or not inbox.usable():
             options = with_timeouts(self.settings.backend_options)
-            options.pop("prefix", None)
-            options.pop("slot_groups", None)
+            for name in YADTQ_OPTIONS:
+                options.pop(name, None)
             options["decode_responses"] = False
             inbox = AsyncInbox(self.url, options, self.key(INBOX_CHANNEL, uuid.uuid4().hex),
                                _lua("watch"))
@@ -370,7 +379,7 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         calls: list[Call] = []
         for g, indexes in self._by_group(task_ids).items():
             args = [k(TASK_KEY, g), k(WAITERS_KEY, g), k(REVOKED_KEY, g), self._ttl,
-                    EVENTS_MAXLEN, timestamp, entry, *(task_ids[i] for i in indexes)]
+                    self._events_maxlen, timestamp, entry, *(task_ids[i] for i in indexes)]
             keys = [k(EVENTS_KEY, g), k(STATS_KEY, g), k(PROCESSING_KEY, g), k(RETRYING_KEY, g)]
             calls.append((self._scripts["revoke"], keys, args))
         self._calls("revoke", calls)

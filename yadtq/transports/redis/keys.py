@@ -37,7 +37,7 @@ INDEX_KEEPER = ("yadtq: this entry keeps the index a skiplist, not a listpack, "
 RECENT_SUCCESS_KEY = "recent:success"  # list: packed latest successes, newest first
 RECENT_FAILED_KEY = "recent:failed"  # list: packed latest failures, newest first
 PROGRESS_KEY = "progress:"  # string: packed [retries, state, meta, timestamp]; TTL result_expires
-EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts)
+EVENTS_KEY = "events"  # stream: one entry per state change (id, name, state, worker, ts); option ``events``
 EVENTS_MAXLEN = 10_000
 # Periodic schedules (transports/redis/periodic.py, scripts/periodic.lua)
 PERIODIC_KEY = "periodic:entry:"  # hash: spec, next_run, paused, last_run, last_task_id

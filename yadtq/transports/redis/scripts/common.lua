@@ -118,11 +118,13 @@ local function apply_batch(batch)
   end
 end
 
--- Log one applied state change: an entry in the capped events stream, and its counter
--- in the batch.
+-- Log one applied state change: its counter in the batch, and an entry in the capped
+-- events stream unless `maxlen` is '0' (the backend's `events` option is off).
 local function log_change(batch, events, stats, maxlen, id, name, state, worker, ts)
-  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
-             'id', id, 'name', name, 'state', state, 'worker', worker, 'ts', ts)
+  if maxlen ~= '0' then
+    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
+               'id', id, 'name', name, 'state', state, 'worker', worker, 'ts', ts)
+  end
   local stat = STAT[state]
   if stat then
     count(batch, stats, stat, 1)

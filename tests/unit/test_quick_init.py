@@ -10,7 +10,7 @@ from typing import Optional
 import pytest
 
 from yadtq.quick_init import quick_init
-from yadtq.transports.base import Claim, Delivery, ErrorInfo, StateChange
+from yadtq.transports.base import Claim, Delivery, ErrorInfo, StateChange, TaskRecord
 from yadtq.worker.executor import Outcome
 
 
@@ -86,8 +86,9 @@ def test_refused_where_the_generated_init_does_more() -> None:
         quick_init(dataclasses.dataclass(frozen=True)(Later))
 
 
-def test_the_records_a_worker_makes_per_task_use_it() -> None:
-    """Each keeps its fields, defaults and factories (the contract's records)."""
+def test_the_records_made_per_task_use_it() -> None:
+    """Each keeps its fields, defaults and factories (the contract's records; a client
+    reads a ``TaskRecord`` for each result)."""
     delivery = Delivery(b"body", "q")
     assert (delivery.headers, delivery.key, delivery.token) == ({}, None, None)
     assert delivery.headers is not Delivery(b"body", "q").headers
@@ -99,5 +100,9 @@ def test_the_records_a_worker_makes_per_task_use_it() -> None:
         None, None, False, False)
     outcome = Outcome("id", "success", 1.0, 3.0, result=b"r")
     assert outcome.runtime == 2.0 and outcome.error is None and outcome.retry_eta is None
-    for cls in (Delivery, Claim, StateChange, Outcome):
+    record = TaskRecord("id", "success", result=b"r", history=(("success", 4.0, "w"),))
+    assert (record.name, record.retries, record.error, record.updated) == (None, 0, None, 4.0)
+    assert record == TaskRecord("id", "success", None, None, b"r", None, 0, None, None, None,
+                                (("success", 4.0, "w"),))
+    for cls in (Delivery, Claim, StateChange, Outcome, TaskRecord):
         assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"

@@ -59,6 +59,7 @@ class StateChange:
     undelivered: bool = False
 
 
+@quick_init
 @dataclass(frozen=True)
 class TaskRecord:
     """What a backend knows of one task."""

@@ -48,5 +48,6 @@ def main() -> None:
     client.close()
     app.close()
 
+
 if __name__ == "__main__":
     main()

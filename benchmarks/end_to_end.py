@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 from peers.runner import delete_namespace_keys
 
@@ -40,6 +41,15 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = f.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / TICK
+
+
+def send_and_wait(app: Any, noop: Any, tasks: int) -> None:
+    """One round's work for the workers: ``tasks`` no-ops sent with ``.delay()``, then
+    every result waited for in order."""
+    handles = [noop.delay() for _ in range(tasks)]
+    app.flush(60)
+    for handle in handles:
+        handle.get(timeout=120)
 
 
 def switches(pids: list[int]) -> int:
@@ -106,10 +116,7 @@ def main() -> None:
             cpu0, started = cpu_seconds(pids), time.perf_counter()
             redis0, switches0 = redis_cpu_seconds(redis_client), switches(pids)
             client0 = time.process_time()
-            handles = [noop.delay() for _ in range(args.tasks)]
-            app.flush(60)
-            for handle in handles:
-                handle.get(timeout=120)
+            send_and_wait(app, noop, args.tasks)
             elapsed, cpu = time.perf_counter() - started, cpu_seconds(pids) - cpu0
             client_costs.append((time.process_time() - client0) / args.tasks * 1e6)
             rates.append(args.tasks / elapsed)

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from end_to_end import SETTLE, WARM_UP, cpu_seconds
+from end_to_end import SETTLE, WARM_UP, cpu_seconds, send_and_wait
 from peers.runner import delete_namespace_keys
 
 
@@ -65,10 +65,7 @@ def start(label: str, tree: str, args: argparse.Namespace) -> WorkerSet:
 def one_round(workers: WorkerSet, tasks: int) -> None:
     pids = [p.pid for p in workers.procs]
     cpu0 = cpu_seconds(pids)
-    handles = [workers.noop.delay() for _ in range(tasks)]
-    workers.app.flush(60)
-    for handle in handles:
-        handle.get(timeout=120)
+    send_and_wait(workers.app, workers.noop, tasks)
     workers.costs.append((cpu_seconds(pids) - cpu0) / tasks * 1e6)
 
 

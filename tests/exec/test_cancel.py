@@ -74,8 +74,11 @@ def test_cooperative_thread_task_and_the_cli(stack: Stack) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process: its ``/proc`` entry exists and is not a zombie.
+    A process reaped while its entry is read raises ESRCH (ProcessLookupError), not
+    ENOENT, so any OSError means gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return False

@@ -95,6 +95,7 @@ from .kafka_config import (
     DRAIN_TIMEOUT_MAX,
     LANE_DISCOVERY_MS,
     MAX_IN_FLIGHT_OPTION,
+    PRODUCER_IN_FLIGHT,
     PRODUCER_ONLY,
     STATIC_MEMBERSHIP_OPTION,
     parse_url,
@@ -183,6 +184,7 @@ class KafkaBroker(KafkaPublishing, Broker):
                          "stats_cb": self.link.stats_cb(name)})
         if role == "producer":
             conf.update({"enable.idempotence": True, "acks": "all", "linger.ms": DEFAULT_LINGER_MS,
+                         "max.in.flight.requests.per.connection": PRODUCER_IN_FLIGHT,
                          "delivery.report.only.error": True})
         elif role == "consumer":
             conf.update({"auto.offset.reset": "earliest",

@@ -31,8 +31,13 @@ _admin: Any = importlib.import_module("confluent_kafka.admin")
 def ensure_topic(broker: KafkaBroker, topic: str, partitions: Optional[int] = None,
                  config: Optional[dict[str, str]] = None) -> None:
     """Create ``topic`` unless it exists (``partitions``, default ``settings.partitions``;
-    topic ``config`` such as ``max.message.bytes``), and wait until its partitions' leaders
-    take writes (:func:`topic_ready`). Cached per broker."""
+    topic ``config`` such as ``max.message.bytes``); a topic created here is waited for
+    until its partitions' leaders take writes (:func:`topic_ready`). Cached per broker.
+
+    A topic whose metadata already lists a leader for every partition is used at once:
+    one created a moment ago elsewhere may refuse the first batches, which the
+    producer then sends again (one request in flight: ``kafka_config.PRODUCER_IN_FLIGHT``).
+    """
     if topic in broker._topics:
         return
     admin = broker.admin
@@ -50,7 +55,7 @@ def ensure_topic(broker: KafkaBroker, topic: str, partitions: Optional[int] = No
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-            if not topic_ready(broker, topic, wait=ADMIN_TIMEOUT):
+            if not topic_ready(broker, topic, wait=ADMIN_TIMEOUT, writable=True):
                 raise BrokerUnavailable(f"topic {topic} has no leader taking writes for every "
                                         f"partition after {ADMIN_TIMEOUT:.0f} s")
     except KafkaException as exc:
@@ -59,17 +64,17 @@ def ensure_topic(broker: KafkaBroker, topic: str, partitions: Optional[int] = No
         broker._topics.add(topic)
 
 
-def topic_ready(broker: KafkaBroker, topic: str, wait: float) -> bool:
-    """Whether ``topic``'s partitions all take writes: the cluster's metadata shows a
-    leader for each, and each leader answers for its partition as leader
+def topic_ready(broker: KafkaBroker, topic: str, wait: float, writable: bool = False) -> bool:
+    """Whether the cluster's metadata shows ``topic`` with a leader for every partition
+    and, if ``writable``, each leader answers for its partition as leader
     (:func:`_leaders_serve`); asking again for up to ``wait`` seconds."""
     deadline = time.monotonic() + wait
     while True:
         # All-topics metadata: asking for one topic could auto-create it.
         meta = broker.admin.list_topics(timeout=ADMIN_TIMEOUT).topics.get(topic)
         if meta is not None and meta.error is None and meta.partitions and all(
-                p.leader >= 0 for p in meta.partitions.values()) and _leaders_serve(
-                    broker, topic, sorted(meta.partitions)):
+                p.leader >= 0 for p in meta.partitions.values()) and (
+                    not writable or _leaders_serve(broker, topic, sorted(meta.partitions))):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -86,7 +91,8 @@ def _leaders_serve(broker: KafkaBroker, topic: str, partitions: list[int]) -> bo
     of the same partition succeed (the broker takes any sequence number as a producer's
     first on a partition), counts the failed batch as written: its messages are lost
     without a delivery error (2-4 messages in about one new topic of eight, sent 1,000
-    tasks at once; docs/semantics.md). So no task is sent to a topic before this holds.
+    tasks at once; docs/semantics.md). So no task is sent to a topic created here before
+    this holds.
     """
     specs = {TopicPartition(topic, p): _admin.OffsetSpec.latest() for p in partitions}
     try:

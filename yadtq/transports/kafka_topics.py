@@ -1,5 +1,6 @@
 """Kafka topic management through the admin client: creating a queue's topics on first
-use (and waiting until their leaders take writes) and listing a topic's partitions.
+use (and waiting until the leaders of a topic created here take writes) and listing a
+topic's partitions.
 
 Functions of a :class:`~yadtq.transports.kafka.KafkaBroker` (its ``ensure_topic``
 and ``_partitions`` call them), kept apart from its publishing and configuration.

@@ -2,9 +2,9 @@
 
 The consumer hands over the envelopes it starts; a background thread saves their
 bounded calls (``transports/details_store.py``) in one backend step per interval,
-so the consumer loop never waits for it. Best effort: a failed save is logged and
-dropped, and a worker that stops may leave the calls of its last few starts
-unsaved. Nothing is kept when the backend has no task details.
+or as soon as :data:`SAVE_SOON` wait, so the consumer loop never waits for it. Best
+effort: a failed save is logged and dropped, and a worker that stops may leave the
+calls of its last few starts unsaved. Nothing is kept when the backend has no task details.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ logger = logging.getLogger(__name__)
 SAVE_INTERVAL = 0.25
 #: Most calls saved in one step (more wait for the next).
 SAVE_BATCH = 1000
+#: Calls waiting that wake the thread before its interval is up. A busy worker then
+#: saves in steps of about this many instead of holding a quarter second of started
+#: envelopes (1,000-1,500 at full speed) and building one large pipeline for them: those
+#: peaks left Python's allocator with arenas it could not give back, and an idle worker's
+#: resident memory 1.5-2 MB higher after a burst (docs/performance.md).
+SAVE_SOON = 256
 #: Idle intervals after which the thread ends (the next start brings it back).
 IDLE_ROUNDS = 20
 #: Most calls waiting to be saved; older ones are dropped past it (a backend too slow).
@@ -49,6 +55,8 @@ class CallRecorder:
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self._enabled: Optional[bool] = None
+        #: Set when :data:`SAVE_SOON` calls wait, or by :meth:`wake`.
+        self._wake = threading.Event()
 
     def started(self, envelopes: Sequence[Envelope]) -> None:
         """Queue the calls of attempts just started (cheap: the work is done later)."""
@@ -59,15 +67,24 @@ class CallRecorder:
         if not self._enabled:
             return
         self._pending.extend(envelopes)
+        if len(self._pending) >= SAVE_SOON:
+            self._wake.set()
         with self._lock:
             if self._thread is None and not self.stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="yadtq-details", daemon=True)
                 self._thread.start()
 
+    def wake(self) -> None:
+        """Save what waits now, not at the end of the interval (the worker is stopping:
+        the thread then sees ``stop`` and ends after that save)."""
+        self._wake.set()
+
     def _run(self) -> None:
         idle = 0
         while True:
-            stopping = self.stop.wait(SAVE_INTERVAL)
+            self._wake.wait(SAVE_INTERVAL)
+            self._wake.clear()  # before the save: a call added during it wakes the next round
+            stopping = self.stop.is_set()
             if self._pending:
                 idle = 0
                 while self._pending and self.flush():

@@ -394,6 +394,7 @@ class Worker:
         finally:
             logger.info("worker %s stopping: waiting up to %.0f s for %d in-flight tasks",
                         self.name, settings.shutdown_timeout, len(pool.active()))
+            tasks.details.wake()  # no attempt starts any more: save the last calls now
             scheduler.stop()
             control.stop()
             controls.join(5)

@@ -11,10 +11,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
-from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall
+from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall, encoded_call_of
 from .schema import _chunks, _Database, _marks
 
 if TYPE_CHECKING:
+    from ...envelope import Envelope
     from ...settings import Settings
 
 DETAILS_SCHEMA = """
@@ -40,6 +41,13 @@ class SqliteDetails(DetailsBackend):
     settings: Settings
 
     def save_calls(self, calls: Sequence[TaskCall]) -> None:
+        self._save([(c.task_id, c.parent_id, c.encode()) for c in calls])
+
+    def save_started(self, envelopes: Sequence[Envelope]) -> None:
+        self._save([(e.id, e.parent_id, encoded_call_of(e)) for e in envelopes])
+
+    def _save(self, calls: Sequence[tuple[str, Optional[str], bytes]]) -> None:
+        """Store ``(task id, parent id, encoded call)`` rows: one transaction."""
         if not calls:
             return
         now = time.time()
@@ -49,7 +57,7 @@ class SqliteDetails(DetailsBackend):
             conn.executemany(
                 "INSERT INTO yadtq_calls (task_id, parent_id, started, expires, call) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (task_id) DO UPDATE SET expires = excluded.expires, call = excluded.call",
-                [(c.task_id, c.parent_id, now, expires, c.encode()) for c in calls])
+                [(task_id, parent_id, now, expires, blob) for task_id, parent_id, blob in calls])
 
     def calls(self, task_ids: Sequence[str]) -> list[Optional[TaskCall]]:
         if not task_ids:

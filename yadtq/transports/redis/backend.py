@@ -23,6 +23,7 @@ import msgpack
 import redis
 from redis.commands.core import Script
 
+from ...envelope import new_task_id
 from ...exceptions import BackendUnavailable, ConfigurationError
 from ...namespace import Naming
 from ...states import PROCESSING, QUEUED, READY_STATES, REVOKED
@@ -224,7 +225,7 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         most once. Liveness is judged inside the script on Redis's clock."""
         if not claims:
             return []
-        call = uuid.uuid4().hex
+        call = new_task_id()  # tags this call's claims (no os.urandom call per batch)
         batch = [[c.task_id, c.name, c.queue, str(int(c.retries)), c.instance, c.worker,
                   float_text(c.timestamp),
                   history_entry(QUEUED, c.created, None) if c.created else b"",

@@ -67,8 +67,8 @@ class CallRecorder:
         if not self._enabled:
             return
         self._pending.extend(envelopes)
-        if len(self._pending) >= SAVE_SOON:
-            self._wake.set()
+        if len(self._pending) >= SAVE_SOON and not self._wake.is_set():
+            self._wake.set()  # (set() takes a lock: not again while the thread has not woken)
         with self._lock:
             if self._thread is None and not self.stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="yadtq-details", daemon=True)

@@ -226,12 +226,19 @@ class RedisBackend(RedisSchedule, RedisWorkers, RedisMonitor, RedisOperations, R
         if not claims:
             return []
         call = new_task_id()  # tags this call's claims (no os.urandom call per batch)
-        batch = [[c.task_id, c.name, c.queue, str(int(c.retries)), c.instance, c.worker,
-                  float_text(c.timestamp),
-                  history_entry(QUEUED, c.created, None) if c.created else b"",
-                  history_entry(PROCESSING, c.timestamp, c.worker),
-                  history_entry(REVOKED, c.timestamp, c.worker),
-                  f"{call}:{i}"] for i, c in enumerate(claims)]
+        # A worker's batch shares one time and worker: their text and the two history
+        # entries it may add are made once per (time, worker), not once per claim.
+        shared: dict[tuple[float, str], tuple[str, bytes, bytes]] = {}
+        batch = []
+        for i, c in enumerate(claims):
+            when = shared.get((c.timestamp, c.worker))
+            if when is None:
+                when = shared[c.timestamp, c.worker] = (
+                    float_text(c.timestamp), history_entry(PROCESSING, c.timestamp, c.worker),
+                    history_entry(REVOKED, c.timestamp, c.worker))
+            batch.append([c.task_id, c.name, c.queue, str(int(c.retries)), c.instance, c.worker,
+                          when[0], history_entry(QUEUED, c.created, None) if c.created else b"",
+                          when[1], when[2], f"{call}:{i}"])
         k = self._group_key
         by_group = self._by_group([c.task_id for c in claims])
         calls: list[Call] = []

@@ -7,7 +7,7 @@ tests hold every transport to them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..envelope import HEADER_TASK
@@ -98,14 +98,17 @@ def decide_claim(
     history = current.history if current is not None else (
         ((QUEUED, claim.created, None),) if claim.created else ()
     )
-    base = current or TaskRecord(task_id=claim.task_id, state=QUEUED)
-    record = replace(
-        base,
+    # Built directly: ``dataclasses.replace`` costs twice as much, once per claimed task.
+    record = TaskRecord(
+        task_id=claim.task_id,
         state=PROCESSING,
         name=claim.name,
         queue=claim.queue,
+        result=current.result if current is not None else None,
+        error=current.error if current is not None else None,
         retries=claim.retries,
         worker=claim.worker,
+        eta=current.eta if current is not None else None,
         instance=claim.instance,
         history=(*history, (PROCESSING, claim.timestamp, claim.worker)),
     )

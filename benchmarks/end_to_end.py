@@ -13,6 +13,11 @@ the workers about 0.15 s of CPU, which ``/proc``'s 10 ms ticks measure to within
 their own; a backlog of ``WARM_UP`` tasks is drained and the workers idle ``SETTLE``
 seconds before the first round (as in the harness). Prints each round and the medians;
 nothing here is asserted by tests.
+
+Each round also prints how long the client went on reading results after the workers
+stored the last one ("client lag", from the records' own time stamps: workers and client
+on one host) and, with ``--kafka-pid $(pgrep -f kafka.Kafka)``, the broker's CPU per task.
+Everything shares the machine's cores, so the rate is what all of them leave each other.
 """
 
 from __future__ import annotations
@@ -43,13 +48,23 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
-def send_and_wait(app: Any, noop: Any, tasks: int) -> None:
+def send_and_wait(app: Any, noop: Any, tasks: int) -> list[Any]:
     """One round's work for the workers: ``tasks`` no-ops sent with ``.delay()``, then
-    every result waited for in order."""
+    every result waited for in order. Returns the results."""
     handles = [noop.delay() for _ in range(tasks)]
     app.flush(60)
     for handle in handles:
         handle.get(timeout=120)
+    return handles
+
+
+def last_stored(app: Any, handles: list[Any]) -> float:
+    """The latest time stamp among the results' records (their last state change)."""
+    latest = 0.0
+    for start in range(0, len(handles), 1000):
+        records = app.backend.get([h.id for h in handles[start:start + 1000]])
+        latest = max([latest, *(r.updated for r in records if r is not None)])
+    return latest
 
 
 def switches(pids: list[int]) -> int:
@@ -84,6 +99,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--kafka-pid", type=int, action="append", default=[],
+                        help="a Kafka broker's process id: its CPU per task is printed too")
     args = parser.parse_args()
     queue = f"e2e{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, YADTQ_BROKER_URL=args.broker, YADTQ_BACKEND_URL=args.backend,
@@ -101,6 +118,8 @@ def main() -> None:
     redis_costs: list[float] = []
     switch_counts: list[float] = []
     client_costs: list[float] = []
+    kafka_costs: list[float] = []
+    lags: list[float] = []
     redis_client = None
     if args.backend.startswith(("redis://", "rediss://")):
         import redis
@@ -115,17 +134,22 @@ def main() -> None:
         for n in range(args.rounds):
             cpu0, started = cpu_seconds(pids), time.perf_counter()
             redis0, switches0 = redis_cpu_seconds(redis_client), switches(pids)
-            client0 = time.process_time()
-            send_and_wait(app, noop, args.tasks)
+            client0, kafka0 = time.process_time(), cpu_seconds(args.kafka_pid)
+            handles = send_and_wait(app, noop, args.tasks)
             elapsed, cpu = time.perf_counter() - started, cpu_seconds(pids) - cpu0
+            finished = time.time()
             client_costs.append((time.process_time() - client0) / args.tasks * 1e6)
+            kafka_costs.append((cpu_seconds(args.kafka_pid) - kafka0) / args.tasks * 1e6)
+            lags.append((finished - last_stored(app, handles)) * 1000)
             rates.append(args.tasks / elapsed)
             costs.append(cpu / args.tasks * 1e6)
             redis_costs.append((redis_cpu_seconds(redis_client) - redis0) / args.tasks * 1e6)
             switch_counts.append((switches(pids) - switches0) / args.tasks)
             print(f"round {n + 1}: {rates[-1]:,.0f} tasks/s, worker CPU {costs[-1]:.1f} us per task, "
                   f"{switch_counts[-1]:.1f} thread switches per task, client CPU {client_costs[-1]:.1f} us"
-                  + (f", Redis CPU {redis_costs[-1]:.1f} us" if redis_client is not None else ""))
+                  + (f", Redis CPU {redis_costs[-1]:.1f} us" if redis_client is not None else "")
+                  + (f", Kafka CPU {kafka_costs[-1]:.1f} us" if args.kafka_pid else "")
+                  + f"; client lag {lags[-1]:.0f} ms")
     finally:
         for p in procs:
             p.terminate()
@@ -140,7 +164,9 @@ def main() -> None:
           f"switches per task, client CPU {statistics.median(client_costs):.1f} us per task "
           f"({args.workers} workers -c {args.concurrency}, "
           f"{args.tasks} no-ops a round, {args.broker.split(':')[0]} + {args.backend.split(':')[0]})"
-          + (f"; Redis CPU {statistics.median(redis_costs):.1f} us per task" if redis_client else ""))
+          + (f"; Redis CPU {statistics.median(redis_costs):.1f} us per task" if redis_client else "")
+          + (f"; Kafka CPU {statistics.median(kafka_costs):.1f} us per task" if args.kafka_pid else "")
+          + f"; client lag {statistics.median(lags):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ of thousands of objects that all outlive the call. The collector counts them as 
 come and runs its youngest generation every 700, promoting the survivors, and a full
 collection, which walks every object of the process, each time enough of them
 reached the oldest one: work that finds no garbage, a large share of the call (see
-``docs/performance.md``). Paused for the call, the collector sees those objects
+``docs/performance-history.md``). Paused for the call, the collector sees those objects
 once, at its next run.
 """
 

@@ -47,7 +47,7 @@ SCALE = {"rq": 0.1}
 #: batches of ``WARM_UP``, each flushed. A Kafka broker acknowledges a new topic's first
 #: writes slowly whoever writes them (plain confluent-kafka, 8 partitions, batches of
 #: 1,000 messages of 200 B, each flushed: 0.51 s, 0.08-0.33 s, then 0.004-0.015 s from
-#: the third batch on; docs/performance.md), and a queue's topic is created on first
+#: the third batch on; docs/performance-history.md), and a queue's topic is created on first
 #: use: fewer warm-up writes leave that cost to the timed part.
 WARM_UP = 1000
 WARM_UP_BATCHES = 3
@@ -56,7 +56,7 @@ WARM_UP_BATCHES = 3
 #: takes every partition, and moving half of them to the next takes about a second
 #: (a cooperative rebalance's second round waits for the new member's next heartbeat),
 #: which fell on the timed part in 2 of 4 rounds when the drain ended first (yadtq:
-#: 1.1-1.6 s for 3,000 tasks against 0.27-0.35 s; docs/performance.md).
+#: 1.1-1.6 s for 3,000 tasks against 0.27-0.35 s; docs/performance-history.md).
 SETTLE = 2.0
 
 

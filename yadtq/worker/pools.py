@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 #: store round trips cost the worker about 170 us however many jobs it holds, which
 #: for no-op tasks is most of their cost (2 Kafka + Redis workers ``-c 8``, 6,000 no-ops
 #: end to end, 5 rounds: 75-78 us of worker CPU per task at ``size`` ahead, 52-57 at
-#: three times it; docs/performance.md). Jobs waiting behind that deeper queue are at
+#: three times it; docs/performance-history.md). Jobs waiting behind that deeper queue are at
 #: most ``DEEP_AHEAD * SHORT_TASK`` seconds of work per thread, under the
 #: ``RECLAIM_BEFORE_START_AFTER`` after which a waiting job is claimed again anyway.
 DEEP_AHEAD = 3

@@ -111,7 +111,7 @@ class GroupedScripts:
         Through the client each command also pays for redis-py's command layers (its
         pool bookkeeping, argument filters, observability hooks and reply callbacks):
         20-30 us of CPU for a script call, against 35-45 us for the send and read
-        themselves, and 3-6 us for each record of a pipelined read (``docs/performance.md``).
+        themselves, and 3-6 us for each record of a pipelined read (``docs/performance-history.md``).
         Replies come as the server sends them: a hash is a dict with RESP3 (redis-py's
         default from 8.0), a flat list with RESP2 (see :func:`as_mapping`).
 

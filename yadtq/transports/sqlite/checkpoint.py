@@ -15,7 +15,7 @@ of it, so that commit only finishes the copy, and the log starts over from its
 beginning (SQLite restarts a log only at a write that follows a complete checkpoint;
 background checkpoints alone, racing the writers, would let it grow without bound).
 Measured with 2 workers and 400 sequential round trips on one file: p99 17-25 ms
-before, 10-12 ms with this (docs/performance.md).
+before, 10-12 ms with this (docs/performance-history.md).
 
 A process that writes nothing starts no thread, and an idle one sleeps until its
 next write. The broker and the backend of one file share one checkpointer per

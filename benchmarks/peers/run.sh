@@ -35,7 +35,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import huey, celery, 
 assert int(redis.__version__.split(".")[0]) < 8' 2>/dev/null; then
   echo "peers: installing ${peers[*]} into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "${peers[@]}"
+  # Without PYTHONPATH (set above for the harness): pip would see this checkout's
+  # yadtq.egg-info on it and report yadtq's dependencies missing from the peers' venv.
+  env -u PYTHONPATH "$venv/bin/pip" install -q --disable-pip-version-check "${peers[@]}"
 fi
 
 yvenv="${YADTQ_VENV:-${HOME:-/root}/.cache/yadtq/yadtq-venv}"
@@ -43,7 +45,7 @@ if [ ! -x "$yvenv/bin/python" ] || ! (cd / && "$yvenv/bin/python" -c 'import os,
 sys.exit(os.path.dirname(os.path.dirname(os.path.abspath(yadtq.__file__))) != sys.argv[1])' "$PWD") 2>/dev/null; then
   echo "peers: installing this checkout (editable, default dependencies) into $yvenv" >&2
   python3 -m venv "$yvenv"
-  "$yvenv/bin/pip" install -q --disable-pip-version-check -e .
+  env -u PYTHONPATH "$yvenv/bin/pip" install -q --disable-pip-version-check -e .
 fi
 
 started_services=0

@@ -117,3 +117,23 @@ class DetailsBackend(ABC):
     def children(self, parent_id: str, limit: int = CHILDREN_LIMIT) -> list[str]:
         """Ids of the tasks started with ``parent_id`` as their parent (the newest
         ``limit``), by when each first started, then by id."""
+
+
+#: A call as stored encoded: ``(task id, parent id, encoded call)``.
+EncodedCall = tuple[str, Optional[str], bytes]
+
+
+class EncodedDetails(DetailsBackend):
+    """Task details of a backend that stores each call encoded (Redis, SQLite): both
+    saves come down to :meth:`_save_encoded`, the started ones encoded straight from
+    their envelopes (no :class:`TaskCall` built per started task)."""
+
+    def save_calls(self, calls: Sequence[TaskCall]) -> None:
+        self._save_encoded([(c.task_id, c.parent_id, c.encode()) for c in calls])
+
+    def save_started(self, envelopes: Sequence[Envelope]) -> None:
+        self._save_encoded([(e.id, e.parent_id, encoded_call_of(e)) for e in envelopes])
+
+    @abstractmethod
+    def _save_encoded(self, calls: Sequence[EncodedCall]) -> None:
+        """Store the encoded calls in one backend step, as :meth:`save_calls` says."""

@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Callable, Optional, cast
 import redis
 
 from ...exceptions import BackendUnavailable
-from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall, encoded_call_of
+from ..details_store import CHILDREN_LIMIT, EncodedCall, EncodedDetails, TaskCall
 
 if TYPE_CHECKING:
-    from ...envelope import Envelope
     from ...settings import Settings
 
 CALLS_KEY = "calls:"
@@ -35,7 +34,7 @@ BUCKETS = 24
 CHILDREN_KEY = "children:"
 
 
-class RedisDetails(DetailsBackend):
+class RedisDetails(EncodedDetails):
     """Mixed into :class:`~yadtq.transports.redis.RedisBackend`."""
 
     _redis: redis.Redis
@@ -45,13 +44,7 @@ class RedisDetails(DetailsBackend):
     def _bucket_size(self) -> float:
         return max(60.0, self.settings.result_expires / BUCKETS)
 
-    def save_calls(self, calls: Sequence[TaskCall]) -> None:
-        self._save([(call.task_id, call.parent_id, call.encode()) for call in calls])
-
-    def save_started(self, envelopes: Sequence[Envelope]) -> None:
-        self._save([(e.id, e.parent_id, encoded_call_of(e)) for e in envelopes])
-
-    def _save(self, calls: Sequence[tuple[str, Optional[str], bytes]]) -> None:
+    def _save_encoded(self, calls: Sequence[EncodedCall]) -> None:
         """Store ``(task id, parent id, encoded call)`` rows: one pipeline."""
         if not calls:
             return

@@ -11,11 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
-from ..details_store import CHILDREN_LIMIT, DetailsBackend, TaskCall, encoded_call_of
+from ..details_store import CHILDREN_LIMIT, EncodedCall, EncodedDetails, TaskCall
 from .schema import _chunks, _Database, _marks
 
 if TYPE_CHECKING:
-    from ...envelope import Envelope
     from ...settings import Settings
 
 DETAILS_SCHEMA = """
@@ -34,19 +33,13 @@ CREATE INDEX IF NOT EXISTS yadtq_calls_expires ON yadtq_calls (expires);
 DETAILS_TABLES = ("yadtq_calls",)
 
 
-class SqliteDetails(DetailsBackend):
+class SqliteDetails(EncodedDetails):
     """The task-details steps of :class:`~yadtq.transports.sqlite.SqliteBackend`."""
 
     _db: _Database
     settings: Settings
 
-    def save_calls(self, calls: Sequence[TaskCall]) -> None:
-        self._save([(c.task_id, c.parent_id, c.encode()) for c in calls])
-
-    def save_started(self, envelopes: Sequence[Envelope]) -> None:
-        self._save([(e.id, e.parent_id, encoded_call_of(e)) for e in envelopes])
-
-    def _save(self, calls: Sequence[tuple[str, Optional[str], bytes]]) -> None:
+    def _save_encoded(self, calls: Sequence[EncodedCall]) -> None:
         """Store ``(task id, parent id, encoded call)`` rows: one transaction."""
         if not calls:
             return

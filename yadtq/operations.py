@@ -8,13 +8,12 @@ import fnmatch
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import states
-from .envelope import decode, encode
+from .envelope import decode, encode, new_task_id
 from .exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
 from .transports.base import (
     CONTROL_POOL_GROW,
@@ -136,7 +135,7 @@ def resubmit(app: YADTQ, kept: FailedMessage) -> str:
     except ProtocolError as exc:
         raise ConfigurationError(f"the kept message of task {kept.task_id} is unreadable: {exc}") from None
     now = time.time()
-    fresh = replace(envelope, id=uuid.uuid4().hex, retries=0, eta=None, expires=None, created=now)
+    fresh = replace(envelope, id=new_task_id(), retries=0, eta=None, expires=None, created=now)
     message = Message(fresh.queue, encode(fresh, app.settings.secret_key), fresh.routing_key(),
                       fresh.headers())
     try:

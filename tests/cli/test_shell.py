@@ -221,8 +221,8 @@ def test_submit_list_view_exit(served: Cluster, shells: list[Session]) -> None:
     for name in ("queued", "started", "finished"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", field(view, name)), view
     assert re.fullmatch(r"[\d.]+ (ms|s)", field(view, "runtime")), view
-    # 8 characters: a shorter prefix of digits only would be read as a number (#N).
-    assert session.run(f"view {task_id[:8]}") == view
+    # 8 characters: a shorter part of digits only would be read as a number (#N).
+    assert session.run(f"view {task_id[-8:]}") == view
 
     session.child.send("exit\r")
     assert session.exit_status() == 0
@@ -457,7 +457,7 @@ def take(stream: io.StringIO) -> str:
     return text
 
 
-def test_view_by_prefix_and_other_ids(memory_shell: tuple[Shell, io.StringIO, io.StringIO]) -> None:
+def test_view_by_part_of_an_id_and_other_ids(memory_shell: tuple[Shell, io.StringIO, io.StringIO]) -> None:
     shell, out, err = memory_shell
     for line in ("add 1 1", "divide 4 2", "greet ann"):
         assert shell.onecmd(line) is False
@@ -469,8 +469,10 @@ def test_view_by_prefix_and_other_ids(memory_shell: tuple[Shell, io.StringIO, io
     finally:
         worker.stop(timeout=30)
     take(out)
-    shell.onecmd(f"view {ids[1][:10]}")
+    shell.onecmd(f"view {ids[1][-10:]}")  # the end: ids of one session begin alike
     assert field(take(out), "result") == "2.0"
+    shell.onecmd(f"view {ids[2][:20]}")
+    assert field(take(out), "result") == '"hello ann!"'
     shell.onecmd("view #3")
     assert field(take(out), "result") == '"hello ann!"'
     other = shell.app.send_task("tests.apps.shell_app.add", (0, 0)).id

@@ -58,7 +58,7 @@ def test_pages_read_the_cluster(app: YADTQ, worker: Worker, serve_dashboard: Ser
     assert overview["totals"]["succeeded"] == 1
     assert {"d.add", "d.fail"} <= set(overview["registered"])
     wait_for(lambda: client.get("/api/overview").json()["workers"], 30, "the worker")
-    found = client.get(f"/api/tasks?q={done.id[:6]}").json()["tasks"]
+    found = client.get(f"/api/tasks?q={done.id[-6:]}").json()["tasks"]
     assert [t["task_id"] for t in found] == [done.id]
     assert client.get("/api/tasks?q=d.add&state=failed").json()["tasks"] == []
     detail = client.get(f"/api/tasks/{done.id}").json()

@@ -96,6 +96,11 @@ def click(driver: Any, css: str) -> bool:
     return True
 
 
+def short(task_id: str) -> str:
+    """A task id as the pages show it (``shortId`` in ``app.js``): first and last six."""
+    return f"{task_id[:6]}…{task_id[-6:]}"
+
+
 def shoot(driver: Any, artefacts: Path, name: str) -> None:
     driver.execute_script("document.getElementById('toast').classList.add('hidden');")
     driver.save_screenshot(str(artefacts / f"{name}.png"))
@@ -125,11 +130,11 @@ def test_dashboard_in_a_browser(cluster: tuple[YADTQ, str], browser: Any, artefa
 
     # The tasks page lists a task submitted while it is open, live.
     browser.get(base + "/#/tasks")
-    wait_page(browser, lambda: first.id[:12] in text_of(browser, "#task-results"), "the task list")
+    wait_page(browser, lambda: short(first.id) in text_of(browser, "#task-results"), "the task list")
     browser.execute_script("window.__notReloaded = true;")
     third = app.send_task("examples.math_app.sub", (10, 4))
     assert third.get(timeout=60) == 6
-    wait_page(browser, lambda: third.id[:12] in text_of(browser, "#task-results"), "a new task in the list")
+    wait_page(browser, lambda: short(third.id) in text_of(browser, "#task-results"), "a new task in the list")
     assert browser.execute_script("return window.__notReloaded === true;")
     shoot(browser, artefacts, "tasks")
 
@@ -148,12 +153,13 @@ def test_dashboard_in_a_browser(cluster: tuple[YADTQ, str], browser: Any, artefa
     assert chained.get(timeout=60) == 20
     assert chained.parent is not None
     browser.get(base + f"/#/task/{chained.parent.id}")
-    wait_page(browser, lambda: chained.id[:12] in text_of(browser, "#task-children"), "the chain's child")
+    wait_page(browser, lambda: short(chained.id) in text_of(browser, "#task-children"), "the chain's child")
     wait_page(browser, lambda: "success" in text_of(browser, "#task-children"), "the child's state")
     shoot(browser, artefacts, "task")
     wait_page(browser, lambda: click(browser, f'#task-children a[href="#/task/{chained.id}"]'),
               "the link to the child")
-    wait_page(browser, lambda: chained.parent.id[:12] in text_of(browser, "#task-parent"), "the parent link")
+    wait_page(browser, lambda: short(chained.parent.id) in text_of(browser, "#task-parent"),
+              "the parent link")
     assert text_of(browser, "#task-args") == "(5, 4)"
 
     # A revoke from the page: a task waiting for its countdown never runs.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -25,12 +26,18 @@ from yadtq.exceptions import SerializationError
 pytestmark = pytest.mark.timeout(30)
 
 
-def test_new_task_id_is_a_uuid4_hex() -> None:
-    ids = {new_task_id() for _ in range(2000)}
-    assert len(ids) == 2000
-    for task_id in list(ids)[:200]:
+def test_new_task_id_is_a_uuid7_hex_stamped_with_its_millisecond() -> None:
+    before = int(time.time() * 1000)
+    ids = [new_task_id() for _ in range(2000)]
+    after = int(time.time() * 1000)
+    assert len(set(ids)) == 2000
+    for task_id in ids[:200]:
         parsed = uuid.UUID(hex=task_id)
-        assert parsed.hex == task_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.hex == task_id and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert all(before <= int(task_id[:12], 16) <= after for task_id in ids)
+    time.sleep(0.002)
+    later = new_task_id()
+    assert later > max(ids)  # a later millisecond sorts after every id of an earlier one
 
 
 def test_new_body_encodes_like_the_envelope() -> None:

@@ -315,7 +315,8 @@ class Shell(cmd.Cmd):
         return self.display_name(task) if task is not None else name
 
     def _target(self, arg: str, command: str) -> tuple[str, Optional[Submitted]]:
-        """The task ``arg`` names: a number from ``tasks``, an id, or a unique id prefix."""
+        """The task ``arg`` names: a number from ``tasks``, an id, or any unique part of an id
+        (ids begin with the time they were made: their ends tell a session's apart)."""
         words = arg.split()
         ref = words[0].lstrip("#") if len(words) == 1 else ""
         if not ref:
@@ -323,10 +324,10 @@ class Shell(cmd.Cmd):
         if ref.isdigit() and 1 <= int(ref) <= len(self.session):
             item = self.session[int(ref) - 1]
             return item.id, item
-        if ref.isdigit() and len(ref) < 8:  # a number, never an id prefix that happens to be digits
+        if ref.isdigit() and len(ref) < 8:  # a number, never a part of an id that happens to be digits
             raise ValueError(f"no task #{ref} in this session" + (
                 f" (1-{len(self.session)})" if self.session else " (none sent yet)"))
-        matches = [item for item in self.session if item.id.startswith(ref)]
+        matches = [item for item in self.session if ref in item.id]
         if len(matches) == 1:
             return matches[0].id, matches[0]
         if len(matches) > 1 and not any(item.id == ref for item in matches):

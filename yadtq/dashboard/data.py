@@ -127,8 +127,9 @@ def _summary(task: TaskSummary, state: str) -> dict[str, Any]:
 
 
 def search(snapshot: ClusterSnapshot, text: str = "", state: str = "") -> list[dict[str, Any]]:
-    """Tasks of the snapshot's lists whose id starts with ``text`` or whose name contains it,
-    in ``state`` if given (the lists hold what runs, waits and recently finished)."""
+    """Tasks of the snapshot's lists whose id or name contains ``text``, in ``state`` if
+    given (the lists hold what runs, waits and recently finished). Any part of an id, as
+    task ids begin with their time (the same for hours) and end at random."""
     tasks = snapshot.tasks
     lists = ((states.PROCESSING, tasks.processing_tasks), (states.RETRYING, tasks.retrying_tasks),
              (states.SCHEDULED, tasks.scheduled_tasks), (states.SUCCESS, tasks.recent_successes),
@@ -143,7 +144,7 @@ def search(snapshot: ClusterSnapshot, text: str = "", state: str = "") -> list[d
             if task.task_id in seen:
                 continue
             name = (task.name or "").lower()
-            if needle and not (task.task_id.lower().startswith(needle) or needle in name):
+            if needle and not (needle in task.task_id.lower() or needle in name):
                 continue
             seen.add(task.task_id)
             found.append(_summary(task, list_state))

@@ -47,5 +47,5 @@ async def wait_in_thread(wait: Callable[[str, Optional[float]], Optional[TaskRec
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(deliver, outcome, failed)
 
-    threading.Thread(target=hand_off, name=f"yadtq-wait-{task_id[:8]}", daemon=True).start()
+    threading.Thread(target=hand_off, name=f"yadtq-wait-{task_id[-8:]}", daemon=True).start()
     return await future

@@ -24,7 +24,8 @@ function age(seconds) {
 function since(ts) { return ts ? age(Date.now() / 1000 - ts) + " ago" : "never"; }
 function clock(ts) { return ts ? new Date(ts * 1000).toLocaleString() : "–"; }
 function badge(text) { return `<span class="badge ${esc(text)}">${esc(text)}</span>`; }
-function shortId(id) { return id && id.length > 14 ? id.slice(0, 12) + "…" : id; }
+// First and last six: a version 7 id begins with its time (the same for hours), ends at random.
+function shortId(id) { return id && id.length > 14 ? id.slice(0, 6) + "…" + id.slice(-6) : id; }
 function taskLink(id) { return `<a class="mono" href="#/task/${encodeURIComponent(id)}" title="${esc(id)}">${esc(shortId(id))}</a>`; }
 function num(value) { return value === null || value === undefined ? "?" : Number(value).toLocaleString(); }
 
@@ -159,7 +160,7 @@ function renderTasks() {
   const params = new URLSearchParams(state.arg || "");
   const q = params.get("q") || "", st = params.get("state") || "";
   return `<h1>Tasks</h1><form class="search" id="search">` +
-    `<input name="q" id="search-q" placeholder="Task id, id prefix or name" value="${esc(q)}" autocomplete="off">` +
+    `<input name="q" id="search-q" placeholder="Task id, part of an id, or name" value="${esc(q)}" autocomplete="off">` +
     `<select name="state" id="search-state"><option value="">any state</option>${states.map((x) =>
       `<option ${x === st ? "selected" : ""}>${esc(x)}</option>`).join("")}</select>` +
     `<button class="btn primary" type="submit">Search</button></form>` +

@@ -2,7 +2,7 @@
 workers the registry keeps (it keeps them for ``worker_retention``, a day by default).
 
     python3 benchmarks/heartbeat_cost.py redis://127.0.0.1:6379/0 [STOPPED] [--after S]
-    python3 benchmarks/heartbeat_cost.py sqlite:///tmp/hb.db [STOPPED] [--after S]
+    python3 benchmarks/heartbeat_cost.py sqlite:////tmp/hb.db [STOPPED] [--after S]
 
 Registers STOPPED (default 1,000) stopped workers and 20 running ones in a namespace
 of its own, then times, per call, the heartbeat's question asked two ways: every report

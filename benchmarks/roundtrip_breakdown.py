@@ -2,7 +2,7 @@
 timed at each step, and the backend's single-call costs.
 
     python3 benchmarks/roundtrip_breakdown.py kafka://127.0.0.1:9092 redis://127.0.0.1:6379/0 [N]
-    python3 benchmarks/roundtrip_breakdown.py sqlite:///tmp/rt.db sqlite:///tmp/rt.db [N]
+    python3 benchmarks/roundtrip_breakdown.py sqlite:////tmp/rt.db sqlite:////tmp/rt.db [N]
 
 Steps, from the moment ``delay`` is called: the broker hands the message to the worker
 (``to fetch``), the worker's claim is stored (``fetch -> claimed``), a pool thread starts

@@ -77,6 +77,25 @@ def test_arguments_are_checked() -> None:
         compare.parse_args(["--redis", "r"])  # --kafka is required
 
 
+@pytest.mark.parametrize("warm_up", [True, False])
+def test_the_first_kafka_system_runs_an_uncounted_round_first(monkeypatch: pytest.MonkeyPatch,
+                                                             warm_up: bool) -> None:
+    ran: list[str] = []
+
+    def run_one(args: object, system: str, tmp: str) -> dict[str, object]:
+        ran.append(system)
+        return _round(system, 1.0, 0)
+
+    monkeypatch.setattr(compare, "run_one", run_one)
+    said: list[str] = []
+    argv = ["--kafka", "h:1", "--redis", "redis://h:2/0", "--systems", "huey,celery-kafka,yadtq-kafka",
+            "--rounds", "2", *([] if warm_up else ["--no-warm-up"])]
+    assert compare.main(argv, say=said.append) == 0
+    counted = ["huey", "celery-kafka", "yadtq-kafka"] * 2
+    assert ran == (["celery-kafka", *counted] if warm_up else counted)
+    assert any("warm-up round (not counted) celery-kafka" in line for line in said) == warm_up
+
+
 @pytest.mark.parametrize("argv, code, says", [
     (["--help"], 0, "usage: compare.py"),
     (["--rounds", "0"], 2, "must be positive"),

@@ -227,9 +227,10 @@ def new_task_id() -> str:
     the end of its index rather than at a random page of it. With version 4 ids each
     claim of a batch of 20 touched about 20 pages of the SQLite task table's index, and
     each page is written to the log again at commit; ``benchmarks/end_to_end.py`` on
-    SQLite, 2 workers: 4,060 -> 4,490 tasks/s, worker CPU 155 -> 131 us a task
-    (``docs/performance.md``, 2026-12-03). Kafka's partitioner and Redis Cluster's slots
-    hash the whole id, so they spread these ids as evenly as random ones.
+    SQLite, 2 workers, 10,000 no-ops a round: 4,379-4,543 -> 5,093-5,125 tasks/s, worker
+    CPU 142-147 -> 118-122 us a task (``docs/performance.md``, 2026-12-03). Kafka's
+    partitioner and Redis Cluster's slots hash the whole id, so they spread these ids as
+    evenly as random ones.
 
     The random parts come from a per-thread batch of ``os.urandom`` bytes, forgotten in
     a forked child (``_forget_ids``), so parent and child never share one.

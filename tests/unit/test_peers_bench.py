@@ -6,8 +6,9 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -77,23 +78,27 @@ def test_arguments_are_checked() -> None:
         compare.parse_args(["--redis", "r"])  # --kafka is required
 
 
-@pytest.mark.parametrize("warm_up", [True, False])
-def test_the_first_kafka_system_runs_an_uncounted_round_first(monkeypatch: pytest.MonkeyPatch,
-                                                             warm_up: bool) -> None:
+@pytest.mark.parametrize("warm_up, warm_rounds", [("100", 4), ("0.5", 1), ("0", 0)])
+def test_the_first_kafka_system_warms_the_broker_up_uncounted(monkeypatch: pytest.MonkeyPatch,
+                                                              warm_up: str, warm_rounds: int) -> None:
     ran: list[str] = []
+    clock = [0.0]
 
     def run_one(args: object, system: str, tmp: str) -> dict[str, object]:
         ran.append(system)
+        clock[0] += 30.0  # each round takes half a minute
         return _round(system, 1.0, 0)
 
     monkeypatch.setattr(compare, "run_one", run_one)
+    monkeypatch.setattr(compare, "time", SimpleNamespace(monotonic=lambda: clock[0], strftime=time.strftime,
+                                                         gmtime=time.gmtime))
     said: list[str] = []
     argv = ["--kafka", "h:1", "--redis", "redis://h:2/0", "--systems", "huey,celery-kafka,yadtq-kafka",
-            "--rounds", "2", *([] if warm_up else ["--no-warm-up"])]
+            "--rounds", "2", "--warm-up", warm_up]
     assert compare.main(argv, say=said.append) == 0
-    counted = ["huey", "celery-kafka", "yadtq-kafka"] * 2
-    assert ran == (["celery-kafka", *counted] if warm_up else counted)
-    assert any("warm-up round (not counted) celery-kafka" in line for line in said) == warm_up
+    # Rounds until the time is up: 30, 60, 90 s < 100 s, then 120 s.
+    assert ran == ["celery-kafka"] * warm_rounds + ["huey", "celery-kafka", "yadtq-kafka"] * 2
+    assert sum("warm-up round (not counted) celery-kafka" in line for line in said) == warm_rounds
 
 
 @pytest.mark.parametrize("argv, code, says", [

@@ -31,13 +31,6 @@ sys.path.insert(0, HERE)
 from runner import SYSTEMS  # noqa: E402
 
 YADTQ_SYSTEMS = ("yadtq-kafka", "yadtq-sqlite")
-#: Systems whose broker is Kafka: the first of them warms the broker up before round 1.
-KAFKA_SYSTEMS = ("yadtq-kafka", "celery-kafka")
-#: How long, by default. On a broker just started, 15 back-to-back rounds of yadtq on
-#: Kafka (runner.py, 200 round trips each): round trip p50 3.96, 2.71, 2.20 ms ... 1.89
-#: after 70 s, 1.74 after 130 s, 1.53 after 200 s; rounds 2 and 3 of the harness, which
-#: come after Celery's two minutes, had 1.3-1.6 in every run.
-WARM_UP_SECONDS = 150.0
 LABELS = {
     "yadtq-kafka": "yadtq, Kafka + Redis",
     "yadtq-sqlite": "yadtq, SQLite",
@@ -143,10 +136,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--enqueue-only", action="store_true",
                    help="only the enqueue and bulk-send workloads (no workers: seconds a round)")
     p.add_argument("--json", dest="json_out", default=None, help="also write every round's figures here")
-    p.add_argument("--warm-up", type=float, default=WARM_UP_SECONDS, metavar="SECONDS",
-                   help="before round 1, run the first Kafka system's round again and again, not "
-                        "counted, for at least this long: a broker just started takes minutes to "
-                        f"reach its steady speed (default {WARM_UP_SECONDS:g}; 0: none)")
+    p.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                   help="skip round 0, which runs every system once, not counted, before round 1")
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     unknown = sorted(set(systems) - set(SYSTEMS))
@@ -192,19 +183,17 @@ def main(argv: Sequence[str], say: Callable[[str], None] = lambda m: print(m, fi
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="yadtq-peers-") as tmp:
-        # A broker just started is slow for its first minutes (its JVM still compiling):
-        # round 1 of the first Kafka system was its slowest in every run without this.
-        # That system's round, not counted, again and again first; every system after
-        # it meets a warm broker.
-        warm_up = [s for s in args.systems if s in KAFKA_SYSTEMS][:1] if args.warm_up > 0 else []
-        deadline = time.monotonic() + args.warm_up
-        while warm_up:
+        # Round 0, not counted: every counted round then follows the same sequence of
+        # systems on a broker that has run all of them. Without it round 1 of yadtq on
+        # Kafka was its slowest in every run (round trip p50 2.6-3.5 ms against 1.3-1.6
+        # in rounds 2 and 3), and still was after 150 s of its own rounds back to back
+        # (2.1 ms): what slows it is both the broker's first minutes and following a
+        # round of its own, not either alone.
+        for system in args.systems if args.warm_up else []:
             t0 = time.monotonic()
-            result = run_one(args, warm_up[0], tmp)
-            say(f"peers: warm-up round (not counted) {warm_up[0]}: {time.monotonic() - t0:.0f} s "
+            result = run_one(args, system, tmp)
+            say(f"peers: round 0 (not counted) {system}: {time.monotonic() - t0:.0f} s "
                 f"{result.get('error') or ''}")
-            if result.get("error") or time.monotonic() >= deadline:
-                break
         for round_no in range(1, args.rounds + 1):
             for system in args.systems:
                 t0 = time.monotonic()
@@ -219,8 +208,7 @@ def main(argv: Sequence[str], say: Callable[[str], None] = lambda m: print(m, fi
     runs = ("enqueue workloads only" if args.enqueue_only
             else f"2 worker processes, {args.samples} round trips")
     title = (f"{time.strftime('%Y-%m-%d', time.gmtime())}: {args.tasks} no-op tasks, {runs}, "
-             f"median of {args.rounds} round(s)"
-             f"{f' after {args.warm_up:g} s of warm-up' if args.warm_up > 0 else ''}, "
+             f"median of {args.rounds} round(s){' after an uncounted round 0' if args.warm_up else ''}, "
              f"{time.monotonic() - started:.0f} s in all")
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from runner import SYSTEMS  # noqa: E402
+from runner import ROUND_TRIPS, SYSTEMS  # noqa: E402
 
 YADTQ_SYSTEMS = ("yadtq-kafka", "yadtq-sqlite")
 LABELS = {
@@ -130,7 +130,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--rounds", type=int, default=2, help="rounds; figures are medians over them")
     p.add_argument("--tasks", type=int, default=3000, help="tasks in the enqueue and end-to-end runs")
-    p.add_argument("--samples", type=int, default=200, help="sequential round trips")
+    p.add_argument("--samples", type=int, default=ROUND_TRIPS, help="sequential round trips")
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on one system's round, seconds")
     p.add_argument("--enqueue-only", action="store_true",

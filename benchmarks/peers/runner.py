@@ -58,6 +58,10 @@ WARM_UP_BATCHES = 3
 #: which fell on the timed part in 2 of 4 rounds when the drain ended first (yadtq:
 #: 1.1-1.6 s for 3,000 tasks against 0.27-0.35 s; docs/performance-history.md).
 SETTLE = 2.0
+#: Sequential round trips a round times. Their p99 is the 11th slowest of 1,000; of 200
+#: (the count until 2026-12-03) it was the 2nd slowest, which for yadtq on Kafka moved
+#: from 2.1 to 9.0 ms over four back-to-back runs of one code (2.3-3.6 ms with 1,000).
+ROUND_TRIPS = 1000
 
 
 # ------------------------------------------------------------------ process accounting
@@ -404,7 +408,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--tmp", default="/tmp", help="directory for SQLite files")
     p.add_argument("--tasks", type=int, default=3000)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--samples", type=int, default=ROUND_TRIPS)
     p.add_argument("--idle", type=float, default=10.0)
     p.add_argument("--settle", type=float, default=3.0)
     p.add_argument("--enqueue-only", action="store_true",

@@ -321,7 +321,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds any other run may take")
     p.add_argument("--expires", type=float, default=3600.0, help="result_expires of the runs")
     args = p.parse_args(argv)
-    print("| varied | tasks | payload B | workers | partitions | tasks/s | worker CPU ms per task "
+    print("| varied | tasks | payload B | workers | partitions | tasks/s | worker CPU us per task "
           "| load avg |")
     print("|---|---|---|---|---|---|---|---|")
     for run in plan(args):
@@ -333,7 +333,7 @@ def _row(f: Figures) -> None:
     r = f.run
     tasks = f"{f.stored:,} of {r.tasks:,} (partial, {f.seconds:.0f} s)" if f.partial else f"{r.tasks:,}"
     print(f"| {r.varied} | {tasks} | {r.payload:,} | {r.workers} | {r.partitions} "
-          f"| {f.stored / f.seconds:,.0f} | {f.cpu / max(1, f.stored) * 1000:.2f} | {f.load} |", flush=True)
+          f"| {f.stored / f.seconds:,.0f} | {f.cpu / max(1, f.stored) * 1e6:,.0f} | {f.load} |", flush=True)
 
 
 if __name__ == "__main__":

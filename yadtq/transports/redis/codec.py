@@ -97,11 +97,6 @@ def decode_record(task_id: str, fields: Mapping[bytes, bytes]) -> Optional[TaskR
     if b"error" in fields:
         type_name, message, args, traceback = unpack(fields[b"error"])
         error = ErrorInfo(type_name, message, args, traceback)
-    history = fields.get(b"history", b"")
-    # Sized to the history: by default an Unpacker allocates a 1 MiB buffer, a third of
-    # the decoding's time and a large allocation for every record a client reads.
-    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(history), 1))
-    unpacker.feed(history)
     eta = fields.get(b"eta")
     return TaskRecord(
         task_id=task_id,
@@ -114,8 +109,48 @@ def decode_record(task_id: str, fields: Mapping[bytes, bytes]) -> Optional[TaskR
         worker=text(fields, b"worker"),
         eta=None if eta is None else float(eta),
         instance=text(fields, b"instance"),
-        history=tuple((s, float(ts), w) for s, ts, w in unpacker),
+        history=decode_history(fields.get(b"history", b"")),
     )
+
+
+#: The first byte of a history entry: msgpack's header of a three-item array.
+_ENTRY_HEADER = 0x93
+
+
+def decode_history(blob: bytes) -> tuple[tuple[str, float, Optional[str]], ...]:
+    """A record's ``history`` field: :func:`history_entry` packings, one after another.
+
+    Read as one array whose length is counted beforehand, in one ``unpackb``: a
+    streaming ``Unpacker`` costs three times as much for the three entries of a
+    finished task (2026-12-04: 3.0 us against 0.9 us), a fifth of what a client
+    spends on each result it reads. The count is the number of bytes equal to an
+    entry's header, which is every entry's first byte and may also be a byte inside
+    one (a timestamp's, a worker name's): counted too many (or, for a field written
+    otherwise, too few), the parse cannot end exactly at the last byte and raises,
+    and the entries are read one by one instead.
+    """
+    if not blob:
+        return ()
+    count = blob.count(_ENTRY_HEADER)
+    try:
+        entries = msgpack.unpackb(_array_header(count) + blob, raw=False, use_list=False)
+    except ValueError:  # msgpack's ExtraData and OutOfData among them
+        unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(blob))
+        unpacker.feed(blob)
+        entries = tuple(unpacker)
+    for _, timestamp, _ in entries:
+        if type(timestamp) is not float:  # an int stamp reads as a float
+            return tuple((state, float(ts), worker) for state, ts, worker in entries)
+    return entries  # type: ignore[no-any-return]
+
+
+def _array_header(length: int) -> bytes:
+    """msgpack's header of an array of ``length`` items."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 0x10000:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
 
 
 def schedule_member(entry: ScheduledMessage) -> bytes:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+import hiredis
 import redis
 from redis.commands.core import Script
 
 from ...exceptions import BackendUnavailable
 from .clients import keyed_scripts
 from .layout import Layout
+
+#: hiredis's packer (hiredis 2.1 and later; yadtq requires ``redis[hiredis]``).
+pack_command: Optional[Callable[..., bytes]] = getattr(hiredis, "pack_command", None)
 
 
 def _command_name_required() -> bool:
@@ -132,7 +136,7 @@ class GroupedScripts:
 
 
 def _send_and_read(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    connection.send_packed_command(connection.pack_commands(commands))
+    connection.send_packed_command(_packed(connection, commands))
     replies: list[Any] = []
     refused: Optional[redis.ResponseError] = None
     for _ in commands:
@@ -144,6 +148,27 @@ def _send_and_read(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list
     if refused is not None:
         raise refused
     return replies
+
+
+def _packed(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list[bytes]:
+    """The commands in Redis's protocol, one buffer for one ``sendall``.
+
+    hiredis packs each command as redis-py would (redis-py calls the same function),
+    without redis-py's layer around it, which costs 1.7 us of a client's 2.0 us per
+    ``HGETALL`` of a batched read (2026-12-04). Command names here are one word and
+    arguments str, bytes or numbers, which is all that layer adds handling for.
+
+    Raises:
+        redis.DataError: an argument of a type Redis's protocol cannot carry (as redis-py).
+    """
+    if pack_command is None:
+        return connection.pack_commands(commands)  # type: ignore[no-any-return]
+    try:
+        if len(commands) == 1:
+            return [pack_command(commands[0])]
+        return [b"".join([pack_command(command) for command in commands])]
+    except TypeError as exc:
+        raise redis.DataError(str(exc)) from exc
 
 
 def as_mapping(reply: Any) -> Mapping[bytes, Any]:

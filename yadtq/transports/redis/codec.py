@@ -133,7 +133,8 @@ def decode_history(blob: bytes) -> tuple[tuple[str, float, Optional[str]], ...]:
         return ()
     count = blob.count(_ENTRY_HEADER)
     try:
-        entries = msgpack.unpackb(_array_header(count) + blob, raw=False, use_list=False)
+        header = _packer(True).pack_array_header(count)
+        entries = msgpack.unpackb(header + blob, raw=False, use_list=False)
     except ValueError:  # msgpack's ExtraData and OutOfData among them
         unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(blob))
         unpacker.feed(blob)
@@ -142,15 +143,6 @@ def decode_history(blob: bytes) -> tuple[tuple[str, float, Optional[str]], ...]:
         if type(timestamp) is not float:  # an int stamp reads as a float
             return tuple((state, float(ts), worker) for state, ts, worker in entries)
     return entries  # type: ignore[no-any-return]
-
-
-def _array_header(length: int) -> bytes:
-    """msgpack's header of an array of ``length`` items."""
-    if length < 16:
-        return bytes((0x90 | length,))
-    if length < 0x10000:
-        return b"\xdc" + length.to_bytes(2, "big")
-    return b"\xdd" + length.to_bytes(4, "big")
 
 
 def schedule_member(entry: ScheduledMessage) -> bytes:

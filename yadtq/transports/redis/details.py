@@ -10,20 +10,22 @@ Keys, each after ``{prefix}:``:
   retry keeps its place), the newest ``CHILDREN_LIMIT``; TTL ``result_expires`` from
   its latest child.
 
-Written in one pipeline per batch of started tasks.
+Written in one round trip per batch of started tasks: on one server (or Sentinel's
+primary) sent by :meth:`~.grouped.GroupedScripts._direct`, on Redis Cluster as a pipeline
+that routes each command to its key's node.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Optional, cast
+from collections.abc import Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 import redis
 
-from ...exceptions import BackendUnavailable
 from ..details_store import CHILDREN_LIMIT, EncodedCall, EncodedDetails, TaskCall
+from .grouped import unavailable
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -35,33 +37,48 @@ CHILDREN_KEY = "children:"
 
 
 class RedisDetails(EncodedDetails):
-    """Mixed into :class:`~yadtq.transports.redis.RedisBackend`."""
+    """Mixed into :class:`~yadtq.transports.redis.RedisBackend`, whose client, key names
+    and :meth:`~.grouped.GroupedScripts._direct` it uses."""
 
     _redis: redis.Redis
+    _cluster: bool
     settings: Settings
     key: Callable[..., str]
+    _direct: Callable[[Sequence[tuple[Any, ...]]], list[Any]]
 
     def _bucket_size(self) -> float:
         return max(60.0, self.settings.result_expires / BUCKETS)
 
     def _save_encoded(self, calls: Sequence[EncodedCall]) -> None:
-        """Store ``(task id, parent id, encoded call)`` rows: one pipeline."""
+        """Store ``(task id, parent id, encoded call)`` rows in one round trip.
+
+        A worker saves every start's call (``worker/details.py``). Through redis-py's
+        pipeline the commands of a batch of 256 starts cost the worker 1.4-1.6 us of CPU
+        a task, most of it redis-py building the batch's ``HSET`` pair by pair; packed
+        whole and sent by :meth:`_direct`, 0.9-1.0 us (2026-12-04, ``docs/performance.md``).
+        """
         if not calls:
             return
         ttl = max(1, int(self.settings.result_expires))
         now = time.time()
         size = self._bucket_size()
         bucket = self.key(CALLS_KEY, str(int(now // size)))
-        with _unavailable("save_calls"):
+        commands: list[tuple[Any, ...]] = [
+            ("HSET", bucket, *chain.from_iterable((task_id, blob) for task_id, _, blob in calls)),
+            ("EXPIRE", bucket, ttl + int(size) + 1)]
+        for task_id, parent_id, _ in calls:
+            if parent_id is not None:
+                children = self.key(CHILDREN_KEY, parent_id)
+                commands += [("ZADD", children, "NX", now, task_id),
+                             ("ZREMRANGEBYRANK", children, 0, -CHILDREN_LIMIT - 1),
+                             ("EXPIRE", children, ttl)]
+        with unavailable("save_calls"):
+            if not self._cluster:
+                self._direct(commands)
+                return
             pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(bucket, mapping={task_id: blob for task_id, _, blob in calls})
-            pipe.expire(bucket, ttl + int(size) + 1)
-            for task_id, parent_id, _ in calls:
-                if parent_id is not None:
-                    children = self.key(CHILDREN_KEY, parent_id)
-                    pipe.zadd(children, {task_id: now}, nx=True)
-                    pipe.zremrangebyrank(children, 0, -CHILDREN_LIMIT - 1)
-                    pipe.expire(children, ttl)
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             pipe.execute()
 
     def calls(self, task_ids: Sequence[str]) -> list[Optional[TaskCall]]:
@@ -70,7 +87,7 @@ class RedisDetails(EncodedDetails):
         size = self._bucket_size()
         newest = int(time.time() // size)
         buckets = range(newest, newest - int(self.settings.result_expires // size) - 2, -1)
-        with _unavailable("calls"):
+        with unavailable("calls"):
             pipe = self._redis.pipeline(transaction=False)
             for bucket in buckets:
                 pipe.hmget(self.key(CALLS_KEY, str(bucket)), list(task_ids))
@@ -84,14 +101,7 @@ class RedisDetails(EncodedDetails):
     def children(self, parent_id: str, limit: int = CHILDREN_LIMIT) -> list[str]:
         if limit <= 0:
             return []
-        with _unavailable("children"):
+        with unavailable("children"):
             ids = cast("list[bytes]", self._redis.zrange(self.key(CHILDREN_KEY, parent_id), -limit, -1))
         return [raw.decode() for raw in ids]
 
-
-@contextmanager
-def _unavailable(what: str) -> Iterator[None]:
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise BackendUnavailable(f"redis backend: {what} failed: {exc}") from exc

@@ -76,6 +76,15 @@ def medians(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _settling(result: dict[str, Any]) -> str:
+    """How long a Kafka system's consumer group took to settle before the timed end to
+    end (``runner.GROUP_SETTLE_MAX``), if it took a while or never did."""
+    if "settle_s" not in result or (result.get("settled") and result["settle_s"] < 1):
+        return ""
+    how = "settled" if result.get("settled") else "NOT settled"
+    return f"(consumer group {how} after {result['settle_s']:.0f} s) "
+
+
 def _fmt(value: Optional[float], digits: int) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
@@ -204,7 +213,7 @@ def main(argv: Sequence[str], say: Callable[[str], None] = lambda m: print(m, fi
                     with open(args.json_out, "w") as f:
                         json.dump({"title": "(partial)", "results": results}, f, indent=1)
                 say(f"peers: round {round_no} {system}: {time.monotonic() - t0:.0f} s "
-                    f"{result.get('error') or ''}")
+                    f"{_settling(result)}{result.get('error') or ''}")
     runs = ("enqueue workloads only" if args.enqueue_only
             else f"2 worker processes, {args.samples} round trips")
     title = (f"{time.strftime('%Y-%m-%d', time.gmtime())}: {args.tasks} no-op tasks, {runs}, "

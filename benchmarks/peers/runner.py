@@ -12,7 +12,9 @@ workloads for every system, in this order:
    the client library says they are sent (flushed); then, for systems with a bulk
    send (yadtq's ``app.send_many``), N more in one bulk call ("bulk");
 2. 2 worker processes start and drain that backlog (not timed: warm-up), then
-   idle ``SETTLE`` seconds (a consumer group may still be moving partitions);
+   idle ``SETTLE`` seconds (a consumer group may still be moving partitions) and, on
+   Kafka, until the workers' consumer group is stable with a share of the partitions
+   for each (``GROUP_SETTLE_MAX`` at most; the wait is reported as ``settle_s``);
 3. end to end: N no-op tasks sent one call at a time while the workers run, until
    the client has every result; the workers' CPU time over this phase;
 4. round trip: sequential ``add(2, 3)`` sent and waited for, p50 and p99;
@@ -58,6 +60,17 @@ WARM_UP_BATCHES = 3
 #: which fell on the timed part in 2 of 4 rounds when the drain ended first (yadtq:
 #: 1.1-1.6 s for 3,000 tasks against 0.27-0.35 s; docs/performance-history.md).
 SETTLE = 2.0
+#: Longest a Kafka system then waits for its consumer group to be stable with every
+#: worker assigned partitions. Celery's Kafka transport (kombu) commits each message it
+#: acknowledges, asynchronously: the first worker, holding every partition while it
+#: drains the backlog, queues thousands of commits on its connection to the group
+#: coordinator, and its heartbeats and the second worker's join wait behind them. The
+#: rebalance that lets the second one in came 12-35 s after the start, mid-way through
+#: the timed end to end, and its partitions stood still for 20-45 s while the first
+#: worker's queued commits were answered (librdkafka finishes them before it rejoins): 76
+#: and 100 tasks/s in two rounds of 2026-12-04 against 666 in the third (librdkafka's
+#: ``cgrp`` debug log). The timed part starts from the group each system settles into.
+GROUP_SETTLE_MAX = 120.0
 #: Sequential round trips a round times. Their p99 is the 11th slowest of 1,000; of 200
 #: (the count until 2026-12-03) it was the 2nd slowest, which for yadtq on Kafka moved
 #: from 2.1 to 9.0 ms over four back-to-back runs of one code (2.3-3.6 ms with 1,000).
@@ -106,6 +119,27 @@ def rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def group_settled(bootstrap: str, group: str, members: int, timeout: float) -> bool:
+    """Wait until the Kafka consumer group is stable with ``members`` members, each
+    assigned partitions; ``False`` if it was not within ``timeout`` seconds."""
+    from confluent_kafka import ConsumerGroupState, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+            if (found.state == ConsumerGroupState.STABLE and len(found.members) == members
+                    and all(m.assignment.topic_partitions for m in found.members)):
+                return True
+        except KafkaException:
+            pass  # the coordinator is busy or moving: asked again
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def delete_namespace_keys(url: str, namespace: str) -> int:
@@ -175,6 +209,10 @@ class System:
     def flush(self) -> None:
         """Block until every sent task has left the client."""
 
+    def consumer_group(self) -> Optional[str]:
+        """The Kafka consumer group its workers share, if they consume from Kafka."""
+        return None
+
     def bulk(self, n: int) -> Optional[list[Any]]:
         """Send ``n`` no-op tasks in one bulk call; ``None`` if the system has none."""
         return None
@@ -208,6 +246,9 @@ class Yadtq(System):
 
     def noop(self) -> Any:
         return self._noop.delay()
+
+    def consumer_group(self) -> Optional[str]:
+        return f"{self.queue}.{self.queue}" if self.args.system == "yadtq-kafka" else None
 
     def add(self, x: int, y: int) -> Any:
         return self._add.delay(x, y)
@@ -265,6 +306,9 @@ class CeleryKafka(System):
 
     def noop(self) -> Any:
         return self.mod.noop.delay()
+
+    def consumer_group(self) -> Optional[str]:
+        return f"{self.queue}-consumer-group"  # kombu's name for a queue's group
 
     def add(self, x: int, y: int) -> Any:
         return self.mod.add.delay(x, y)
@@ -367,6 +411,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 system.wait(handle)
             out["drain_s"] = time.perf_counter() - started
             time.sleep(SETTLE)
+            group = system.consumer_group()
+            if group is not None:
+                started = time.perf_counter()
+                out["settled"] = group_settled(args.kafka, group, args.workers, GROUP_SETTLE_MAX)
+                out["settle_s"] = time.perf_counter() - started
             cpu0, started = cpu_seconds(pids), time.perf_counter()
             handles = [system.noop() for _ in range(n)]
             system.flush()

@@ -111,3 +111,22 @@ def test_run_sh_answers_help_and_bad_options_before_provisioning(argv: list[str]
     assert done.returncode == code, done.stderr
     assert says in done.stdout + done.stderr
     assert "installing" not in done.stderr and "services:" not in done.stderr
+
+
+def test_progress_says_when_a_consumer_group_was_slow_to_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    settling = {"huey": {}, "celery-kafka": {"settled": True, "settle_s": 24.2},
+                "yadtq-kafka": {"settled": True, "settle_s": 0.06}, "yadtq-sqlite": {}}
+    settling["dramatiq"] = {"settled": False, "settle_s": 120.4}  # as if it had a group
+
+    def run_one(args: object, system: str, tmp: str) -> dict[str, object]:
+        return {**_round(system, 1.0, 0), **settling[system]}
+
+    monkeypatch.setattr(compare, "run_one", run_one)
+    said: list[str] = []
+    argv = ["--kafka", "h:1", "--redis", "redis://h:2/0", "--systems", ",".join(settling), "--rounds", "1",
+            "--no-warm-up"]
+    assert compare.main(argv, say=said.append) == 0
+    progress = {line.split()[3].rstrip(":"): line for line in said if line.startswith("peers: round 1 ")}
+    assert "consumer group settled after 24 s" in progress["celery-kafka"]
+    assert "consumer group NOT settled after 120 s" in progress["dramatiq"]
+    assert all("consumer group" not in progress[s] for s in ("huey", "yadtq-kafka", "yadtq-sqlite"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # yadtq beside Huey, Celery (kombu's Kafka transport), Dramatiq and RQ, in one run:
-#   bash benchmarks/peers/run.sh                     # 2 rounds of every system, about 10 min
+#   bash benchmarks/peers/run.sh                     # 2 rounds of every system, about 11-14 min
 #   bash benchmarks/peers/run.sh --rounds 1 --systems yadtq-kafka,huey
 # Options go to compare.py (--help lists them). Provisions Kafka + Redis on
 # 127.0.0.1 with scripts/services.sh (its own run dir, stopped at the end; set

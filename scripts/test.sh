@@ -29,5 +29,8 @@ python3 -m ruff check yadtq examples tests benchmarks
 echo "== mypy --strict" >&2
 python3 -m mypy yadtq examples
 
+# Python's fault handler from the start: a crash after pytest has stopped its own (one
+# at interpreter exit, 2026-12-04: rc 139 after every test passed) prints every thread.
+export PYTHONFAULTHANDLER=1
 echo "== pytest (with real Kafka and Redis)" >&2
 exec bash scripts/with-services.sh python3 -m pytest "$@"

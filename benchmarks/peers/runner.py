@@ -248,7 +248,12 @@ class Yadtq(System):
         return self._noop.delay()
 
     def consumer_group(self) -> Optional[str]:
-        return f"{self.queue}.{self.queue}" if self.args.system == "yadtq-kafka" else None
+        if self.args.system != "yadtq-kafka":
+            return None
+        from yadtq.namespace import Naming
+        from yadtq.transports.kafka_naming import group_for
+
+        return group_for(Naming.of(self.app.settings), self.queue)
 
     def add(self, x: int, y: int) -> Any:
         return self._add.delay(x, y)

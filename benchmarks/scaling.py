@@ -93,7 +93,7 @@ class SentIds:
 
     def add(self, task_ids: Iterator[str]) -> None:
         for task_id in task_ids:
-            self._raw += bytes.fromhex(task_id)  # 32 hex digits (envelope.new_task_id)
+            self._raw += bytes.fromhex(task_id)  # 32 hex digits (task_ids.new_task_id)
 
     def slice(self, start: int, end: int) -> list[str]:
         raw = self._raw

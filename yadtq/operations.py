@@ -13,8 +13,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import states
-from .envelope import decode, encode, new_task_id
+from .envelope import decode, encode
 from .exceptions import BrokerUnavailable, ConfigurationError, ProtocolError
+from .task_ids import new_task_id
 from .transports.base import (
     CONTROL_POOL_GROW,
     CONTROL_POOL_SHRINK,

@@ -27,12 +27,12 @@ from .envelope import (
     encode_body,
     headers_for,
     new_body,
-    new_task_id,
     pack,
 )
 from .exceptions import ConfigurationError, YADTQError
 from .priority import check_priority
 from .result import AsyncResult
+from .task_ids import new_task_id
 from .transports.base import Message, ScheduledMessage, StateChange
 
 if TYPE_CHECKING:

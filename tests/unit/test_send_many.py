@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from yadtq import YADTQ, group, states
-from yadtq.envelope import Envelope, PlainBodies, decode, encode, encode_body, new_body, new_task_id
+from yadtq.envelope import Envelope, PlainBodies, decode, encode, encode_body, new_body
 from yadtq.exceptions import ConfigurationError, SerializationError
+from yadtq.task_ids import new_task_id
 from yadtq.worker.main import Worker
 
 pytestmark = pytest.mark.timeout(60)

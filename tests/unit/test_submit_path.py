@@ -17,11 +17,11 @@ from yadtq.envelope import (
     encode_body,
     headers_for,
     new_body,
-    new_task_id,
     pack,
     unpack,
 )
 from yadtq.exceptions import SerializationError
+from yadtq.task_ids import new_task_id
 
 pytestmark = pytest.mark.timeout(30)
 

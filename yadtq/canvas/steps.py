@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..envelope import Envelope, new_task_id
+from ..envelope import Envelope
 from ..exceptions import ConfigurationError
+from ..task_ids import new_task_id
 from .signature import Canvas, Signature, chain, chord, group
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ REST, LINK, LINK_ERROR, MEMBER, GATHER = "chain", "link", "link_error", "chord",
 
 
 def new_id() -> str:
-    """A new task or group id (a random UUID's 32 hex digits, ``envelope.new_task_id``)."""
+    """A new task or group id (a random UUID's 32 hex digits, ``task_ids.new_task_id``)."""
     return new_task_id()
 
 

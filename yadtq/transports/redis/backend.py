@@ -23,10 +23,10 @@ import msgpack
 import redis
 from redis.commands.core import Script
 
-from ...envelope import new_task_id
 from ...exceptions import BackendUnavailable, ConfigurationError
 from ...namespace import Naming
 from ...states import PROCESSING, QUEUED, READY_STATES, REVOKED
+from ...task_ids import new_task_id
 from ..base import (
     RECENT_LIMIT,
     SUMMARY_MESSAGE_LIMIT,

@@ -32,7 +32,6 @@ from ..records import (
     TOTAL_OF_STATE,
     apply_change,
     decide_claim,
-    instance_alive,
 )
 from .canvas import CANVAS_SCHEMA, CANVAS_TABLES, SqliteCanvas
 from .codec import _pack_record, _unpack_record
@@ -206,15 +205,7 @@ class SqliteBackend(SqliteWorkers, SqliteSchedule, SqliteMonitor, SqliteOperatio
                 revoked.update(row[0] for row in conn.execute(
                     f"SELECT task_id FROM yadtq_revoked WHERE expires >= ?"
                     f" AND task_id IN ({_marks(len(chunk))})", (now, *chunk)))
-            watch = self._watch(conn, now)
-
-            def alive(instance: str) -> bool:
-                row = conn.execute("SELECT last_heartbeat FROM yadtq_workers"
-                                   " WHERE instance = ? AND state = 'running'", (instance,)).fetchone()
-                return instance_alive(None if row is None else float(row[0]), watch,
-                                      self.settings.worker_unresponsive_after,
-                                      self.settings.heartbeat_interval)
-
+            alive = self._alive_in(conn, now)
             changed: dict[str, TaskRecord] = {}
             for claim in claims:
                 decision, record = decide_claim(

@@ -15,7 +15,6 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ..records import Watch, instance_alive
 from ..slots_store import (
     SWEEP_BATCH,
     ConcurrencyBackend,
@@ -78,23 +77,8 @@ class SqliteSlots(ConcurrencyBackend):
                    scheduled: Sequence[ScheduledMessage], now: float) -> list[str]:
         raise NotImplementedError
 
-    @staticmethod
-    def _watch(conn: sqlite3.Connection, now: float) -> Watch:
-        raise NotImplementedError
-
     def _alive_in(self, conn: sqlite3.Connection, now: float) -> Callable[[str], bool]:
-        watch = self._watch(conn, now)
-        known: dict[str, bool] = {}
-
-        def alive(instance: str) -> bool:
-            if instance not in known:
-                row = conn.execute("SELECT last_heartbeat FROM yadtq_workers"
-                                   " WHERE instance = ? AND state = 'running'", (instance,)).fetchone()
-                known[instance] = instance_alive(
-                    None if row is None else float(row[0]), watch,
-                    self.settings.worker_unresponsive_after, self.settings.heartbeat_interval)
-            return known[instance]
-        return alive
+        raise NotImplementedError
 
     def _record_of(self, conn: sqlite3.Connection, now: float) -> Callable[[str], Optional[TaskRecord]]:
         return lambda task_id: self._load(conn, [task_id], now).get(task_id)

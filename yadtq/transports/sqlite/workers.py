@@ -6,11 +6,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ...envelope import pack
 from ..base import WORKER_RUNNING, WorkerFailure, WorkerInfo, silent_running
-from ..records import PRUNE_BATCH, Watch, silence, watch_after_beat
+from ..records import PRUNE_BATCH, Watch, instance_alive, silence, watch_after_beat
 from .codec import _unpack_worker
 from .schema import _Database
 
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 class SqliteWorkers:
-    """Mixed into :class:`~yadtq.transports.sqlite.SqliteBackend`; its ``_watch`` also
-    serves the backend's claims and slots (liveness on the backend's clock)."""
+    """Mixed into :class:`~yadtq.transports.sqlite.SqliteBackend`; its ``_watch`` and
+    ``_alive_in`` also serve the backend's claims and slots (liveness on the backend's clock)."""
 
     _db: _Database
     settings: Settings
@@ -29,6 +29,26 @@ class SqliteWorkers:
     def _watch(conn: sqlite3.Connection, now: float) -> Watch:
         row = conn.execute("SELECT since, last FROM yadtq_watch WHERE id = 1").fetchone()
         return Watch(now) if row is None else Watch(now, float(row[0]), float(row[1]))
+
+    def _alive_in(self, conn: sqlite3.Connection, now: float) -> Callable[[str], bool]:
+        """Whether a worker instance is alive, read in ``conn``'s transaction: each instance
+        once, and the watch only when some instance is asked about (most claims never ask:
+        their tasks have no record yet)."""
+        watch: Optional[Watch] = None
+        known: dict[str, bool] = {}
+
+        def alive(instance: str) -> bool:
+            nonlocal watch
+            if instance not in known:
+                if watch is None:
+                    watch = self._watch(conn, now)
+                row = conn.execute("SELECT last_heartbeat FROM yadtq_workers"
+                                   " WHERE instance = ? AND state = 'running'", (instance,)).fetchone()
+                known[instance] = instance_alive(
+                    None if row is None else float(row[0]), watch,
+                    self.settings.worker_unresponsive_after, self.settings.heartbeat_interval)
+            return known[instance]
+        return alive
 
     def heartbeat(self, info: WorkerInfo) -> None:
         """Store the report stamped with this machine's clock, move the watch on and

@@ -15,7 +15,7 @@ from yadtq.transports.base import Message, ResultBackend, ScheduledMessage, Stat
 from yadtq.transports.slots_store import ConcurrencyBackend, SlotRequest
 from yadtq.transports.types import RUN
 
-from .test_backend_contract import SHORT, beat, claim_for
+from .backend_support import SHORT, beat, claim_for
 
 pytestmark = pytest.mark.timeout(60)
 

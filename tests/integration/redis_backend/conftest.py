@@ -10,9 +10,7 @@ import pytest
 import redis
 
 from yadtq.settings import Settings
-from yadtq.transports.redis import (
-    RedisBackend,
-)
+from yadtq.transports.redis import RedisBackend
 
 
 @pytest.fixture

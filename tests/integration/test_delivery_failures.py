@@ -17,9 +17,9 @@ from yadtq.transports.base import Message, StateChange
 from yadtq.transports.kafka import KafkaBroker
 from yadtq.transports.kafka_consumer import KafkaConsumer
 
+from ..worker.delivery.support import bad_messages
 from ..worker.helpers import wait_until
 from ..worker.procs import WorkerProcess, running_workers, wait_ready
-from ..worker.test_delivery_cases import bad_messages
 from .conftest import APP, Cluster
 from .test_kafka_redis_worker import committed_offsets
 

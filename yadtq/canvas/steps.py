@@ -43,7 +43,7 @@ REST, LINK, LINK_ERROR, MEMBER, GATHER = "chain", "link", "link_error", "chord",
 
 
 def new_id() -> str:
-    """A new task or group id (a random UUID's 32 hex digits, ``task_ids.new_task_id``)."""
+    """A new task or group id (a version 7 UUID's 32 hex digits, ``task_ids.new_task_id``)."""
     return new_task_id()
 
 
